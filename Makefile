@@ -1,0 +1,41 @@
+# The two commands: `make demo` and `make test`. Both install what they need on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+APT_PACKAGES = openvswitch-switch etcd-server etcd-client containernetworking-plugins graphviz \
+               iperf3 tcpdump ethtool iproute2 iputils-ping procps
+
+.PHONY: all deps apt venv lint test test-unit test-integration test-e2e demo bench clean
+
+all: test
+
+apt:
+	@scripts/ensure-apt.sh $(APT_PACKAGES)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip >/dev/null
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+deps: apt venv
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+
+test: deps lint
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+demo: deps
+	$(PY) -m tuplenet.sandbox.demo $(DEMO_ARGS)
+
+bench: deps
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,325 @@
+"""The agent's flow vocabulary: immutable, hashable OpenFlow flows.
+
+Pipeline stages build `Flow` objects; `ofctrl` diffs them; the OpenFlow codec encodes them to binary for the
+persistent connection, and `to_text()` renders them in `ovs-ofctl` syntax for humans (`tuplenet check`,
+logs). A flow's cookie is a hash of its full text, marked with our tag in the top 16 bits: equal flows have
+equal cookies on every host and every run, so a restarted agent reconciles by cookie alone, and flows with
+another tag (third parties) are never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+COOKIE_TAG = 0x7470  # "tp"
+COOKIE_TAG_SHIFT = 48
+COOKIE_TAG_MASK = 0xFFFF << COOKIE_TAG_SHIFT
+
+OFPP_IN_PORT = 0xFFFFFFF8
+OFPP_CONTROLLER = 0xFFFFFFFD
+OFPP_NONE_16 = 0xFFFF  # 16-bit "no port", as 0.3 used in reg4
+
+
+class FieldSpec(NamedTuple):
+    """How a match/set field is named in ovs-ofctl text and encoded as OXM/NXM."""
+
+    text: str
+    oxm_class: int
+    oxm_field: int
+    nbytes: int
+    kind: str  # "int" | "mac" | "ip"
+
+
+OXM_BASIC = 0x8000
+NXM_0 = 0x0000
+NXM_1 = 0x0001
+
+_FIELDS: list[FieldSpec] = [
+    FieldSpec("in_port", OXM_BASIC, 0, 4, "int"),
+    FieldSpec("metadata", OXM_BASIC, 2, 8, "int"),
+    FieldSpec("dl_dst", OXM_BASIC, 3, 6, "mac"),
+    FieldSpec("dl_src", OXM_BASIC, 4, 6, "mac"),
+    FieldSpec("dl_type", OXM_BASIC, 5, 2, "int"),
+    FieldSpec("nw_proto", OXM_BASIC, 10, 1, "int"),
+    FieldSpec("nw_src", OXM_BASIC, 11, 4, "ip"),
+    FieldSpec("nw_dst", OXM_BASIC, 12, 4, "ip"),
+    FieldSpec("tcp_src", OXM_BASIC, 13, 2, "int"),
+    FieldSpec("tcp_dst", OXM_BASIC, 14, 2, "int"),
+    FieldSpec("udp_src", OXM_BASIC, 15, 2, "int"),
+    FieldSpec("udp_dst", OXM_BASIC, 16, 2, "int"),
+    FieldSpec("icmp_type", OXM_BASIC, 19, 1, "int"),
+    FieldSpec("icmp_code", OXM_BASIC, 20, 1, "int"),
+    FieldSpec("arp_op", OXM_BASIC, 21, 2, "int"),
+    FieldSpec("arp_spa", OXM_BASIC, 22, 4, "ip"),
+    FieldSpec("arp_tpa", OXM_BASIC, 23, 4, "ip"),
+    FieldSpec("arp_sha", OXM_BASIC, 24, 6, "mac"),
+    FieldSpec("arp_tha", OXM_BASIC, 25, 6, "mac"),
+    FieldSpec("tun_id", OXM_BASIC, 38, 8, "int"),
+    *[FieldSpec(f"reg{i}", NXM_1, i, 4, "int") for i in range(16)],
+    FieldSpec("nw_ttl", NXM_1, 29, 1, "int"),
+    FieldSpec("tun_src", NXM_1, 31, 4, "ip"),
+    FieldSpec("tun_dst", NXM_1, 32, 4, "ip"),
+    FieldSpec("tun_metadata0", NXM_1, 40, 8, "int"),  # mapped by the TLV map to Geneve opt 0xffee/0, 8 bytes
+    FieldSpec("ct_state", NXM_1, 105, 4, "int"),
+    FieldSpec("ct_zone", NXM_1, 106, 2, "int"),
+]
+FIELDS: dict[str, FieldSpec] = {f.text: f for f in _FIELDS}
+_ORDER: dict[str, int] = {f.text: i for i, f in enumerate(_FIELDS)}
+
+
+def fmt_mac(v: int) -> str:
+    return ":".join(f"{(v >> s) & 0xFF:02x}" for s in range(40, -1, -8))
+
+
+def fmt_ip(v: int) -> str:
+    return ".".join(str((v >> s) & 0xFF) for s in (24, 16, 8, 0))
+
+
+def mac_int(mac: str) -> int:
+    return int(mac.replace(":", ""), 16)
+
+
+def ip_int(ip: str) -> int:
+    a, b, c, d = (int(x) for x in ip.split("."))
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+def _fmt_value(spec: FieldSpec, value: int, mask: int | None) -> str:
+    if spec.kind == "mac":
+        text = fmt_mac(value)
+        return text if mask is None else f"{text}/{fmt_mac(mask)}"
+    if spec.kind == "ip":
+        text = fmt_ip(value)
+        if mask is None:
+            return text
+        plen = bin(mask).count("1")
+        if mask == ((1 << 32) - 1) ^ ((1 << (32 - plen)) - 1):
+            return f"{text}/{plen}"
+        return f"{text}/{fmt_ip(mask)}"
+    text = hex(value) if spec.text not in ("in_port",) else str(value)
+    return text if mask is None else f"{text}/{hex(mask)}"
+
+
+class M(NamedTuple):
+    """One match field: value, optional bit mask (None = exact)."""
+
+    field: str
+    value: int
+    mask: int | None = None
+
+    def text(self) -> str:
+        return f"{self.field}={_fmt_value(FIELDS[self.field], self.value, self.mask)}"
+
+
+def match(*items: M, **exact: int) -> tuple[M, ...]:
+    """Canonical match tuple: fields sorted by registry order, exact fields given as keywords."""
+    ms = list(items) + [M(k, v) for k, v in exact.items()]
+    for m in ms:
+        if m.field not in FIELDS:
+            raise ValueError(f"unknown match field {m.field}")
+    ms.sort(key=lambda m: _ORDER[m.field])
+    return tuple(ms)
+
+
+def _sub(name: str, ofs: int, nbits: int | None) -> str:
+    if nbits is None:
+        return f"{name}[]"
+    if nbits == 1:
+        return f"{name}[{ofs}]"
+    return f"{name}[{ofs}..{ofs + nbits - 1}]"
+
+
+# ----------------------------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    port: int
+
+    def text(self) -> str:
+        return "in_port" if self.port == OFPP_IN_PORT else f"output:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputReg:
+    """Output to the port number held in a register sub-field (NXAST_OUTPUT_REG)."""
+
+    field: str
+    ofs: int = 0
+    nbits: int = 32
+
+    def text(self) -> str:
+        return f"output:{_sub(self.field, self.ofs, None if (self.ofs, self.nbits) == (0, 32) else self.nbits)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Resubmit:
+    table: int
+
+    def text(self) -> str:
+        return f"resubmit(,{self.table})"
+
+
+@dataclass(frozen=True, slots=True)
+class SetField:
+    """Set a whole field (OFPAT_SET_FIELD)."""
+
+    field: str
+    value: int
+
+    def text(self) -> str:
+        return f"set_field:{_fmt_value(FIELDS[self.field], self.value, None)}->{self.field}"
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Load an immediate into a sub-field (NXAST_REG_LOAD): bits [ofs, ofs+nbits) of `field`."""
+
+    field: str
+    value: int
+    ofs: int = 0
+    nbits: int | None = None  # None: the whole field
+
+    def text(self) -> str:
+        return f"load:{hex(self.value)}->{_sub(self.field, self.ofs, self.nbits)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Copy bits between fields (NXAST_REG_MOVE); nbits None means the whole (equal-width) fields."""
+
+    src: str
+    dst: str
+    src_ofs: int = 0
+    dst_ofs: int = 0
+    nbits: int | None = None
+
+    def text(self) -> str:
+        if self.nbits is None:
+            return f"move:{self.src}[]->{self.dst}[]"
+        return f"move:{_sub(self.src, self.src_ofs, self.nbits)}->{_sub(self.dst, self.dst_ofs, self.nbits)}"
+
+
+@dataclass(frozen=True, slots=True)
+class DecTtl:
+    def text(self) -> str:
+        return "dec_ttl"
+
+
+@dataclass(frozen=True, slots=True)
+class Controller:
+    """Send to the agent (NXAST_CONTROLLER2) with `userdata`; `pause` keeps a continuation to resume."""
+
+    userdata: bytes
+    pause: bool = False
+    max_len: int = 65535
+
+    def text(self) -> str:
+        parts = [f"userdata={'.'.join(f'{b:02x}' for b in self.userdata)}"] if self.userdata else []
+        if self.max_len != 65535:
+            parts.insert(0, f"max_len={self.max_len}")
+        if self.pause:
+            parts.append("pause")
+        return f"controller({','.join(parts)})"
+
+
+@dataclass(frozen=True, slots=True)
+class BundleLoad:
+    """Pick a live member port by hash and load it into a register (NXAST_BUNDLE_LOAD)."""
+
+    fields: str  # eth_src | symmetric_l4 | symmetric_l3l4 | symmetric_l3l4+udp | nw_src | nw_dst
+    members: tuple[int, ...]
+    dst: str = "reg4"
+    ofs: int = 0
+    nbits: int = 16
+    algorithm: str = "hrw"
+    basis: int = 0
+
+    def text(self) -> str:
+        members = ",".join(str(p) for p in self.members)
+        return (f"bundle_load({self.fields},{self.basis},{self.algorithm},ofport,"
+                f"{_sub(self.dst, self.ofs, self.nbits)},members:{members})")
+
+
+@dataclass(frozen=True, slots=True)
+class Nat:
+    kind: str | None = None  # "src" | "dst" | None (un-NAT using the connection's state)
+    ip: int | None = None
+
+    def text(self) -> str:
+        if self.kind is None:
+            return "nat"
+        return f"nat({self.kind}={fmt_ip(self.ip or 0)})"
+
+
+@dataclass(frozen=True, slots=True)
+class Ct:
+    commit: bool = False
+    table: int | None = None
+    zone: int | None = None
+    nat: Nat | None = None
+
+    def text(self) -> str:
+        parts = []
+        if self.commit:
+            parts.append("commit")
+        if self.zone is not None:
+            parts.append(f"zone={self.zone}")
+        if self.table is not None:
+            parts.append(f"table={self.table}")
+        if self.nat is not None:
+            parts.append(self.nat.text())
+        return f"ct({','.join(parts)})"
+
+
+Action = Output | OutputReg | Resubmit | SetField | Load | Move | DecTtl | Controller | BundleLoad | Ct
+
+
+# ------------------------------------------------------------------------------------------------- flows
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """One OpenFlow flow. Empty `actions` means drop."""
+
+    table: int
+    priority: int
+    match: tuple[M, ...] = ()
+    actions: tuple[Action, ...] = ()
+    _text: str = field(default="", compare=False, hash=False, repr=False)
+    _cookie: int = field(default=0, compare=False, hash=False, repr=False)
+
+    def to_text(self) -> str:
+        """`ovs-ofctl add-flow` syntax, including the cookie."""
+        if not self._text:
+            m = ",".join(x.text() for x in self.match)
+            acts = ",".join(a.text() for a in self.actions) or "drop"
+            body = f"table={self.table},priority={self.priority}" + (f",{m}" if m else "") + f",actions={acts}"
+            object.__setattr__(self, "_text", body)
+        return f"cookie={hex(self.cookie)},{self._text}"
+
+    def body_text(self) -> str:
+        """The flow without its cookie (what the cookie hashes)."""
+        if not self._text:
+            self.to_text()
+        return self._text
+
+    @property
+    def cookie(self) -> int:
+        if not self._cookie:
+            if not self._text:
+                self.to_text()
+            digest = hashlib.blake2b(self._text.encode(), digest_size=6).digest()
+            object.__setattr__(self, "_cookie", (COOKIE_TAG << COOKIE_TAG_SHIFT) | int.from_bytes(digest, "big"))
+        return self._cookie
+
+    @property
+    def key(self) -> tuple[int, int, tuple[M, ...]]:
+        """What OpenFlow treats as identity: two flows with one key cannot both be installed."""
+        return (self.table, self.priority, self.match)
+
+
+def is_ours(cookie: int) -> bool:
+    return (cookie & COOKIE_TAG_MASK) >> COOKIE_TAG_SHIFT == COOKIE_TAG

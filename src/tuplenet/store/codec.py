@@ -1,0 +1,167 @@
+"""JSON-gateway encoding: keys and values are base64 text, int64s come as strings, zero fields are omitted.
+
+Kept free of I/O so the hot path (watch lines -> Event objects) can be unit-tested and benchmarked alone.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from typing import Any
+
+from .errors import StoreError
+from .types import KV, Compare, Event, Op
+
+_a2b = binascii.a2b_base64
+_b2a = binascii.b2a_base64
+_loads = json.loads
+
+
+def normalise_prefix(prefix: str) -> str:
+    """Ensure a trailing "/" (keys are joined as prefix + relative key); a leading "/" is never forced.
+
+    "" stays "" and means the whole keyspace.
+    """
+    if prefix and not prefix.endswith("/"):
+        return prefix + "/"
+    return prefix
+
+
+def to_bytes(text: str) -> bytes:
+    # surrogateescape: any byte string read from etcd round-trips unchanged when written back.
+    return text.encode("utf-8", "surrogateescape")
+
+
+def b64(raw: bytes) -> str:
+    return _b2a(raw, newline=False).decode("ascii")
+
+
+def prefix_end(key: bytes) -> bytes:
+    """The range_end that selects every key starting with `key` (etcd's "prefix" range)."""
+    stripped = key.rstrip(b"\xff")
+    if not stripped:
+        return b"\x00"  # all keys
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def range_fields(full_key: bytes, is_prefix: bool) -> dict[str, str]:
+    """key/range_end of a request; an empty prefix selects everything (key "\\0", range_end "\\0")."""
+    if not is_prefix:
+        if not full_key:
+            raise StoreError("empty key")
+        return {"key": b64(full_key)}
+    start = full_key or b"\x00"
+    return {"key": b64(start), "range_end": b64(prefix_end(full_key))}
+
+
+def decode_kv(kv: dict[str, Any], plen: int) -> KV:
+    """Gateway kv dict -> KV with the first `plen` bytes (the store prefix) cut off the key."""
+    get = kv.get
+    value = get("value")
+    return KV(
+        _a2b(kv["key"])[plen:].decode("utf-8", "surrogateescape"),
+        _a2b(value).decode("utf-8", "surrogateescape") if value else "",
+        int(get("mod_revision", 0)),
+        int(get("create_revision", 0)),
+        int(get("version", 0)),
+        int(get("lease", 0)),
+    )
+
+
+class WatchMessage:
+    """One decoded line of the watch stream."""
+
+    __slots__ = ("events", "header_revision", "created", "canceled", "compact_revision", "reason")
+
+    def __init__(self, events: list[Event], header_revision: int, created: bool = False, canceled: bool = False,
+                 compact_revision: int = 0, reason: str = "") -> None:
+        self.events = events
+        self.header_revision = header_revision
+        self.created = created
+        self.canceled = canceled
+        self.compact_revision = compact_revision
+        self.reason = reason
+
+
+def decode_events(raw_events: list[dict[str, Any]], plen: int) -> list[Event]:
+    """The hot loop: inlined decode_kv, one Event + one KV per event, nothing else allocated per event."""
+    out: list[Event] = []
+    append = out.append
+    for ev in raw_events:
+        kv = ev["kv"]
+        get = kv.get
+        value = get("value")
+        append(Event(
+            ev.get("type", "PUT"),
+            KV(
+                _a2b(kv["key"])[plen:].decode("utf-8", "surrogateescape"),
+                _a2b(value).decode("utf-8", "surrogateescape") if value else "",
+                int(get("mod_revision", 0)),
+                int(get("create_revision", 0)),
+                int(get("version", 0)),
+                int(get("lease", 0)),
+            ),
+        ))
+    return out
+
+
+def decode_watch_line(line: bytes | str, plen: int) -> WatchMessage:
+    """Parse one newline-delimited JSON object of /v3/watch; a stream-level error becomes reason="error: ..."."""
+    msg = _loads(line)
+    result = msg.get("result")
+    if result is None:
+        err = msg.get("error") or {}
+        text = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+        return WatchMessage([], 0, canceled=True, reason=f"error: {text}")
+    header = result.get("header") or {}
+    raw_events = result.get("events")
+    events = decode_events(raw_events, plen) if raw_events else []
+    return WatchMessage(
+        events,
+        int(header.get("revision", 0)),
+        bool(result.get("created", False)),
+        bool(result.get("canceled", False)),
+        int(result.get("compact_revision", 0)),
+        result.get("cancel_reason", ""),
+    )
+
+
+def encode_compare(cmp: Compare, prefix: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": b64(prefix + to_bytes(cmp.key)), "target": cmp.target, "result": cmp.result}
+    if cmp.target == "VALUE":
+        out["value"] = b64(to_bytes(str(cmp.operand)))
+    elif cmp.target == "VERSION":
+        out["version"] = str(cmp.operand)
+    elif cmp.target == "CREATE":
+        out["create_revision"] = str(cmp.operand)
+    elif cmp.target == "MOD":
+        out["mod_revision"] = str(cmp.operand)
+    else:
+        out["lease"] = str(cmp.operand)
+    return out
+
+
+def encode_op(op: Op, prefix: bytes) -> dict[str, Any]:
+    full = prefix + to_bytes(op.key)
+    if op.kind == "put":
+        req: dict[str, Any] = {"key": b64(full), "value": b64(to_bytes(op.value))}
+        if op.lease:
+            req["lease"] = str(op.lease)
+        return {"request_put": req}
+    if op.kind in ("delete", "delete_prefix"):
+        return {"request_delete_range": range_fields(full, op.kind == "delete_prefix")}
+    if op.kind in ("get", "get_prefix"):
+        return {"request_range": range_fields(full, op.kind == "get_prefix")}
+    raise StoreError(f"unknown op kind {op.kind!r}")
+
+
+def decode_op_response(op: Op, resp: dict[str, Any], plen: int, revision: int) -> Any:
+    """One txn response -> the value documented on TxnResult.responses."""
+    if "response_put" in resp:
+        return revision
+    if "response_delete_range" in resp:
+        return int(resp["response_delete_range"].get("deleted", 0))
+    kvs = [decode_kv(kv, plen) for kv in (resp.get("response_range") or {}).get("kvs", ())]
+    if op.kind == "get":
+        return kvs[0] if kvs else None
+    return kvs

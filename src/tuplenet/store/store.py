@@ -1,0 +1,230 @@
+"""Store: the synchronous etcd API of TupleNet. Keys are relative to the prefix; values are text."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from .codec import (
+    b64,
+    decode_kv,
+    decode_op_response,
+    encode_compare,
+    encode_op,
+    normalise_prefix,
+    range_fields,
+    to_bytes,
+)
+from .errors import Compacted, StoreError
+from .lease import Lease, grant
+from .transport import Transport
+from .txn import check_txn_size, split_ops
+from .types import KV, Compare, Member, Op, Status, TxnResult
+from .watch import Watch
+
+# get_prefix starts small and then sizes pages so one answer carries about this many bytes of keys+values.
+PAGE_TARGET_BYTES = 4 << 20
+FIRST_PAGE = 128
+RELIST_ATTEMPTS = 3
+
+
+class Store:
+    """Connection to an etcd cluster (v3 JSON gateway) under one key prefix; thread-safe.
+
+    endpoints: "h:p,h:p" or a list; the endpoint that answered last is tried first, then the others, until
+    `timeout` seconds have passed (then Unavailable). Reads are linearizable.
+    """
+
+    def __init__(self, endpoints: str | Sequence[str] = "127.0.0.1:2379", prefix: str = "/tuplenet/",
+                 timeout: float = 5.0) -> None:
+        self.prefix = normalise_prefix(prefix)
+        self.timeout = timeout
+        self._pfx = to_bytes(self.prefix)
+        self._plen = len(self._pfx)
+        self._t = Transport(endpoints, timeout)
+        self._watches: weakref.WeakSet[Watch] = weakref.WeakSet()
+        self._leases: weakref.WeakSet[Lease] = weakref.WeakSet()
+
+    @property
+    def endpoints(self) -> list[str]:
+        return list(self._t.names)
+
+    def __repr__(self) -> str:
+        return f"Store({','.join(self._t.names)!r}, prefix={self.prefix!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close connections, end open watches and stop lease keepalives started from this store."""
+        for watch in list(self._watches):
+            watch.close()
+        for lease in list(self._leases):
+            lease.stop()
+        self._t.close()
+
+    # ---- reads -------------------------------------------------------------------------------------------
+
+    def _full(self, key: str) -> bytes:
+        return self._pfx + to_bytes(key)
+
+    def get(self, key: str) -> KV | None:
+        answer = self._t.call("/v3/kv/range", range_fields(self._full(key), False))
+        kvs = answer.get("kvs")
+        return decode_kv(kvs[0], self._plen) if kvs else None
+
+    def revision(self) -> int:
+        """The current store revision (a cheap count-only read)."""
+        answer = self._t.call("/v3/kv/range", {**range_fields(self._pfx, True), "count_only": True})
+        return _header_revision(answer)
+
+    def get_prefix_page(self, key_prefix: str = "", after: str | None = None, limit: int = 1000,
+                        revision: int = 0) -> tuple[list[KV], int, bool]:
+        """Up to `limit` keys under key_prefix that sort after `after`, at `revision` (0 = now).
+
+        Returns (kvs, revision read at, more). Raises Compacted if `revision` was compacted.
+        """
+        fields = range_fields(self._full(key_prefix), True)
+        if after is not None:
+            fields = {**fields, "key": b64(self._full(after) + b"\x00")}
+        body: dict[str, Any] = {**fields, "limit": str(limit)}
+        if revision:
+            body["revision"] = str(revision)
+        answer = self._t.call("/v3/kv/range", body)
+        plen = self._plen
+        kvs = [decode_kv(kv, plen) for kv in answer.get("kvs", ())]
+        return kvs, _header_revision(answer), bool(answer.get("more"))
+
+    def get_prefix(self, key_prefix: str = "", page_size: int = 1000) -> tuple[list[KV], int]:
+        """Every key under key_prefix, sorted by key, all read at one revision; returns (kvs, revision).
+
+        Read in pages pinned to the first page's revision, so each answer stays small; page size adapts to the
+        value sizes. If that revision is compacted mid-read, the read starts over (up to 3 times).
+        """
+        if page_size < 1:
+            raise StoreError("page_size must be at least 1")
+        for attempt in range(RELIST_ATTEMPTS):
+            try:
+                return self._read_all(key_prefix, page_size)
+            except Compacted:
+                if attempt == RELIST_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read_all(self, key_prefix: str, page_size: int) -> tuple[list[KV], int]:
+        out: list[KV] = []
+        limit = min(page_size, FIRST_PAGE)
+        kvs, revision, more = self.get_prefix_page(key_prefix, None, limit)
+        out.extend(kvs)
+        while more and kvs:
+            avg = sum(len(kv.key) + len(kv.value) for kv in kvs) / len(kvs) + 64
+            limit = max(1, min(page_size, int(PAGE_TARGET_BYTES / avg)))
+            kvs, _, more = self.get_prefix_page(key_prefix, out[-1].key, limit, revision)
+            out.extend(kvs)
+        return out, revision
+
+    # ---- writes ------------------------------------------------------------------------------------------
+
+    def put(self, key: str, value: str, lease: int | None = None) -> int:
+        """Write one key; returns the revision of the write."""
+        body: dict[str, Any] = {**range_fields(self._full(key), False), "value": b64(to_bytes(value))}
+        if lease:
+            body["lease"] = str(lease)
+        return _header_revision(self._t.call("/v3/kv/put", body))
+
+    def delete(self, key: str) -> int:
+        """Delete one key; returns how many keys were deleted (0 or 1)."""
+        answer = self._t.call("/v3/kv/deleterange", range_fields(self._full(key), False))
+        return int(answer.get("deleted", 0))
+
+    def delete_prefix(self, key_prefix: str) -> int:
+        """Delete every key under key_prefix ("" = everything under the store prefix); returns the count."""
+        answer = self._t.call("/v3/kv/deleterange", range_fields(self._full(key_prefix), True))
+        return int(answer.get("deleted", 0))
+
+    def txn(self, compares: Sequence[Compare], success: Sequence[Op],
+            failure: Sequence[Op] = ()) -> TxnResult:
+        """One atomic transaction: if every compare holds run `success`, else `failure`.
+
+        At most 128 compares and 128 ops per branch (StoreError otherwise). A txn with compares is not retried
+        once it may have reached etcd (a retry could see its own write as a conflict): Unavailable then says
+        the outcome is unknown.
+        """
+        check_txn_size(compares, success, failure)
+        pfx = self._pfx
+        body = {"compare": [encode_compare(c, pfx) for c in compares],
+                "success": [encode_op(op, pfx) for op in success],
+                "failure": [encode_op(op, pfx) for op in failure]}
+        read_only = all(op.kind in ("get", "get_prefix") for op in (*success, *failure))
+        answer = self._t.call("/v3/kv/txn", body, idempotent=read_only or not compares)
+        succeeded = bool(answer.get("succeeded", False))
+        revision = _header_revision(answer)
+        ops = success if succeeded else failure
+        responses = [decode_op_response(op, resp, self._plen, revision)
+                     for op, resp in zip(ops, answer.get("responses", ()), strict=False)]
+        return TxnResult(succeeded, revision, responses)
+
+    def txn_batches(self, ops: Sequence[Op], compares: Sequence[Compare] = ()) -> list[TxnResult]:
+        """Run many ops as consecutive transactions of at most 128 ops (and ~1 MiB) each.
+
+        Atomicity is per batch only: a reader may see the first batches applied and not the rest. `compares`
+        guard the first batch only; if they fail, nothing is written and the result list holds that one failed
+        TxnResult. Batches are also cut where etcd would reject a key written twice in one txn.
+        """
+        results: list[TxnResult] = []
+        for i, batch in enumerate(split_ops(ops)):
+            result = self.txn(compares if i == 0 else (), batch)
+            results.append(result)
+            if not result.succeeded:
+                break
+        return results
+
+    def compact(self, revision: int, physical: bool = False) -> None:
+        """Drop history before `revision`; compacting at or below an earlier compaction is a no-op."""
+        try:
+            self._t.call("/v3/kv/compaction", {"revision": str(revision), "physical": physical})
+        except Compacted:
+            pass
+
+    # ---- watch, leases, cluster --------------------------------------------------------------------------
+
+    def watch(self, key_prefix: str = "", start_revision: int = 0, progress_notify: bool = True) -> Watch:
+        """Iterator of WatchBatch for changes under key_prefix from start_revision (<= 0: from now on).
+
+        Reconnects and resumes by itself; raises Compacted if start_revision (or the resume point) is gone.
+        """
+        watch = Watch(self._t, self._pfx, key_prefix, start_revision, progress_notify)
+        self._watches.add(watch)
+        return watch
+
+    def lease_grant(self, ttl: int) -> Lease:
+        lease = Lease(self._t, grant(self._t, ttl), ttl)
+        self._leases.add(lease)
+        return lease
+
+    def lease(self, lease_id: int, ttl: int) -> Lease:
+        """A handle on an existing lease (e.g. one recorded before a restart)."""
+        lease = Lease(self._t, lease_id, ttl)
+        self._leases.add(lease)
+        return lease
+
+    def status(self) -> Status:
+        """Status of the endpoint that answered."""
+        answer = self._t.call("/v3/maintenance/status", {})
+        header = answer.get("header", {})
+        return Status(self._t.names[self._t.preferred], answer.get("version", ""), int(answer.get("dbSize", 0)),
+                      int(answer.get("leader", 0)), int(header.get("member_id", 0)),
+                      int(header.get("revision", 0)), int(answer.get("raftTerm", header.get("raft_term", 0))))
+
+    def members(self) -> list[Member]:
+        answer = self._t.call("/v3/cluster/member/list", {})
+        return [Member(int(m.get("ID", 0)), m.get("name", ""), list(m.get("peerURLs", ())),
+                       list(m.get("clientURLs", ()))) for m in answer.get("members", ())]
+
+
+def _header_revision(answer: dict[str, Any]) -> int:
+    return int(answer.get("header", {}).get("revision", 0))

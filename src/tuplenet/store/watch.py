@@ -1,0 +1,200 @@
+"""A watch that survives disconnects and etcd restarts without losing or repeating an event.
+
+The stream is /v3/watch: one JSON object per line over a chunked HTTP/1.1 response. The watch remembers the
+last revision it delivered; after any connection problem it reconnects (50 ms .. 1 s backoff, rotating over the
+endpoints) with start_revision = last + 1 and drops any replayed event at or below `last`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+from .codec import WatchMessage, decode_watch_line, range_fields, to_bytes
+from .errors import Compacted, StoreError
+from .transport import BACKOFF_MAX, BACKOFF_MIN, Transport, enable_keepalive, gateway_error
+from .types import WatchBatch
+
+log = logging.getLogger("tuplenet.store")
+_READ_SIZE = 1 << 16
+_NET_ERRORS = (OSError, http.client.HTTPException, ValueError)
+
+
+class _StreamEnded(Exception):
+    """Internal: the server closed the stream or cancelled the watch; reconnect."""
+
+
+def iter_lines(read1: Callable[[int], bytes]) -> Iterator[bytes]:
+    """Split a byte stream (read1() -> chunk, b"" at EOF) into lines without quadratic copying of big lines."""
+    pending: list[bytes] = []
+    while True:
+        chunk = read1(_READ_SIZE)
+        if not chunk:
+            return
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            continue
+        if pending:
+            pending.append(chunk)
+            chunk = b"".join(pending)
+            pending = []
+        *lines, rest = chunk.split(b"\n")
+        if rest:
+            pending.append(rest)
+        for line in lines:
+            if line:
+                yield line
+
+
+class Watch:
+    """Iterator of WatchBatch for every change under a key prefix from `start_revision` on.
+
+    Iterate it in one thread; close() may be called from any thread and ends the iteration cleanly.
+    start_revision <= 0 watches from "now". Raises Compacted when the revision to resume from is gone.
+    """
+
+    def __init__(self, transport: Transport, prefix: bytes, key_prefix: str, start_revision: int,
+                 progress_notify: bool = True) -> None:
+        self._transport = transport
+        self._plen = len(prefix)
+        self._range = range_fields(prefix + to_bytes(key_prefix), True)
+        self._progress_notify = progress_notify
+        self._last: int | None = start_revision - 1 if start_revision > 0 else None
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._conn: http.client.HTTPConnection | None = None
+        self._gen: Iterator[WatchBatch] | None = None
+        self.reconnects = 0
+
+    @property
+    def revision(self) -> int:
+        """Every change up to this revision has been delivered (0 before the first answer of a "now" watch)."""
+        return self._last or 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def __iter__(self) -> Watch:
+        return self
+
+    def __next__(self) -> WatchBatch:
+        if self._gen is None:
+            self._gen = self._run()
+        return next(self._gen)
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the watch; a blocked iteration returns (StopIteration) promptly. Safe from any thread."""
+        self._closed.set()
+        with self._lock:
+            conn = self._conn
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _run(self) -> Iterator[WatchBatch]:
+        delay = BACKOFF_MIN
+        while not self._closed.is_set():
+            conn = None
+            try:
+                conn, resp = self._connect()
+                for msg in self._messages(resp):
+                    if msg.created:
+                        delay = BACKOFF_MIN
+                        if self._last is None:
+                            self._last = msg.header_revision
+                        continue
+                    batch = self._batch(msg)
+                    if batch is not None:
+                        if self._closed.is_set():
+                            return
+                        yield batch
+            except (_StreamEnded, *_NET_ERRORS) as exc:
+                if not self._closed.is_set():
+                    log.info("etcd watch interrupted (%s); resuming at revision %s", exc or type(exc).__name__,
+                             (self._last or 0) + 1)
+            finally:
+                if conn is not None:
+                    self._drop(conn)
+            if self._closed.wait(delay):
+                break
+            self.reconnects += 1
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    def _batch(self, msg: WatchMessage) -> WatchBatch | None:
+        last = self._last or 0
+        if msg.canceled:
+            if msg.compact_revision:
+                self.close()
+                raise Compacted(msg.compact_revision)
+            raise _StreamEnded(msg.reason or "watch cancelled by etcd")
+        events = msg.events
+        if events:
+            if events[0].kv.mod_revision <= last:  # replayed after a reconnect: drop what was delivered
+                events = [e for e in events if e.kv.mod_revision > last]
+                if not events:
+                    return None
+            self._last = events[-1].kv.mod_revision
+            return WatchBatch(events, self._last)
+        # progress notification: etcd sends it only once the watcher has caught up to header.revision
+        if msg.header_revision > last:
+            self._last = msg.header_revision
+        return WatchBatch([], self._last or 0)
+
+    def _messages(self, resp: http.client.HTTPResponse) -> Iterator[WatchMessage]:
+        plen = self._plen
+        for line in iter_lines(resp.read1):
+            yield decode_watch_line(line, plen)
+        raise _StreamEnded("stream closed by etcd")
+
+    def _connect(self) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Open the stream on the first endpoint that accepts it (starting with the one that answered last)."""
+        create = {**self._range, "start_revision": str((self._last or 0) + 1 if self._last is not None else 0)}
+        if self._progress_notify:
+            create["progress_notify"] = True
+        payload = json.dumps({"create_request": create}).encode()
+        errors = []
+        for index in self._transport.rotation():
+            if self._closed.is_set():
+                raise _StreamEnded("closed")
+            conn = self._transport.new_connection(index, self._transport.timeout)
+            with self._lock:
+                self._conn = conn
+            try:
+                conn.connect()
+                enable_keepalive(conn.sock)
+                if self._closed.is_set():
+                    raise _StreamEnded("closed")
+                conn.request("POST", "/v3/watch", payload, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                if resp.status != 200:
+                    err = gateway_error("/v3/watch", resp.status, resp.read())
+                    raise err if resp.status < 500 else _StreamEnded(str(err))
+                conn.sock.settimeout(None)  # block until data or close(); keepalive detects dead peers
+                self._transport.preferred = index
+                return conn, resp
+            except (_StreamEnded, *_NET_ERRORS) as exc:
+                self._drop(conn)
+                errors.append(f"{self._transport.names[index]}: {exc or type(exc).__name__}")
+            except StoreError:
+                self._drop(conn)
+                raise
+        raise _StreamEnded("; ".join(errors))
+
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+        conn.close()

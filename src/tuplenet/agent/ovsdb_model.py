@@ -1,0 +1,373 @@
+"""Pure side of the OVSDB connection: snapshots of the switch, the agent's desired OVS state, and the planner
+that turns (what is there, what we want) into a minimal list of edits.
+
+Kept free of I/O so the reconciliation rules (0.3 §3.3/§3.4: tunnel naming, ownership, ofport preservation,
+patch pairs) are unit-tested without a switch; `ovsdb_idl` converts IDL rows to these views and edits back.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+TUNNEL_PREFIX = "tupleNet-"
+FLOWBASED_PORT = "tupleNet-flowbased"
+ROLE_KEY = "tuplenet-role"
+ROLE_FLOWBASED = "flowbased"
+ROLE_PATCH = "patch"
+CHASSIS_KEY = "chassis-id"
+IFACE_ID_KEY = "iface-id"
+OF_PROTOCOLS = ("OpenFlow10", "OpenFlow13", "OpenFlow14", "OpenFlow15")
+
+# Reconciliation domains: every request belongs to one, and is reported done when its domain converges.
+D_BRIDGE = "bridge"
+D_EXTIDS = "external_ids"
+D_TUNNELS = "tunnels"
+D_PATCH = "patch"
+D_BFD = "bfd"
+
+
+class OvsdbError(Exception):
+    """OVSDB unreachable, a transaction failed for good, or a blocking request timed out."""
+
+
+@dataclass(frozen=True)
+class OvsState:
+    """What the agent needs to know about the local switch; a fresh, never-mutated copy per change.
+
+    bindings: iface-id -> ofport of br-int Interfaces with an ofport >= 1 (VM ports and our patch ports).
+    tunnels: chassis-id -> ofport (>= 1) of br-int tunnel ports; tunnel_ips: chassis-id -> remote_ip of every
+    tunnel port in the database (bound or not). connected is False while ovsdb-server is unreachable (the
+    rest is then the last known state). ofports/macs: br-int Interface name -> ofport (>= 1) / mac_in_use.
+    """
+
+    system_id: str | None = None
+    bridge_exists: bool = False
+    bindings: Mapping[str, int] = field(default_factory=dict)
+    tunnels: Mapping[str, int] = field(default_factory=dict)
+    tunnel_ips: Mapping[str, str] = field(default_factory=dict)
+    flowbased_ofport: int | None = None
+    bridges: frozenset[str] = frozenset()
+    seqno: int = 0
+    connected: bool = True
+    bridge_external_ids: Mapping[str, str] = field(default_factory=dict)
+    tunnel_bfd: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    ofports: Mapping[str, int] = field(default_factory=dict)
+    macs: Mapping[str, str] = field(default_factory=dict)
+
+    def same_as(self, other: OvsState | None) -> bool:
+        """Equal apart from seqno: decides whether subscribers hear about a change."""
+        return other is not None and _key(self) == _key(other)
+
+
+def _key(s: OvsState) -> tuple:
+    return (s.system_id, s.bridge_exists, s.bindings, s.tunnels, s.tunnel_ips, s.flowbased_ofport, s.bridges,
+            s.connected, s.bridge_external_ids, s.tunnel_bfd, s.ofports, s.macs)
+
+
+# ---- views of the database (built from IDL rows by ovsdb_idl) ----
+
+@dataclass(frozen=True)
+class IfaceView:
+    name: str
+    type: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)
+    external_ids: Mapping[str, str] = field(default_factory=dict)
+    ofport: int = -1  # -1: not (yet) assigned by ovs-vswitchd, or failed
+    bfd: Mapping[str, str] = field(default_factory=dict)
+    bfd_status: Mapping[str, str] = field(default_factory=dict)
+    mac: str | None = None
+
+
+@dataclass(frozen=True)
+class PortView:
+    name: str
+    ifaces: tuple[IfaceView, ...] = ()
+
+
+@dataclass(frozen=True)
+class BridgeView:
+    name: str
+    datapath_type: str = ""
+    fail_mode: str | None = None
+    protocols: frozenset[str] = frozenset()
+    other_config: Mapping[str, str] = field(default_factory=dict)
+    external_ids: Mapping[str, str] = field(default_factory=dict)
+    ports: tuple[PortView, ...] = ()
+
+
+@dataclass(frozen=True)
+class DbView:
+    has_root: bool = True  # the Open_vSwitch row exists (ovs-vsctl init has run)
+    system_id: str | None = None
+    bridges: Mapping[str, BridgeView] = field(default_factory=dict)
+
+
+def state_from_view(view: DbView, bridge: str, connected: bool, seqno: int) -> OvsState:
+    br = view.bridges.get(bridge)
+    bindings: dict[str, int] = {}
+    tunnels: dict[str, int] = {}
+    tunnel_ips: dict[str, str] = {}
+    tunnel_bfd: dict[str, Mapping[str, str]] = {}
+    ofports: dict[str, int] = {}
+    macs: dict[str, str] = {}
+    flowbased: int | None = None
+    for port in br.ports if br else ():
+        for iface in port.ifaces:
+            bound = iface.ofport >= 1
+            if bound:
+                ofports[iface.name] = iface.ofport
+            if iface.mac:
+                macs[iface.name] = iface.mac
+            ext = iface.external_ids
+            chassis = ext.get(CHASSIS_KEY)
+            if chassis:
+                # Two ports for one chassis only exist transiently; the lowest ofport wins deterministically.
+                tunnel_ips.setdefault(chassis, iface.options.get("remote_ip", ""))
+                if bound and (chassis not in tunnels or iface.ofport < tunnels[chassis]):
+                    tunnels[chassis] = iface.ofport
+                    tunnel_ips[chassis] = iface.options.get("remote_ip", "")
+                    tunnel_bfd[chassis] = dict(iface.bfd_status)
+            elif ext.get(ROLE_KEY) == ROLE_FLOWBASED or iface.name == FLOWBASED_PORT:
+                if bound:
+                    flowbased = iface.ofport
+            iface_id = ext.get(IFACE_ID_KEY)
+            if iface_id and bound and (iface_id not in bindings or iface.ofport < bindings[iface_id]):
+                bindings[iface_id] = iface.ofport
+    return OvsState(system_id=view.system_id, bridge_exists=br is not None, bindings=bindings, tunnels=tunnels,
+                    tunnel_ips=tunnel_ips, flowbased_ofport=flowbased, bridges=frozenset(view.bridges),
+                    seqno=seqno, connected=connected,
+                    bridge_external_ids=dict(br.external_ids) if br else {}, tunnel_bfd=tunnel_bfd,
+                    ofports=ofports, macs=macs)
+
+
+# ---- what the agent wants ----
+
+def tunnel_port_name(ip: str) -> str:
+    """0.3 naming: tupleNet-<IPv4 as decimal uint32>, so names survive agent restarts and versions."""
+    return TUNNEL_PREFIX + str(int(ipaddress.IPv4Address(ip)))
+
+
+def validate_tunnels(desired: Mapping[str, str]) -> dict[str, str]:
+    """Reject what OVSDB would reject later (bad IP, two chassis on one IP -> same port name) with a clear
+    message in the caller's thread instead of a failed transaction in the IDL thread."""
+    out: dict[str, str] = {}
+    by_name: dict[str, str] = {}
+    for chassis, ip in desired.items():
+        if not isinstance(chassis, str) or not chassis:
+            raise ValueError(f"bad chassis id {chassis!r}")
+        try:
+            name = tunnel_port_name(ip)
+        except ValueError:
+            raise ValueError(f"chassis {chassis}: bad tunnel IPv4 address {ip!r}") from None
+        if name in by_name:
+            raise ValueError(f"chassis {by_name[name]} and {chassis} share tunnel IP {ip}; keep only one")
+        by_name[name] = chassis
+        out[chassis] = str(ipaddress.IPv4Address(ip))
+    return out
+
+
+@dataclass
+class Desired:
+    """The agent's wishes; `None` for tunnels/patch_ports means "not managed yet: touch nothing"."""
+
+    bridge: str = "br-int"
+    ensure_bridge: bool = False
+    datapath_type: str | None = None
+    bridge_external_ids: dict[str, str | None] = field(default_factory=dict)
+    tunnels: dict[str, str] | None = None
+    patch_ports: dict[str, str] | None = None
+    bfd: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """A single-interface port we own. external_ids and bfd list only our keys (others' keys are kept)."""
+
+    name: str
+    bridge: str
+    type: str
+    options: Mapping[str, str]
+    external_ids: Mapping[str, str]
+    bfd: Mapping[str, str] = field(default_factory=dict)
+    domain: str = D_TUNNELS
+
+
+# ---- edits ----
+
+@dataclass(frozen=True)
+class CreateBridge:
+    name: str
+    datapath_type: str | None
+    external_ids: Mapping[str, str]
+    domain: str = D_BRIDGE
+
+
+@dataclass(frozen=True)
+class FixBridge:
+    name: str
+    fail_mode: str | None = None
+    protocols: tuple[str, ...] | None = None
+    other_config: Mapping[str, str] = field(default_factory=dict)
+    external_ids: Mapping[str, str | None] = field(default_factory=dict)  # None value: delete the key
+    domain: str = D_BRIDGE
+
+
+@dataclass(frozen=True)
+class AddPort:
+    spec: PortSpec
+
+    @property
+    def domain(self) -> str:
+        return self.spec.domain
+
+
+@dataclass(frozen=True)
+class DelPort:
+    bridge: str
+    name: str
+    domain: str
+
+
+@dataclass(frozen=True)
+class FixIface:
+    name: str
+    domain: str
+    type: str | None = None
+    options: Mapping[str, str] | None = None
+    external_ids: Mapping[str, str] = field(default_factory=dict)
+    bfd: Mapping[str, str] = field(default_factory=dict)
+
+
+Action = CreateBridge | FixBridge | AddPort | DelPort | FixIface
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    blocked: set[str] = field(default_factory=set)  # cannot progress yet (e.g. br-int missing)
+    errors: dict[str, str] = field(default_factory=dict)  # will not progress: fail the domain's requests
+
+    def converged(self, domain: str) -> bool:
+        return (domain not in self.blocked and domain not in self.errors
+                and all(a.domain != domain for a in self.actions))
+
+
+def _bfd_spec(desired: Desired, chassis: str) -> dict[str, str]:
+    if chassis not in desired.bfd:
+        return {}  # 0.3: a tunnel never referenced by BFD keeps bfd={}
+    return {"enable": "true" if desired.bfd[chassis] else "false"}
+
+
+def desired_ports(view: DbView, desired: Desired) -> tuple[list[PortSpec], set[str]]:
+    """The ports we want, and names of owned ports to keep although not wanted (0.3: a patch port's br-int
+    side stays when its peer bridge disappears)."""
+    br = desired.bridge
+    specs: list[PortSpec] = []
+    keep: set[str] = set()
+    if desired.tunnels is not None or desired.ensure_bridge:
+        specs.append(PortSpec(FLOWBASED_PORT, br, "geneve", {"remote_ip": "flow", "key": "flow", "csum": "true"},
+                              {ROLE_KEY: ROLE_FLOWBASED}))
+    for chassis, ip in sorted((desired.tunnels or {}).items()):
+        specs.append(PortSpec(tunnel_port_name(ip), br, "geneve", {"remote_ip": ip, "key": "flow", "csum": "true"},
+                              {CHASSIS_KEY: chassis}, _bfd_spec(desired, chassis)))
+    for lsp, peer_br in sorted((desired.patch_ports or {}).items()):
+        if peer_br in view.bridges and peer_br != br:
+            peer = f"{lsp}-peer"
+            specs.append(PortSpec(lsp, br, "patch", {"peer": peer}, {IFACE_ID_KEY: lsp, ROLE_KEY: ROLE_PATCH},
+                                  domain=D_PATCH))
+            specs.append(PortSpec(peer, peer_br, "patch", {"peer": lsp}, {IFACE_ID_KEY: peer, ROLE_KEY: ROLE_PATCH},
+                                  domain=D_PATCH))
+        else:
+            keep.add(lsp)
+    return specs, keep
+
+
+def _fix_bridge(br: BridgeView) -> FixBridge | None:
+    fail_mode = "secure" if br.fail_mode != "secure" else None
+    protocols = None if set(OF_PROTOCOLS) <= br.protocols else tuple(sorted(br.protocols | set(OF_PROTOCOLS)))
+    other = {} if br.other_config.get("disable-in-band") == "true" else {"disable-in-band": "true"}
+    if fail_mode is None and protocols is None and not other:
+        return None
+    return FixBridge(br.name, fail_mode=fail_mode, protocols=protocols, other_config=other)
+
+
+def _compare(spec: PortSpec, bridge: str, port: PortView) -> list[Action]:
+    """Edits that make an existing port with spec.name match spec; in place when possible (keeps ofport)."""
+    if bridge != spec.bridge or len(port.ifaces) != 1 or port.ifaces[0].name != spec.name:
+        return [DelPort(bridge, port.name, spec.domain), AddPort(spec)]
+    iface = port.ifaces[0]
+    out: list[Action] = []
+    ext = {k: v for k, v in spec.external_ids.items() if iface.external_ids.get(k) != v}
+    typ = spec.type if iface.type != spec.type else None
+    opts = dict(spec.options) if dict(iface.options) != dict(spec.options) else None
+    if typ is not None or opts is not None or ext:
+        out.append(FixIface(spec.name, spec.domain, type=typ, options=opts, external_ids=ext))
+    bfd = {k: v for k, v in spec.bfd.items() if iface.bfd.get(k) != v}
+    if bfd:
+        out.append(FixIface(spec.name, D_BFD, bfd=bfd))
+    return out
+
+
+def plan(view: DbView, desired: Desired) -> Plan:
+    """Minimal edits from `view` towards `desired`. Never touches ports it does not own."""
+    p = Plan()
+    name = desired.bridge
+    br = view.bridges.get(name)
+    if br is None:
+        p.blocked |= {D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD}
+        if desired.ensure_bridge:
+            if not view.has_root:
+                p.errors[D_BRIDGE] = "the Open_vSwitch table is empty (has `ovs-vsctl init` run?)"
+            else:
+                dp = desired.datapath_type
+                if dp is None:  # userspace hosts: follow the datapath of the bridges already there
+                    dp = next((b.datapath_type for _, b in sorted(view.bridges.items()) if b.datapath_type), None)
+                ext = {k: v for k, v in desired.bridge_external_ids.items() if v is not None}
+                p.actions.append(CreateBridge(name, dp, ext))
+        else:
+            p.blocked.add(D_BRIDGE)
+        return p
+    if desired.ensure_bridge and (fix := _fix_bridge(br)):
+        p.actions.append(fix)
+    ext_fix = {k: v for k, v in desired.bridge_external_ids.items() if br.external_ids.get(k) != v}
+    if ext_fix:
+        p.actions.append(FixBridge(name, external_ids=ext_fix, domain=D_EXTIDS))
+
+    existing: dict[str, tuple[str, PortView]] = {}
+    for b in view.bridges.values():
+        for port in b.ports:
+            existing[port.name] = (b.name, port)
+    specs, keep = desired_ports(view, desired)
+    wanted: set[str] = set()
+    for spec in specs:
+        if spec.name in wanted:
+            p.errors[spec.domain] = f"port name {spec.name} wanted twice"
+            continue
+        wanted.add(spec.name)
+        have = existing.get(spec.name)
+        edits = [AddPort(spec)] if have is None else _compare(spec, *have)
+        p.actions.extend(edits)
+        if spec.bfd and any(isinstance(a, AddPort) for a in edits):
+            p.blocked.add(D_BFD)  # BFD settles with the port itself
+    for b in view.bridges.values():
+        for port in b.ports:
+            if port.name in wanted or port.name in keep:
+                continue
+            domain = _owner(port, b.name == name, desired)
+            if domain is not None:
+                p.actions.append(DelPort(b.name, port.name, domain))
+    return p
+
+
+def _owner(port: PortView, on_bridge: bool, desired: Desired) -> str | None:
+    """The managed domain that owns `port`, if any: only such ports are ever deleted."""
+    for iface in port.ifaces:
+        ext = iface.external_ids
+        if desired.tunnels is not None and on_bridge and (
+                ext.get(CHASSIS_KEY) or ext.get(ROLE_KEY) == ROLE_FLOWBASED):
+            return D_TUNNELS
+        if desired.patch_ports is not None and ext.get(ROLE_KEY) == ROLE_PATCH:
+            return D_PATCH
+    return None

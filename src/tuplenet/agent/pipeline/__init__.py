@@ -1,0 +1,28 @@
+"""Pure flow generation: one module per stage family; `compute(owner)` dispatches by owner kind."""
+
+from __future__ import annotations
+
+from ..flow import Flow
+from ..view import Reader
+from . import const, physical, routing, switching
+
+OWNER_KINDS = ("lsp", "lrp", "lsr", "tun", "tunfb")
+
+
+def compute(r: Reader, owner: tuple) -> list[Flow]:
+    """All flows `owner` contributes, reading the view through `r` (which records dependencies)."""
+    kind = owner[0]
+    if kind == "const":
+        return const.flows()
+    obj = r.get(owner)
+    if obj is None:
+        return []
+    if kind == "lsp":
+        return switching.lsp_flows(r, owner, obj)
+    if kind == "lrp":
+        return routing.lrp_flows(r, owner, obj)
+    if kind == "lsr":
+        return routing.lsr_flows(r, owner, obj)
+    if kind in ("tun", "tunfb"):
+        return physical.tunnel_flows(obj)
+    return []

@@ -1,0 +1,59 @@
+"""Lookups shared by the stages: datapath ids, router placement, peers. All reads go through a Reader."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..view import Reader
+
+
+def ls_id(r: Reader, ls: str) -> int | None:
+    """The switch's datapath id, or None while it is missing or loses an id conflict."""
+    obj = r.get(("LS", ls))
+    if obj is None or not dp_id_owned(r, ("LS", ls), obj.id):
+        return None
+    return obj.id
+
+
+def lr_of(r: Reader, lr: str) -> Any:
+    obj = r.get(("LR", lr))
+    if obj is None or not dp_id_owned(r, ("LR", lr), obj.id):
+        return None
+    return obj
+
+
+def dp_id_owned(r: Reader, key: tuple, dp_id: int) -> bool:
+    """Datapath ids must be unique across LS and LR; on a clash the smallest key keeps it (retried when
+    the clash goes away, unlike 0.3's first-come-forever)."""
+    holders = r.members(("I", "dp_id", dp_id))
+    return bool(holders) and holders[0] == key
+
+
+def lr_here(r: Reader, lr: Any) -> bool:
+    """A router runs here when it is distributed or pinned to this chassis."""
+    return not lr.chassis or lr.chassis == r.self_id
+
+
+def peer_lrp(r: Reader, lsp_name: str, peer: str) -> tuple[tuple, Any] | tuple[None, None]:
+    """The router port a router-facing switch port points at (preferring one that points back)."""
+    cands = [(k, r.get(k)) for k in r.members(("I", "lrp_name", peer))]
+    cands = [(k, o) for k, o in cands if o is not None]
+    if not cands:
+        return None, None
+    for k, o in cands:
+        if o.peer == lsp_name:
+            return k, o
+    return cands[0]
+
+
+def peer_lsp(r: Reader, lrp_name: str, peer: str | None) -> tuple[tuple, Any] | tuple[None, None]:
+    if not peer:
+        return None, None
+    cands = [(k, r.get(k)) for k in r.members(("I", "lsp_name", peer))]
+    cands = [(k, o) for k, o in cands if o is not None]
+    if not cands:
+        return None, None
+    for k, o in cands:
+        if o.peer == lrp_name:
+            return k, o
+    return cands[0]

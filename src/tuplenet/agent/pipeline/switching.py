@@ -1,0 +1,127 @@
+"""Logical switch flows owned by one switch port: classification, destination lookup, egress, ARP
+responder, and the next-hop entries routers attached to the port's switch use to reach it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import tables as T
+from ..flow import Flow, Load, M, Move, Resubmit, SetField, ip_int, mac_int, match
+from ..view import PATCH_IP, Reader
+from .common import lr_here, lr_of, ls_id, peer_lrp
+from .const import ETH_ARP, ETH_IP
+
+
+def lsp_flows(r: Reader, key: tuple, lsp: Any) -> list[Flow]:
+    dp = ls_id(r, key[1])
+    if dp is None:
+        return []
+    if lsp.ip == PATCH_IP:
+        return _patch_port_flows(r, key, lsp, dp)
+    pid = ip_int(lsp.ip) & 0xFFFF
+    mac = mac_int(lsp.mac)
+    flows: list[Flow] = [arp_responder(dp, lsp.ip, mac)]
+    if lsp.peer:
+        flows += _router_port_flows(r, key, lsp, dp, pid, mac)
+    else:
+        flows += _vm_port_flows(r, key, lsp, dp, pid, mac)
+    flows += _nexthop_flows(r, key, lsp, mac)
+    return flows
+
+
+def arp_responder(dp: int, ip: str, mac: int) -> Flow:
+    """Answer ARP requests for `ip` with `mac`, sending the reply back out the asking port."""
+    return Flow(T.ARP_RESPOND, 1, match(metadata=dp, dl_type=ETH_ARP, arp_op=1, arp_tpa=ip_int(ip)), (
+        Move("dl_src", "dl_dst"), SetField("dl_src", mac), Load("arp_op", 2),
+        Move("arp_sha", "arp_tha"), SetField("arp_sha", mac),
+        Move("arp_spa", "arp_tpa"), SetField("arp_spa", ip_int(ip)),
+        Move(T.R_SRC_PORT, T.R_DST_PORT), Load(T.R_FLAGS, 1, 0, 1)))
+
+
+def _vm_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: int) -> list[Flow]:
+    self_id = r.self_id
+    if not lsp.chassis:
+        return []
+    if lsp.chassis == self_id:
+        ofport = r.get(("bind", lsp.name))
+        if ofport is None:
+            return []
+        return _local_port(dp, pid, mac, ofport)
+    tun = r.get(("tun", lsp.chassis))
+    if tun is None:
+        return []
+    return [_remote_lookup(dp, pid, mac, tun)]
+
+
+def _local_port(dp: int, pid: int, mac: int, ofport: int) -> list[Flow]:
+    return [
+        Flow(T.CLASSIFY, 2, match(in_port=ofport), (
+            Load(T.R_SRC_PORT, pid), SetField("metadata", dp), Load(T.R_FLAGS, 0), Resubmit(T.LS_IN_START))),
+        Flow(T.LS_IN_LOOKUP, 4, match(metadata=dp, dl_dst=mac), (Load(T.R_DST_PORT, pid), Resubmit(T.LS_IN_OUTPUT))),
+        Flow(T.LS_OUT_PORT, 3, match(M("metadata", dp), M(T.R_DST_PORT, pid)), (
+            Load(T.R_OFPORT, ofport), Load(T.R_DECIDED, 1), Resubmit(T.LS_OUT_TO_ROUTER))),
+    ]
+
+
+def _remote_lookup(dp: int, pid: int, mac: int, tun_ofport: int) -> Flow:
+    return Flow(T.LS_IN_LOOKUP, 3, match(metadata=dp, dl_dst=mac), (
+        Load(T.R_DST_PORT, pid), Load(T.R_OFPORT, tun_ofport), Load(T.R_DECIDED, 1), Resubmit(T.LS_IN_OUTPUT)))
+
+
+def _router_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: int) -> list[Flow]:
+    lrp_key, lrp = peer_lrp(r, key[2], lsp.peer)
+    if lrp is None:
+        return []
+    lr = lr_of(r, lrp_key[1])
+    if lr is None:
+        return []
+    if lr_here(r, lr):
+        return [
+            Flow(T.LS_IN_LOOKUP, 4, match(metadata=dp, dl_dst=mac),
+                 (Load(T.R_DST_PORT, pid), Resubmit(T.LS_IN_OUTPUT))),
+            Flow(T.LS_OUT_PORT, 2, match(M("metadata", dp), M(T.R_DST_PORT, pid)), (
+                Load(T.R_NEXT_LR, lr.id), Load(T.R_NEXT_LRP, ip_int(lrp.ip) & 0xFFFF),
+                Resubmit(T.LS_OUT_TO_ROUTER))),
+        ]
+    tun = r.get(("tun", lr.chassis))
+    if tun is None:
+        return []
+    return [_remote_lookup(dp, pid, mac, tun)]
+
+
+def _nexthop_flows(r: Reader, key: tuple, lsp: Any, mac: int) -> list[Flow]:
+    """For every router attached to this port's switch and running here: next hop `lsp.ip` is `mac`."""
+    flows = []
+    ip = ip_int(lsp.ip)
+    for rport_key in r.members(("I", "ls_rports", key[1])):
+        if rport_key == key:
+            continue
+        rport = r.get(rport_key)
+        lrp_key, lrp = peer_lrp(r, rport_key[2], rport.peer)
+        if lrp is None:
+            continue
+        lr = lr_of(r, lrp_key[1])
+        if lr is None or not lr_here(r, lr):
+            continue
+        flows.append(Flow(T.LR_OUT_NEXTHOP, 3, match(
+            M("metadata", lr.id), M(T.R_DST_PORT, ip_int(lrp.ip) & 0xFFFF), M(T.R_NEXT_HOP, ip), dl_type=ETH_IP),
+            (SetField("dl_dst", mac), Resubmit(T.LR_OUT_TO_SWITCH))))
+    return flows
+
+
+def _patch_port_flows(r: Reader, key: tuple, lsp: Any, dp: int) -> list[Flow]:
+    """A patch port bridges the switch to a physical OVS bridge on one chassis; it is the switch's
+    default destination there (0.3 §3.4)."""
+    if lsp.chassis != r.self_id:
+        return []
+    ofport = r.get(("bind", lsp.name))
+    if ofport is None:
+        return []
+    pid = T.OFPORT_NONE
+    return [
+        Flow(T.CLASSIFY, 2, match(in_port=ofport), (
+            Load(T.R_SRC_PORT, pid), SetField("metadata", dp), Load(T.R_FLAGS, 0), Resubmit(T.LS_IN_START))),
+        Flow(T.LS_IN_LOOKUP, 2, match(metadata=dp), (Load(T.R_DST_PORT, pid), Resubmit(T.LS_OUT_START))),
+        Flow(T.LS_OUT_PORT, 3, match(M("metadata", dp), M(T.R_DST_PORT, pid)), (
+            Load(T.R_OFPORT, ofport), Load(T.R_DECIDED, 1), Resubmit(T.LS_OUT_TO_ROUTER))),
+    ]

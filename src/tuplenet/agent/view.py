@@ -1,0 +1,113 @@
+"""The agent's local replica of everything its flows depend on, with change tracking.
+
+Facts are keyed by tuples: etcd entities (`("lsp", ls, name)`, `("LR", name)`, ...) and local OVS facts
+(`("bind", iface_id)` → ofport, `("tun", chassis)` → ofport, `("tunfb",)` → ofport, `("self",)` →
+system-id). Secondary indexes (`("I", ...)` keys) answer the questions the pipeline asks ("which router
+ports are in this switch", "which router port has this name"). `apply()` reports every fact and index key
+that changed, which is what the engine's dependency tracking consumes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+
+EMPTY: frozenset = frozenset()
+
+PATCH_IP = "255.255.255.255"
+
+
+def route_group(ip: str, prefix: int) -> tuple[int, int]:
+    """Masked network and prefix: routes in one group get distinct ILK indexes."""
+    net = ipaddress.IPv4Network(f"{ip}/{prefix}", strict=False)
+    return int(net.network_address), prefix
+
+
+def _index_keys(key: tuple, obj: Any) -> list[tuple]:
+    """The index entries a fact belongs to; the single definition of every index."""
+    kind = key[0]
+    if kind == "lsp":
+        out = [("I", "lsp_name", key[2])]
+        if obj.peer and obj.ip != PATCH_IP:
+            out.append(("I", "ls_rports", key[1]))
+        return out
+    if kind == "lrp":
+        return [("I", "lrp_name", key[2]), ("I", "lr_lrps", key[1]),
+                ("I", "rgroup", key[1], 0, *route_group(obj.ip, obj.prefix))]
+    if kind == "lsr":
+        return [("I", "lr_lsrs", key[1]), ("I", "rgroup", key[1], 1, *route_group(obj.ip, obj.prefix))]
+    if kind == "lnat":
+        return [("I", "lr_lnats", key[1])]
+    if kind == "LS":
+        return [("I", "dp_id", obj.id)]
+    if kind == "LR":
+        return [("I", "dp_id", obj.id)] + ([("I", "lr_pinned", obj.chassis)] if obj.chassis else [])
+    return []
+
+
+class View:
+    """Facts plus indexes; pure data, no I/O."""
+
+    def __init__(self) -> None:
+        self.facts: dict[tuple, Any] = {}
+        self.index: dict[tuple, set[tuple]] = {}
+
+    def get(self, key: tuple) -> Any:
+        return self.facts.get(key)
+
+    def members(self, ikey: tuple) -> frozenset | set:
+        return self.index.get(ikey, EMPTY)
+
+    def apply(self, key: tuple, obj: Any, changed: set[tuple]) -> None:
+        """Set (obj not None) or remove (None) one fact; add every changed key to `changed`."""
+        old = self.facts.get(key)
+        if old == obj and (obj is not None or key not in self.facts):
+            return
+        old_idx = _index_keys(key, old) if old is not None else []
+        new_idx = _index_keys(key, obj) if obj is not None else []
+        if obj is None:
+            self.facts.pop(key, None)
+        else:
+            self.facts[key] = obj
+        changed.add(key)
+        for ik in old_idx:
+            if ik not in new_idx:
+                s = self.index.get(ik)
+                if s is not None:
+                    s.discard(key)
+                    if not s:
+                        del self.index[ik]
+                changed.add(ik)
+        for ik in new_idx:
+            if ik not in old_idx:
+                self.index.setdefault(ik, set()).add(key)
+                changed.add(ik)
+        # An index changes only with its membership; readers that use a member's fields read the member
+        # itself and so depend on it directly.
+
+    def keys_of(self, kinds: Iterable[str]) -> list[tuple]:
+        ks = set(kinds)
+        return [k for k in self.facts if k[0] in ks]
+
+
+class Reader:
+    """A view accessor that records what an owner's computation read (its dependencies)."""
+
+    __slots__ = ("view", "deps")
+
+    def __init__(self, view: View) -> None:
+        self.view = view
+        self.deps: set[tuple] = set()
+
+    def get(self, key: tuple) -> Any:
+        self.deps.add(key)
+        return self.view.facts.get(key)
+
+    def members(self, ikey: tuple) -> list[tuple]:
+        self.deps.add(ikey)
+        return sorted(self.view.index.get(ikey, EMPTY))
+
+    @property
+    def self_id(self) -> str | None:
+        return self.get(("self",))

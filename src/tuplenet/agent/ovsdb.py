@@ -1,0 +1,447 @@
+"""The agent's persistent OVSDB connection: one IDL replica of the local switch, kept in a daemon thread.
+
+Why this shape: the agent is long-running, so every change travels over one IDL session (no ovs-vsctl per
+change). Callers never touch IDL rows: they state what they want (`ensure_bridge`, `set_tunnels`, ...), the
+IDL thread plans the minimal edits against its replica (`ovsdb_model.plan`), commits them as one transaction,
+and re-plans on every database change. So the switch converges to the wish and re-converges when someone
+deletes a port by hand or ovsdb-server restarts, and a request is "done" when its domain has converged.
+Readers get immutable `OvsState` snapshots, pushed to subscribers at most once per IDL batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+
+import ovs.db.idl
+import ovs.poller
+
+from tuplenet.agent import ovsdb_idl
+from tuplenet.agent.ovsdb_model import (
+    D_BFD,
+    D_BRIDGE,
+    D_EXTIDS,
+    D_PATCH,
+    D_TUNNELS,
+    Desired,
+    OvsdbError,
+    OvsState,
+    Plan,
+    plan,
+    state_from_view,
+    tunnel_port_name,
+    validate_tunnels,
+)
+
+__all__ = ["LocalOvs", "OvsState", "OvsdbError", "tunnel_port_name"]
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[OvsState], None]
+_DOMAINS = (D_BRIDGE, D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD)
+_RECONNECT_BACKOFF_MS = (1000, 2000)  # ovs.reconnect's floor is 1 s; cap low so a restarted db is back fast
+_ERROR_BACKOFF = (0.5, 10.0)  # hard transaction errors: retry with exponential backoff
+_SETTLE_TIMEOUT = 1.0  # after a commit, wait this long at most for its update before re-planning anyway
+_MAX_UNSETTLED = 50  # successive commits without converging before we suspect a loop and slow down
+
+
+def _remote(db_path: str) -> str:
+    if db_path.startswith(("unix:", "tcp:", "ssl:")):
+        return db_path
+    return "unix:" + os.path.abspath(db_path)
+
+
+def _unreachable_reason(remote: str) -> str:
+    """A human reason for start() failures: the socket missing is the common case (OVS not running)."""
+    if not remote.startswith("unix:"):
+        return "no answer"
+    path = remote[5:]
+    if not os.path.exists(path):
+        return "socket does not exist (is ovsdb-server running?)"
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(1.0)
+            s.connect(path)
+    except OSError as exc:
+        return f"connect failed: {exc.strerror or exc}"
+    return "connected, but the database did not finish its initial sync"
+
+
+class LocalOvs:
+    """Persistent OVSDB session for one chassis; see the module docstring. All public methods are
+    thread-safe. Subscribers run in the IDL thread and must not call the blocking methods."""
+
+    def __init__(self, db_path: str, bridge: str = "br-int") -> None:
+        self.db_path = db_path
+        self.bridge = bridge
+        self._remote = _remote(db_path)
+        self._desired = Desired(bridge=bridge)
+        self._requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._subscribers: list[Subscriber] = []
+        self._state: OvsState | None = None
+        self._state_cond = threading.Condition()
+        self._stopping = False
+        self._closed = False  # the IDL thread has failed its last requests: refuse new ones
+        self._submit_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._fatal: str | None = None
+        # IDL-thread only:
+        self._idl: ovsdb_idl.TrackingIdl | None = None
+        self._pending: dict[str, list[Future[None]]] = {d: [] for d in _DOMAINS}
+        self._dirty = True
+        self._txn: ovs.db.idl.Transaction | None = None
+        self._txn_domains: set[str] = set()
+        self._txn_seqno = 0
+        self._settle_seqno: int | None = None
+        self._settle_deadline = 0.0
+        self._retry_at = 0.0
+        self._error_backoff = 0.0
+        self._unsettled = 0
+        self.stats = {"txns": 0, "txn_errors": 0, "try_again": 0, "states": 0, "reconnects": 0}
+
+    # ---- lifecycle ----
+
+    def start(self, timeout: float = 10.0) -> LocalOvs:
+        """Connect and wait for the first full sync; raise OvsdbError if that takes longer than `timeout`."""
+        if self._thread is not None:
+            raise RuntimeError("LocalOvs already started")
+        self._thread = threading.Thread(target=self._main, name=f"ovsdb:{self.db_path}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        with self._state_cond:
+            while self._state is None and self._fatal is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._state_cond.wait(left)
+            ok, fatal = self._state is not None, self._fatal
+        if not ok:
+            reason = fatal or _unreachable_reason(self._remote)
+            self.stop()
+            raise OvsdbError(f"cannot reach OVSDB at {self.db_path}: {reason}")
+        return self
+
+    def stop(self) -> None:
+        """Close the session; pending requests fail with OvsdbError. Flows and ports are left as they are."""
+        self._stopping = True
+        self._wake()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
+
+    def __enter__(self) -> LocalOvs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- reading ----
+
+    def snapshot(self) -> OvsState:
+        """The latest state (an empty, disconnected one before the first sync)."""
+        return self._state or OvsState(connected=False)
+
+    def system_id(self) -> str | None:
+        return self.snapshot().system_id
+
+    def get_bridge_external_id(self, key: str) -> str | None:
+        return self.snapshot().bridge_external_ids.get(key)
+
+    def wait_state(self, pred: Callable[[OvsState], object], timeout: float = 10.0) -> OvsState:
+        """Block until a published state satisfies `pred`; OvsdbError on timeout (message shows the state)."""
+        deadline = time.monotonic() + timeout
+        with self._state_cond:
+            while True:
+                st = self._state
+                if st is not None and pred(st):
+                    return st
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise OvsdbError(f"OVSDB state condition not met within {timeout:.1f}s; last state: {st}")
+                self._state_cond.wait(left)
+
+    def subscribe(self, callback: Subscriber, replay: bool = True) -> None:
+        """Call `callback(state)` from the IDL thread on every state change; with `replay` it first gets the
+        current state (if synced), in order with later changes, so no change is missed between the two."""
+        def add() -> None:
+            self._subscribers.append(callback)
+            if replay and self._state is not None:
+                self._call(callback, self._state)
+        self._submit(add)
+
+    def unsubscribe(self, callback: Subscriber) -> None:
+        self._submit(lambda: self._subscribers.remove(callback) if callback in self._subscribers else None)
+
+    # ---- writing (desired state; the IDL thread converges the switch to it) ----
+
+    def ensure_bridge(self, datapath_type: str | None = None, timeout: float = 10.0) -> None:
+        """Create the integration bridge if missing (fail_mode=secure, in-band off, OF1.0/1.3-1.5), or fix
+        fail_mode/protocols of an existing one without recreating it. Blocks until done."""
+        def want() -> None:
+            self._desired.ensure_bridge = True
+            self._desired.datapath_type = datapath_type
+        self._wait(self._submit(want, D_BRIDGE), timeout, f"bridge {self.bridge}")
+
+    def set_tunnels(self, desired: Mapping[str, str]) -> Future[None]:
+        """Reconcile br-int's tunnel ports to chassis_id -> remote IPv4 (plus the flow-based port). Returns a
+        future resolved once converged; ValueError at once for a bad IP or two chassis sharing one IP."""
+        tunnels = validate_tunnels(desired)
+        return self._submit(lambda: setattr(self._desired, "tunnels", tunnels), D_TUNNELS)
+
+    def set_patch_ports(self, desired: Mapping[str, str]) -> Future[None]:
+        """Reconcile patch pairs lsp name -> peer bridge (created only while the peer bridge exists)."""
+        patches = dict(desired)
+        bad = [lsp for lsp, peer in patches.items() if not lsp or not peer or peer == self.bridge]
+        if bad:
+            raise ValueError(f"bad patch ports (need an lsp name and a peer bridge other than {self.bridge}): {bad}")
+        return self._submit(lambda: setattr(self._desired, "patch_ports", patches), D_PATCH)
+
+    def set_bfd(self, chassis_ids: set[str] | frozenset[str], enable: bool) -> Future[None]:
+        """Set Interface bfd:enable on those chassis' tunnel ports (remembered for ports created later)."""
+        ids = set(chassis_ids)
+        return self._submit(lambda: self._desired.bfd.update(dict.fromkeys(ids, enable)), D_BFD)
+
+    def set_bridge_external_id(self, key: str, value: str | None, timeout: float = 10.0) -> None:
+        """Set (None: delete) a br-int external_ids key, kept in place from now on; blocks until done."""
+        fut = self._submit(lambda: self._desired.bridge_external_ids.__setitem__(key, value), D_EXTIDS)
+        self._wait(fut, timeout, f"{self.bridge} external_ids:{key}")
+
+    # ---- plumbing for callers ----
+
+    def _submit(self, fn: Callable[[], None], domain: str | None = None) -> Future[None]:
+        fut: Future[None] = Future()
+
+        def run() -> None:
+            fn()
+            self._dirty = True
+            if domain is not None:
+                self._pending[domain].append(fut)
+            else:
+                fut.set_result(None)
+        with self._submit_lock:
+            if self._stopping or self._closed:
+                fut.set_exception(OvsdbError("OVSDB connection is stopped"))
+                return fut
+            self._requests.put(run)
+        self._wake()
+        return fut
+
+    def _wait(self, fut: Future[None], timeout: float, what: str) -> None:
+        if self._thread is threading.current_thread():
+            raise RuntimeError("blocking LocalOvs call from its own IDL thread (a subscriber?)")
+        try:
+            fut.result(timeout)
+        except FutureTimeout:
+            st = self.snapshot()
+            why = "not connected" if not st.connected else f"bridge exists={st.bridge_exists}"
+            raise OvsdbError(f"timed out after {timeout:.1f}s waiting for {what} in OVSDB at {self.db_path} "
+                             f"({why})") from None
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # pipe full (a wake-up is already pending) or closed (stopping)
+
+    # ---- the IDL thread ----
+
+    def _main(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # noqa: BLE001 - report, never die silently
+            log.exception("OVSDB thread crashed")
+            self._fatal = f"internal error: {exc}"
+        finally:
+            if self._idl is not None:
+                self._idl.close()
+            err = OvsdbError(f"OVSDB connection stopped ({self._fatal or 'stop() called'})")
+            with self._submit_lock:
+                self._closed = True
+            self._drain_requests()
+            for futs in self._pending.values():
+                for f in futs:
+                    if not f.done():
+                        f.set_exception(err)
+                futs.clear()
+            with self._state_cond:
+                self._state_cond.notify_all()
+
+    def _drain_requests(self) -> None:
+        try:
+            while True:
+                os.read(self._wake_r, 4096)
+        except (BlockingIOError, OSError):
+            pass
+        while True:
+            try:
+                req = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                req()
+            except Exception:  # noqa: BLE001 - a bad request must not kill the thread
+                log.exception("OVSDB request failed")
+
+    def _fetch_schema(self) -> dict | None:
+        fetch = ovsdb_idl.SchemaFetch(self._remote)
+        fetch.session.reconnect.set_backoff(*_RECONNECT_BACKOFF_MS)
+        try:
+            while not self._stopping:
+                if fetch.run():
+                    if fetch.error:
+                        self._fatal = fetch.error
+                        with self._state_cond:
+                            self._state_cond.notify_all()
+                    return fetch.result
+                poller = ovs.poller.Poller()
+                fetch.wait(poller)
+                poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
+                poller.block()
+                self._drain_requests()
+            return None
+        finally:
+            fetch.close()
+
+    def _loop(self) -> None:
+        schema = self._fetch_schema()
+        if schema is None:
+            return
+        idl = self._idl = ovsdb_idl.TrackingIdl(self._remote, ovsdb_idl.schema_helper(schema))
+        idl.set_backoff(*_RECONNECT_BACKOFF_MS)
+        last_seqno, was_connected = -1, False
+        while not self._stopping:
+            self._drain_requests()
+            idl.run()
+            self._check_txn(idl)
+            connected = idl.connected()
+            if idl.change_seqno != last_seqno or connected != was_connected:
+                if connected and not was_connected and last_seqno != -1:
+                    self.stats["reconnects"] += 1
+                    self._dirty = True
+                if connected or self._state is not None:
+                    self._publish(state_from_view(idl.view(), self.bridge, connected, 0))
+                last_seqno, was_connected = idl.change_seqno, connected
+                self._dirty = True
+            now = time.monotonic()
+            if connected and self._txn is None and self._dirty and now >= self._retry_at and (
+                    self._settle_seqno is None or idl.change_seqno != self._settle_seqno
+                    or now >= self._settle_deadline):
+                self._reconcile(idl)
+            poller = ovs.poller.Poller()
+            idl.wait(poller)
+            if self._txn is not None:
+                self._txn.wait(poller)
+            poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
+            if connected and self._dirty and self._txn is None:
+                wake_at = max(self._retry_at, self._settle_deadline if self._settle_seqno is not None else 0.0)
+                poller.timer_wait(max(0, int((wake_at - time.monotonic()) * 1000)) + 1)
+            poller.block()
+
+    def _reconcile(self, idl: ovsdb_idl.TrackingIdl) -> None:
+        self._dirty = False
+        self._settle_seqno = None
+        p = plan(idl.view(), self._desired)
+        self._settle_futures(p)
+        if not p.actions:
+            self._unsettled = 0
+            return
+        self._unsettled += 1
+        if self._unsettled > _MAX_UNSETTLED:
+            log.error("OVSDB: %d commits without converging; slowing down (plan: %s)", self._unsettled, p.actions)
+            self._retry_at = time.monotonic() + 1.0
+            self._dirty = True
+            self._unsettled = 0
+            return
+        txn = ovs.db.idl.Transaction(idl)
+        txn.add_comment("tuplenet agent")
+        try:
+            ovsdb_idl.apply(idl, txn, p.actions)
+        except Exception:
+            txn.abort()
+            raise
+        self._txn_domains = {a.domain for a in p.actions}
+        self._txn_seqno = idl.change_seqno
+        self._txn = txn
+        self.stats["txns"] += 1
+        log.debug("OVSDB commit: %s", p.actions)
+        self._check_txn(idl)
+
+    def _check_txn(self, idl: ovsdb_idl.TrackingIdl) -> None:
+        txn = self._txn
+        if txn is None:
+            return
+        status = txn.commit()
+        if status == ovs.db.idl.Transaction.INCOMPLETE:
+            return
+        self._txn = None
+        self._dirty = True
+        if status in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED,
+                      ovs.db.idl.Transaction.TRY_AGAIN):
+            if status == ovs.db.idl.Transaction.TRY_AGAIN:
+                self.stats["try_again"] += 1
+            else:
+                self._error_backoff = 0.0
+            # Re-plan once the replica reflects the outcome (documented IDL retry rule), or after a grace period.
+            self._settle_seqno = self._txn_seqno
+            self._settle_deadline = time.monotonic() + _SETTLE_TIMEOUT
+            return
+        self.stats["txn_errors"] += 1
+        detail = txn.get_error() or status
+        self._error_backoff = min(max(self._error_backoff * 2, _ERROR_BACKOFF[0]), _ERROR_BACKOFF[1])
+        self._retry_at = time.monotonic() + self._error_backoff
+        log.warning("OVSDB transaction failed (%s); retrying in %.1fs", detail, self._error_backoff)
+        err = OvsdbError(f"OVSDB transaction failed: {detail}")
+        for d in self._txn_domains:
+            self._fail(d, err)
+
+    def _settle_futures(self, p: Plan) -> None:
+        for d in _DOMAINS:
+            if d in p.errors:
+                self._fail(d, OvsdbError(f"{d}: {p.errors[d]}"))
+            elif p.converged(d):
+                futs, self._pending[d] = self._pending[d], []
+                for f in futs:
+                    if not f.done():
+                        f.set_result(None)
+
+    def _fail(self, domain: str, err: OvsdbError) -> None:
+        futs, self._pending[domain] = self._pending[domain], []
+        for f in futs:
+            if not f.done():
+                f.set_exception(err)
+
+    def _publish(self, new: OvsState) -> None:
+        old = self._state
+        if new.same_as(old):
+            return
+        seqno = (old.seqno if old else 0) + 1
+        state = replace(new, seqno=seqno)
+        self.stats["states"] += 1
+        with self._state_cond:
+            self._state = state
+            self._state_cond.notify_all()
+        for cb in list(self._subscribers):
+            self._call(cb, state)
+
+    @staticmethod
+    def _call(cb: Subscriber, state: OvsState) -> None:
+        try:
+            cb(state)
+        except Exception:  # noqa: BLE001 - one bad subscriber must not stop the others or the thread
+            log.exception("OVSDB subscriber %r failed", cb)

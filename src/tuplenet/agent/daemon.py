@@ -1,0 +1,300 @@
+"""The agent: wires etcd, OVSDB and OpenFlow into one event loop around the incremental engine.
+
+Threads only produce events (etcd watch, OVSDB monitor, OpenFlow reader); the main loop alone mutates the
+view, runs the engine and sends bundles, so computation and commits are strictly ordered (0.3 defect §7.5).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import time
+from typing import Any
+
+from ..model import PATCH_PORT_IP
+from ..store import KV, Store, StoreError
+from . import binding
+from .chassis import ChassisPresence
+from .config import Config
+from .engine import Engine
+from .etcdsync import Change, TopologySync
+from .ofctrl import FlowControl
+from .ovsdb import LocalOvs, OvsdbError, OvsState
+from .pinctrl import PacketIns
+from .view import View
+
+log = logging.getLogger("tuplenet")
+
+
+class StartupError(Exception):
+    """Something essential is missing: the agent exits with this message."""
+
+
+def ovs_facts(state: OvsState) -> dict[tuple, Any]:
+    """Local OVS facts the pipeline reads."""
+    facts: dict[tuple, Any] = {("self",): state.system_id}
+    for iface, ofport in state.bindings.items():
+        facts[("bind", iface)] = ofport
+    for chassis, ofport in state.tunnels.items():
+        facts[("tun", chassis)] = ofport
+    if state.flowbased_ofport:
+        facts[("tunfb",)] = state.flowbased_ofport
+    return facts
+
+
+def desired_tunnels(view: View, self_id: str, self_ip: str) -> dict[str, str]:
+    """One tunnel per remote chassis; chassis sharing an IP resolve to the newest tick (0.3 rule)."""
+    by_ip: dict[str, tuple[int, str]] = {}
+    for k, ch in view.facts.items():
+        if k[0] != "chassis" or k[1] == self_id or ch.ip == self_ip:
+            continue
+        cur = by_ip.get(ch.ip)
+        if cur is None or (ch.tick, k[1]) > cur:
+            by_ip[ch.ip] = (ch.tick, k[1])
+    return {name: ip for ip, (_, name) in by_ip.items()}
+
+
+def desired_patch_ports(view: View, self_id: str) -> dict[str, str]:
+    return {k[2]: o.peer for k, o in view.facts.items()
+            if k[0] == "lsp" and o.ip == PATCH_PORT_IP and o.peer and o.chassis == self_id}
+
+
+class Agent:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.q: queue.Queue = queue.Queue()
+        self.view = View()
+        self.engine = Engine(self.view)
+        self.kvs: dict[tuple, KV] = {}
+        self.ovs: LocalOvs | None = None
+        self.conn = None
+        self.ofctrl: FlowControl | None = None
+        self.store: Store | None = None
+        self.sync: TopologySync | None = None
+        self.presence: ChassisPresence | None = None
+        self.pins: PacketIns | None = None
+        self.self_id = ""
+        self._ovs_facts: dict[tuple, Any] = {}
+        self._tunnels: dict[str, str] | None = None
+        self._patches: dict[str, str] | None = None
+        self._stop = False
+        self.started_at = time.time()
+        self.ready_ms = 0.0
+
+    # ------------------------------------------------------------------ start-up
+    def start(self) -> None:
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        try:
+            self.ovs = LocalOvs(cfg.ovsdb_path, cfg.bridge).start(timeout=10.0)
+        except OvsdbError as exc:
+            raise StartupError(str(exc)) from None
+        sid = self.ovs.system_id()
+        if not sid:
+            raise StartupError("Open_vSwitch external_ids:system-id is not set; set it with "
+                               "`ovs-vsctl set Open_vSwitch . external_ids:system-id=<chassis name>`")
+        self.self_id = sid
+        self.ovs.ensure_bridge(cfg.datapath_type)
+        self._connect_openflow()
+        self.store = Store(cfg.endpoints, prefix=cfg.prefix, timeout=5.0)
+        self.sync = TopologySync(self.store, self._emit)
+        try:
+            changes, rev = self.sync.listing()
+        except StoreError as exc:
+            raise StartupError(f"cannot read the topology from etcd {cfg.endpoints}: {exc}") from None
+        self._apply_changes(changes, set())
+        self.ovs.subscribe(lambda st: self.q.put(("ovs", st)))
+        state = self.ovs.snapshot()
+        self._apply_ovs(state, set())
+        self._side_effects()
+        # Tunnels to known chassis normally exist already (restart): wait briefly for their ofports so
+        # the first reconcile computes the complete set and changes nothing on a healthy host.
+        want = set(self._tunnels or {})
+        try:
+            state = self.ovs.wait_state(lambda s: want <= set(s.tunnels), timeout=2.0)
+        except Exception:  # noqa: BLE001 - missing tunnels simply arrive later as changes
+            state = self.ovs.snapshot()
+        self._apply_ovs(state, set())
+        self.engine.full()
+        self.ofctrl.reconcile(self.engine.desired())
+        self.presence = ChassisPresence(self.store, sid, cfg.tunnel_ip, cfg.liveness_ttl)
+        self._register()
+        self.presence.start_liveness()
+        self.sync.start(rev)
+        self.ready_ms = (time.perf_counter() - t0) * 1000
+        log.info("agent %s ready in %.0f ms: %d flows, %d facts", sid, self.ready_ms,
+                 len(self.ofctrl.installed), len(self.view.facts))
+        self._write_status()
+
+    def _connect_openflow(self) -> None:
+        from .openflow import OpenFlowConnection
+
+        self.conn = OpenFlowConnection(self.cfg.mgmt_socket, on_packet_in=lambda p: self.q.put(("pin", p)),
+                                       on_connect=lambda: self.q.put(("ofconnect",)))
+        try:
+            self.conn.start(timeout=10.0)
+        except Exception as exc:
+            raise StartupError(f"cannot open OpenFlow connection {self.cfg.mgmt_socket}: {exc}") from None
+        self.conn.ensure_tlv_map()
+        self.ofctrl = FlowControl(self.conn)
+        self.pins = PacketIns(self.conn, self.view)
+
+    # ------------------------------------------------------------------ main loop
+    def _emit(self, kind: str, changes: list[Change], rev: int) -> None:
+        self.q.put((kind, changes, rev))
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self._request_stop())
+        signal.signal(signal.SIGINT, lambda *_: self._request_stop())
+        last_status = 0.0
+        while not self._stop:
+            try:
+                item = self.q.get(timeout=1.0)
+            except queue.Empty:
+                item = None
+            items = [item] if item is not None else []
+            while True:
+                try:
+                    items.append(self.q.get_nowait())
+                except queue.Empty:
+                    break
+            self._handle(items)
+            if time.monotonic() - last_status > 2.0:
+                last_status = time.monotonic()
+                self._write_status()
+        self.shutdown()
+
+    def _request_stop(self) -> None:
+        self._stop = True
+        self.q.put(("stop",))
+
+    def _handle(self, items: list[tuple]) -> None:
+        changed: set[tuple] = set()
+        topo = False
+        reconnect = False
+        for it in items:
+            kind = it[0]
+            if kind == "etcd":
+                self._apply_changes(it[1], changed)
+                topo = True
+            elif kind == "resync":
+                self._resync(it[1], changed)
+                topo = True
+            elif kind == "ovs":
+                self._apply_ovs(it[1], changed)
+            elif kind == "pin":
+                self.pins.handle(it[1])
+            elif kind == "ofconnect":
+                reconnect = True
+        if changed:
+            deletes, adds = self.engine.process(changed)
+            try:
+                self.ofctrl.apply(deletes, adds)
+            except Exception as exc:  # noqa: BLE001 - resync below repairs whatever did not apply
+                log.error("installing %d/%d flow changes failed: %s; resyncing", len(deletes), len(adds), exc)
+                reconnect = True
+        if reconnect:
+            try:
+                self.ofctrl.reconcile(self.engine.desired())
+            except Exception as exc:  # noqa: BLE001
+                log.error("flow reconcile failed: %s", exc)
+                self.q.put(("ofconnect",))
+                time.sleep(0.2)
+        if topo or changed:
+            self._side_effects()
+            self._register()
+
+    def _apply_changes(self, changes: list[Change], changed: set[tuple]) -> None:
+        for fkey, obj, kv in changes:
+            self.view.apply(fkey, obj, changed)
+            if obj is None:
+                self.kvs.pop(fkey, None)
+            elif kv is not None:
+                self.kvs[fkey] = kv
+
+    def _resync(self, changes: list[Change], changed: set[tuple]) -> None:
+        """After compaction: apply the difference between the view and a fresh listing (incremental)."""
+        fresh = {c[0] for c in changes}
+        etcd_kinds = {"LS", "LR", "lsp", "lrp", "lsr", "lnat", "chassis"}
+        gone = [k for k in self.view.facts if k[0] in etcd_kinds and k not in fresh]
+        self._apply_changes([(k, None, None) for k in gone] + changes, changed)
+        self.engine.stats.extra["resyncs"] = self.engine.stats.extra.get("resyncs", 0) + 1
+
+    def _apply_ovs(self, state: OvsState, changed: set[tuple]) -> None:
+        if not state.connected:
+            return
+        new = ovs_facts(state)
+        if state.system_id and state.system_id != self.self_id:
+            log.warning("system-id changed from %s to %s; restart the agent to adopt it", self.self_id,
+                        state.system_id)
+            new[("self",)] = self.self_id
+        new[("self",)] = self.self_id
+        for k in self._ovs_facts.keys() - new.keys():
+            self.view.apply(k, None, changed)
+        for k, v in new.items():
+            if self._ovs_facts.get(k) != v:
+                self.view.apply(k, v, changed)
+        self._ovs_facts = new
+
+    def _side_effects(self) -> None:
+        tunnels = desired_tunnels(self.view, self.self_id, self.cfg.tunnel_ip)
+        if tunnels != self._tunnels:
+            self._tunnels = tunnels
+            self.ovs.set_tunnels(tunnels)
+        patches = desired_patch_ports(self.view, self.self_id)
+        if patches != self._patches:
+            self._patches = patches
+            self.ovs.set_patch_ports(patches)
+        for fkey, lsp in binding.claims(self.view, self.self_id):
+            binding.write_claim(self.store, lsp, self.kvs.get(fkey), self.self_id)
+
+    def _register(self) -> None:
+        if self.presence is None:
+            return
+        key = ("chassis", self.self_id)
+        current = self.view.facts.get(key)
+        if self.presence.needs_register(current):
+            kv = self.kvs.get(key)
+            self.presence.register(current, kv.mod_revision if kv else None)
+
+    # ------------------------------------------------------------------ status / stop
+    def status(self) -> dict:
+        es, of = self.engine.stats, self.ofctrl.stats if self.ofctrl else None
+        return {
+            "chassis": self.self_id, "pid": os.getpid(), "ready_ms": round(self.ready_ms, 1),
+            "facts": len(self.view.facts), "flows": len(self.engine.active),
+            "engine": {"full_runs": es.full_runs, "incremental_runs": es.incremental_runs,
+                       "owners_computed": es.owners_computed, "last_run_ms": round(es.last_run_ms, 3),
+                       "conflicts": es.conflicts, "resyncs": es.extra.get("resyncs", 0)},
+            "openflow": of.__dict__ if of else {},
+            "bad_records": self.sync.decoder.bad_records if self.sync else 0,
+            "etcd_revision": self.sync.revision if self.sync else 0,
+        }
+
+    def _write_status(self) -> None:
+        try:
+            os.makedirs(self.cfg.rundir, exist_ok=True)
+            tmp = os.path.join(self.cfg.rundir, "status.json.tmp")
+            with open(tmp, "w") as f:
+                json.dump(self.status(), f)
+            os.replace(tmp, os.path.join(self.cfg.rundir, "status.json"))
+        except OSError as exc:
+            log.debug("status file not written: %s", exc)
+
+    def shutdown(self) -> None:
+        """Stop cleanly, leaving flows, ports and the chassis record in place (the data plane keeps
+        forwarding while the agent is away)."""
+        log.info("agent stopping")
+        if self.sync:
+            self.sync.stop()
+        if self.presence:
+            self.presence.stop()
+        if self.conn:
+            self.conn.close()
+        if self.ovs:
+            self.ovs.stop()
+        if self.store:
+            self.store.close()

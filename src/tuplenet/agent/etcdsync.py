@@ -1,0 +1,115 @@
+"""etcd → view facts: the initial listing, then a watch that resumes across disconnects and re-lists on
+compaction. Runs in its own thread and hands decoded batches to the agent's queue."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..model import ModelError, decode, parse_key
+from ..store import KV, Compacted, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+TOPOLOGY = "entity_view/"
+
+Change = tuple[tuple, Any, "KV | None"]  # (fact key, entity or None, the KV it came from)
+
+
+class Decoder:
+    """Turns KVs into fact changes; reports a malformed record once per value and skips it (the previous
+    good version, if any, stays in force until the record is fixed)."""
+
+    def __init__(self) -> None:
+        self._bad: dict[str, str] = {}
+        self.bad_records = 0
+
+    def change(self, kv: KV, deleted: bool) -> Change | None:
+        parsed = parse_key(kv.key)
+        if parsed is None:
+            return None
+        kind, ident = parsed
+        fkey = (kind, *ident)
+        if deleted:
+            self._bad.pop(kv.key, None)
+            return fkey, None, None
+        try:
+            obj = decode(kind, ident, kv.value)
+        except ModelError as exc:
+            if self._bad.get(kv.key) != kv.value:
+                self._bad[kv.key] = kv.value
+                self.bad_records += 1
+                log.error("ignoring malformed record %s", exc)
+            return None
+        if self._bad.pop(kv.key, None) is not None:
+            log.info("record %s is valid again", kv.key)
+        return fkey, obj, kv
+
+
+class TopologySync:
+    """Owns the etcd side of the agent's view."""
+
+    def __init__(self, store: Store, emit: Callable[[str, list[Change], int], None]) -> None:
+        self.store = store
+        self.emit = emit
+        self.decoder = Decoder()
+        self.revision = 0
+        self.resyncs = 0
+        self._watch = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def listing(self) -> tuple[list[Change], int]:
+        kvs, rev = self.store.get_prefix(TOPOLOGY)
+        out = [c for kv in kvs if (c := self.decoder.change(kv, False)) is not None]
+        return out, rev
+
+    def start(self, revision: int) -> None:
+        self.revision = revision
+        self._thread = threading.Thread(target=self._run, name="etcd-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._watch = self.store.watch(TOPOLOGY, self.revision + 1)
+                for batch in self._watch:
+                    if self._stop.is_set():
+                        return
+                    changes = [c for ev in batch.events
+                               if (c := self.decoder.change(ev.kv, ev.type == "DELETE")) is not None]
+                    self.revision = max(self.revision, batch.revision)
+                    if changes or batch.events:
+                        self.emit("etcd", changes, self.revision)
+            except Compacted as exc:
+                log.warning("watch revision %d compacted (now %d): re-listing", self.revision + 1,
+                            exc.compact_revision)
+                self._relist()
+            except StoreError as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("etcd watch failed: %s; retrying", exc)
+                self._stop.wait(0.5)
+            except Exception:  # never let the watch thread die silently
+                log.exception("etcd watch crashed; retrying")
+                self._stop.wait(0.5)
+
+    def _relist(self) -> None:
+        while not self._stop.is_set():
+            try:
+                changes, rev = self.listing()
+            except StoreError as exc:
+                log.warning("re-list failed: %s; retrying", exc)
+                self._stop.wait(0.5)
+                continue
+            self.resyncs += 1
+            self.revision = rev
+            self.emit("resync", changes, rev)
+            return

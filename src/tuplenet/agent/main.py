@@ -1,0 +1,105 @@
+"""`tuplenet`: the agent (0.3 options), plus `tuplenet check` and `tuplenet sandbox ...`."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+
+from .config import ConfigError, load
+
+
+def setup_logging(logdir: str) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    if not logdir:
+        h: logging.Handler = logging.StreamHandler()
+        h.setFormatter(fmt)
+        root.addHandler(h)
+        return
+    os.makedirs(logdir, exist_ok=True)
+    main = logging.handlers.RotatingFileHandler(os.path.join(logdir, "tuplenet.log"), maxBytes=100 << 20,
+                                                backupCount=5)
+    warn = logging.handlers.RotatingFileHandler(os.path.join(logdir, "tuplenet_warn.log"), maxBytes=100 << 20,
+                                                backupCount=5)
+    warn.setLevel(logging.WARNING)
+    for h in (main, warn):
+        h.setFormatter(fmt)
+        root.addHandler(h)
+
+
+def _pidfile(rundir: str) -> str:
+    os.makedirs(rundir, exist_ok=True)
+    path = os.path.join(rundir, "tuplenet.pid")
+    try:
+        with open(path) as f:
+            old = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        old = 0
+    if old and old != os.getpid():
+        try:
+            os.kill(old, 0)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            raise ConfigError(f"another agent (pid {old}) owns {path}") from None
+        else:
+            raise ConfigError(f"another agent is running with pid {old} ({path}); stop it first")
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    return path
+
+
+def run_agent(argv: list[str]) -> int:
+    from .daemon import Agent, StartupError
+
+    try:
+        cfg = load(argv)
+    except ConfigError as exc:
+        print(f"tuplenet: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(cfg.logdir)
+    log = logging.getLogger("tuplenet")
+    try:
+        pidfile = _pidfile(cfg.rundir)
+    except (ConfigError, OSError) as exc:
+        print(f"tuplenet: {exc}", file=sys.stderr)
+        return 2
+    if cfg.ondemand:
+        log.info("ONDEMAND: on-demand flow generation is not available yet; computing full flows")
+    agent = Agent(cfg)
+    try:
+        agent.start()
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        print(f"tuplenet: {exc}", file=sys.stderr)
+        agent.shutdown()
+        os.unlink(pidfile)
+        return 1
+    try:
+        agent.run()
+    finally:
+        try:
+            os.unlink(pidfile)
+        except OSError:
+            pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sandbox":
+        from ..sandbox.cli import main as sandbox_main
+
+        return sandbox_main(argv[1:])
+    if argv and argv[0] == "check":
+        from .check import main as check_main
+
+        return check_main(argv[1:])
+    return run_agent(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

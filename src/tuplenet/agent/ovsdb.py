@@ -324,16 +324,16 @@ class LocalOvs:
             return
         idl = self._idl = ovsdb_idl.TrackingIdl(self._remote, ovsdb_idl.schema_helper(schema))
         idl.set_backoff(*_RECONNECT_BACKOFF_MS)
-        last_seqno, was_connected = -1, False
+        last_seqno, was_connected, ever_connected = -1, False, False
         while not self._stopping:
             self._drain_requests()
             idl.run()
             self._check_txn(idl)
             connected = idl.connected()
             if idl.change_seqno != last_seqno or connected != was_connected:
-                if connected and not was_connected and last_seqno != -1:
-                    self.stats["reconnects"] += 1
-                    self._dirty = True
+                if connected and not was_connected:
+                    self.stats["reconnects"] += ever_connected
+                    ever_connected = True
                 if connected or self._state is not None:
                     self._publish(state_from_view(idl.view(), self.bridge, connected, 0))
                 last_seqno, was_connected = idl.change_seqno, connected

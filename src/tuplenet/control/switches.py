@@ -1,0 +1,96 @@
+"""Logical switch operations: ls, lsp, patch ports and CNI-style IP allocation."""
+
+from __future__ import annotations
+
+from tuplenet.model import (
+    LS,
+    LSP,
+    PATCH_PORT_IP,
+    PATCH_PORT_MAC,
+    children_prefix,
+    derive_mac,
+    entity_key,
+    first_free_ip,
+    ip_book_key,
+    normalize_ip,
+    normalize_mac,
+    validate_name,
+)
+from tuplenet.store import Op
+
+from .base import Plan, checked, not_found
+from .devices import DeviceOps
+
+
+def _opt_name(value: str | None) -> str | None:
+    """Optional peer/chassis reference: empty means none; otherwise it must be a valid name."""
+    return checked(validate_name, value) if value and value.strip() else None
+
+
+class SwitchOps(DeviceOps):
+    def add_switch(self, name: str) -> LS:
+        name = checked(validate_name, name)
+        return self.commit(lambda: self.plan_device_add("LS", name, lambda i: LS(name, i)))
+
+    def delete_switch(self, name: str, recursive: bool = False) -> LS | str:
+        """Delete a switch; with `recursive` its ports too. Returns what was deleted."""
+        def refuse(_: set[str]) -> str:
+            return f'failed to delete {name}: there are remaining ports, consider using "-r"?'
+
+        return self.commit(lambda: self.plan_device_delete("LS", name, recursive, refuse))
+
+    def list_switches(self) -> list[LS]:
+        return self.list_top("LS")
+
+    def get_switch(self, name: str) -> LS:
+        return self.get("LS", name)
+
+    def add_switch_port(self, switch: str, name: str, ip: str, mac: str | None = None, peer: str | None = None,
+                        chassis: str | None = None) -> LSP:
+        """Create an lsp; MAC defaults to f2:01:<ip>. Port id (ip & 0xffff) must be unique in the switch."""
+        name = checked(validate_name, name)
+        ip = checked(normalize_ip, ip)
+        mac = checked(normalize_mac, mac) if mac and mac.strip() else derive_mac(ip)
+        port = LSP(switch, name, ip, mac, _opt_name(peer), _opt_name(chassis))
+        return self.commit(lambda: self.plan_ports_add(
+            [port], lambda p: f"switch {switch} port {p.name} exists"))[0]
+
+    def add_patch_port(self, switch: str, name: str, chassis: str, peer_bridge: str) -> LSP:
+        """A port bridging the switch to an OVS bridge on one chassis; one per switch (port id 0xffff)."""
+        name = checked(validate_name, name)
+        port = LSP(switch, name, PATCH_PORT_IP, PATCH_PORT_MAC, checked(validate_name, peer_bridge),
+                   checked(validate_name, chassis))
+        return self.commit(lambda: self.plan_ports_add(
+            [port], lambda p: f"switch {switch} port {p.name} exists"))[0]
+
+    def delete_switch_port(self, switch: str, name: str) -> LSP | str:
+        return self.commit(lambda: self.plan_port_delete("lsp", switch, name))
+
+    def list_switch_ports(self, switch: str) -> list[LSP]:
+        return self.list_children("LS", switch, "lsp")
+
+    def get_switch_port(self, switch: str, name: str) -> LSP:
+        self.get_switch(switch)
+        return self.get("lsp", switch, name)
+
+    def allocate_switch_port(self, switch: str, name: str, subnet: str, gateway: str | None = None,
+                             chassis: str | None = None) -> LSP:
+        """IPAM (0.3 SaveSwitchPort): first free IP of `subnet` in the switch, derived MAC, one transaction.
+
+        Retried from a fresh read when another writer takes the same address first.
+        """
+        name = checked(validate_name, name)
+        chassis = _opt_name(chassis)
+
+        def plan() -> Plan:
+            (ls_kv, book_kv, ports), _ = self.read(
+                Op.get(entity_key("LS", (switch,))), Op.get(ip_book_key("LS", switch)),
+                Op.get_prefix(children_prefix("LS", switch, "lsp")))
+            if ls_kv is None:
+                raise not_found("LS", (switch,))
+            used = self.port_book("LS", switch, book_kv, ports).used
+            ip = checked(first_free_ip, subnet, used, gateway)
+            port = LSP(switch, name, ip, derive_mac(ip), None, chassis)
+            return self.plan_ports_add([port], lambda p: f"switch {switch} port {p.name} exists")
+
+        return self.commit(plan)[0]

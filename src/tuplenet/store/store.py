@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
-from collections.abc import Sequence
+from binascii import a2b_base64
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .codec import (
@@ -82,19 +84,22 @@ class Store:
         answer = self._t.call("/v3/kv/range", {**range_fields(self._pfx, True), "count_only": True})
         return _header_revision(answer)
 
+    def _range_page(self, full_prefix: bytes, start: bytes | None, limit: int, revision: int) -> dict[str, Any]:
+        body: dict[str, Any] = {**range_fields(full_prefix, True), "limit": str(limit)}
+        if start is not None:
+            body["key"] = b64(start)
+        if revision:
+            body["revision"] = str(revision)
+        return self._t.call("/v3/kv/range", body)
+
     def get_prefix_page(self, key_prefix: str = "", after: str | None = None, limit: int = 1000,
                         revision: int = 0) -> tuple[list[KV], int, bool]:
         """Up to `limit` keys under key_prefix that sort after `after`, at `revision` (0 = now).
 
-        Returns (kvs, revision read at, more). Raises Compacted if `revision` was compacted.
+        Returns (kvs, revision of the store now, more). Raises Compacted if `revision` was compacted.
         """
-        fields = range_fields(self._full(key_prefix), True)
-        if after is not None:
-            fields = {**fields, "key": b64(self._full(after) + b"\x00")}
-        body: dict[str, Any] = {**fields, "limit": str(limit)}
-        if revision:
-            body["revision"] = str(revision)
-        answer = self._t.call("/v3/kv/range", body)
+        start = None if after is None else self._full(after) + b"\x00"
+        answer = self._range_page(self._full(key_prefix), start, limit, revision)
         plen = self._plen
         kvs = [decode_kv(kv, plen) for kv in answer.get("kvs", ())]
         return kvs, _header_revision(answer), bool(answer.get("more"))
@@ -102,30 +107,38 @@ class Store:
     def get_prefix(self, key_prefix: str = "", page_size: int = 1000) -> tuple[list[KV], int]:
         """Every key under key_prefix, sorted by key, all read at one revision; returns (kvs, revision).
 
-        Read in pages pinned to the first page's revision, so each answer stays small; page size adapts to the
-        value sizes. If that revision is compacted mid-read, the read starts over (up to 3 times).
+        Read in pages of at most page_size keys pinned to the first page's revision, so no answer gets huge
+        (pages shrink further when values are big). The next page is fetched while this one is decoded. If the
+        revision is compacted mid-read, the read starts over (up to 3 times).
         """
         if page_size < 1:
             raise StoreError("page_size must be at least 1")
         for attempt in range(RELIST_ATTEMPTS):
             try:
-                return self._read_all(key_prefix, page_size)
+                return self._read_all(self._full(key_prefix), page_size)
             except Compacted:
                 if attempt == RELIST_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _read_all(self, key_prefix: str, page_size: int) -> tuple[list[KV], int]:
+    def _read_all(self, full_prefix: bytes, page_size: int) -> tuple[list[KV], int]:
+        plen = self._plen
         out: list[KV] = []
-        limit = min(page_size, FIRST_PAGE)
-        kvs, revision, more = self.get_prefix_page(key_prefix, None, limit)
-        out.extend(kvs)
-        while more and kvs:
-            avg = sum(len(kv.key) + len(kv.value) for kv in kvs) / len(kvs) + 64
-            limit = max(1, min(page_size, int(PAGE_TARGET_BYTES / avg)))
-            kvs, _, more = self.get_prefix_page(key_prefix, out[-1].key, limit, revision)
-            out.extend(kvs)
-        return out, revision
+        answer = self._range_page(full_prefix, None, min(page_size, FIRST_PAGE), 0)
+        revision = _header_revision(answer)
+        while True:
+            raw = answer.get("kvs", ())
+            pending = None
+            if answer.get("more") and raw:
+                sample = raw[:: max(1, len(raw) // 16)]
+                avg = sum(len(kv["key"]) + len(kv.get("value", "")) for kv in sample) * 3 / 4 / len(sample) + 64
+                limit = max(1, min(page_size, int(PAGE_TARGET_BYTES / avg)))
+                start = a2b_base64(raw[-1]["key"]) + b"\x00"
+                pending = _Background(self._range_page, full_prefix, start, limit, revision)
+            out.extend([decode_kv(kv, plen) for kv in raw])
+            if pending is None:
+                return out, revision
+            answer = pending.result()
 
     # ---- writes ------------------------------------------------------------------------------------------
 
@@ -224,6 +237,28 @@ class Store:
         answer = self._t.call("/v3/cluster/member/list", {})
         return [Member(int(m.get("ID", 0)), m.get("name", ""), list(m.get("peerURLs", ())),
                        list(m.get("clientURLs", ()))) for m in answer.get("members", ())]
+
+
+class _Background:
+    """Run one call in a daemon thread (prefetching the next page); result() re-raises its exception."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _header_revision(answer: dict[str, Any]) -> int:

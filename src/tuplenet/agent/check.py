@@ -36,7 +36,7 @@ def compute_desired(cfg) -> tuple[Engine, str]:
 
 
 def main(argv: list[str]) -> int:
-    from .openflow import OpenFlowConnection
+    from .openflow.conn import OpenFlowConnection
 
     try:
         cfg = load(argv)

@@ -81,6 +81,7 @@ class Agent:
         self._tunnels: dict[str, str] | None = None
         self._patches: dict[str, str] | None = None
         self._stop = False
+        self._of_connects = 0
         self.started_at = time.time()
         self.ready_ms = 0.0
 
@@ -130,7 +131,7 @@ class Agent:
         self._write_status()
 
     def _connect_openflow(self) -> None:
-        from .openflow import OpenFlowConnection
+        from .openflow.conn import OpenFlowConnection
 
         self.conn = OpenFlowConnection(self.cfg.mgmt_socket, on_packet_in=lambda p: self.q.put(("pin", p)),
                                        on_connect=lambda: self.q.put(("ofconnect",)))
@@ -188,7 +189,9 @@ class Agent:
             elif kind == "pin":
                 self.pins.handle(it[1])
             elif kind == "ofconnect":
-                reconnect = True
+                if self._of_connects > 0:  # the first one is the start-up connection, already reconciled
+                    reconnect = True
+                self._of_connects += 1
         if changed:
             deletes, adds = self.engine.process(changed)
             try:

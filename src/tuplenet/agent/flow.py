@@ -37,7 +37,7 @@ NXM_0 = 0x0000
 NXM_1 = 0x0001
 
 _FIELDS: list[FieldSpec] = [
-    FieldSpec("in_port", OXM_BASIC, 0, 4, "int"),
+    FieldSpec("in_port", NXM_0, 0, 2, "int"),  # NXM_OF_IN_PORT: loadable (0 lets a packet hairpin)
     FieldSpec("metadata", OXM_BASIC, 2, 8, "int"),
     FieldSpec("dl_dst", OXM_BASIC, 3, 6, "mac"),
     FieldSpec("dl_src", OXM_BASIC, 4, 6, "mac"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import logging.handlers
 import os
+import signal
 import sys
 
 from .config import ConfigError, load
@@ -61,6 +63,7 @@ def run_agent(argv: list[str]) -> int:
         print(f"tuplenet: {exc}", file=sys.stderr)
         return 2
     setup_logging(cfg.logdir)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` dumps every thread's stack
     log = logging.getLogger("tuplenet")
     try:
         pidfile = _pidfile(cfg.rundir)

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from .flow import Flow
+from .openflow.errors import OpenFlowError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ class FlowControl:
     def __init__(self, conn) -> None:  # conn: openflow.OpenFlowConnection
         self.conn = conn
         self.installed: set[int] = set()
+        self.rejected: set[int] = set()
         self.stats = OfStats()
 
     def reconcile(self, desired: dict[int, Flow]) -> tuple[int, int]:
@@ -34,7 +36,7 @@ class FlowControl:
         present = set(self.conn.dump_cookies())
         deletes = sorted(present - desired.keys())
         adds = [f for c, f in desired.items() if c not in present]
-        self.installed = present
+        self.installed = set(present)
         self.stats.reconciles += 1
         self.apply(deletes, adds)
         log.info("reconciled flows: %d kept, %d deleted, %d added", len(present) - len(deletes), len(deletes),
@@ -49,13 +51,34 @@ class FlowControl:
             return
         t0 = time.perf_counter()
         try:
-            self.conn.apply(deletes, adds)
-        except Exception:
+            self._send(deletes, adds)
+        except OpenFlowError as exc:
+            if not adds or not exc.errors:  # connection trouble, not a rejected flow
+                raise
+            # One bad flow must not block the rest: isolate it by bisection, apply everything else.
             self.stats.failures += 1
-            raise
+            log.error("bundle rejected (%s); isolating the offending flows", exc)
+            self._send(deletes, [])
+            self._bisect(adds)
         self.stats.last_bundle_ms = (time.perf_counter() - t0) * 1000
+
+    def _send(self, deletes: list[int], adds: list[Flow]) -> None:
+        self.conn.apply(deletes, adds)
         self.stats.bundles += 1
         self.stats.flows_added += len(adds)
         self.stats.flows_deleted += len(deletes)
         self.installed.difference_update(deletes)
         self.installed.update(f.cookie for f in adds)
+
+    def _bisect(self, adds: list[Flow]) -> None:
+        try:
+            self._send([], adds)
+            return
+        except OpenFlowError as exc:
+            if len(adds) == 1:
+                self.rejected.add(adds[0].cookie)
+                log.error("switch rejected flow %s: %s", adds[0].to_text(), exc)
+                return
+        mid = len(adds) // 2
+        self._bisect(adds[:mid])
+        self._bisect(adds[mid:])

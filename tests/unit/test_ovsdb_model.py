@@ -1,0 +1,187 @@
+"""The pure OVSDB planner and state extraction: 0.3 naming/ownership rules without a switch."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuplenet.agent.ovsdb_model import (
+    D_BFD,
+    D_BRIDGE,
+    D_EXTIDS,
+    D_PATCH,
+    D_TUNNELS,
+    FLOWBASED_PORT,
+    OF_PROTOCOLS,
+    AddPort,
+    BridgeView,
+    CreateBridge,
+    DbView,
+    DelPort,
+    Desired,
+    FixBridge,
+    FixIface,
+    IfaceView,
+    OvsState,
+    PortView,
+    plan,
+    state_from_view,
+    tunnel_port_name,
+    validate_tunnels,
+)
+
+GOOD_BR = dict(fail_mode="secure", protocols=frozenset(OF_PROTOCOLS), other_config={"disable-in-band": "true"})
+FLOWBASED = PortView(FLOWBASED_PORT, (IfaceView(FLOWBASED_PORT, "geneve",
+                                                {"remote_ip": "flow", "key": "flow", "csum": "true"},
+                                                {"tuplenet-role": "flowbased"}, ofport=1),))
+
+
+def tun(ip: str, chassis: str, ofport: int = 5, **kw: object) -> PortView:
+    name = tunnel_port_name(ip)
+    return PortView(name, (IfaceView(name, "geneve", {"remote_ip": ip, "key": "flow", "csum": "true"},
+                                     {"chassis-id": chassis}, ofport=ofport, **kw),))  # type: ignore[arg-type]
+
+
+def vm(name: str, iface_id: str, ofport: int) -> PortView:
+    return PortView(name, (IfaceView(name, "dummy", {}, {"iface-id": iface_id}, ofport=ofport),))
+
+
+def view(*ports: PortView, others: dict[str, BridgeView] | None = None, **br: object) -> DbView:
+    b = BridgeView("br-int", ports=ports, **{**GOOD_BR, **br})  # type: ignore[arg-type]
+    return DbView(system_id="hv1", bridges={"br-int": b, **(others or {})})
+
+
+def test_tunnel_port_name_is_0_3_naming() -> None:
+    assert tunnel_port_name("192.168.100.2") == "tupleNet-3232261122"
+    assert tunnel_port_name("0.0.0.1") == "tupleNet-1"
+
+
+def test_validate_tunnels() -> None:
+    assert validate_tunnels({"a": "10.0.0.1"}) == {"a": "10.0.0.1"}
+    with pytest.raises(ValueError, match="bad tunnel IPv4"):
+        validate_tunnels({"a": "fe80::1"})
+    with pytest.raises(ValueError, match="share tunnel IP"):
+        validate_tunnels({"a": "10.0.0.1", "b": "10.0.0.1"})
+    with pytest.raises(ValueError, match="bad chassis"):
+        validate_tunnels({"": "10.0.0.1"})
+
+
+def test_missing_bridge_is_created_with_copied_datapath_type() -> None:
+    v = DbView(bridges={"br-phy": BridgeView("br-phy", datapath_type="netdev"), "a": BridgeView("a")})
+    p = plan(v, Desired(ensure_bridge=True, bridge_external_ids={"k": "v", "gone": None}))
+    assert p.actions == [CreateBridge("br-int", "netdev", {"k": "v"})]
+    assert {D_TUNNELS, D_PATCH, D_EXTIDS, D_BFD} <= p.blocked and not p.converged(D_BRIDGE)
+    explicit = plan(v, Desired(ensure_bridge=True, datapath_type="system"))
+    assert explicit.actions == [CreateBridge("br-int", "system", {})]
+
+
+def test_missing_bridge_without_root_row_is_an_error() -> None:
+    p = plan(DbView(has_root=False), Desired(ensure_bridge=True))
+    assert D_BRIDGE in p.errors and not p.actions
+
+
+def test_missing_bridge_not_wanted_blocks_but_creates_nothing() -> None:
+    p = plan(DbView(), Desired(tunnels={"hv2": "10.0.0.2"}))
+    assert not p.actions and D_TUNNELS in p.blocked
+
+
+def test_existing_bridge_is_fixed_not_recreated() -> None:
+    v = view(FLOWBASED, fail_mode="standalone", protocols=frozenset({"OpenFlow12"}), other_config={})
+    p = plan(v, Desired(ensure_bridge=True))
+    assert p.actions == [FixBridge("br-int", fail_mode="secure", protocols=tuple(sorted({"OpenFlow12", *OF_PROTOCOLS})),
+                                   other_config={"disable-in-band": "true"})]
+    assert plan(view(FLOWBASED), Desired(ensure_bridge=True)).actions == []
+
+
+def test_tunnels_converged_means_no_writes() -> None:
+    v = view(FLOWBASED, tun("10.0.0.2", "hv2"), tun("10.0.0.3", "hv3"))
+    p = plan(v, Desired(ensure_bridge=True, tunnels={"hv2": "10.0.0.2", "hv3": "10.0.0.3"}))
+    assert p.actions == [] and p.converged(D_TUNNELS)
+
+
+def test_tunnel_ip_change_replaces_and_removed_chassis_deleted() -> None:
+    v = view(FLOWBASED, tun("10.0.0.2", "hv2"), tun("10.0.0.3", "hv3"), vm("vm1", "lsp1", 7))
+    p = plan(v, Desired(tunnels={"hv2": "10.0.0.22"}))
+    added = [a.spec.name for a in p.actions if isinstance(a, AddPort)]
+    deleted = {a.name for a in p.actions if isinstance(a, DelPort)}
+    assert added == ["tupleNet-167772182"]
+    assert deleted == {"tupleNet-167772162", "tupleNet-167772163"}  # never vm1
+    spec = next(a.spec for a in p.actions if isinstance(a, AddPort))
+    assert spec.options == {"remote_ip": "10.0.0.22", "key": "flow", "csum": "true"}
+    assert spec.external_ids == {"chassis-id": "hv2"} and spec.type == "geneve"
+
+
+def test_unmanaged_tunnels_are_left_alone() -> None:
+    v = view(FLOWBASED, tun("10.0.0.2", "hv2"))
+    assert plan(v, Desired(ensure_bridge=True)).actions == []
+
+
+def test_same_name_other_chassis_is_fixed_in_place() -> None:
+    v = view(FLOWBASED, tun("10.0.0.2", "old"))
+    p = plan(v, Desired(tunnels={"new": "10.0.0.2"}))
+    assert p.actions == [FixIface("tupleNet-167772162", D_TUNNELS, external_ids={"chassis-id": "new"})]
+
+
+def test_wrong_options_fixed_in_place_and_foreign_keys_kept() -> None:
+    port = tun("10.0.0.2", "hv2")
+    iface = port.ifaces[0]
+    bad = PortView(port.name, (IfaceView(iface.name, "vxlan", {"remote_ip": "10.0.0.2"},
+                                         {"chassis-id": "hv2", "owner": "someone"}, ofport=5),))
+    p = plan(view(FLOWBASED, bad), Desired(tunnels={"hv2": "10.0.0.2"}))
+    assert p.actions == [FixIface(port.name, D_TUNNELS, type="geneve",
+                                  options={"remote_ip": "10.0.0.2", "key": "flow", "csum": "true"})]
+
+
+def test_port_on_wrong_bridge_is_moved() -> None:
+    other = BridgeView("br-x", ports=(tun("10.0.0.2", "hv2"),))
+    p = plan(view(FLOWBASED, others={"br-x": other}), Desired(tunnels={"hv2": "10.0.0.2"}))
+    assert p.actions[0] == DelPort("br-x", "tupleNet-167772162", D_TUNNELS)
+    assert isinstance(p.actions[1], AddPort) and p.actions[1].spec.bridge == "br-int"
+
+
+def test_bfd_only_on_referenced_chassis() -> None:
+    v = view(FLOWBASED, tun("10.0.0.2", "hv2"), tun("10.0.0.3", "hv3"))
+    p = plan(v, Desired(tunnels={"hv2": "10.0.0.2", "hv3": "10.0.0.3"}, bfd={"hv2": True}))
+    assert p.actions == [FixIface("tupleNet-167772162", D_BFD, bfd={"enable": "true"})]
+    assert p.converged(D_TUNNELS) and not p.converged(D_BFD)
+    new = plan(view(FLOWBASED), Desired(tunnels={"hv2": "10.0.0.2"}, bfd={"hv2": False}))
+    assert new.actions[0].spec.bfd == {"enable": "false"}  # type: ignore[union-attr]
+    assert D_BFD in new.blocked
+
+
+def test_patch_ports_need_peer_bridge_and_keep_br_int_side() -> None:
+    d = Desired(patch_ports={"lsp-ext": "br-ext"})
+    assert plan(view(), d).actions == []
+    ext = BridgeView("br-ext")
+    p = plan(view(others={"br-ext": ext}), d)
+    specs = {a.spec.name: a.spec for a in p.actions if isinstance(a, AddPort)}
+    assert specs["lsp-ext"].bridge == "br-int" and specs["lsp-ext"].options == {"peer": "lsp-ext-peer"}
+    assert specs["lsp-ext"].external_ids == {"iface-id": "lsp-ext", "tuplenet-role": "patch"}
+    assert specs["lsp-ext-peer"].bridge == "br-ext" and specs["lsp-ext-peer"].options == {"peer": "lsp-ext"}
+    assert specs["lsp-ext-peer"].external_ids == {"iface-id": "lsp-ext-peer", "tuplenet-role": "patch"}
+    # Peer bridge gone: the br-int side stays while the lsp is wanted, and goes with it.
+    inner = PortView("lsp-ext", (IfaceView("lsp-ext", "patch", {"peer": "lsp-ext-peer"},
+                                           {"iface-id": "lsp-ext", "tuplenet-role": "patch"}, ofport=3),))
+    assert plan(view(inner), d).actions == []
+    assert plan(view(inner), Desired(patch_ports={})).actions == [DelPort("br-int", "lsp-ext", D_PATCH)]
+
+
+def test_bridge_external_ids_set_and_delete() -> None:
+    v = view(external_ids={"a": "1", "b": "2"})
+    p = plan(v, Desired(bridge_external_ids={"a": "1", "b": None, "c": "3"}))
+    assert p.actions == [FixBridge("br-int", external_ids={"b": None, "c": "3"}, domain=D_EXTIDS)]
+
+
+def test_state_from_view() -> None:
+    unbound = PortView("vm2", (IfaceView("vm2", "dummy", {}, {"iface-id": "lsp2"}, ofport=-1),))
+    v = view(FLOWBASED, tun("10.0.0.2", "hv2", ofport=4, bfd_status={"state": "up"}), tun("10.0.0.3", "hv3", ofport=-1),
+             vm("vm1", "lsp1", 7), unbound, external_ids={"k": "v"})
+    st = state_from_view(v, "br-int", connected=True, seqno=0)
+    assert st.system_id == "hv1" and st.bridge_exists and st.bridges == frozenset({"br-int"})
+    assert st.bindings == {"lsp1": 7}
+    assert st.tunnels == {"hv2": 4} and st.tunnel_ips == {"hv2": "10.0.0.2", "hv3": "10.0.0.3"}
+    assert st.tunnel_bfd == {"hv2": {"state": "up"}}
+    assert st.flowbased_ofport == 1 and st.bridge_external_ids == {"k": "v"}
+    assert st.same_as(state_from_view(v, "br-int", connected=True, seqno=9))
+    assert not st.same_as(state_from_view(v, "br-int", connected=False, seqno=0))
+    assert not state_from_view(DbView(), "br-int", True, 0).bridge_exists
+    assert OvsState().bindings == {}  # constructible with defaults (agent unit tests)

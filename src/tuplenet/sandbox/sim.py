@@ -12,200 +12,24 @@ Layout of one host directory: conf.db, db.sock, daemon pid/log/ctl files, `<port
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import signal
-import subprocess
 import sys
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from .agentproc import AgentProcess
+from .ovsd import SCHEMA, OvsSim, SimError, poll, process_running, run_tool, terminate
 from .pcap import PcapFollower
-from .procs import pid_alive, wait_for
 
-SCHEMA = os.environ.get("OVS_SCHEMA", "/usr/share/openvswitch/vswitch.ovsschema")
+__all__ = ["AgentProcess", "OvsSim", "SimError", "SimHost", "SimNetwork", "host_mac", "process_running",
+           "terminate"]
+
 PHY_BRIDGE = "phy"        # the L2 "physical network" on main
 UPLINK_BRIDGE = "br0"     # on every host: owns the tunnel IP, as in 0.3's harness
 UPLINK_PORT = "br0-phy"   # the host end of its link to main
-POLL = 0.001              # pcap delivery takes about 1 ms, so poll finely
-_DAEMONS = ("ovsdb-server", "ovs-vswitchd")
-
-
-class SimError(RuntimeError):
-    """An OVS command against a sim failed; the message carries the command and its stderr."""
-
-
-def _run(argv: Sequence[str], env: Mapping[str, str], input: str | None = None) -> str:
-    proc = subprocess.run(list(argv), env=dict(env), input=input, capture_output=True, text=True,
-                          timeout=60)
-    if proc.returncode != 0:
-        raise SimError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def host_mac(ip: str) -> str:
     """A fixed, locally administered MAC for a host's uplink bridge, so peers know it without asking."""
     return "0a:00:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
-
-
-def _sort_key(line: str) -> tuple[int, int, str]:
-    table = re.search(r"\btable=(\d+)", line)
-    prio = re.search(r"\bpriority=(\d+)", line)
-    return (int(table.group(1)) if table else 0, -int(prio.group(1)) if prio else -32768, line)
-
-
-def process_running(pid: int) -> bool:
-    """True while `pid` runs; a zombie counts as gone.
-
-    Detached daemons are re-parented to PID 1, which on our VMs reaps only every couple of seconds, so a
-    plain kill(pid, 0) would keep reporting an exited daemon as alive.
-    """
-    if not pid_alive(pid):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def terminate(pids: Iterable[int], timeout: float = 5.0) -> None:
-    """SIGTERM every pid at once, then wait for each (SIGKILL after `timeout`): parallel shutdown."""
-    pids = list(pids)
-    for pid in pids:
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for pid in pids:
-        while process_running(pid):
-            if time.monotonic() > deadline:
-                _signal(pid, signal.SIGKILL)
-            time.sleep(POLL)
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-class OvsSim:
-    """One private ovsdb-server + ovs-vswitchd pair living in `self.dir`."""
-
-    def __init__(self, name: str, directory: str, template_db: str) -> None:
-        self.name = name
-        self.dir = self.rundir = os.path.abspath(directory)
-        self.db_file = os.path.join(self.dir, "conf.db")
-        self.db_sock = os.path.join(self.dir, "db.sock")
-        self.template_db = template_db
-        self.pids: dict[str, int] = {}
-        self._ctl: Any = None
-        self.env = {**os.environ, "OVS_RUNDIR": self.dir, "OVS_DBDIR": self.dir, "OVS_LOGDIR": self.dir,
-                    "OVS_SYSCONFDIR": self.dir}
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start whichever daemon is not running; a fresh directory gets a new db and its first config."""
-        os.makedirs(self.dir, exist_ok=True)
-        fresh = not os.path.exists(self.db_file)
-        if fresh:
-            shutil.copyfile(self.template_db, self.db_file)
-        if not self._alive("ovsdb-server"):
-            self._daemon("ovsdb-server", f"--remote=punix:{self.db_sock}", self.db_file)
-        if fresh:
-            self.vsctl("init", *self._initial_config(), wait=False)
-        if not self._alive("ovs-vswitchd"):
-            self._daemon("ovs-vswitchd", "--enable-dummy=system", "--disable-system-route",
-                         f"unix:{self.db_sock}")
-            self._after_vswitchd_start()
-
-    def stop(self, ovsdb: bool = True) -> None:
-        """Stop ovs-vswitchd (and ovsdb-server unless `ovsdb=False`) by pid; the db file stays."""
-        self._close_ctl()
-        names = _DAEMONS if ovsdb else ("ovs-vswitchd",)
-        terminate([self.pids.pop(n) for n in reversed(names) if n in self.pids])
-
-    def restart(self, ovsdb: bool = True) -> None:
-        self.stop(ovsdb)
-        self.start()
-
-    def daemon_pids(self) -> list[int]:
-        return list(self.pids.values())
-
-    def _alive(self, daemon: str) -> bool:
-        pid = self.pids.get(daemon)
-        return pid is not None and process_running(pid)
-
-    def _daemon(self, daemon: str, *args: str) -> None:
-        base = os.path.join(self.dir, daemon)
-        _run([daemon, "--detach", "--no-chdir", f"--pidfile={base}.pid", f"--log-file={base}.log",
-              "-vconsole:off", "-vsyslog:off", *args], self.env)
-        with open(f"{base}.pid") as f:
-            self.pids[daemon] = int(f.read().strip())
-
-    def _initial_config(self) -> list[str]:
-        """ovs-vsctl commands (after `init`) written to the db before ovs-vswitchd first starts."""
-        return []
-
-    def _after_vswitchd_start(self) -> None:
-        """Re-apply the run-time state ovs-vswitchd loses on a restart (addresses, routes, neighbours)."""
-
-    # -- tools -------------------------------------------------------------------------------------
-
-    def vsctl(self, *args: str, wait: bool = True) -> str:
-        """ovs-vsctl against this sim's db; by default waits until ovs-vswitchd applied the change."""
-        opts = [f"--db=unix:{self.db_sock}", "--timeout=10"] + ([] if wait else ["--no-wait"])
-        return _run(["ovs-vsctl", *opts, *args], self.env)
-
-    def ofctl(self, *args: str, input: str | None = None) -> str:
-        return _run(["ovs-ofctl", "--timeout=10", *args], self.env, input=input)
-
-    def appctl(self, *args: str, target: str | None = None) -> str:
-        """ovs-appctl; ovs-vswitchd commands go over a persistent unixctl connection (0.4 ms, not 5 ms)."""
-        if target is None and (client := self._unixctl()) is not None:
-            err, error, result = client.transact(args[0], list(args[1:]))
-            if not err:
-                if error is not None:
-                    raise SimError(f"{self.name}: ovs-appctl {' '.join(args)}: {str(error).strip()}")
-                return result
-            self._close_ctl()
-        return _run(["ovs-appctl", "--timeout=10", *(["-t", target] if target else []), *args], self.env)
-
-    def _unixctl(self) -> Any:
-        if self._ctl is None and "ovs-vswitchd" in self.pids:
-            from ovs.unixctl.client import UnixctlClient
-
-            path = os.path.join(self.dir, f"ovs-vswitchd.{self.pids['ovs-vswitchd']}.ctl")
-            err, client = UnixctlClient.create(path)
-            self._ctl = None if err else client
-        return self._ctl
-
-    def _close_ctl(self) -> None:
-        if self._ctl is not None:
-            self._ctl.close()
-            self._ctl = None
-
-    def dump_flows(self, table: int | str | None = None, cookie: int | None = None, bridge: str = "br-int",
-                   names: bool = False) -> list[str]:
-        """Flows as OpenFlow 1.5 text without statistics, one per line, sorted by table, -priority, text.
-
-        Port names only with `names=True`; `cookie` matches exactly (cookie=C/-1).
-        """
-        filt = ([f"table={table}"] if table is not None else []) + ([f"cookie={cookie:#x}/-1"]
-                                                                  if cookie is not None else [])
-        out = self.ofctl("-O", "OpenFlow15", "--no-stats", "--names" if names else "--no-names",
-                         "dump-flows", bridge, *([",".join(filt)] if filt else []))
-        lines = [ln.strip() for ln in out.splitlines()]
-        return sorted((ln for ln in lines if ln and " reply " not in ln), key=_sort_key)
-
-    def ofport(self, iface: str) -> int:
-        """The OpenFlow port number of `iface` (-1 while ovs-vswitchd has not assigned one)."""
-        value = self.vsctl("get", "Interface", iface, "ofport", wait=False).strip()
-        return int(value) if value not in ("", "[]") else -1
 
 
 class SimHost(OvsSim):
@@ -269,7 +93,7 @@ class SimHost(OvsSim):
                 raise
             self.vsctl("--may-exist", "add-br", bridge, "--", "set", "Bridge", bridge, "fail-mode=secure",
                        "other-config:disable-in-band=true", "--", *port)
-        return wait_for(lambda: max(self.ofport(name), 0), timeout=5.0, what=f"ofport of {name}")
+        return poll(lambda: max(self.ofport(name), 0), 5.0, f"ofport of {name}")
 
     def del_vm_port(self, name: str, bridge: str = "br-int") -> None:
         self.vsctl("--if-exists", "del-port", bridge, name)
@@ -311,14 +135,13 @@ class SimHost(OvsSim):
     def wait_tx(self, port: str, count: int = 1, timeout: float = 5.0) -> list[bytes]:
         """Poll until `port` has received at least `count` frames in total; return them all."""
         f = self._follower(port)
-        wait_for(lambda: f.count() >= count, timeout, POLL, f"{count} frame(s) to {self.name}:{port}")
+        poll(lambda: f.count() >= count, timeout, f"{count} frame(s) to {self.name}:{port}")
         return f.frames()
 
     def wait_tx_after(self, port: str, mark: int, count: int = 1, timeout: float = 5.0) -> list[bytes]:
         """Poll until `count` frames arrived after `mark`; return the frames after the mark."""
         f = self._follower(port)
-        wait_for(lambda: f.count() >= mark + count, timeout, POLL,
-                 f"{count} new frame(s) to {self.name}:{port} after #{mark}")
+        poll(lambda: f.count() >= mark + count, timeout, f"{count} new frame(s) to {self.name}:{port} after #{mark}")
         return f.since(mark)
 
     # -- agent -------------------------------------------------------------------------------------
@@ -355,7 +178,7 @@ class SimNetwork:
         self.phy_bridge = phy_bridge
         self.template_db = os.path.join(self.basedir, "template.db")
         if not os.path.exists(self.template_db):
-            _run(["ovsdb-tool", "create", self.template_db, SCHEMA], os.environ)
+            run_tool(["ovsdb-tool", "create", self.template_db, SCHEMA], os.environ)
         self.hosts: dict[str, SimHost] = {}
         self.main = _MainSim(self)
         self._phy: dict[str, PcapFollower] = {}
@@ -423,9 +246,11 @@ class SimNetwork:
         self.main.ofctl("add-flows", self.phy_bridge, "-", input=(
             f"cookie={cookie:#x},priority=1000,in_port={host},actions=drop\n"
             f"cookie={cookie:#x},priority=1000,dl_dst={self.hosts[host].mac},actions=drop\n"))
+        self.main.flush_datapath()
 
     def link_up(self, host: str) -> None:
         self.main.ofctl("del-flows", self.phy_bridge, f"cookie={self._link_cookie(host):#x}/-1")
+        self.main.flush_datapath()
 
     def _link_cookie(self, host: str) -> int:
         return 0x11C0000 + list(self.hosts).index(host)

@@ -116,7 +116,7 @@ def _resubmit(a: Resubmit) -> bytes:
 
 
 def _set_field(a: SetField) -> bytes:
-    tlv = oxm.encode_value_tlv(a.field, a.value)
+    tlv = oxm.encode_set_tlv(a.field, a.value)
     return _pad8(struct.pack("!HH", OFPAT_SET_FIELD, len(_pad8(b"1234" + tlv))) + tlv)
 
 
@@ -133,7 +133,7 @@ def _load(a: Load) -> bytes:
                               _ofs_nbits(a.ofs, nbits), oxm.field_header(a.field), a.value)
     # Wider than 64 bits: a masked set-field TLV inside NXAST_REG_LOAD2.
     mask = ((1 << nbits) - 1) << a.ofs
-    tlv = oxm.encode_value_tlv(a.field, a.value << a.ofs, mask)
+    tlv = oxm.encode_set_tlv(a.field, a.value << a.ofs, mask)
     body = _NX_HDR.pack(OFPAT_EXPERIMENTER, 0, NX_VENDOR_ID, NXAST_REG_LOAD2) + tlv
     body = _pad8(body)
     return body[:2] + struct.pack("!H", len(body)) + body[4:]

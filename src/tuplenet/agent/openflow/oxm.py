@@ -25,14 +25,38 @@ def header(oxm_class: int, oxm_field: int, length: int, hasmask: bool = False) -
     return (oxm_class << 16) | (oxm_field << 9) | (int(hasmask) << 8) | length
 
 
+# In actions, ovs-ofctl's `in_port` (and so flow.to_text()'s) is the 16-bit, writable NXM_OF_IN_PORT;
+# the 32-bit OXM in_port of the match registry is read-only for set-field and 32 bits wide for moves.
+_ACTION_FIELDS = {"in_port": (NXM_0, 0, 2)}
+
+
+def _action_spec(name: str) -> tuple[int, int, int]:
+    got = _ACTION_FIELDS.get(name)
+    if got is None:
+        spec = FIELDS[name]
+        got = (spec.oxm_class, spec.oxm_field, spec.nbytes)
+    return got
+
+
 def field_header(name: str, hasmask: bool = False) -> int:
-    """The 32-bit header naming `name` (length = the field's width, doubled when masked)."""
-    spec = FIELDS[name]
-    return header(spec.oxm_class, spec.oxm_field, spec.nbytes * (2 if hasmask else 1), hasmask)
+    """The 32-bit header naming `name` in an action (length = its width, doubled when masked)."""
+    cls, fld, nbytes = _action_spec(name)
+    return header(cls, fld, nbytes * (2 if hasmask else 1), hasmask)
 
 
 def field_bits(name: str) -> int:
-    return FIELDS[name].nbytes * 8
+    """Width of `name` as a sub-field in actions."""
+    return _action_spec(name)[2] * 8
+
+
+def encode_set_tlv(name: str, value: int, mask: int | None = None) -> bytes:
+    """An OXM TLV for set-field style actions (OFPAT_SET_FIELD, NXAST_REG_LOAD2)."""
+    cls, fld, n = _action_spec(name)
+    if not 0 <= value < (1 << (8 * n)):
+        raise ValueError(f"{name}={value:#x} does not fit in {n} bytes")
+    if mask is None:
+        return _U32.pack(header(cls, fld, n)) + value.to_bytes(n, "big")
+    return _U32.pack(header(cls, fld, 2 * n, True)) + (value & mask).to_bytes(n, "big") + mask.to_bytes(n, "big")
 
 
 _entry_cache: dict[M, bytes] = {}
@@ -70,11 +94,6 @@ def encode_match(match: tuple[M, ...]) -> bytes:
     body = b"".join([encode_entry(m) for m in match])
     length = 4 + len(body)
     return _OFP_MATCH_HDR.pack(OFPMT_OXM, length) + body + b"\0" * (-length % 8)
-
-
-def encode_value_tlv(name: str, value: int, mask: int | None = None) -> bytes:
-    """An OXM TLV for set-field style actions (SET_FIELD, NXAST_REG_LOAD2)."""
-    return encode_entry(M(name, value, mask))
 
 
 # ------------------------------------------------------------------------------------- decoding

@@ -9,13 +9,41 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 
-from tuplenet.sandbox.procs import pid_alive, stop_pid, wait_for
+from tuplenet.sandbox.procs import wait_for
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 ALL_PROTOCOLS = "OpenFlow10,OpenFlow11,OpenFlow12,OpenFlow13,OpenFlow14,OpenFlow15"
+
+
+def alive(pid: int) -> bool:
+    """Running and not a zombie: a --detach daemon is re-parented to PID 1, which may reap it late."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stop_daemon(pid: int, timeout: float = 5.0) -> None:
+    """SIGTERM, wait until it is gone (or a zombie), SIGKILL after `timeout`."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() > deadline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + timeout
+        time.sleep(0.005)
 
 
 class DummyOvs:
@@ -55,21 +83,18 @@ class DummyOvs:
     def stop_vswitchd(self) -> None:
         pid = self.pid("ovs-vswitchd")
         if pid is not None:
-            stop_pid(pid)
+            stop_daemon(pid)
 
     def restart_vswitchd(self) -> None:
         """Stop and start ovs-vswitchd (OVSDB keeps the bridges; the flows are lost)."""
-        old = self.pid("ovs-vswitchd")
         self.stop_vswitchd()
-        if old is not None:
-            wait_for(lambda: not pid_alive(old), timeout=10, what="ovs-vswitchd to exit")
         self.start_vswitchd()
 
     def stop(self) -> None:
         for daemon in ("ovs-vswitchd", "ovsdb-server"):
             pid = self.pid(daemon)
             if pid is not None:
-                stop_pid(pid)
+                stop_daemon(pid)
         if self._own_dir:
             shutil.rmtree(self.rundir, ignore_errors=True)
 

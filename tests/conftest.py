@@ -33,3 +33,7 @@ def etcd(etcd_server: EtcdServer) -> EtcdServer:
 def prefix() -> str:
     """A key prefix no other test uses, so tests share one etcd without interfering."""
     return f"/t{os.getpid()}-{next(_counter)}/"
+
+
+from agent_cluster import cluster  # noqa: E402,F401  (fixture)
+from fixtures_sim import sim3, sim_net  # noqa: E402,F401  (fixtures)

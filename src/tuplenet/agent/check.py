@@ -9,6 +9,7 @@ from .config import ConfigError, load
 from .daemon import ovs_facts
 from .engine import Engine
 from .etcdsync import TopologySync
+from .flow import Flow
 from .ovsdb import LocalOvs, OvsdbError
 from .view import View
 
@@ -35,27 +36,37 @@ def compute_desired(cfg) -> tuple[Engine, str]:
     return engine, state.system_id or ""
 
 
-def main(argv: list[str]) -> int:
+def installed_cookies(cfg) -> dict[int, tuple[int, int]]:
     from .openflow.conn import OpenFlowConnection
 
-    try:
-        cfg = load(argv)
-        engine, sid = compute_desired(cfg)
-    except (ConfigError, OvsdbError, StoreError) as exc:
-        print(f"tuplenet check: {exc}", file=sys.stderr)
-        return 2
     conn = OpenFlowConnection(cfg.mgmt_socket)
     try:
         conn.start(timeout=5.0)
-        installed = conn.dump_cookies()
-    except Exception as exc:  # noqa: BLE001
-        print(f"tuplenet check: cannot read flows from {cfg.mgmt_socket}: {exc}", file=sys.stderr)
-        return 2
+        return conn.dump_cookies()
     finally:
         conn.close()
+
+
+def diff(cfg) -> tuple[list[Flow], list[int], dict, dict, str]:
+    """(missing flows, extra cookies, desired, installed, chassis) for this host right now."""
+    engine, sid = compute_desired(cfg)
+    installed = installed_cookies(cfg)
     desired = engine.desired()
     missing = [f for c, f in desired.items() if c not in installed]
     extra = sorted(set(installed) - desired.keys())
+    return missing, extra, desired, installed, sid
+
+
+def main(argv: list[str]) -> int:
+    try:
+        cfg = load(argv)
+        missing, extra, desired, installed, sid = diff(cfg)
+    except (ConfigError, OvsdbError, StoreError) as exc:
+        print(f"tuplenet check: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001
+        print(f"tuplenet check: cannot read flows: {exc}", file=sys.stderr)
+        return 2
     for f in sorted(missing, key=lambda f: (f.table, -f.priority)):
         print(f"missing: {f.to_text()}")
     for c in extra:

@@ -163,7 +163,7 @@ class Agent:
                 except queue.Empty:
                     break
             self._handle(items)
-            if time.monotonic() - last_status > 2.0:
+            if items or time.monotonic() - last_status > 2.0:
                 last_status = time.monotonic()
                 self._write_status()
         self.shutdown()

@@ -58,8 +58,8 @@ def wire(net: SimNetwork, *names: str) -> None:
 
 
 def ping(src: SimHost, dst: SimHost, dst_mac: str | None = None, seq: int = 1) -> bytes:
-    return P.icmp_frame(vm_mac(src), dst_mac or vm_mac(dst), f"10.0.0.{src.name[-1]}", f"10.0.0.{dst.name[-1]}",
-                        seq=seq)
+    return P.icmp_frame(vm_mac(src), dst_mac or vm_mac(dst), f"10.0.0.{src.name[-1]}",
+                        f"10.0.0.{dst.name[-1]}", seq=seq)
 
 
 def send(src: SimHost, dst: SimHost, frame: bytes) -> list[bytes]:
@@ -204,10 +204,12 @@ def test_destroy_stops_every_process(tmp_path: Path) -> None:
 
 def test_start_agent_command_line(sim_net: SimNetwork) -> None:
     hv = sim_net.add_host("hv1", "192.168.100.2")
-    agent = hv.start_agent("127.0.0.1:1", "/t/", extra_env={"GATEWAY": "1", "ONDEMAND": "1"}, args=["-i", "1"])
+    agent = hv.start_agent("127.0.0.1:1", "/t/", extra_env={"GATEWAY": "1", "ONDEMAND": "1"},
+                           args=["-i", "1"])
     try:
         assert agent.argv[:3] == [sys.executable, "-m", "tuplenet.agent.main"]
-        assert agent.argv[3:] == ["-a", "127.0.0.1:1", "-p", "/t/", "-f", hv.ip, "-l", agent.logdir, "-i", "1"]
+        assert agent.argv[3:] == ["-a", "127.0.0.1:1", "-p", "/t/", "-f", hv.ip, "-l", agent.logdir,
+                                  "-i", "1"]
         assert agent.env["TUPLENET_RUNDIR"] == os.path.join(hv.dir, "tuplenet")
         assert agent.env["TUPLENET_OVSDB_PATH"] == hv.db_sock
         assert agent.env["OVS_RUNDIR"] == hv.rundir

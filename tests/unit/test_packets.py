@@ -46,7 +46,8 @@ def test_ping_frame_matches_0_3_layout() -> None:
     assert frame[42:] == bytes(range(1, 57))
     f = P.Frame.parse(frame)
     assert (f.icmp_type, f.icmp_code, f.icmp_id, f.icmp_seq) == (8, 0, 0x5FBF, 1)
-    assert (f.ip_src, f.ip_dst, f.ip_ttl, f.ip_proto, f.ip_checksum) == ("10.0.0.1", "10.0.0.2", 64, 1, 0x66A7)
+    assert (f.ip_src, f.ip_dst, f.ip_ttl, f.ip_proto, f.ip_checksum) == (
+        "10.0.0.1", "10.0.0.2", 64, 1, 0x66A7)
     assert f.checksum_ok()
     assert P.Frame.parse(frame.hex()).raw == frame
 

@@ -124,7 +124,7 @@ class OvsSim:
 
     def stop(self, ovsdb: bool = True) -> None:
         """Stop ovs-vswitchd (and ovsdb-server unless `ovsdb=False`) by pid; the db file stays."""
-        self._close_ctl()
+        self.disconnect()
         names = _DAEMONS if ovsdb else ("ovs-vswitchd",)
         terminate([self.pids.pop(n) for n in reversed(names) if n in self.pids])
 
@@ -171,7 +171,7 @@ class OvsSim:
                 if error is not None:
                     raise SimError(f"{self.name}: ovs-appctl {' '.join(args)}: {str(error).strip()}")
                 return result
-            self._close_ctl()
+            self.disconnect()
         return run_tool(["ovs-appctl", "--timeout=10", *(["-t", target] if target else []), *args], self.env)
 
     def _unixctl(self) -> Any:
@@ -183,7 +183,8 @@ class OvsSim:
             self._ctl = None if err else client
         return self._ctl
 
-    def _close_ctl(self) -> None:
+    def disconnect(self) -> None:
+        """Close the unixctl connection (before the daemon goes away)."""
         if self._ctl is not None:
             self._ctl.close()
             self._ctl = None

@@ -133,7 +133,7 @@ class SimHost(OvsSim):
         return self._follower(port).count()
 
     def wait_tx(self, port: str, count: int = 1, timeout: float = 5.0) -> list[bytes]:
-        """Poll until `port` has received at least `count` frames in total; return them all."""
+        """Poll until OVS has sent at least `count` frames in total to `port`; return them all."""
         f = self._follower(port)
         poll(lambda: f.count() >= count, timeout, f"{count} frame(s) to {self.name}:{port}")
         return f.frames()
@@ -141,7 +141,8 @@ class SimHost(OvsSim):
     def wait_tx_after(self, port: str, mark: int, count: int = 1, timeout: float = 5.0) -> list[bytes]:
         """Poll until `count` frames arrived after `mark`; return the frames after the mark."""
         f = self._follower(port)
-        poll(lambda: f.count() >= mark + count, timeout, f"{count} new frame(s) to {self.name}:{port} after #{mark}")
+        poll(lambda: f.count() >= mark + count, timeout,
+             f"{count} new frame(s) to {self.name}:{port} after #{mark}")
         return f.since(mark)
 
     # -- agent -------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ class SimNetwork:
             host.stop_agents()
         sims: list[OvsSim] = [*self.hosts.values(), self.main]
         for sim in sims:
-            sim._close_ctl()
+            sim.disconnect()
         terminate(pid for sim in sims for pid in sim.pids.values())
         for sim in sims:
             sim.pids.clear()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from tuplenet.model import (
@@ -40,16 +39,15 @@ NOUN = {"LS": "switch", "LR": "router", "lsp": "switch port", "lrp": "router por
 PORT_KIND = {"LS": "lsp", "LR": "lrp"}
 
 
-@dataclass(slots=True)
 class Plan:
     """One write transaction and the value the operation returns once it commits."""
 
-    compares: list[Compare] = field(default_factory=list)
-    ops: list[Op] = field(default_factory=list)
-    result: Any = None
+    __slots__ = ("compares", "ops", "result")
+
+    def __init__(self, compares: list[Compare], ops: list[Op], result: Any = None) -> None:
+        self.compares, self.ops, self.result = compares, ops, result
 
 
-@dataclass(slots=True)
 class PortBook:
     """Port ids in use under one LS/LR, derived from its ports; the 0.3 ip_book key is its CAS token.
 
@@ -57,9 +55,10 @@ class PortBook:
     rewritten from them on every change, which keeps 0.3 tools working on the same tree.
     """
 
-    key: str
-    kv: KV | None
-    used: dict[int, list[str]]
+    __slots__ = ("key", "kv", "used")
+
+    def __init__(self, key: str, kv: KV | None, used: dict[int, list[str]]) -> None:
+        self.key, self.kv, self.used = key, kv, used
 
     def guard(self) -> Compare:
         return Compare.mod_revision(self.key, "=", self.kv.mod_revision) if self.kv else Compare.missing(self.key)
@@ -71,12 +70,13 @@ class PortBook:
         return [Op.delete(self.key)] if self.kv else []
 
 
-@dataclass(slots=True)
 class DeviceBook:
     """Datapath ids of all LS/LR (one shared space, 1..65535), kept in 0.3's `globals/device_ids`."""
 
-    kv: KV | None
-    ids: set[int]
+    __slots__ = ("kv", "ids")
+
+    def __init__(self, kv: KV | None, ids: set[int]) -> None:
+        self.kv, self.ids = kv, ids
 
     def guard(self) -> Compare:
         kv = self.kv

@@ -15,7 +15,7 @@ concurrent writer), the batches already written are rolled back, so on error not
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from tuplenet.model import (
@@ -35,29 +35,30 @@ from tuplenet.model import (
 from tuplenet.model.roaring import decode_bitmap, encode_bitmap
 from tuplenet.store import KV, Compare, Op
 
-from .base import PORT_KIND, DeviceBook
+from .base import PORT_KIND, ControllerBase, DeviceBook
 from .errors import ControlError, InvalidArgument
-from .maint import MaintOps
 
 BATCH_OPS = 120  # below etcd's 128, leaving room for parent/version compares
 MAX_REPORTED = 20
 
 
-@dataclass(slots=True)
 class ImportResult:
-    created: int = 0
-    replaced: int = 0
-    ids_assigned: int = 0
-    batches: int = 0
-    rolled_back: bool = False
+    """Counts of an import: objects created/replaced, LS/LR ids assigned, transactions used."""
+
+    __slots__ = ("created", "replaced", "ids_assigned", "batches")
+
+    def __init__(self) -> None:
+        self.created = self.replaced = self.ids_assigned = self.batches = 0
 
 
-@dataclass(slots=True)
 class _Unit:
     """Puts that should commit together, with their guards."""
 
-    compares: list[Compare] = field(default_factory=list)
-    ops: list[Op] = field(default_factory=list)
+    __slots__ = ("compares", "ops")
+
+    def __init__(self, compares: list[Compare] | None = None, ops: list[Op] | None = None) -> None:
+        self.compares = compares if compares is not None else []
+        self.ops = ops if ops is not None else []
 
 
 def format_export(records: Iterable[tuple[str, str]], header: str = "") -> str:
@@ -91,14 +92,16 @@ def _summary(errors: list[str]) -> str:
     return f"import refused, nothing written: {head}{more}"
 
 
-class BulkOps(MaintOps):
-    def export_records(self) -> tuple[list[tuple[str, str]], int]:
-        """Every key under entity_view/ with its raw value, sorted, and the revision read at."""
-        kvs, rev = self.store.get_prefix(ROOT)
-        return [(kv.key, kv.value) for kv in kvs], rev
+class Importer:
+    """One import run on behalf of a controller (kept out of Controller so plain commands never load it)."""
 
-    def import_records(self, records: list[tuple[int, str, str]], overwrite: bool = False) -> ImportResult:
-        self.ensure_version()
+    def __init__(self, ctl: ControllerBase) -> None:
+        self.ctl = ctl
+        self.store = ctl.store
+        self.device_book = ctl.device_book
+
+    def run(self, records: list[tuple[int, str, str]], overwrite: bool = False) -> ImportResult:
+        self.ctl.ensure_version()
         dev_kv = self.store.get(DEVICE_IDS_KEY)  # bookkeeping before the tree (see PortBook)
         book_kvs = {kv.key: kv for kv in self.store.get_prefix(IP_BOOK_ROOT)[0]}
         tree = {kv.key: kv for kv in self.store.get_prefix(ROOT)[0]}

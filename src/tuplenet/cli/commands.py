@@ -1,0 +1,283 @@
+"""tpctl command handlers: thin glue from parsed arguments to tuplenet.control, printing 0.3's messages.
+
+Each handler gets the run context and its positional arguments (already count-checked) and returns the exit
+status. Imports of the control layer happen on first use so `tpctl --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from . import output
+
+
+class Canceled(Exception):
+    """The user declined a confirmation prompt."""
+
+
+class Ctx:
+    """What a command runs with; the controller (and its etcd connection) is made on first use."""
+
+    def __init__(self, endpoints: str, prefix: str, as_json: bool, recursive: bool = False, yes: bool = False,
+                 overwrite: bool = False) -> None:
+        self.endpoints, self.prefix, self.as_json = endpoints, prefix, as_json
+        self.recursive, self.yes, self.overwrite = recursive, yes, overwrite
+        self._ctl: Any = None
+
+    @property
+    def ctl(self) -> Any:
+        if self._ctl is None:
+            from tuplenet.control import Controller
+            from tuplenet.store import Store
+
+            self._ctl = Controller(Store(self.endpoints, prefix=self.prefix))
+        return self._ctl
+
+    def close(self) -> None:
+        if self._ctl is not None:
+            for warning in self._ctl.warnings:
+                print(f"warning: skipped bad record {warning}", file=sys.stderr)
+            self._ctl.store.close()
+
+
+def say(text: str) -> int:
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def confirm(ctx: Ctx) -> None:
+    """0.3's prompt before a recursive delete; --yes skips it. Anything but yes/y cancels."""
+    if not ctx.recursive or ctx.yes:
+        return
+    sys.stdout.write("all data under this device will be deleted\nconfirm? [yes/no] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline()
+    if answer.strip() not in ("yes", "y"):
+        raise Canceled("operation canceled")
+
+
+def _show(ctx: Ctx, objs: list[Any]) -> int:
+    output.show(objs, ctx.as_json)
+    return 0
+
+
+# ---- switches ----------------------------------------------------------------------------------------------
+
+def ls_add(ctx: Ctx, a: list[str]) -> int:
+    return say(f"switch {ctx.ctl.add_switch(a[0]).name} created")
+
+
+def ls_del(ctx: Ctx, a: list[str]) -> int:
+    confirm(ctx)
+    ctx.ctl.delete_switch(a[0], recursive=ctx.recursive)
+    return say(f"{a[0]} deleted")
+
+
+def ls_show(ctx: Ctx, a: list[str]) -> int:
+    return _show(ctx, [ctx.ctl.get_switch(a[0])] if a else ctx.ctl.list_switches())
+
+
+def lsp_add(ctx: Ctx, a: list[str]) -> int:
+    port = ctx.ctl.add_switch_port(a[0], a[1], a[2], *a[3:5])
+    return say(f"switch {a[0]} port {port.name} created")
+
+
+def lsp_del(ctx: Ctx, a: list[str]) -> int:
+    ctx.ctl.delete_switch_port(a[0], a[1])
+    return say(f"switch {a[0]} port {a[1]} deleted")
+
+
+def lsp_show(ctx: Ctx, a: list[str]) -> int:
+    c = ctx.ctl
+    return _show(ctx, [c.get_switch_port(a[0], a[1])] if len(a) > 1 else c.list_switch_ports(a[0]))
+
+
+def patchport_add(ctx: Ctx, a: list[str]) -> int:
+    port = ctx.ctl.add_patch_port(a[0], a[1], a[2], a[3])
+    return say(f"switch {a[0]} patchport {port.name} created")
+
+
+# ---- routers -----------------------------------------------------------------------------------------------
+
+def lr_add(ctx: Ctx, a: list[str]) -> int:
+    return say(f"router {ctx.ctl.add_router(a[0], a[1] if len(a) > 1 else None).name} created")
+
+
+def lr_del(ctx: Ctx, a: list[str]) -> int:
+    confirm(ctx)
+    ctx.ctl.delete_router(a[0], recursive=ctx.recursive)
+    return say(f"{a[0]} deleted")
+
+
+def lr_show(ctx: Ctx, a: list[str]) -> int:
+    return _show(ctx, [ctx.ctl.get_router(a[0])] if a else ctx.ctl.list_routers())
+
+
+def lr_link(ctx: Ctx, a: list[str]) -> int:
+    ctx.ctl.link(a[0], a[1], a[2], a[3] if len(a) > 3 else None)
+    return say(f"{a[0]} linked to {a[1]}")
+
+
+def lrp_add(ctx: Ctx, a: list[str]) -> int:
+    port = ctx.ctl.add_router_port(a[0], a[1], a[2], *a[3:5])
+    return say(f"router {a[0]} port {port.name} created")
+
+
+def lrp_del(ctx: Ctx, a: list[str]) -> int:
+    ctx.ctl.delete_router_port(a[0], a[1])
+    return say(f"router {a[0]} port {a[1]} deleted")
+
+
+def lrp_show(ctx: Ctx, a: list[str]) -> int:
+    c = ctx.ctl
+    return _show(ctx, [c.get_router_port(a[0], a[1])] if len(a) > 1 else c.list_router_ports(a[0]))
+
+
+def lsr_add(ctx: Ctx, a: list[str]) -> int:
+    route = ctx.ctl.add_static_route(*a[:5])
+    return say(f"router {a[0]} static router {route.name} created")
+
+
+def lsr_del(ctx: Ctx, a: list[str]) -> int:
+    ctx.ctl.delete_static_route(a[0], a[1])
+    return say(f"router {a[0]} static router {a[1]} deleted")
+
+
+def lsr_show(ctx: Ctx, a: list[str]) -> int:
+    c = ctx.ctl
+    return _show(ctx, [c.get_static_route(a[0], a[1])] if len(a) > 1 else c.list_static_routes(a[0]))
+
+
+def lnat_add(ctx: Ctx, a: list[str]) -> int:
+    nat = ctx.ctl.add_nat(*a[:5])
+    return say(f"router {a[0]} NAT {nat.name} created")
+
+
+def lnat_del(ctx: Ctx, a: list[str]) -> int:
+    ctx.ctl.delete_nat(a[0], a[1])
+    return say(f"router {a[0]} NAT {a[1]} deleted")
+
+
+def lnat_show(ctx: Ctx, a: list[str]) -> int:
+    c = ctx.ctl
+    return _show(ctx, [c.get_nat(a[0], a[1])] if len(a) > 1 else c.list_nats(a[0]))
+
+
+# ---- chassis, toolbox, export/import -----------------------------------------------------------------------
+
+def ch_show(ctx: Ctx, a: list[str]) -> int:
+    rows = [ctx.ctl.get_chassis(a[0])] if a else ctx.ctl.list_chassis()
+    output.show([c for c, _ in rows], ctx.as_json, [{"live": live} for _, live in rows])
+    return 0
+
+
+def ch_del(ctx: Ctx, a: list[str]) -> int:
+    for name in ctx.ctl.delete_chassis(a[0]):
+        say(f"{name} deleted")
+    return 0
+
+
+def tb_sync_device_map(ctx: Ctx, a: list[str]) -> int:
+    ctx.ctl.sync_device_map()
+    return say("done")
+
+
+def _report(problems: list[str]) -> int:
+    if problems:
+        sys.stdout.write("\n".join(problems) + "\n")
+        return 1
+    return say("looks good!")
+
+
+def tb_find_ip_conflict(ctx: Ctx, a: list[str]) -> int:
+    return _report(ctx.ctl.find_ip_conflicts())
+
+
+def tb_find_id_conflict(ctx: Ctx, a: list[str]) -> int:
+    return _report(ctx.ctl.find_id_conflicts())
+
+
+def tb_rebuild_ip_book(ctx: Ctx, a: list[str]) -> int:
+    ctx.ctl.rebuild_ip_books()
+    return say("done")
+
+
+def tb_decode_id_string(ctx: Ctx, a: list[str]) -> int:
+    from tuplenet.control.maint import MaintOps
+    from tuplenet.model import int_to_ip
+
+    for member in MaintOps.decode_id_string(a[0]):
+        say(f"{member} => {int_to_ip(member)}")
+    return 0
+
+
+def export_cmd(ctx: Ctx, a: list[str]) -> int:
+    from tuplenet.control import format_export
+
+    records, rev = ctx.ctl.export_records()
+    text = format_export(records, f"tuplenet export: prefix={ctx.prefix} revision={rev} records={len(records)}")
+    if not a or a[0] == "-":
+        sys.stdout.write(text)
+        return 0
+    with open(a[0], "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return say(f"exported {len(records)} records to {a[0]}")
+
+
+def import_cmd(ctx: Ctx, a: list[str]) -> int:
+    from tuplenet.control import parse_export
+
+    if a[0] == "-":
+        text = sys.stdin.read()
+    else:
+        with open(a[0], encoding="utf-8") as fh:
+            text = fh.read()
+    res = ctx.ctl.import_records(parse_export(text), overwrite=ctx.overwrite)
+    return say(f"imported {res.created + res.replaced} records ({res.created} created, {res.replaced} replaced, "
+               f"{res.ids_assigned} ids assigned) in {res.batches} transactions")
+
+
+Handler = Callable[[Ctx, list[str]], int]
+# (group, action) -> (aliases, min args, max args, 0.3 usage sentence, ARGS text, handler)
+COMMANDS: dict[tuple[str, str], tuple[tuple[str, ...], int, int, str, str, Handler]] = {
+    ("ls", "add"): (("a",), 1, 1, "require a name", "SWITCH", ls_add),
+    ("ls", "del"): (("d",), 1, 1, "require a name", "SWITCH", ls_del),
+    ("ls", "show"): (("s",), 0, 1, "require at most one name", "[SWITCH]", ls_show),
+    ("lsp", "add"): (("a",), 3, 5, "require a switch name, a port name, an IP and optionally a MAC, a peer port",
+                     "SWITCH PORT IP [MAC] [PEER]", lsp_add),
+    ("lsp", "del"): (("d",), 2, 2, "require switch name and a port name", "SWITCH PORT", lsp_del),
+    ("lsp", "show"): (("s",), 1, 2, "require at least switch name and optionally a port name", "SWITCH [PORT]",
+                      lsp_show),
+    ("patchport", "add"): (("a",), 4, 4, "require a switch name, a port name, chassis and peer ovs-bridge name",
+                           "SWITCH PORT CHASSIS PEER_BRIDGE", patchport_add),
+    ("lr", "add"): (("a",), 1, 2, "require a name, an optional chassis", "ROUTER [CHASSIS]", lr_add),
+    ("lr", "del"): (("d",), 1, 1, "require a name", "ROUTER", lr_del),
+    ("lr", "show"): (("s",), 0, 1, "require at most one name", "[ROUTER]", lr_show),
+    ("lr", "link"): ((), 3, 4, "require a router, a switch name and a CIDR string of: 10.0.0.1/24",
+                     "ROUTER SWITCH CIDR [MAC]", lr_link),
+    ("lrp", "add"): (("a",), 3, 5, "require a router name, a port name, an CIDR and optionally a MAC, a peer port",
+                     "ROUTER PORT CIDR [MAC] [PEER]", lrp_add),
+    ("lrp", "del"): (("d",), 2, 2, "require router name and a port name", "ROUTER PORT", lrp_del),
+    ("lrp", "show"): (("s",), 1, 2, "require at least router name and optionally a port name", "ROUTER [PORT]",
+                      lrp_show),
+    ("lsr", "add"): (("a",), 5, 5, "require router name, static route name, CIDR, next_hop and outport",
+                     "ROUTER NAME CIDR NEXT_HOP OUTPORT", lsr_add),
+    ("lsr", "del"): (("d",), 2, 2, "require router name and a static route name", "ROUTER NAME", lsr_del),
+    ("lsr", "show"): (("s",), 1, 2, "require a router name and optionally a static route name", "ROUTER [NAME]",
+                      lsr_show),
+    ("lnat", "add"): (("a",), 5, 5, "require router, NAT name, CIDR, TRANSLATE_TYPE and TRANSLATE_IP",
+                      "ROUTER NAME CIDR snat|dnat XLATE_IP", lnat_add),
+    ("lnat", "del"): (("d",), 2, 2, "require router, NAT name", "ROUTER NAME", lnat_del),
+    ("lnat", "show"): (("s",), 1, 2, "require router and optionally NAT name", "ROUTER [NAME]", lnat_show),
+    ("ch", "del"): (("d",), 1, 1, "require a name", "NAME|IP", ch_del),
+    ("ch", "show"): (("s",), 0, 1, "require only one name", "[NAME]", ch_show),
+    ("toolbox", "sync-device-map"): ((), 0, 0, "require no argument", "", tb_sync_device_map),
+    ("toolbox", "find-ip-conflict"): ((), 0, 0, "require no argument", "", tb_find_ip_conflict),
+    ("toolbox", "find-id-conflict"): ((), 0, 0, "require no argument", "", tb_find_id_conflict),
+    ("toolbox", "rebuild-ip-book"): ((), 0, 0, "require no argument", "", tb_rebuild_ip_book),
+    ("toolbox", "decode-id-string"): ((), 1, 1, "require an id string", "B64", tb_decode_id_string),
+    ("export", ""): ((), 0, 1, "require at most one file name", "[FILE]", export_cmd),
+    ("import", ""): ((), 1, 1, "require a file name (- for stdin)", "FILE", import_cmd),
+}

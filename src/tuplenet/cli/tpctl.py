@@ -1,0 +1,145 @@
+"""tpctl: the TupleNet 0.3 admin CLI (same commands, arguments and messages), plus --json, export, import.
+
+Exit status 0 on success, 1 on any error with one line on stderr. Heavy modules (store, control) are imported
+only when a command needs them: tpctl is run in loops by scripts and must start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+GROUPS = {
+    "ls": "operate on logical switch",
+    "lsp": "operate on logical switch port",
+    "patchport": "operate on patch port (switch port bridged to an OVS bridge on one chassis)",
+    "lr": "operate on logical router",
+    "lrp": "operate on logical router port",
+    "lsr": "operate on logical static route",
+    "lnat": "operate on logical NAT",
+    "ch": "operate on chassis",
+    "toolbox": "misc tools",
+    "export": "write every object under entity_view/ as '<key>TAB<value>' lines to FILE or stdout",
+    "import": "validate then write objects from an export file (nothing is written if any record is bad)",
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .commands import COMMANDS
+
+    p = _Parser(prog="tpctl", description="TupleNet logical topology admin tool")
+    p.add_argument("-e", "--endpoints", default="localhost:2379", help="etcd endpoints, comma separated")
+    p.add_argument("-p", "--prefix", default="/tuplenet", help="key prefix in etcd")
+    p.add_argument("-j", "--json", action="store_true", help="output as JSON")
+    p.add_argument("-v", "--version", action="store_true", help="print the version")
+    common = _Parser(add_help=False)
+    common.add_argument("-j", "--json", dest="json_leaf", action="store_true", help="output as JSON")
+    groups = p.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
+    sub: dict[str, argparse._SubParsersAction] = {}
+    for (group, action), (aliases, _lo, _hi, usage, argtext, _h) in COMMANDS.items():
+        if group not in sub:
+            gp = groups.add_parser(group, help=GROUPS[group], parents=[common] if not action else [])
+            if not action:
+                _leaf(gp, group, argtext)
+                continue
+            sub[group] = gp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+        leaf = sub[group].add_parser(action, aliases=list(aliases), parents=[common], help=usage)
+        _leaf(leaf, group, argtext, action)
+    return p
+
+
+def _leaf(parser: argparse.ArgumentParser, group: str, argtext: str, action: str = "") -> None:
+    parser.add_argument("args", nargs="*", metavar=argtext or "-")
+    if action == "del" and group in ("ls", "lr"):
+        parser.add_argument("-r", "--recursive", action="store_true", help="delete everything under it too")
+        parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    if group == "import":
+        parser.add_argument("--overwrite", action="store_true", help="replace objects that already exist")
+
+
+def _resolve(group: str, action: str | None) -> tuple[str, str]:
+    from .commands import COMMANDS
+
+    if (group, "") in COMMANDS:
+        return group, ""
+    for (g, a), spec in COMMANDS.items():
+        if g == group and action in (a, *spec[0]):
+            return g, a
+    actions = ", ".join(a for g, a in COMMANDS if g == group)
+    raise UsageError(f"require a subcommand of {group}: {actions}")
+
+
+def run(argv: list[str]) -> int:
+    from .commands import COMMANDS, Canceled, Ctx
+
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    if opts.version:
+        from tuplenet import __version__
+
+        return _out(f"tpctl {__version__}")
+    if not opts.group:
+        parser.print_help()
+        return 1
+    key = _resolve(opts.group, getattr(opts, "action", None))
+    _aliases, lo, hi, usage, _argtext, handler = COMMANDS[key]
+    args = opts.args
+    if not lo <= len(args) <= hi:
+        raise UsageError(usage)
+    ctx = Ctx(opts.endpoints, opts.prefix, opts.json or getattr(opts, "json_leaf", False),
+              recursive=getattr(opts, "recursive", False), yes=getattr(opts, "yes", False),
+              overwrite=getattr(opts, "overwrite", False))
+    try:
+        return handler(ctx, args)
+    except Canceled as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        ctx.close()
+
+
+def _out(text: str) -> int:
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        code = run(argv)
+    except UsageError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line, never a traceback
+        return _fail(_describe(exc))
+    sys.stdout.flush()
+    return code
+
+
+def _describe(exc: Exception) -> str:
+    name = type(exc).__module__
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if name.startswith("tuplenet.") or isinstance(exc, (ValueError, OSError)):
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+def _fail(message: str) -> int:
+    sys.stdout.flush()
+    sys.stderr.write(" ".join(message.split()) + "\n")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

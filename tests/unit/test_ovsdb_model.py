@@ -22,6 +22,7 @@ from tuplenet.agent.ovsdb_model import (
     FixIface,
     IfaceView,
     OvsState,
+    Planner,
     PortView,
     plan,
     state_from_view,
@@ -185,3 +186,24 @@ def test_state_from_view() -> None:
     assert not st.same_as(state_from_view(v, "br-int", connected=False, seqno=0))
     assert not state_from_view(DbView(), "br-int", True, 0).bridge_exists
     assert OvsState().bindings == {}  # constructible with defaults (agent unit tests)
+
+
+def test_incremental_planner_notices_changed_rows_and_wishes() -> None:
+    planner = Planner()
+    d = Desired(tunnels={"hv2": "10.0.0.2"})
+    good = view(FLOWBASED, tun("10.0.0.2", "hv2"))
+    assert planner.plan(good, d, generation=1).actions == []
+    assert planner.plan(good, d, generation=1).actions == []  # memo hit
+    # The row changed (a new IfaceView): compared again.
+    broken = view(FLOWBASED, tun("10.0.0.2", "intruder"))
+    assert planner.plan(broken, d, generation=1).actions == [
+        FixIface("tupleNet-167772162", D_TUNNELS, external_ids={"chassis-id": "hv2"})]
+    # The wish changed (new generation): wanted ports recomputed.
+    d.tunnels = {}
+    assert planner.plan(good, d, generation=2).actions == [DelPort("br-int", "tupleNet-167772162", D_TUNNELS)]
+    # A peer bridge appearing changes the wanted ports even with the same generation.
+    d.patch_ports = {"lsp": "br-ext"}
+    assert not any(isinstance(a, AddPort) for a in planner.plan(good, d, generation=3).actions)
+    with_ext = view(FLOWBASED, tun("10.0.0.2", "hv2"), others={"br-ext": BridgeView("br-ext")})
+    added = {a.spec.name for a in planner.plan(with_ext, d, generation=3).actions if isinstance(a, AddPort)}
+    assert added == {"lsp", "lsp-peer"}

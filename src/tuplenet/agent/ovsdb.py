@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +34,7 @@ from tuplenet.agent.ovsdb_model import (
     OvsdbError,
     OvsState,
     Plan,
-    plan,
+    Planner,
     state_from_view,
     tunnel_port_name,
     validate_tunnels,
@@ -53,28 +52,6 @@ _SETTLE_TIMEOUT = 1.0  # after a commit, wait this long at most for its update b
 _MAX_UNSETTLED = 50  # successive commits without converging before we suspect a loop and slow down
 
 
-def _remote(db_path: str) -> str:
-    if db_path.startswith(("unix:", "tcp:", "ssl:")):
-        return db_path
-    return "unix:" + os.path.abspath(db_path)
-
-
-def _unreachable_reason(remote: str) -> str:
-    """A human reason for start() failures: the socket missing is the common case (OVS not running)."""
-    if not remote.startswith("unix:"):
-        return "no answer"
-    path = remote[5:]
-    if not os.path.exists(path):
-        return "socket does not exist (is ovsdb-server running?)"
-    try:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(1.0)
-            s.connect(path)
-    except OSError as exc:
-        return f"connect failed: {exc.strerror or exc}"
-    return "connected, but the database did not finish its initial sync"
-
-
 class LocalOvs:
     """Persistent OVSDB session for one chassis; see the module docstring. All public methods are
     thread-safe. Subscribers run in the IDL thread and must not call the blocking methods."""
@@ -82,8 +59,10 @@ class LocalOvs:
     def __init__(self, db_path: str, bridge: str = "br-int") -> None:
         self.db_path = db_path
         self.bridge = bridge
-        self._remote = _remote(db_path)
+        self._remote = ovsdb_idl.remote_name(db_path)
         self._desired = Desired(bridge=bridge)
+        self._desired_gen = 0  # bumped on every change of _desired (lets the planner cache wanted ports)
+        self._planner = Planner()
         self._requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -127,7 +106,7 @@ class LocalOvs:
                 self._state_cond.wait(left)
             ok, fatal = self._state is not None, self._fatal
         if not ok:
-            reason = fatal or _unreachable_reason(self._remote)
+            reason = fatal or ovsdb_idl.unreachable_reason(self._remote)
             self.stop()
             raise OvsdbError(f"cannot reach OVSDB at {self.db_path}: {reason}")
         return self
@@ -229,6 +208,7 @@ class LocalOvs:
 
         def run() -> None:
             fn()
+            self._desired_gen += 1
             self._dirty = True
             if domain is not None:
                 self._pending[domain].append(fut)
@@ -342,7 +322,11 @@ class LocalOvs:
             if connected and self._txn is None and self._dirty and now >= self._retry_at and (
                     self._settle_seqno is None or idl.change_seqno != self._settle_seqno
                     or now >= self._settle_deadline):
-                self._reconcile(idl)
+                try:
+                    self._reconcile(idl)
+                except Exception as exc:  # noqa: BLE001 - a planning bug must not end the agent's session
+                    log.exception("OVSDB reconcile failed")
+                    self._give_up_for_now(OvsdbError(f"internal error while reconciling: {exc}"), set(_DOMAINS))
             poller = ovs.poller.Poller()
             idl.wait(poller)
             if self._txn is not None:
@@ -356,7 +340,7 @@ class LocalOvs:
     def _reconcile(self, idl: ovsdb_idl.TrackingIdl) -> None:
         self._dirty = False
         self._settle_seqno = None
-        p = plan(idl.view(), self._desired)
+        p = self._planner.plan(idl.view(), self._desired, self._desired_gen)
         self._settle_futures(p)
         if not p.actions:
             self._unsettled = 0
@@ -403,11 +387,16 @@ class LocalOvs:
             return
         self.stats["txn_errors"] += 1
         detail = txn.get_error() or status
+        self._give_up_for_now(OvsdbError(f"OVSDB transaction failed: {detail}"), self._txn_domains)
+
+    def _give_up_for_now(self, err: OvsdbError, domains: set[str]) -> None:
+        """Fail the waiting requests, keep the wish, and retry with exponential backoff."""
+        self._txn = None
+        self._dirty = True
         self._error_backoff = min(max(self._error_backoff * 2, _ERROR_BACKOFF[0]), _ERROR_BACKOFF[1])
         self._retry_at = time.monotonic() + self._error_backoff
-        log.warning("OVSDB transaction failed (%s); retrying in %.1fs", detail, self._error_backoff)
-        err = OvsdbError(f"OVSDB transaction failed: {detail}")
-        for d in self._txn_domains:
+        log.warning("%s; retrying in %.1fs", err, self._error_backoff)
+        for d in domains:
             self._fail(d, err)
 
     def _settle_futures(self, p: Plan) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -83,6 +85,29 @@ class SchemaFetch:
         self.session.close()
 
 
+def remote_name(db_path: str) -> str:
+    """TUPLENET_OVSDB_PATH is a socket path; full OVSDB remotes (unix:/tcp:/ssl:) are accepted as well."""
+    if db_path.startswith(("unix:", "tcp:", "ssl:")):
+        return db_path
+    return "unix:" + os.path.abspath(db_path)
+
+
+def unreachable_reason(remote: str) -> str:
+    """A human reason for start() failures: the socket missing is the common case (OVS not running)."""
+    if not remote.startswith("unix:"):
+        return "no answer"
+    path = remote[5:]
+    if not os.path.exists(path):
+        return "socket does not exist (is ovsdb-server running?)"
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(1.0)
+            s.connect(path)
+    except OSError as exc:
+        return f"connect failed: {exc.strerror or exc}"
+    return "connected, but the database did not finish its initial sync"
+
+
 def _get(row: Any, column: str, default: Any) -> Any:
     try:
         return getattr(row, column)
@@ -97,6 +122,7 @@ class TrackingIdl(ovs.db.idl.Idl):
     def __init__(self, remote: str, helper: ovs.db.idl.SchemaHelper) -> None:
         super().__init__(remote, helper)
         self._iface_cache: dict[uuid.UUID, tuple[Any, IfaceView]] = {}
+        self._view: tuple[int, DbView] | None = None
 
     def notify(self, event: str, row: Any, updates: Any = None) -> None:
         if row._table.name == "Interface":
@@ -123,6 +149,10 @@ class TrackingIdl(ovs.db.idl.Idl):
         return view
 
     def view(self) -> DbView:
+        """The replica as a DbView; rebuilt only when change_seqno moved (our own uncommitted edits never
+        show: committing a Transaction rolls them back locally)."""
+        if self._view is not None and self._view[0] == self.change_seqno:
+            return self._view[1]
         if len(self._iface_cache) > 2 * len(self.tables["Interface"].rows) + 64:
             live = self.tables["Interface"].rows
             self._iface_cache = {k: v for k, v in self._iface_cache.items() if k in live}
@@ -141,7 +171,9 @@ class TrackingIdl(ovs.db.idl.Idl):
                 external_ids=_get(br, "external_ids", {}), ports=tuple(ports))
         root = next(iter(self.tables["Open_vSwitch"].rows.values()), None)
         system_id = _get(root, "external_ids", {}).get("system-id") if root is not None else None
-        return DbView(has_root=root is not None, system_id=system_id or None, bridges=bridges)
+        view = DbView(has_root=root is not None, system_id=system_id or None, bridges=bridges)
+        self._view = (self.change_seqno, view)
+        return view
 
 
 def apply(idl: ovs.db.idl.Idl, txn: ovs.db.idl.Transaction, actions: list[Action]) -> None:

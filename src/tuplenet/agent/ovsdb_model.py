@@ -7,6 +7,7 @@ patch pairs) are unit-tested without a switch; `ovsdb_idl` converts IDL rows to 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -144,6 +145,7 @@ def state_from_view(view: DbView, bridge: str, connected: bool, seqno: int) -> O
 
 # ---- what the agent wants ----
 
+@functools.lru_cache(maxsize=65536)
 def tunnel_port_name(ip: str) -> str:
     """0.3 naming: tupleNet-<IPv4 as decimal uint32>, so names survive agent restarts and versions."""
     return TUNNEL_PREFIX + str(int(ipaddress.IPv4Address(ip)))
@@ -301,7 +303,7 @@ def _compare(spec: PortSpec, bridge: str, port: PortView) -> list[Action]:
     out: list[Action] = []
     ext = {k: v for k, v in spec.external_ids.items() if iface.external_ids.get(k) != v}
     typ = spec.type if iface.type != spec.type else None
-    opts = dict(spec.options) if dict(iface.options) != dict(spec.options) else None
+    opts = dict(spec.options) if iface.options != spec.options else None
     if typ is not None or opts is not None or ext:
         out.append(FixIface(spec.name, spec.domain, type=typ, options=opts, external_ids=ext))
     bfd = {k: v for k, v in spec.bfd.items() if iface.bfd.get(k) != v}
@@ -312,53 +314,91 @@ def _compare(spec: PortSpec, bridge: str, port: PortView) -> list[Action]:
 
 def plan(view: DbView, desired: Desired) -> Plan:
     """Minimal edits from `view` towards `desired`. Never touches ports it does not own."""
-    p = Plan()
-    name = desired.bridge
-    br = view.bridges.get(name)
-    if br is None:
-        p.blocked |= {D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD}
-        if desired.ensure_bridge:
-            if not view.has_root:
-                p.errors[D_BRIDGE] = "the Open_vSwitch table is empty (has `ovs-vsctl init` run?)"
-            else:
-                dp = desired.datapath_type
-                if dp is None:  # userspace hosts: follow the datapath of the bridges already there
-                    dp = next((b.datapath_type for _, b in sorted(view.bridges.items()) if b.datapath_type), None)
-                ext = {k: v for k, v in desired.bridge_external_ids.items() if v is not None}
-                p.actions.append(CreateBridge(name, dp, ext))
-        else:
-            p.blocked.add(D_BRIDGE)
-        return p
-    if desired.ensure_bridge and (fix := _fix_bridge(br)):
-        p.actions.append(fix)
-    ext_fix = {k: v for k, v in desired.bridge_external_ids.items() if br.external_ids.get(k) != v}
-    if ext_fix:
-        p.actions.append(FixBridge(name, external_ids=ext_fix, domain=D_EXTIDS))
+    return Planner().plan(view, desired)
 
-    existing: dict[str, tuple[str, PortView]] = {}
-    for b in view.bridges.values():
-        for port in b.ports:
-            existing[port.name] = (b.name, port)
-    specs, keep = desired_ports(view, desired)
-    wanted: set[str] = set()
-    for spec in specs:
-        if spec.name in wanted:
-            p.errors[spec.domain] = f"port name {spec.name} wanted twice"
-            continue
-        wanted.add(spec.name)
-        have = existing.get(spec.name)
-        edits = [AddPort(spec)] if have is None else _compare(spec, *have)
-        p.actions.extend(edits)
-        if spec.bfd and any(isinstance(a, AddPort) for a in edits):
-            p.blocked.add(D_BFD)  # BFD settles with the port itself
-    for b in view.bridges.values():
-        for port in b.ports:
-            if port.name in wanted or port.name in keep:
+
+class Planner:
+    """`plan` with memory, because it runs after every database change: the wanted ports are recomputed only
+    when the wish (its generation) or the set of bridges changes, and a port found correct is not compared
+    again while its spec and IfaceView are the very same objects (the IDL side reuses an IfaceView until
+    its row changes). Keeps a small change cheap with thousands of tunnels."""
+
+    def __init__(self) -> None:
+        self._specs_key: tuple[int, frozenset[str]] | None = None
+        self._specs: tuple[list[PortSpec], set[str]] = ([], set())
+        self._ok: dict[str, tuple[PortSpec, IfaceView]] = {}
+
+    def _wanted(self, view: DbView, desired: Desired, generation: int | None) -> tuple[list[PortSpec], set[str]]:
+        key = None if generation is None else (generation, frozenset(view.bridges))
+        if key is None or key != self._specs_key:
+            self._specs = desired_ports(view, desired)
+            self._specs_key = key
+            names = {spec.name for spec in self._specs[0]}
+            self._ok = {k: v for k, v in self._ok.items() if k in names}
+        return self._specs
+
+    def plan(self, view: DbView, desired: Desired, generation: int | None = None) -> Plan:
+        """`generation` must change whenever `desired` does (None: no caching of the wanted ports)."""
+        p = Plan()
+        name = desired.bridge
+        br = view.bridges.get(name)
+        if br is None:
+            p.blocked |= {D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD}
+            if desired.ensure_bridge:
+                if not view.has_root:
+                    p.errors[D_BRIDGE] = "the Open_vSwitch table is empty (has `ovs-vsctl init` run?)"
+                else:
+                    dp = desired.datapath_type
+                    if dp is None:  # userspace hosts: follow the datapath of the bridges already there
+                        dp = next((b.datapath_type for _, b in sorted(view.bridges.items()) if b.datapath_type),
+                                  None)
+                    ext = {k: v for k, v in desired.bridge_external_ids.items() if v is not None}
+                    p.actions.append(CreateBridge(name, dp, ext))
+            else:
+                p.blocked.add(D_BRIDGE)
+            return p
+        if desired.ensure_bridge and (fix := _fix_bridge(br)):
+            p.actions.append(fix)
+        ext_fix = {k: v for k, v in desired.bridge_external_ids.items() if br.external_ids.get(k) != v}
+        if ext_fix:
+            p.actions.append(FixBridge(name, external_ids=ext_fix, domain=D_EXTIDS))
+
+        existing: dict[str, tuple[str, PortView]] = {}
+        for b in view.bridges.values():
+            for port in b.ports:
+                existing[port.name] = (b.name, port)
+        specs, keep = self._wanted(view, desired, generation)
+        wanted: set[str] = set()
+        for spec in specs:
+            if spec.name in wanted:
+                p.errors[spec.domain] = f"port name {spec.name} wanted twice"
                 continue
-            domain = _owner(port, b.name == name, desired)
-            if domain is not None:
-                p.actions.append(DelPort(b.name, port.name, domain))
-    return p
+            wanted.add(spec.name)
+            have = existing.get(spec.name)
+            if have is None:
+                p.actions.append(AddPort(spec))
+                if spec.bfd:
+                    p.blocked.add(D_BFD)  # BFD settles with the port itself
+                continue
+            bridge, port = have
+            ok = self._ok.get(spec.name)
+            if ok is not None and ok[0] is spec and bridge == spec.bridge and len(port.ifaces) == 1 \
+                    and port.ifaces[0] is ok[1]:
+                continue
+            edits = _compare(spec, bridge, port)
+            if not edits:
+                self._ok[spec.name] = (spec, port.ifaces[0])
+            p.actions.extend(edits)
+            if spec.bfd and any(isinstance(a, AddPort) for a in edits):
+                p.blocked.add(D_BFD)
+        for b in view.bridges.values():
+            for port in b.ports:
+                if port.name in wanted or port.name in keep:
+                    continue
+                domain = _owner(port, b.name == name, desired)
+                if domain is not None:
+                    p.actions.append(DelPort(b.name, port.name, domain))
+        return p
 
 
 def _owner(port: PortView, on_bridge: bool, desired: Desired) -> str | None:

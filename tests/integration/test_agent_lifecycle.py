@@ -1,0 +1,144 @@
+"""Agent lifecycle on simulated hosts: restarts, etcd outages, bad records, bindings, chassis."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from agent_cluster import Cluster, tutorial
+from tuplenet.agent.ovsdb import tunnel_port_name
+from tuplenet.model import LS, LSP
+from tuplenet.sandbox import packets as P
+from tuplenet.sandbox.procs import wait_for
+
+A_MAC = "f2:01:0a:0a:01:01"
+
+
+def our_flows(c: Cluster, host: str) -> list[str]:
+    """Flow identities without counters, for 'nothing changed' comparisons."""
+    return sorted(f for f in c.flows(host) if "cookie=0x7470" in f)
+
+
+def test_delete_topology_and_recreate_gives_same_flows(cluster: Cluster) -> None:
+    c = cluster
+    tutorial(c)
+    c.start_agents()
+    c.wait_converged()
+    before = {h: our_flows(c, h) for h in ("hv1", "hv2")}
+    kvs, _ = c.store.get_prefix("entity_view/")
+    topo = [kv for kv in kvs if "/chassis/" not in kv.key]
+    for kv in topo:
+        c.store.delete(kv.key)
+    c.wait_converged()
+    left = our_flows(c, "hv1")
+    assert left and all("metadata=" not in f.split(" actions=")[0] for f in left)  # no per-datapath flow
+    assert all("in_port=" not in f.split(" actions=")[0] or "resubmit(,98)" in f for f in left)
+    for kv in topo:
+        c.store.put(kv.key, kv.value)
+    c.wait_converged()
+    assert {h: our_flows(c, h) for h in ("hv1", "hv2")} == before
+
+
+def test_chassis_registration_liveness_and_tunnel_removal(cluster: Cluster) -> None:
+    c = cluster
+    tutorial(c)
+    c.start_agents()
+    for name in ("hv1", "hv2", "hv3"):
+        kv = wait_for(lambda n=name: c.store.get(f"entity_view/chassis/{n}"), timeout=10, what="chassis")
+        assert kv.value.startswith(f"ip={c.host(name).ip},tick=")
+        assert c.store.get(f"liveness/chassis/{name}").lease != 0
+    port = tunnel_port_name("192.168.100.4")
+    wait_for(lambda: port in c.host("hv1").vsctl("list-ports", "br-int"), timeout=10, what="tunnel to hv3")
+    c.host("hv3").agent.stop()
+    c.store.delete("entity_view/chassis/hv3")
+    wait_for(lambda: port not in c.host("hv1").vsctl("list-ports", "br-int"), timeout=10, what="tunnel gone")
+    c.wait_converged("hv1", "hv2")
+    # hv3's ports are unreachable now: no flow refers to the vanished tunnel.
+    assert not any("dl_dst=f2:01:0a:0a:02:03" in f and "table=6" in f for f in c.flows("hv1"))
+
+
+def test_binding_written_back_with_cas(cluster: Cluster) -> None:
+    c = cluster
+    c.put(LS("ls1", 1), LSP("ls1", "vmx", "10.0.0.5", "f2:01:0a:00:00:05"))
+    c.start_agents("hv2")
+    c.host("hv2").add_vm_port("vmx", "vmx")
+    kv = wait_for(lambda: (k := c.store.get("entity_view/LS/ls1/lsp/vmx")) and "chassis=hv2" in k.value and k,
+                  timeout=10, what="binding written back")
+    assert kv.value == "ip=10.0.0.5,mac=f2:01:0a:00:00:05,chassis=hv2"
+    c.wait_converged("hv2")
+    assert any("priority=2,in_port=" in f and "set_field:0x5->reg0" in f for f in c.flows("hv2"))
+
+
+def test_malformed_record_reported_once_skipped_then_applied(cluster: Cluster) -> None:
+    c = cluster
+    vms = tutorial(c)
+    c.start_agents("hv1", "hv2")
+    c.wait_converged("hv1")
+    bad_key = "entity_view/LS/LS-A/lsp/vm9"
+    for _ in range(3):
+        c.store.put(bad_key, "ip=10.10.1.300,mac=f2:01:0a:0a:01:09,chassis=hv2")
+    c.store.put(bad_key, "ip=10.10.1.300,mac=f2:01:0a:0a:01:09,chassis=hv2")
+    wait_for(lambda: c.status("hv1")["bad_records"] == 1, timeout=10, what="bad record counted")
+    log = open(c.host("hv1").agent.logfile).read()
+    assert log.count("ignoring malformed record entity_view/LS/LS-A/lsp/vm9") == 1
+    assert c.host("hv1").agent.alive()
+    c.host("hv2").add_vm_port("vm9", "vm9")
+    c.store.put(bad_key, "ip=10.10.1.9,mac=f2:01:0a:0a:01:09,chassis=hv2")
+    f = P.icmp_frame(vms["vm1"].mac, "f2:01:0a:0a:01:09", "10.10.1.2", "10.10.1.9")
+    assert c.send_until("hv1", "vm1", f, "hv2", "vm9").raw == f
+
+
+def test_agent_restart_loses_no_packet_and_changes_no_flow(cluster: Cluster) -> None:
+    c = cluster
+    vms = tutorial(c)
+    c.start_agents()
+    c.wait_converged()
+    f = P.icmp_frame(vms["vm1"].mac, vms["vm2"].mac, "10.10.1.2", "10.10.1.3")
+    c.send_until("hv1", "vm1", f, "hv2", "vm2")
+    before = {h: our_flows(c, h) for h in ("hv1", "hv2")}
+    dst = c.host("hv2")
+    mark = dst.tx_mark("vm2")
+    sent = 0
+    stop = threading.Event()
+
+    def pump() -> None:
+        nonlocal sent
+        while not stop.is_set():
+            c.host("hv1").inject("vm1", f)
+            sent += 1
+            time.sleep(0.005)
+
+    t = threading.Thread(target=pump)
+    t.start()
+    try:
+        for h in ("hv1", "hv2"):
+            c.host(h).agent.stop()
+            c.host(h).start_agent(c.endpoint, c.prefix)
+        for h in ("hv1", "hv2"):
+            wait_for(lambda h=h: (s := c.status(h)) and s["pid"] == c.host(h).agent.pid, timeout=20,
+                     what=f"restarted agent on {h} ready")
+    finally:
+        stop.set()
+        t.join()
+    got = dst.wait_tx_after("vm2", mark, sent, timeout=10)
+    assert len(got) == sent > 50
+    assert {h: our_flows(c, h) for h in ("hv1", "hv2")} == before
+    for h in ("hv1", "hv2"):
+        assert c.status(h)["openflow"]["flows_added"] == 0
+        assert c.status(h)["openflow"]["flows_deleted"] == 0
+
+
+def test_etcd_restart_resumes_without_full_recompute(cluster: Cluster, etcd) -> None:
+    c = cluster
+    vms = tutorial(c)
+    c.start_agents("hv1", "hv2")
+    c.wait_converged("hv1", "hv2")
+    etcd.stop(kill=True)  # returns once the process is gone: every watch connection is broken
+    etcd.start()
+    c.put(LSP("LS-A", "vm7", "10.10.1.7", "f2:01:0a:0a:01:07", None, "hv2"))
+    c.host("hv2").add_vm_port("vm7", "vm7")
+    f = P.icmp_frame(vms["vm1"].mac, "f2:01:0a:0a:01:07", "10.10.1.2", "10.10.1.7")
+    assert c.send_until("hv1", "vm1", f, "hv2", "vm7", timeout=20).raw == f
+    for h in ("hv1", "hv2"):
+        s = c.status(h)
+        assert s["engine"]["full_runs"] == 1 and s["engine"]["resyncs"] == 0

@@ -20,9 +20,9 @@ class Canceled(Exception):
 class Ctx:
     """What a command runs with; the controller (and its etcd connection) is made on first use."""
 
-    def __init__(self, endpoints: str, prefix: str, as_json: bool, recursive: bool = False, yes: bool = False,
-                 overwrite: bool = False) -> None:
-        self.endpoints, self.prefix, self.as_json = endpoints, prefix, as_json
+    def __init__(self, endpoints: str, prefix: str, timeout: float, as_json: bool, recursive: bool = False,
+                 yes: bool = False, overwrite: bool = False) -> None:
+        self.endpoints, self.prefix, self.timeout, self.as_json = endpoints, prefix, timeout, as_json
         self.recursive, self.yes, self.overwrite = recursive, yes, overwrite
         self._ctl: Any = None
 
@@ -32,7 +32,7 @@ class Ctx:
             from tuplenet.control import Controller
             from tuplenet.store import Store
 
-            self._ctl = Controller(Store(self.endpoints, prefix=self.prefix))
+            self._ctl = Controller(Store(self.endpoints, prefix=self.prefix, timeout=self.timeout))
         return self._ctl
 
     def close(self) -> None:

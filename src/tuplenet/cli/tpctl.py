@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-e", "--endpoints", default="localhost:2379", help="etcd endpoints, comma separated")
     p.add_argument("-p", "--prefix", default="/tuplenet", help="key prefix in etcd")
     p.add_argument("-j", "--json", action="store_true", help="output as JSON")
+    p.add_argument("-t", "--timeout", type=float, default=5.0, help="seconds to wait for etcd (default 5)")
     p.add_argument("-v", "--version", action="store_true", help="print the version")
     common = _Parser(add_help=False)
     common.add_argument("-j", "--json", dest="json_leaf", action="store_true", help="output as JSON")
@@ -95,7 +96,7 @@ def run(argv: list[str]) -> int:
     args = opts.args
     if not lo <= len(args) <= hi:
         raise UsageError(usage)
-    ctx = Ctx(opts.endpoints, opts.prefix, opts.json or getattr(opts, "json_leaf", False),
+    ctx = Ctx(opts.endpoints, opts.prefix, opts.timeout, opts.json or getattr(opts, "json_leaf", False),
               recursive=getattr(opts, "recursive", False), yes=getattr(opts, "yes", False),
               overwrite=getattr(opts, "overwrite", False))
     try:
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         code = run(argv)
     except UsageError as exc:
         return _fail(str(exc))
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
         return _fail("interrupted")
     except BrokenPipeError:

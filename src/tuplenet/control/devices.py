@@ -67,8 +67,12 @@ class DeviceOps(ControllerBase):
             ops += book.ops(book.ids - {dev_id})
         return Plan(compares, ops, self.decode_kv(kv, kind) or name)
 
-    def plan_ports_add(self, ports: Sequence[Any], exists_msg: Callable[[Any], str]) -> Plan:
-        """Create ports (lsp/lrp, possibly under different parents) in one transaction."""
+    def plan_ports_add(self, ports: Sequence[Any], exists_msg: Callable[[Any], str],
+                       assign: Callable[[Any, set[int]], Any] | None = None) -> Plan:
+        """Create ports (lsp/lrp, possibly under different parents) in one transaction.
+
+        `assign(port, used port ids)` may pick the port's address from the same snapshot (IPAM).
+        """
         parents = list(dict.fromkeys((p.parent_kind, p.ident[0]) for p in ports))
         reads: list[Op] = [Op.get(entity_key(p.kind, p.ident)) for p in ports]
         for pk, pname in parents:
@@ -85,12 +89,15 @@ class DeviceOps(ControllerBase):
                 raise AlreadyExists(exists_msg(port))
         compares: list[Compare] = []
         ops: list[Op] = []
+        out = list(ports)
         for (pk, pname), (_, book_kv, port_kvs) in parent_reads.items():
             book = self.port_book(pk, pname, book_kv, port_kvs)
             ids = set(book.used)
-            for port in ports:
+            for i, port in enumerate(out):
                 if (port.parent_kind, port.ident[0]) != (pk, pname):
                     continue
+                if assign is not None:
+                    port = out[i] = assign(port, ids)
                 pid = port_id(port.ip)
                 if pid in ids:
                     raise Conflict(f"lower 16 bits of {port.ip} conflict with other IP")
@@ -99,7 +106,7 @@ class DeviceOps(ControllerBase):
                 ops.append(Op.put(port.key, port.to_value()))
             compares += [Compare.exists(entity_key(pk, (pname,))), book.guard()]
             ops += book.ops(ids)
-        return Plan(compares, ops, list(ports))
+        return Plan(compares, ops, out)
 
     def plan_port_delete(self, kind: str, parent: str, name: str) -> Plan:
         parent_kind = "LS" if kind == "lsp" else "LR"

@@ -7,18 +7,14 @@ from tuplenet.model import (
     LSP,
     PATCH_PORT_IP,
     PATCH_PORT_MAC,
-    children_prefix,
     derive_mac,
-    entity_key,
     first_free_ip,
-    ip_book_key,
     normalize_ip,
     normalize_mac,
     validate_name,
 )
-from tuplenet.store import Op
 
-from .base import Plan, checked, not_found
+from .base import checked
 from .devices import DeviceOps
 
 
@@ -81,16 +77,12 @@ class SwitchOps(DeviceOps):
         """
         name = checked(validate_name, name)
         chassis = _opt_name(chassis)
+        checked(first_free_ip, subnet, (), gateway)  # validate the subnet before touching etcd
 
-        def plan() -> Plan:
-            (ls_kv, book_kv, ports), _ = self.read(
-                Op.get(entity_key("LS", (switch,))), Op.get(ip_book_key("LS", switch)),
-                Op.get_prefix(children_prefix("LS", switch, "lsp")))
-            if ls_kv is None:
-                raise not_found("LS", (switch,))
-            used = self.port_book("LS", switch, book_kv, ports).used
+        def assign(port: LSP, used: set[int]) -> LSP:
             ip = checked(first_free_ip, subnet, used, gateway)
-            port = LSP(switch, name, ip, derive_mac(ip), None, chassis)
-            return self.plan_ports_add([port], lambda p: f"switch {switch} port {p.name} exists")
+            return LSP(switch, name, ip, derive_mac(ip), None, chassis)
 
-        return self.commit(plan)[0]
+        placeholder = LSP(switch, name, "0.0.0.0", "00:00:00:00:00:00", None, chassis)
+        return self.commit(lambda: self.plan_ports_add(
+            [placeholder], lambda p: f"switch {switch} port {p.name} exists", assign))[0]

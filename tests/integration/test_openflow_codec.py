@@ -185,7 +185,7 @@ def test_binary_and_text_encodings_install_identical_flows(ovs: DummyOvs) -> Non
         ovs.ofctl("-O", "OpenFlow15", "add-flows", "B", "-", input=text)
     except RuntimeError:
         pytest.fail("ovs-ofctl rejects to_text():\n" + "\n".join(_ofctl_rejects(ovs, flows)))
-    a, b = ovs.dump_flows("A"), ovs.dump_flows("B")
+    a, b = ovs.flows("A"), ovs.flows("B")
     assert len(a) == len(flows)
     diff = sorted(set(a) ^ set(b))
     assert a == b, "A (binary) vs B (text) differ:\n" + "\n".join(

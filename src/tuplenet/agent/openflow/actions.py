@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 
 from tuplenet.agent.flow import (
+    FIELDS,
     OFPP_CONTROLLER,
     OFPP_IN_PORT,
     Action,
@@ -115,9 +116,25 @@ def _resubmit(a: Resubmit) -> bytes:
     return _RESUBMIT.pack(OFPAT_EXPERIMENTER, 16, NX_VENDOR_ID, NXAST_RESUBMIT_TABLE, OFPP_IN_PORT_16, a.table)
 
 
+def _set_field_prefixes() -> dict[str, tuple[bytes, int, bytes]]:
+    """field -> (action header + OXM header, value width, trailing pad) for OFPAT_SET_FIELD."""
+    out = {}
+    for name, spec in FIELDS.items():
+        n = spec.nbytes
+        length = 8 + n + (-(8 + n) % 8)
+        out[name] = (struct.pack("!HHI", OFPAT_SET_FIELD, length, oxm.field_header(name)), n,
+                     b"\0" * (length - 8 - n))
+    return out
+
+
+_SET_FIELD = _set_field_prefixes()
+
+
 def _set_field(a: SetField) -> bytes:
-    tlv = oxm.encode_set_tlv(a.field, a.value)
-    return _pad8(struct.pack("!HH", OFPAT_SET_FIELD, len(_pad8(b"1234" + tlv))) + tlv)
+    prefix, n, pad = _SET_FIELD[a.field]
+    if not 0 <= a.value < (1 << (8 * n)):
+        raise ValueError(f"set_field {a.field}={a.value:#x} does not fit in {n} bytes")
+    return prefix + a.value.to_bytes(n, "big") + pad
 
 
 def _load(a: Load) -> bytes:
@@ -196,21 +213,22 @@ _ENCODERS = {
     Move: _move, DecTtl: lambda a: _DEC_TTL, Controller: _controller, BundleLoad: _bundle_load, Ct: _ct,
 }
 
-_action_cache: dict[Action, bytes] = {}
-_list_cache: dict[tuple[Action, ...], bytes] = {}
+# Caches are keyed by type as well as value: actions may be NamedTuples, and Output(3) == Resubmit(3).
+_action_cache: dict[type, dict[Action, bytes]] = {t: {} for t in _ENCODERS}
+_list_cache: dict[tuple[Action, ...], tuple[tuple[type, ...], bytes]] = {}
 
 
 def encode_action(a: Action) -> bytes:
-    got = _action_cache.get(a)
+    try:
+        cache = _action_cache[type(a)]
+    except KeyError:
+        raise TypeError(f"cannot encode action {a!r}") from None
+    got = cache.get(a)
     if got is None:
-        try:
-            enc = _ENCODERS[type(a)]
-        except KeyError:
-            raise TypeError(f"cannot encode action {a!r}") from None
-        got = enc(a)
-        if len(_action_cache) >= _CACHE_LIMIT:
-            _action_cache.clear()
-        _action_cache[a] = got
+        got = _ENCODERS[type(a)](a)
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[a] = got
     return got
 
 
@@ -221,17 +239,19 @@ def encode_actions(actions: tuple[Action, ...]) -> bytes:
 
 def encode_instructions(actions: tuple[Action, ...]) -> bytes:
     """One APPLY_ACTIONS instruction holding `actions`; nothing at all for a drop flow."""
+    types = tuple(map(type, actions))
     got = _list_cache.get(actions)
-    if got is None:
-        if not actions:
-            got = b""
-        else:
-            body = encode_actions(actions)
-            got = _INSTRUCTION.pack(OFPIT_APPLY_ACTIONS, 8 + len(body)) + body
-        if len(_list_cache) >= _CACHE_LIMIT:
-            _list_cache.clear()
-        _list_cache[actions] = got
-    return got
+    if got is not None and got[0] == types:
+        return got[1]
+    if not actions:
+        enc = b""
+    else:
+        body = encode_actions(actions)
+        enc = _INSTRUCTION.pack(OFPIT_APPLY_ACTIONS, 8 + len(body)) + body
+    if len(_list_cache) >= _CACHE_LIMIT:
+        _list_cache.clear()
+    _list_cache[actions] = (types, enc)
+    return enc
 
 
 def output_port_ok(port: int) -> bool:

@@ -79,6 +79,7 @@ _NX_HDR = struct.Struct("!BBHIII")  # header + vendor + subtype
 _FLOW_MOD = struct.Struct("!BBHIQQBBHHHIIIHH")  # header + ofp_flow_mod fields (48 bytes)
 _BUNDLE_ADD = struct.Struct("!BBHIIHH")
 _BUNDLE_CTRL = struct.Struct("!BBHIIHH")
+_ADD_FLOW_PACK = struct.Struct("!BBHIIHH" + "BBHIQQBBHHHIIIHH").pack  # bundle add + flow_mod headers
 _PACKET_OUT = struct.Struct("!BBHIIIH6x")
 _MP_FLOW_REQ = struct.Struct("!BBHIHH4xB3xII4xQQ")
 _FLOW_STATS = struct.Struct("!HBxIIHHHHH2xQQQ")  # 48 bytes then the match
@@ -177,10 +178,9 @@ def bundle_add_flow(bundle_id: int, flow: Flow, xid: int, flags: int = BUNDLE_FL
     match = oxm.encode_match(flow.match)
     ins = encode_instructions(flow.actions)
     inner_len = 48 + len(match) + len(ins)
-    return (_BUNDLE_ADD.pack(OFP_VERSION, OFPT_BUNDLE_ADD_MESSAGE, 16 + inner_len, xid, bundle_id, 0, flags)
-            + _FLOW_MOD.pack(OFP_VERSION, OFPT_FLOW_MOD, inner_len, xid, flow.cookie, 0, flow.table,
-                             OFPFC_ADD, 0, 0, flow.priority, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY, 0, 0)
-            + match + ins)
+    return _ADD_FLOW_PACK(OFP_VERSION, OFPT_BUNDLE_ADD_MESSAGE, 16 + inner_len, xid, bundle_id, 0, flags,
+                          OFP_VERSION, OFPT_FLOW_MOD, inner_len, xid, flow.cookie, 0, flow.table, OFPFC_ADD,
+                          0, 0, flow.priority, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY, 0, 0) + match + ins
 
 
 @dataclass(frozen=True)

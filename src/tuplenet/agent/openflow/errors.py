@@ -96,10 +96,12 @@ def parse_error(xid: int, body: bytes) -> ErrorMsg:
 
 
 class OpenFlowError(Exception):
-    """A request failed; `errors` holds what the switch said, `context` what we were doing."""
+    """A request failed: `errors` holds what the switch said; for a rejected apply() bundle,
+    `rejected` pairs each offending Flow (or deleted cookie) with its error."""
 
     def __init__(self, message: str, errors: list[ErrorMsg] | None = None) -> None:
         self.errors = list(errors or [])
+        self.rejected: list[tuple[object, ErrorMsg]] = []
         super().__init__(message)
 
     @property

@@ -25,33 +25,21 @@ def header(oxm_class: int, oxm_field: int, length: int, hasmask: bool = False) -
     return (oxm_class << 16) | (oxm_field << 9) | (int(hasmask) << 8) | length
 
 
-# In actions, ovs-ofctl's `in_port` (and so flow.to_text()'s) is the 16-bit, writable NXM_OF_IN_PORT;
-# the 32-bit OXM in_port of the match registry is read-only for set-field and 32 bits wide for moves.
-_ACTION_FIELDS = {"in_port": (NXM_0, 0, 2)}
-
-
-def _action_spec(name: str) -> tuple[int, int, int]:
-    got = _ACTION_FIELDS.get(name)
-    if got is None:
-        spec = FIELDS[name]
-        got = (spec.oxm_class, spec.oxm_field, spec.nbytes)
-    return got
-
-
 def field_header(name: str, hasmask: bool = False) -> int:
-    """The 32-bit header naming `name` in an action (length = its width, doubled when masked)."""
-    cls, fld, nbytes = _action_spec(name)
-    return header(cls, fld, nbytes * (2 if hasmask else 1), hasmask)
+    """The 32-bit header naming `name` (length = its width, doubled when masked)."""
+    spec = FIELDS[name]
+    return header(spec.oxm_class, spec.oxm_field, spec.nbytes * (2 if hasmask else 1), hasmask)
 
 
 def field_bits(name: str) -> int:
-    """Width of `name` as a sub-field in actions."""
-    return _action_spec(name)[2] * 8
+    """Width of `name` in bits (for sub-field checks)."""
+    return FIELDS[name].nbytes * 8
 
 
 def encode_set_tlv(name: str, value: int, mask: int | None = None) -> bytes:
     """An OXM TLV for set-field style actions (OFPAT_SET_FIELD, NXAST_REG_LOAD2)."""
-    cls, fld, n = _action_spec(name)
+    spec = FIELDS[name]
+    cls, fld, n = spec.oxm_class, spec.oxm_field, spec.nbytes
     if not 0 <= value < (1 << (8 * n)):
         raise ValueError(f"{name}={value:#x} does not fit in {n} bytes")
     if mask is None:
@@ -59,7 +47,14 @@ def encode_set_tlv(name: str, value: int, mask: int | None = None) -> bytes:
     return _U32.pack(header(cls, fld, 2 * n, True)) + (value & mask).to_bytes(n, "big") + mask.to_bytes(n, "big")
 
 
+# name -> (exact header bytes, masked header bytes, width in bytes, all-ones value)
+_MATCH_SPECS: dict[str, tuple[bytes, bytes, int, int]] = {
+    s.text: (_U32.pack(header(s.oxm_class, s.oxm_field, s.nbytes)),
+             _U32.pack(header(s.oxm_class, s.oxm_field, 2 * s.nbytes, True)), s.nbytes, (1 << (8 * s.nbytes)) - 1)
+    for s in FIELDS.values()}
+_PADS = [b"\0" * i for i in range(8)]
 _entry_cache: dict[M, bytes] = {}
+_match_cache: dict[tuple[M, ...], bytes] = {}
 
 
 def encode_entry(m: M) -> bytes:
@@ -67,20 +62,18 @@ def encode_entry(m: M) -> bytes:
     got = _entry_cache.get(m)
     if got is not None:
         return got
-    spec = FIELDS[m.field]
-    n = spec.nbytes
-    full = (1 << (8 * n)) - 1
-    if not 0 <= m.value <= full:
-        raise ValueError(f"{m.field}={m.value:#x} does not fit in {n} bytes")
-    mask = m.mask
-    if mask is not None and mask & full == full:
-        mask = None
-    if mask is None:
-        out = _U32.pack(header(spec.oxm_class, spec.oxm_field, n)) + m.value.to_bytes(n, "big")
+    try:
+        hdr, hdr_masked, n, full = _MATCH_SPECS[m.field]
+    except KeyError:
+        raise ValueError(f"unknown match field {m.field}") from None
+    value, mask = m.value, m.mask
+    if not 0 <= value <= full:
+        raise ValueError(f"{m.field}={value:#x} does not fit in {n} bytes")
+    if mask is None or mask & full == full:
+        out = hdr + value.to_bytes(n, "big")
     else:
         mask &= full
-        out = (_U32.pack(header(spec.oxm_class, spec.oxm_field, 2 * n, True))
-               + (m.value & mask).to_bytes(n, "big") + mask.to_bytes(n, "big"))
+        out = hdr_masked + (value & mask).to_bytes(n, "big") + mask.to_bytes(n, "big")
     if len(_entry_cache) >= _CACHE_LIMIT:
         _entry_cache.clear()
     _entry_cache[m] = out
@@ -89,11 +82,17 @@ def encode_entry(m: M) -> bytes:
 
 def encode_match(match: tuple[M, ...]) -> bytes:
     """A complete `struct ofp_match` (OXM type), padded to 8 bytes."""
-    if not match:
-        return EMPTY_MATCH
-    body = b"".join([encode_entry(m) for m in match])
+    got = _match_cache.get(match)
+    if got is not None:
+        return got
+    get = _entry_cache.get
+    body = b"".join([get(m) or encode_entry(m) for m in match])
     length = 4 + len(body)
-    return _OFP_MATCH_HDR.pack(OFPMT_OXM, length) + body + b"\0" * (-length % 8)
+    got = _OFP_MATCH_HDR.pack(OFPMT_OXM, length) + body + _PADS[-length % 8]
+    if len(_match_cache) >= _CACHE_LIMIT:
+        _match_cache.clear()
+    _match_cache[match] = got
+    return got
 
 
 # ------------------------------------------------------------------------------------- decoding

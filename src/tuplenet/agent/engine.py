@@ -42,6 +42,7 @@ class Engine:
         self.active: dict[tuple, Flow] = {}  # flow key -> installed-to-be flow
         self._touched: set[tuple] = set()
         self._conflicts_seen: set[tuple] = set()
+        self._memo: dict = {}
         self.stats = Stats()
 
     # ------------------------------------------------------------------ public
@@ -50,11 +51,13 @@ class Engine:
         t0 = time.perf_counter()
         owners = set(self.view.keys_of(OWNER_KINDS))
         owners.add(CONST_OWNER)
+        self._memo.clear()
         for gone in set(self.owner_flows) - owners:
             self._recompute(gone)
         for o in owners:
             self._recompute(o)
         self.stats.full_runs += 1
+        self._memo.clear()
         out = self._flush()
         self.stats.last_run_ms = (time.perf_counter() - t0) * 1000
         return out
@@ -71,9 +74,11 @@ class Engine:
                 owners.add(k)
         if CONST_OWNER not in self.owner_flows:
             owners.add(CONST_OWNER)
+        self._memo.clear()
         for o in owners:
             self._recompute(o)
         self.stats.incremental_runs += 1
+        self._memo.clear()
         out = self._flush()
         self.stats.last_run_ms = (time.perf_counter() - t0) * 1000
         return out
@@ -85,7 +90,7 @@ class Engine:
     def _recompute(self, owner: tuple) -> None:
         self.stats.owners_computed += 1
         if owner == CONST_OWNER or owner in self.view.facts:
-            r = Reader(self.view)
+            r = Reader(self.view, self._memo)
             try:
                 new = tuple(compute(r, owner))
             except Exception:  # a bad record must never take the agent down

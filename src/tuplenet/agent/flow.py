@@ -10,7 +10,7 @@ another tag (third parties) are never touched.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import socket
 from typing import NamedTuple
 
 COOKIE_TAG = 0x7470  # "tp"
@@ -82,8 +82,7 @@ def mac_int(mac: str) -> int:
 
 
 def ip_int(ip: str) -> int:
-    a, b, c, d = (int(x) for x in ip.split("."))
-    return (a << 24) | (b << 16) | (c << 8) | d
+    return int.from_bytes(socket.inet_aton(ip), "big")
 
 
 def _fmt_value(spec: FieldSpec, value: int, mask: int | None) -> str:
@@ -113,13 +112,21 @@ class M(NamedTuple):
         return f"{self.field}={_fmt_value(FIELDS[self.field], self.value, self.mask)}"
 
 
+_new_m = tuple.__new__
+_tuple_repr = tuple.__repr__
+
+
+def _order_key(m: tuple) -> int:
+    return _ORDER[m[0]]
+
+
 def match(*items: M, **exact: int) -> tuple[M, ...]:
     """Canonical match tuple: fields sorted by registry order, exact fields given as keywords."""
-    ms = list(items) + [M(k, v) for k, v in exact.items()]
-    for m in ms:
-        if m.field not in FIELDS:
-            raise ValueError(f"unknown match field {m.field}")
-    ms.sort(key=lambda m: _ORDER[m.field])
+    ms = [*items, *(_new_m(M, (k, v, None)) for k, v in exact.items())]
+    try:
+        ms.sort(key=_order_key)
+    except KeyError as exc:
+        raise ValueError(f"unknown match field {exc}") from None
     return tuple(ms)
 
 
@@ -134,16 +141,14 @@ def _sub(name: str, ofs: int, nbits: int | None) -> str:
 # ----------------------------------------------------------------------------------------------- actions
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(NamedTuple):
     port: int
 
     def text(self) -> str:
         return "in_port" if self.port == OFPP_IN_PORT else f"output:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
-class OutputReg:
+class OutputReg(NamedTuple):
     """Output to the port number held in a register sub-field (NXAST_OUTPUT_REG)."""
 
     field: str
@@ -154,16 +159,14 @@ class OutputReg:
         return f"output:{_sub(self.field, self.ofs, None if (self.ofs, self.nbits) == (0, 32) else self.nbits)}"
 
 
-@dataclass(frozen=True, slots=True)
-class Resubmit:
+class Resubmit(NamedTuple):
     table: int
 
     def text(self) -> str:
         return f"resubmit(,{self.table})"
 
 
-@dataclass(frozen=True, slots=True)
-class SetField:
+class SetField(NamedTuple):
     """Set a whole field (OFPAT_SET_FIELD)."""
 
     field: str
@@ -173,8 +176,7 @@ class SetField:
         return f"set_field:{_fmt_value(FIELDS[self.field], self.value, None)}->{self.field}"
 
 
-@dataclass(frozen=True, slots=True)
-class Load:
+class Load(NamedTuple):
     """Load an immediate into a sub-field (NXAST_REG_LOAD): bits [ofs, ofs+nbits) of `field`."""
 
     field: str
@@ -186,8 +188,7 @@ class Load:
         return f"load:{hex(self.value)}->{_sub(self.field, self.ofs, self.nbits)}"
 
 
-@dataclass(frozen=True, slots=True)
-class Move:
+class Move(NamedTuple):
     """Copy bits between fields (NXAST_REG_MOVE); nbits None means the whole (equal-width) fields."""
 
     src: str
@@ -202,14 +203,12 @@ class Move:
         return f"move:{_sub(self.src, self.src_ofs, self.nbits)}->{_sub(self.dst, self.dst_ofs, self.nbits)}"
 
 
-@dataclass(frozen=True, slots=True)
-class DecTtl:
+class DecTtl(NamedTuple):
     def text(self) -> str:
         return "dec_ttl"
 
 
-@dataclass(frozen=True, slots=True)
-class Controller:
+class Controller(NamedTuple):
     """Send to the agent (NXAST_CONTROLLER2) with `userdata`; `pause` keeps a continuation to resume."""
 
     userdata: bytes
@@ -225,8 +224,7 @@ class Controller:
         return f"controller({','.join(parts)})"
 
 
-@dataclass(frozen=True, slots=True)
-class BundleLoad:
+class BundleLoad(NamedTuple):
     """Pick a live member port by hash and load it into a register (NXAST_BUNDLE_LOAD)."""
 
     fields: str  # eth_src | symmetric_l4 | symmetric_l3l4 | symmetric_l3l4+udp | nw_src | nw_dst
@@ -243,8 +241,7 @@ class BundleLoad:
                 f"{_sub(self.dst, self.ofs, self.nbits)},members:{members})")
 
 
-@dataclass(frozen=True, slots=True)
-class Nat:
+class Nat(NamedTuple):
     kind: str | None = None  # "src" | "dst" | None (un-NAT using the connection's state)
     ip: int | None = None
 
@@ -254,8 +251,7 @@ class Nat:
         return f"nat({self.kind}={fmt_ip(self.ip or 0)})"
 
 
-@dataclass(frozen=True, slots=True)
-class Ct:
+class Ct(NamedTuple):
     commit: bool = False
     table: int | None = None
     zone: int | None = None
@@ -280,39 +276,48 @@ Action = Output | OutputReg | Resubmit | SetField | Load | Move | DecTtl | Contr
 # ------------------------------------------------------------------------------------------------- flows
 
 
-@dataclass(frozen=True, slots=True)
 class Flow:
-    """One OpenFlow flow. Empty `actions` means drop."""
+    """One OpenFlow flow. Empty `actions` means drop. Treat as immutable (it is hashed and shared)."""
 
-    table: int
-    priority: int
-    match: tuple[M, ...] = ()
-    actions: tuple[Action, ...] = ()
-    _text: str = field(default="", compare=False, hash=False, repr=False)
-    _cookie: int = field(default=0, compare=False, hash=False, repr=False)
+    __slots__ = ("table", "priority", "match", "actions", "_cookie")
+
+    def __init__(self, table: int, priority: int, match: tuple[M, ...] = (), actions: tuple = ()) -> None:
+        self.table = table
+        self.priority = priority
+        self.match = match
+        self.actions = actions
+        self._cookie = 0
+
+    def _ident(self) -> str:
+        """Canonical content string (action type names included), built at C speed, equal across runs."""
+        return (f"{self.table},{self.priority}|{''.join(map(_tuple_repr, self.match))}|"
+                + "".join([type(a).__name__ + _tuple_repr(a) for a in self.actions]))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Flow) and self.cookie == other.cookie
+
+    def __hash__(self) -> int:
+        return self.cookie
+
+    def __repr__(self) -> str:
+        return f"Flow({self.body_text()})"
+
+    def body_text(self) -> str:
+        """The flow in `ovs-ofctl add-flow` syntax, without the cookie."""
+        m = ",".join(x.text() for x in self.match)
+        acts = ",".join(a.text() for a in self.actions) or "drop"
+        return f"table={self.table},priority={self.priority}" + (f",{m}" if m else "") + f",actions={acts}"
 
     def to_text(self) -> str:
         """`ovs-ofctl add-flow` syntax, including the cookie."""
-        if not self._text:
-            m = ",".join(x.text() for x in self.match)
-            acts = ",".join(a.text() for a in self.actions) or "drop"
-            body = f"table={self.table},priority={self.priority}" + (f",{m}" if m else "") + f",actions={acts}"
-            object.__setattr__(self, "_text", body)
-        return f"cookie={hex(self.cookie)},{self._text}"
-
-    def body_text(self) -> str:
-        """The flow without its cookie (what the cookie hashes)."""
-        if not self._text:
-            self.to_text()
-        return self._text
+        return f"cookie={hex(self.cookie)},{self.body_text()}"
 
     @property
     def cookie(self) -> int:
+        """Stable across processes and hosts: a hash of the flow's content; also its identity."""
         if not self._cookie:
-            if not self._text:
-                self.to_text()
-            digest = hashlib.blake2b(self._text.encode(), digest_size=6).digest()
-            object.__setattr__(self, "_cookie", (COOKIE_TAG << COOKIE_TAG_SHIFT) | int.from_bytes(digest, "big"))
+            digest = hashlib.blake2b(self._ident().encode(), digest_size=6).digest()
+            self._cookie = (COOKIE_TAG << COOKIE_TAG_SHIFT) | int.from_bytes(digest, "big")
         return self._cookie
 
     @property

@@ -94,11 +94,23 @@ class View:
 class Reader:
     """A view accessor that records what an owner's computation read (its dependencies)."""
 
-    __slots__ = ("view", "deps")
+    __slots__ = ("view", "deps", "memo")
 
-    def __init__(self, view: View) -> None:
+    def __init__(self, view: View, memo: dict | None = None) -> None:
         self.view = view
         self.deps: set[tuple] = set()
+        self.memo = memo if memo is not None else {}
+
+    def cached(self, key: tuple, fn) -> Any:
+        """fn(reader) computed once per engine run for all owners that ask; every asker inherits the
+        dependencies of the computation (the view does not change within a run)."""
+        hit = self.memo.get(key)
+        if hit is None:
+            sub = Reader(self.view, self.memo)
+            hit = (fn(sub), frozenset(sub.deps))
+            self.memo[key] = hit
+        self.deps |= hit[1]
+        return hit[0]
 
     def get(self, key: tuple) -> Any:
         self.deps.add(key)

@@ -9,6 +9,10 @@ from ..view import Reader
 
 def ls_id(r: Reader, ls: str) -> int | None:
     """The switch's datapath id, or None while it is missing or loses an id conflict."""
+    return r.cached(("ls_id", ls), lambda sub: _ls_id(sub, ls))
+
+
+def _ls_id(r: Reader, ls: str) -> int | None:
     obj = r.get(("LS", ls))
     if obj is None or not dp_id_owned(r, ("LS", ls), obj.id):
         return None

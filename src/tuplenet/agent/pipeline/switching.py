@@ -29,13 +29,24 @@ def lsp_flows(r: Reader, key: tuple, lsp: Any) -> list[Flow]:
     return flows
 
 
+_ETH_SWAP = Move("dl_src", "dl_dst")
+_ARP_REPLY = Load("arp_op", 2)
+_SHA_TO_THA = Move("arp_sha", "arp_tha")
+_SPA_TO_TPA = Move("arp_spa", "arp_tpa")
+_BACK = Move(T.R_SRC_PORT, T.R_DST_PORT)
+_LOOPBACK = Load(T.R_FLAGS, 1, 0, 1)
+_TO_OUTPUT = Resubmit(T.LS_IN_OUTPUT)
+_TO_TO_ROUTER = Resubmit(T.LS_OUT_TO_ROUTER)
+_TO_SWITCH = Resubmit(T.LR_OUT_TO_SWITCH)
+_DECIDED = Load(T.R_DECIDED, 1)
+
+
 def arp_responder(dp: int, ip: str, mac: int) -> Flow:
     """Answer ARP requests for `ip` with `mac`, sending the reply back out the asking port."""
-    return Flow(T.ARP_RESPOND, 1, match(metadata=dp, dl_type=ETH_ARP, arp_op=1, arp_tpa=ip_int(ip)), (
-        Move("dl_src", "dl_dst"), SetField("dl_src", mac), Load("arp_op", 2),
-        Move("arp_sha", "arp_tha"), SetField("arp_sha", mac),
-        Move("arp_spa", "arp_tpa"), SetField("arp_spa", ip_int(ip)),
-        Move(T.R_SRC_PORT, T.R_DST_PORT), Load(T.R_FLAGS, 1, 0, 1)))
+    ipn = ip_int(ip)
+    return Flow(T.ARP_RESPOND, 1, match(metadata=dp, dl_type=ETH_ARP, arp_op=1, arp_tpa=ipn), (
+        _ETH_SWAP, SetField("dl_src", mac), _ARP_REPLY, _SHA_TO_THA, SetField("arp_sha", mac),
+        _SPA_TO_TPA, SetField("arp_spa", ipn), _BACK, _LOOPBACK))
 
 
 def _vm_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: int) -> list[Flow]:
@@ -57,15 +68,15 @@ def _local_port(dp: int, pid: int, mac: int, ofport: int) -> list[Flow]:
     return [
         Flow(T.CLASSIFY, 2, match(in_port=ofport), (
             Load(T.R_SRC_PORT, pid), SetField("metadata", dp), Load(T.R_FLAGS, 0), Resubmit(T.LS_IN_START))),
-        Flow(T.LS_IN_LOOKUP, 4, match(metadata=dp, dl_dst=mac), (Load(T.R_DST_PORT, pid), Resubmit(T.LS_IN_OUTPUT))),
+        Flow(T.LS_IN_LOOKUP, 4, match(metadata=dp, dl_dst=mac), (Load(T.R_DST_PORT, pid), _TO_OUTPUT)),
         Flow(T.LS_OUT_PORT, 3, match(M("metadata", dp), M(T.R_DST_PORT, pid)), (
-            Load(T.R_OFPORT, ofport), Load(T.R_DECIDED, 1), Resubmit(T.LS_OUT_TO_ROUTER))),
+            Load(T.R_OFPORT, ofport), _DECIDED, _TO_TO_ROUTER)),
     ]
 
 
 def _remote_lookup(dp: int, pid: int, mac: int, tun_ofport: int) -> Flow:
     return Flow(T.LS_IN_LOOKUP, 3, match(metadata=dp, dl_dst=mac), (
-        Load(T.R_DST_PORT, pid), Load(T.R_OFPORT, tun_ofport), Load(T.R_DECIDED, 1), Resubmit(T.LS_IN_OUTPUT)))
+        Load(T.R_DST_PORT, pid), Load(T.R_OFPORT, tun_ofport), _DECIDED, _TO_OUTPUT))
 
 
 def _router_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: int) -> list[Flow]:

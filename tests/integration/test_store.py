@@ -116,6 +116,26 @@ def test_get_prefix_pages_are_pinned_to_one_revision(store: Store) -> None:
     assert [(kv.key, kv.value) for kv in kvs][-2:] == [("p/3", "old"), ("p/4", "new")]
 
 
+def test_get_prefix_starts_over_when_compacted_mid_read(store: Store, monkeypatch) -> None:
+    store.txn_batches([Op.put(f"r/{i:02d}", "old") for i in range(10)])
+    real = store._range_page
+    calls: list[int] = []
+
+    def compact_after_first_page(full_prefix, start, limit, revision):
+        calls.append(revision)
+        answer = real(full_prefix, start, limit, revision)
+        if len(calls) == 1:
+            store.put("r/05", "new")
+            store.compact(store.put("zz", "bump"))
+        return answer
+
+    monkeypatch.setattr(store, "_range_page", compact_after_first_page)
+    kvs, rev = store.get_prefix("r/", page_size=4)
+    assert [kv.key for kv in kvs] == [f"r/{i:02d}" for i in range(10)]
+    assert kvs[5].value == "new" and rev > calls[1]  # the second, failed page was pinned to the old revision
+    assert calls[0] == 0 and calls[2] == 0  # ... and the read started over
+
+
 def test_get_prefix_100k_keys(store: Store) -> None:
     n, value = 100_000, "ip=10.0.1.2,mac=f2:01:0a:00:01:02,chassis=hv3," + "x" * 55
     ops = [Op.put(f"entity_view/LS/ls{i // 1000}/lsp/p{i:06d}", value) for i in range(n)]
@@ -129,7 +149,7 @@ def test_get_prefix_100k_keys(store: Store) -> None:
     assert [kv.key for kv in kvs] == sorted(op.key for op in ops)
     assert all(kv.value == value and kv.mod_revision <= rev for kv in kvs)
     print(f"100k keys: write {t1 - t0:.1f}s, get_prefix {t2 - t1:.2f}s")
-    assert t2 - t0 < 20
+    assert t2 - t0 < 60  # ~11 s on an idle 2-vCPU VM; the bound only catches pathological (quadratic) regressions
     assert store.delete_prefix("entity_view/") == n
 
 
@@ -274,6 +294,12 @@ def test_watch_survives_kill_9_and_restart(tmp_path) -> None:
         assert not during.is_alive()
         for i in range(5):
             put(f"after/{i}", "w")
+        # A CAS txn is not retried once sent; it must not be sent on a pooled connection the kill left dead.
+        server.stop(kill=True)
+        server.start()
+        cas = s.txn([Compare.exists("after/0")], [Op.put("after/0", "cas")])
+        assert cas.succeeded
+        expected.append(("PUT", "after/0", cas.revision))
         col.wait_revision(expected[-1][2], timeout=20)
         got = [(e.type, e.kv.key, e.kv.mod_revision) for e in col.events]
         assert got == expected
@@ -319,6 +345,25 @@ def test_failover_to_second_endpoint(etcd: EtcdServer, prefix: str) -> None:
             col.wait_revision(rev, timeout=5)
         finally:
             col.stop()
+
+
+def test_failover_past_a_hung_endpoint(etcd: EtcdServer, prefix: str) -> None:
+    """An endpoint that accepts connections but never answers costs one attempt slot, not the whole deadline."""
+    import socket
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)
+    try:
+        with Store([f"127.0.0.1:{hung.getsockname()[1]}", etcd.endpoint], prefix=prefix, timeout=2.0) as s:
+            t0 = time.monotonic()
+            assert s.put("k", "v") > 0
+            assert 0.9 < time.monotonic() - t0 < 1.9
+            t0 = time.monotonic()
+            assert s.get("k").value == "v"
+            assert time.monotonic() - t0 < 0.5  # the endpoint that answered is tried first now
+    finally:
+        hung.close()
 
 
 def test_unavailable_names_endpoints() -> None:

@@ -144,3 +144,25 @@ def test_txn_result_ensure() -> None:
     assert ok.ensure() is ok
     with pytest.raises(TxnConflict, match="create LS ls1"):
         TxnResult(False, 5, []).ensure("create LS ls1")
+
+
+def test_peer_closed_detects_a_dead_idle_socket() -> None:
+    import socket
+
+    from tuplenet.store.transport import _peer_closed
+
+    a, b = socket.socketpair()
+    try:
+        assert not _peer_closed(a)
+        b.close()
+        assert _peer_closed(a)
+    finally:
+        a.close()
+
+
+def test_attempt_timeout_splits_the_deadline_between_endpoints() -> None:
+    from tuplenet.store.transport import Transport
+
+    assert Transport("h:1", timeout=5).attempt_timeout(5) == 5
+    assert Transport("h:1,h:2", timeout=5).attempt_timeout(5) == 2.5
+    assert Transport("h:1,h:2,h:3,h:4", timeout=2).attempt_timeout(2) == 1.0

@@ -1,15 +1,17 @@
 """HTTP/1.1 to etcd's v3 JSON gateway: one keep-alive connection pool per endpoint, failover, deadlines.
 
-Retry rule: a request that was never handed to the kernel (connect refused, send failed), or that failed on a
-reused keep-alive connection the server had already closed, is retried on the next endpoint until the deadline.
-A request that may have reached etcd is retried only if the caller says that is harmless (`idempotent`);
-otherwise the caller gets Unavailable saying the outcome is unknown, because a blind txn retry could apply twice.
+Retry rule: a request that was never handed to the kernel (connect refused, send failed) is retried on the next
+endpoint until the deadline. Idle connections are checked before use (a readable idle socket means etcd closed
+it, e.g. it restarted), so a stale connection never costs a send. A request that may have reached etcd is retried
+only if the caller says that is harmless (`idempotent`); otherwise the caller gets Unavailable saying the outcome
+is unknown, because a blind txn retry could apply twice (and then report its own write as a conflict).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import select
 import socket
 import threading
 import time
@@ -19,7 +21,6 @@ from typing import Any
 from .errors import Compacted, StoreError, Unavailable
 
 _HEADERS = {"Content-Type": "application/json"}
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 _NET_ERRORS = (OSError, http.client.HTTPException)
 GRPC_NOT_FOUND = 5
 GRPC_OUT_OF_RANGE = 11
@@ -105,18 +106,36 @@ class Transport:
         host, port = self.endpoints[index]
         return http.client.HTTPConnection(host, port, timeout=timeout)
 
+    def attempt_timeout(self, budget: float) -> float:
+        """Time one endpoint gets per attempt: with several endpoints a blackholed or hung one must not eat the
+        whole deadline before the next is tried (a healthy etcd answers a bounded request in milliseconds)."""
+        if len(self.endpoints) == 1:
+            return budget
+        return max(1.0, budget / len(self.endpoints))
+
     def _acquire(self, index: int, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            if self._closed:
-                raise StoreError("store is closed")
-            idle = self._idle[index]
-            conn = idle.pop() if idle else None
-        if conn is None:
-            return self.new_connection(index, timeout), False
-        conn.timeout = timeout
-        if conn.sock is not None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise StoreError("store is closed")
+                idle = self._idle[index]
+                conn = idle.pop() if idle else None
+            if conn is None:
+                break
+            if conn.sock is None or _peer_closed(conn.sock):
+                conn.close()  # etcd restarted or dropped it while idle: never send on it
+                continue
+            conn.timeout = timeout
             conn.sock.settimeout(timeout)
-        return conn, True
+            return conn, True
+        conn = self.new_connection(index, timeout)
+        try:
+            conn.connect()
+        except _NET_ERRORS as exc:
+            conn.close()
+            raise _Retry(_describe(exc)) from exc
+        conn.sock.settimeout(timeout)
+        return conn, False
 
     def _release(self, index: int, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -127,7 +146,7 @@ class Transport:
 
     def _roundtrip(self, index: int, path: str, payload: bytes, timeout: float,
                    idempotent: bool) -> tuple[int, bytes]:
-        conn, reused = self._acquire(index, timeout)
+        conn, _ = self._acquire(index, timeout)
         try:
             conn.request("POST", path, payload, _HEADERS)
         except _NET_ERRORS as exc:
@@ -138,7 +157,7 @@ class Transport:
             data = resp.read()
         except _NET_ERRORS as exc:
             conn.close()
-            if idempotent or (reused and isinstance(exc, _STALE)):
+            if idempotent:
                 raise _Retry(_describe(exc)) from exc
             raise Unavailable(f"etcd {path} on {self.names[index]}: {_describe(exc)}; "
                               "the outcome of this write is unknown", self.names) from exc
@@ -156,21 +175,26 @@ class Transport:
         payload = json.dumps(body, separators=(",", ":")).encode()
         failures: dict[str, str] = {}
         delay = BACKOFF_MIN
+        per_attempt = self.attempt_timeout(budget)
         while True:
             for index in self.rotation():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 try:
-                    status, data = self._roundtrip(index, path, payload, remaining, idempotent)
+                    status, data = self._roundtrip(index, path, payload, min(remaining, per_attempt), idempotent)
                 except _Retry as exc:
                     failures[self.names[index]] = str(exc)
+                    if index == self.preferred:  # later calls start with the next endpoint
+                        self.preferred = (index + 1) % len(self.endpoints)
                     continue
                 if status == 200:
                     self.preferred = index
                     return json.loads(data) if data else {}
                 err = gateway_error(path, status, data)
-                if isinstance(err, EtcdError) and err.code == GRPC_UNAVAILABLE and idempotent:
+                if isinstance(err, EtcdError) and err.code == GRPC_UNAVAILABLE:
+                    if not idempotent:  # e.g. "request timed out": it may still be applied
+                        raise Unavailable(f"{err}; the outcome of this write is unknown", self.names) from err
                     failures[self.names[index]] = str(err)
                     continue
                 raise err
@@ -191,6 +215,15 @@ class Transport:
         for conns in idle:
             for conn in conns:
                 conn.close()
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """An idle keep-alive socket that is readable has seen EOF or a reset (HTTP sends nothing unasked)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _describe(exc: BaseException) -> str:

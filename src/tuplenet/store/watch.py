@@ -169,7 +169,7 @@ class Watch:
         for index in self._transport.rotation():
             if self._closed.is_set():
                 raise _StreamEnded("closed")
-            conn = self._transport.new_connection(index, self._transport.timeout)
+            conn = self._transport.new_connection(index, self._transport.attempt_timeout(self._transport.timeout))
             with self._lock:
                 self._conn = conn
             try:

@@ -55,7 +55,7 @@ def test_parse_key(key, expected):
 
 def test_parse_value_trims_and_keeps_unknown():
     assert parse_value(" ip = 10.0.0.1 , mac=aa ,bogus, ,x=a=b,") == {"ip": "10.0.0.1", "mac": "aa", "x": "a=b"}
-    assert format_value([("a", "1"), ("b", "")]) == "a=1,b="
+    assert format_value([("a", "1"), ("b", "")]) == "a=1,b=" == format_value({"a": "1", "b": ""})
 
 
 def test_decode_03_lsp_with_agent_order_and_unknown_field():

@@ -7,6 +7,7 @@ not change behaviour, so they must not look like a change either.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -16,9 +17,10 @@ ROOT = "entity_view/"
 Extra = tuple[tuple[str, str], ...]
 
 
-def format_value(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> str:
-    """'k=v,k=v' in the given order."""
-    return ",".join(f"{k}={v}" for k, v in pairs)
+def format_value(pairs: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
+    """'k=v,k=v' in the given order (a mapping or (key, value) pairs)."""
+    items = pairs.items() if isinstance(pairs, Mapping) else pairs
+    return ",".join(f"{k}={v}" for k, v in items)
 
 
 class _Entity:

@@ -2,14 +2,15 @@
 
 Pipeline stages build `Flow` objects; `ofctrl` diffs them; the OpenFlow codec encodes them to binary for the
 persistent connection, and `to_text()` renders them in `ovs-ofctl` syntax for humans (`tuplenet check`,
-logs). A flow's cookie is a hash of its full text, marked with our tag in the top 16 bits: equal flows have
-equal cookies on every host and every run, so a restarted agent reconciles by cookie alone, and flows with
+logs). A flow's cookie is a hash of its content, marked with our tag in the top 16 bits: equal flows have
+equal cookies on every host and every run (of one Python version; an upgrade re-installs flows once), so a restarted agent reconciles by cookie alone, and flows with
 another tag (third parties) are never touched.
 """
 
 from __future__ import annotations
 
 import hashlib
+import marshal
 import socket
 from typing import NamedTuple
 
@@ -113,7 +114,6 @@ class M(NamedTuple):
 
 
 _new_m = tuple.__new__
-_tuple_repr = tuple.__repr__
 
 
 def _order_key(m: tuple) -> int:
@@ -288,10 +288,14 @@ class Flow:
         self.actions = actions
         self._cookie = 0
 
-    def _ident(self) -> str:
-        """Canonical content string (action type names included), built at C speed, equal across runs."""
-        return (f"{self.table},{self.priority}|{''.join(map(_tuple_repr, self.match))}|"
-                + "".join([type(a).__name__ + _tuple_repr(a) for a in self.actions]))
+    def _ident(self) -> bytes:
+        """Canonical content bytes (action type names included). marshal format 2 has no back-references,
+        so equal content gives equal bytes in every process of one Python version."""
+        try:
+            return marshal.dumps((self.table, self.priority, tuple(map(tuple, self.match)),
+                                  tuple(map(tuple, self.actions)), tuple([type(a).__name__ for a in self.actions])), 2)
+        except ValueError:  # a nested named tuple (ct's nat): fall back to its text
+            return self.body_text().encode()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Flow) and self.cookie == other.cookie
@@ -316,7 +320,7 @@ class Flow:
     def cookie(self) -> int:
         """Stable across processes and hosts: a hash of the flow's content; also its identity."""
         if not self._cookie:
-            digest = hashlib.blake2b(self._ident().encode(), digest_size=6).digest()
+            digest = hashlib.blake2b(self._ident(), digest_size=6).digest()
             self._cookie = (COOKIE_TAG << COOKIE_TAG_SHIFT) | int.from_bytes(digest, "big")
         return self._cookie
 

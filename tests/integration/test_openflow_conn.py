@@ -60,7 +60,8 @@ def flows(n: int, table: int = 10) -> list[Flow]:
     return [Flow(table, 100, match(reg0=i), (Load("reg1", i), Resubmit(table + 1))) for i in range(n)]
 
 
-def test_apply_adds_and_deletes_by_cookie_leaving_foreign_flows(ovs: DummyOvs, conn: OpenFlowConnection) -> None:
+def test_apply_adds_and_deletes_by_cookie_leaving_foreign_flows(ovs: DummyOvs,
+                                                                conn: OpenFlowConnection) -> None:
     ovs.ofctl("add-flow", "br-int", "cookie=0x1234,table=10,priority=5,actions=drop")
     fs = flows(3)
     conn.apply([], fs)
@@ -161,7 +162,8 @@ def test_packet_in2_with_userdata_metadata_and_resume(ovs: DummyOvs, conn: OpenF
     assert poll(lambda: read_pcap(ovs.pcap("p2"))[before:], 5, "resumed packet") == [changed]
 
 
-def test_plain_controller_action_is_not_paused(ovs: DummyOvs, conn: OpenFlowConnection, rec: Recorder) -> None:
+def test_plain_controller_action_is_not_paused(ovs: DummyOvs, conn: OpenFlowConnection,
+                                               rec: Recorder) -> None:
     conn.apply([], [Flow(0, 100, match(in_port=3), (Controller(b"\x01"),))])
     ovs.appctl("netdev-dummy/receive", "p3", FRAME.hex())
     pin = poll(lambda: rec.packet_ins and rec.packet_ins[-1], 5, "packet-in")

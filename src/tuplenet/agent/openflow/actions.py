@@ -113,7 +113,8 @@ def _output_reg(a: OutputReg) -> bytes:
 def _resubmit(a: Resubmit) -> bytes:
     if not 0 <= a.table < 255:
         raise ValueError(f"bad resubmit table {a.table}")
-    return _RESUBMIT.pack(OFPAT_EXPERIMENTER, 16, NX_VENDOR_ID, NXAST_RESUBMIT_TABLE, OFPP_IN_PORT_16, a.table)
+    return _RESUBMIT.pack(OFPAT_EXPERIMENTER, 16, NX_VENDOR_ID, NXAST_RESUBMIT_TABLE, OFPP_IN_PORT_16,
+                          a.table)
 
 
 def _set_field_prefixes() -> dict[str, tuple[bytes, int, bytes]]:
@@ -176,7 +177,8 @@ def _controller(a: Controller) -> bytes:
         props += _prop(NXAC2PT_USERDATA, bytes(a.userdata))
     if a.pause:
         props += _prop(NXAC2PT_PAUSE)
-    return _NX_HDR.pack(OFPAT_EXPERIMENTER, 16 + len(props), NX_VENDOR_ID, NXAST_CONTROLLER2) + b"\0" * 6 + props
+    head = _NX_HDR.pack(OFPAT_EXPERIMENTER, 16 + len(props), NX_VENDOR_ID, NXAST_CONTROLLER2)
+    return head + b"\0" * 6 + props
 
 
 def _bundle_load(a: BundleLoad) -> bytes:

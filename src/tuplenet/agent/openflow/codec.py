@@ -168,9 +168,9 @@ def bundle_control(bundle_id: int, ctype: int, flags: int = BUNDLE_FLAGS, xid: i
 
 def bundle_add(bundle_id: int, inner: bytes, flags: int = BUNDLE_FLAGS) -> bytes:
     """Wrap `inner` (its xid is reused: OpenFlow requires the outer and inner xids to be equal)."""
-    xid = inner[4:8]
-    return (_BUNDLE_ADD.pack(OFP_VERSION, OFPT_BUNDLE_ADD_MESSAGE, 16 + len(inner), 0, bundle_id, 0, flags)[:4]
-            + xid + struct.pack("!IHH", bundle_id, 0, flags) + inner)
+    (xid,) = struct.unpack_from("!I", inner, 4)
+    head = _BUNDLE_ADD.pack(OFP_VERSION, OFPT_BUNDLE_ADD_MESSAGE, 16 + len(inner), xid, bundle_id, 0, flags)
+    return head + inner
 
 
 def bundle_add_flow(bundle_id: int, flow: Flow, xid: int, flags: int = BUNDLE_FLAGS) -> bytes:
@@ -272,7 +272,8 @@ def parse_tlv_table_reply(body: bytes) -> list[TlvMapping]:
 
 # ------------------------------------------------------------------------------- packet in/out
 
-def packet_out(data: bytes, actions: tuple[Action, ...], in_port: int = OFPP_CONTROLLER, xid: int = 0) -> bytes:
+def packet_out(data: bytes, actions: tuple[Action, ...], in_port: int = OFPP_CONTROLLER,
+               xid: int = 0) -> bytes:
     acts = encode_actions(actions)
     return _PACKET_OUT.pack(OFP_VERSION, OFPT_PACKET_OUT, 24 + len(acts) + len(data), xid, OFP_NO_BUFFER,
                             in_port, len(acts)) + acts + data

@@ -151,7 +151,9 @@ class OpenFlowConnection(Transport):
         exc.rejected = rejected
         return exc
 
-    def dump_flows_raw(self, cookie: int = 0, cookie_mask: int = 0, timeout: float = 30.0) -> list[c.FlowStats]:
+    def dump_flows_raw(self, cookie: int = 0, cookie_mask: int = 0,
+                       timeout: float = 30.0) -> list[c.FlowStats]:
+        """Flow statistics with raw match/instruction bytes (for diagnostics)."""
         out: list[c.FlowStats] = []
         self.request(lambda x: c.flow_stats_request(cookie, cookie_mask, xid=x), timeout, "flow dump",
                      sink=lambda body: out.extend(c.iter_flow_stats(body)))

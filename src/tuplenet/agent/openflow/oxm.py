@@ -44,13 +44,15 @@ def encode_set_tlv(name: str, value: int, mask: int | None = None) -> bytes:
         raise ValueError(f"{name}={value:#x} does not fit in {n} bytes")
     if mask is None:
         return _U32.pack(header(cls, fld, n)) + value.to_bytes(n, "big")
-    return _U32.pack(header(cls, fld, 2 * n, True)) + (value & mask).to_bytes(n, "big") + mask.to_bytes(n, "big")
+    return (_U32.pack(header(cls, fld, 2 * n, True)) + (value & mask).to_bytes(n, "big")
+            + mask.to_bytes(n, "big"))
 
 
 # name -> (exact header bytes, masked header bytes, width in bytes, all-ones value)
 _MATCH_SPECS: dict[str, tuple[bytes, bytes, int, int]] = {
     s.text: (_U32.pack(header(s.oxm_class, s.oxm_field, s.nbytes)),
-             _U32.pack(header(s.oxm_class, s.oxm_field, 2 * s.nbytes, True)), s.nbytes, (1 << (8 * s.nbytes)) - 1)
+             _U32.pack(header(s.oxm_class, s.oxm_field, 2 * s.nbytes, True)),
+             s.nbytes, (1 << (8 * s.nbytes)) - 1)
     for s in FIELDS.values()}
 _PADS = [b"\0" * i for i in range(8)]
 _entry_cache: dict[M, bytes] = {}

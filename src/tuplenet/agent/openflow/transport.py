@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -260,7 +261,7 @@ class Transport:
         ok = version >= c.OFP_VERSION
         off = 0
         while off + 4 <= len(body):  # hello elements: a version bitmap overrides the header version
-            etype, elen = int.from_bytes(body[off:off + 2], "big"), int.from_bytes(body[off + 2:off + 4], "big")
+            etype, elen = struct.unpack_from("!HH", body, off)
             if etype == c.OFPHET_VERSIONBITMAP and elen >= 8:
                 ok = bool(int.from_bytes(body[off + 4:off + 8], "big") & (1 << c.OFP_VERSION))
             off += max(8, elen + (-elen % 8))

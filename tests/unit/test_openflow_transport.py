@@ -1,0 +1,201 @@
+"""The connection's session logic against a scripted fake switch (no OVS): negotiation, echo, xid
+matching, callbacks on the dispatcher thread, disconnects and reconnects."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import struct
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from tuplenet.agent.openflow import OpenFlowConnection, OpenFlowDisconnected, OpenFlowError, OpenFlowTimeout
+from tuplenet.agent.openflow import codec as c
+from tuplenet.sandbox.ovsd import poll
+
+Reply = Callable[[int, int, bytes], bytes | None]
+
+
+class FakeSwitch:
+    """Accepts connections on a unix socket, says HELLO, answers barriers; `script` answers the rest."""
+
+    def __init__(self, path: str, versions: int = 0x7E, script: Reply | None = None) -> None:
+        self.path, self.versions, self.script = path, versions, script
+        self.received: queue.Queue[tuple[int, int, bytes]] = queue.Queue()
+        self.clients: list[socket.socket] = []
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(4)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.srv.accept()
+            except OSError:
+                return
+            self.clients.append(sock)
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        sock.sendall(struct.pack("!BBHIHHI", 6, c.OFPT_HELLO, 16, 0, 1, 8, self.versions))
+        buf = bytearray()
+        while True:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            msgs, used = c.split_messages(buf)
+            del buf[:used]
+            for _v, mtype, xid, body in msgs:
+                self.received.put((mtype, xid, body))
+                reply = self.script(mtype, xid, body) if self.script else None
+                if reply is None and mtype == c.OFPT_BARRIER_REQUEST:
+                    reply = c.msg(c.OFPT_BARRIER_REPLY, b"", xid)
+                if reply:
+                    sock.sendall(reply)
+
+    def send(self, data: bytes) -> None:
+        self.clients[-1].sendall(data)
+
+    def drop(self) -> None:
+        for s in self.clients:
+            s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self.clients.clear()
+
+    def expect(self, mtype: int, timeout: float = 5.0) -> tuple[int, bytes]:
+        while True:
+            t, xid, body = self.received.get(timeout=timeout)
+            if t == mtype:
+                return xid, body
+
+    def close(self) -> None:
+        self.drop()
+        self.srv.close()
+
+
+@pytest.fixture
+def path(tmp_path) -> str:
+    return str(tmp_path / "br-int.mgmt")
+
+
+def test_handshake_sets_miss_send_len_and_packet_in2(path: str) -> None:
+    sw = FakeSwitch(path)
+    with OpenFlowConnection(path).start(timeout=5):
+        _, body = sw.expect(c.OFPT_SET_CONFIG)
+        assert body == struct.pack("!HH", 0, 0xFFFF)
+        _, body = sw.expect(c.OFPT_EXPERIMENTER)
+        assert body == struct.pack("!III", 0x2320, c.NXT_SET_PACKET_IN_FORMAT, c.NXPIF_NXT_PACKET_IN2)
+    sw.close()
+
+
+def test_switch_without_openflow14_is_refused(path: str) -> None:
+    sw = FakeSwitch(path, versions=0x12)  # 1.0 and 1.3
+    with pytest.raises(OpenFlowTimeout, match="does not offer OpenFlow 1.4"):
+        OpenFlowConnection(path).start(timeout=0.5)
+    sw.close()
+
+
+def test_echo_is_answered_with_the_same_xid_and_data(path: str) -> None:
+    sw = FakeSwitch(path)
+    with OpenFlowConnection(path).start(timeout=5):
+        sw.send(c.echo_request(b"ping", 0xABCD))
+        xid, body = sw.expect(c.OFPT_ECHO_REPLY)
+        assert (xid, body) == (0xABCD, b"ping")
+    sw.close()
+
+
+def test_replies_are_matched_by_xid_and_errors_raised(path: str) -> None:
+    def script(mtype: int, xid: int, body: bytes) -> bytes | None:
+        if mtype == c.OFPT_EXPERIMENTER and c.nx_subtype(body)[1] == c.NXT_TLV_TABLE_REQUEST:
+            return c.msg(c.OFPT_ERROR, struct.pack("!HH", 1, 5), xid)  # OFPBRC_EPERM
+        return None
+
+    sw = FakeSwitch(path, script=script)
+    with OpenFlowConnection(path).start(timeout=5) as conn:
+        conn.barrier()
+        with pytest.raises(OpenFlowError, match="OFPBRC_EPERM") as exc:
+            conn.tlv_mappings()
+        assert exc.value.errors[0].name == "OFPBRC_EPERM"
+    sw.close()
+
+
+def test_request_without_reply_times_out(path: str) -> None:
+    sw = FakeSwitch(path)
+    with OpenFlowConnection(path).start(timeout=5) as conn:
+        sw.script = lambda t, x, b: b"" if t == c.OFPT_BARRIER_REQUEST else None  # swallow barriers now
+        with pytest.raises(OpenFlowTimeout):
+            conn.barrier(timeout=0.2)
+    sw.close()
+
+
+def test_disconnect_fails_pending_requests_then_reconnects(path: str) -> None:
+    connects: list[int] = []
+    hold = threading.Event()
+
+    def script(mtype: int, xid: int, body: bytes) -> bytes | None:
+        if mtype == c.OFPT_BARRIER_REQUEST and hold.is_set():
+            return b""  # never answer: the request stays pending until the connection drops
+        return None
+
+    sw = FakeSwitch(path, script=script)
+    conn = OpenFlowConnection(path, on_connect=lambda: connects.append(1)).start(timeout=5)
+    try:
+        poll(lambda: connects == [1], 5, "first on_connect")
+        hold.set()
+        errors: list[Exception] = []
+
+        def call() -> None:
+            try:
+                conn.barrier(timeout=10)
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+        t = threading.Thread(target=call)
+        t.start()
+        sw.expect(c.OFPT_BARRIER_REQUEST)
+        sw.drop()
+        t.join(5)
+        assert len(errors) == 1 and isinstance(errors[0], OpenFlowDisconnected)
+        hold.clear()
+        poll(lambda: connects == [1, 1] and conn.connected, 5, "reconnect")
+        conn.barrier()
+    finally:
+        conn.close()
+        sw.close()
+
+
+def test_callbacks_run_off_the_reader_thread_and_may_make_requests(path: str) -> None:
+    sw = FakeSwitch(path)
+    seen: list[tuple[bytes, str]] = []
+
+    def on_packet_in(pin: c.PacketIn) -> None:
+        conn.barrier(timeout=2)  # would deadlock if called on the reader thread
+        seen.append((pin.userdata, threading.current_thread().name))
+
+    conn = OpenFlowConnection(path, on_packet_in=on_packet_in).start(timeout=5)
+    try:
+        props = (struct.pack("!HH", c.NXPINT_PACKET, 6) + b"ab\0\0"
+                 + struct.pack("!HH", c.NXPINT_USERDATA, 5) + b"u\0\0\0")
+        sw.send(c.nx_msg(c.NXT_PACKET_IN2, props))
+        poll(lambda: seen, 5, "packet-in callback")
+        assert seen == [(b"u", "of-dispatch")]
+        assert conn.stats["packet_ins"] == 1
+    finally:
+        conn.close()
+        sw.close()
+
+
+def test_unsolicited_errors_are_counted_not_raised(path: str) -> None:
+    sw = FakeSwitch(path)
+    with OpenFlowConnection(path).start(timeout=5) as conn:
+        sw.send(c.msg(c.OFPT_ERROR, struct.pack("!HH", 2, 4), 0x999))
+        conn.barrier()
+        assert conn.stats["async_errors"] == 1
+    sw.close()

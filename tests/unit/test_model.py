@@ -173,3 +173,13 @@ def test_ipam_first_free_ip():
     assert first_free_ip("10.0.0.0/24", set(), gateway="10.0.0.5") == "10.0.0.1"
     # Larger than /16: full 32-bit arithmetic, no wrap.
     assert first_free_ip("10.0.0.0/15", {port_id("10.0.0.2")}) == "10.0.0.3"
+
+
+def test_rewriting_chassis_keeps_unknown_fields():
+    """What the agent does when it binds a port: set chassis=, keep everything else."""
+    import dataclasses
+
+    lsp = decode("lsp", ("ls1", "p1"), "ip=10.0.0.2,mac=f2:01:0a:00:00:02,vlan=7")
+    moved = dataclasses.replace(lsp, chassis="hv2")
+    assert moved.to_value() == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,chassis=hv2,vlan=7"
+    assert moved != lsp and moved.extra == lsp.extra

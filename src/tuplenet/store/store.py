@@ -18,9 +18,9 @@ from .codec import (
     range_fields,
     to_bytes,
 )
-from .errors import Compacted, StoreError
+from .errors import Compacted, LeaseExpired, StoreError
 from .lease import Lease, grant
-from .transport import Transport
+from .transport import GRPC_NOT_FOUND, EtcdError, Transport
 from .txn import check_txn_size, split_ops
 from .types import KV, Compare, Member, Op, Status, TxnResult
 from .watch import Watch
@@ -143,11 +143,16 @@ class Store:
     # ---- writes ------------------------------------------------------------------------------------------
 
     def put(self, key: str, value: str, lease: int | None = None) -> int:
-        """Write one key; returns the revision of the write."""
+        """Write one key; returns the revision of the write. LeaseExpired if `lease` no longer exists."""
         body: dict[str, Any] = {**range_fields(self._full(key), False), "value": b64(to_bytes(value))}
         if lease:
             body["lease"] = str(lease)
-        return _header_revision(self._t.call("/v3/kv/put", body))
+        try:
+            return _header_revision(self._t.call("/v3/kv/put", body))
+        except EtcdError as exc:
+            if lease and exc.code == GRPC_NOT_FOUND:
+                raise LeaseExpired(lease) from exc
+            raise
 
     def delete(self, key: str) -> int:
         """Delete one key; returns how many keys were deleted (0 or 1)."""

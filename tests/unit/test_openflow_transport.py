@@ -199,3 +199,37 @@ def test_unsolicited_errors_are_counted_not_raised(path: str) -> None:
         conn.barrier()
         assert conn.stats["async_errors"] == 1
     sw.close()
+
+
+def test_apply_timeout_resets_the_connection_so_the_agent_resyncs(path: str) -> None:
+    """If OVS does not answer, the bundle's fate is unknown: drop the session (OVS discards an
+    uncommitted bundle with it) and let on_connect trigger a re-sync."""
+    from tuplenet.agent.flow import Flow, Output
+
+    connects: list[int] = []
+    mute = threading.Event()
+    sw = FakeSwitch(path, script=lambda t, x, b: b"" if mute.is_set() and t == c.OFPT_BARRIER_REQUEST
+                    else None)
+    conn = OpenFlowConnection(path, on_connect=lambda: connects.append(1)).start(timeout=5)
+    try:
+        mute.set()
+        with pytest.raises(OpenFlowTimeout):
+            conn.apply([], [Flow(1, 1, (), (Output(1),))], timeout=0.3)
+        mute.clear()
+        poll(lambda: len(connects) == 2 and conn.connected, 5, "reconnect after reset")
+    finally:
+        conn.close()
+        sw.close()
+
+
+def test_silent_switch_is_dropped_after_unanswered_echoes(path: str) -> None:
+    connects: list[int] = []
+    sw = FakeSwitch(path)  # answers barriers only, never echo requests
+    conn = OpenFlowConnection(path, on_connect=lambda: connects.append(1), echo_interval=0.05)
+    conn.start(timeout=5)
+    try:
+        sw.expect(c.OFPT_ECHO_REQUEST)
+        poll(lambda: len(connects) >= 2, 5, "reconnect after silent switch")
+    finally:
+        conn.close()
+        sw.close()

@@ -86,6 +86,11 @@ class OpenFlowConnection(Transport):
                     if isinstance(exc, OpenFlowTimeout | OpenFlowDisconnected):
                         raise
                     raise self._rejection(bundle, deletes, adds, exc.errors) from None
+            except OpenFlowTimeout:
+                # The bundle's fate is unknown: reconnecting makes OVS drop it if uncommitted, and
+                # on_connect then re-syncs from what is really installed.
+                self.reset(f"apply of {n} flow changes timed out")
+                raise
             finally:
                 self._bundle = None
 

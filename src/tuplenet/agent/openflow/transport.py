@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import select
 import socket
 import struct
 import threading
@@ -269,7 +270,8 @@ class Transport:
             raise OpenFlowError("switch does not offer OpenFlow 1.4 (check the bridge's protocols)")
 
     def _read(self, sock: socket.socket, buf: bytearray) -> None:
-        sock.settimeout(self.echo_interval or None)
+        """Receive until EOF. Idle periods are probed with echo requests (the socket itself stays
+        blocking without a timeout, so a long sendall() of a big bundle never times out)."""
         unanswered = 0
         while not self._closed.is_set():
             if buf:
@@ -277,18 +279,27 @@ class Transport:
                 del buf[:used]
                 for _version, mtype, xid, body in msgs:
                     self._handle(mtype, xid, body)
-                unanswered = 0 if msgs else unanswered
-            try:
-                data = sock.recv(1 << 20)
-            except TimeoutError:
+            if self.echo_interval and not select.select([sock], [], [], self.echo_interval)[0]:
                 unanswered += 1
                 if unanswered > 3:
-                    raise OSError("switch stopped answering echo requests") from None
+                    raise OSError("switch stopped answering echo requests")
                 self._try_send(c.echo_request(b"", self._xids()))
                 continue
+            data = sock.recv(1 << 20)
             if not data:
                 return
+            unanswered = 0
             buf += data
+
+    def reset(self, reason: str) -> None:
+        """Drop the connection; the reader reconnects and on_connect runs again (the caller re-syncs)."""
+        self.log.warning("resetting OpenFlow connection to %s: %s", self.path, reason)
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _handle(self, mtype: int, xid: int, body: bytes) -> None:
         if mtype == c.OFPT_ECHO_REQUEST:

@@ -132,6 +132,9 @@ def test_ensure_tlv_map_is_idempotent_and_detects_conflicts(ovs: DummyOvs, conn:
     assert conn.ensure_tlv_map() is False
     with pytest.raises(OpenFlowError, match="conflict"):
         conn.ensure_tlv_map(TlvMapping(0xFFEE, 1, 4, 0))
+    with pytest.raises(OpenFlowError) as exc:
+        conn.tlv_map_add(TlvMapping(0xFFEE, 0, 8, 0))
+    assert exc.value.names == ["NXTTMFC_ALREADY_MAPPED"]
 
 
 def test_packet_out_reaches_a_dummy_port(ovs: DummyOvs, conn: OpenFlowConnection) -> None:

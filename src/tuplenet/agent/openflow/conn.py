@@ -189,6 +189,10 @@ class OpenFlowConnection(Transport):
         _t, body = self.request(lambda x: c.tlv_table_request(x), timeout, "TLV table request")
         return c.parse_tlv_table_reply(body[8:])
 
+    def tlv_map_add(self, mapping: c.TlvMapping, timeout: float = 5.0) -> None:
+        """NXT_TLV_TABLE_MOD add; an existing mapping fails with NXTTMFC_ALREADY_MAPPED or _DUP_ENTRY."""
+        self._checked(lambda x: c.tlv_table_mod_add([mapping], x), timeout, "TLV table mod")
+
     def ensure_tlv_map(self, mapping: c.TlvMapping = TUN_METADATA0, timeout: float = 5.0) -> bool:
         """Map Geneve option {class,type,len} to tun_metadata<index>; True if we added it."""
         for attempt in range(2):
@@ -200,7 +204,7 @@ class OpenFlowConnection(Transport):
             if clash:
                 raise OpenFlowError(f"TLV map conflict: want {mapping}, switch has {clash}")
             try:
-                self._checked(lambda x: c.tlv_table_mod_add([mapping], x), timeout, "TLV table mod")
+                self.tlv_map_add(mapping, timeout)
                 return True
             except OpenFlowError as exc:  # someone else added it between our request and mod
                 codes = {e.code for e in exc.errors}

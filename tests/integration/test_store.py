@@ -137,6 +137,24 @@ def test_get_prefix_starts_over_when_compacted_mid_read(store: Store, monkeypatc
     assert calls[0] == 0 and calls[2] == 0  # ... and the read started over
 
 
+def test_big_values_are_written_and_read_in_bounded_requests(store: Store, monkeypatch) -> None:
+    value = "v" * 50_000
+    results = store.txn_batches([Op.put(f"big/{i:03d}", value) for i in range(150)])
+    assert len(results) >= 8  # cut by bytes (about 1 MiB per txn), not just by the 128-op limit
+    real = store._range_page
+    sizes: list[int] = []
+
+    def record(full_prefix, start, limit, revision):
+        answer = real(full_prefix, start, limit, revision)
+        sizes.append(sum(len(kv.get("value", "")) for kv in answer.get("kvs", ())))
+        return answer
+
+    monkeypatch.setattr(store, "_range_page", record)
+    kvs, _ = store.get_prefix("big/")
+    assert len(kvs) == 150 and all(kv.value == value for kv in kvs)
+    assert len(sizes) > 1 and max(sizes) < 6 << 20  # base64 of ~4 MiB pages
+
+
 def test_get_prefix_100k_keys(store: Store) -> None:
     n, value = 100_000, "ip=10.0.1.2,mac=f2:01:0a:00:01:02,chassis=hv3," + "x" * 55
     ops = [Op.put(f"entity_view/LS/ls{i // 1000}/lsp/p{i:06d}", value) for i in range(n)]

@@ -27,7 +27,7 @@ from .watch import Watch
 
 # get_prefix starts small and then sizes pages so one answer carries about this many bytes of keys+values.
 PAGE_TARGET_BYTES = 4 << 20
-FIRST_PAGE = 128
+FIRST_PAGE = 8  # values may be up to ~1.5 MiB; learn their size before asking for many
 RELIST_ATTEMPTS = 3
 
 

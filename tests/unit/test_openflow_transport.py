@@ -233,3 +233,38 @@ def test_silent_switch_is_dropped_after_unanswered_echoes(path: str) -> None:
     finally:
         conn.close()
         sw.close()
+
+
+def test_a_malformed_message_is_skipped_not_fatal(path: str) -> None:
+    sw = FakeSwitch(path)
+    with OpenFlowConnection(path).start(timeout=5) as conn:
+        sw.send(c.nx_msg(c.NXT_PACKET_IN2, struct.pack("!HH", c.NXPINT_PACKET, 200)))  # length past the end
+        conn.barrier()
+        assert conn.stats["bad_messages"] == 1 and conn.stats["connects"] == 1
+    sw.close()
+
+
+def test_every_rejected_flow_is_named_and_the_bundle_discarded(path: str) -> None:
+    from tuplenet.agent.flow import Flow, Output
+
+    def script(mtype: int, xid: int, body: bytes) -> bytes | None:
+        if mtype == c.OFPT_BUNDLE_ADD_MESSAGE:
+            return c.msg(c.OFPT_ERROR, struct.pack("!HH", 2, 4), xid)  # OFPBAC_BAD_OUT_PORT
+        if mtype == c.OFPT_BUNDLE_CONTROL:
+            return c.msg(c.OFPT_BUNDLE_CONTROL, body[:4] + struct.pack("!HH", body[5] + 1, 3), xid)
+        return None
+
+    sw = FakeSwitch(path, script=script)
+    flows = [Flow(1, i, (), (Output(1),)) for i in range(50)]
+    with OpenFlowConnection(path).start(timeout=5) as conn:
+        with pytest.raises(OpenFlowError) as exc:
+            conn.apply([], flows)
+        assert [f for f, _e in exc.value.rejected] == flows
+        assert "... and 30 more" in str(exc.value) and len(str(exc.value)) < 5000
+        kinds = []
+        while not sw.received.empty():
+            mtype, _x, body = sw.received.get()
+            if mtype == c.OFPT_BUNDLE_CONTROL:
+                kinds.append(struct.unpack_from("!H", body, 4)[0])
+        assert kinds == [c.OFPBCT_OPEN_REQUEST, c.OFPBCT_DISCARD_REQUEST]  # never committed
+    sw.close()

@@ -16,19 +16,13 @@ from dataclasses import dataclass, field
 from tuplenet.agent.flow import COOKIE_TAG, COOKIE_TAG_MASK, COOKIE_TAG_SHIFT, OFPP_CONTROLLER, Action, Flow
 
 from . import codec as c
-from .errors import (
-    NXTTMFC_ALREADY_MAPPED,
-    NXTTMFC_DUP_ENTRY,
-    ErrorMsg,
-    OpenFlowDisconnected,
-    OpenFlowError,
-    OpenFlowTimeout,
-)
+from .errors import ErrorMsg, OpenFlowDisconnected, OpenFlowError, OpenFlowTimeout
 from .transport import Transport
 
 TUN_METADATA0 = c.TlvMapping(0xFFEE, 0, 8, 0)
 _CHUNK_BYTES = 1 << 20
 _MAX_MSG = 0xFFFF
+_MAX_LINES = 20
 
 
 @dataclass
@@ -149,8 +143,10 @@ class OpenFlowConnection(Transport):
             else:
                 flow = adds[i - 1 - len(deletes)]
                 rejected.append((flow, e))
-                lines.append(f"add {flow.to_text()}: {e.name}")
+                lines.append(f"add {flow.to_text() if len(lines) < _MAX_LINES else ''}: {e.name}")
         lines += [f"bundle commit: {e.name}" for e in (commit_errors or [])]
+        if len(lines) > _MAX_LINES:  # keep the message readable when a whole batch is bad
+            lines[_MAX_LINES:] = [f"... and {len(lines) - _MAX_LINES} more"]
         exc = OpenFlowError(f"bundle of {len(deletes)} deletes + {len(adds)} adds rejected, nothing applied: "
                             + "; ".join(lines or ["unknown error"]), bundle.errors + (commit_errors or []))
         exc.rejected = rejected
@@ -207,8 +203,7 @@ class OpenFlowConnection(Transport):
                 self.tlv_map_add(mapping, timeout)
                 return True
             except OpenFlowError as exc:  # someone else added it between our request and mod
-                codes = {e.code for e in exc.errors}
-                if attempt or not codes & {NXTTMFC_ALREADY_MAPPED, NXTTMFC_DUP_ENTRY}:
+                if attempt or not set(exc.names) & {"NXTTMFC_ALREADY_MAPPED", "NXTTMFC_DUP_ENTRY"}:
                     raise
         return False
 

@@ -44,7 +44,8 @@ class Transport:
         self.on_connect = on_connect
         self.log = logger or logging.getLogger("tuplenet.openflow")
         self.echo_interval = echo_interval
-        self.stats = {"connects": 0, "packet_ins": 0, "packet_ins_dropped": 0, "async_errors": 0}
+        self.stats = {"connects": 0, "packet_ins": 0, "packet_ins_dropped": 0, "async_errors": 0,
+                      "bad_messages": 0}
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
         self._xid_lock = threading.Lock()
@@ -201,6 +202,8 @@ class Transport:
             try:
                 sock, rest = self._connect()
             except (OSError, OpenFlowError) as exc:
+                if str(exc) != str(self._last_error):  # say it once, not at every retry
+                    self.log.warning("OpenFlow connect to %s: %s", self.path, exc)
                 self._last_error = exc
                 self._closed.wait(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -278,7 +281,11 @@ class Transport:
                 msgs, used = c.split_messages(buf)
                 del buf[:used]
                 for _version, mtype, xid, body in msgs:
-                    self._handle(mtype, xid, body)
+                    try:
+                        self._handle(mtype, xid, body)
+                    except (ValueError, IndexError, struct.error) as exc:  # one bad message, not the session
+                        self.stats["bad_messages"] += 1
+                        self.log.warning("bad OpenFlow message type %d from %s: %s", mtype, self.path, exc)
             if self.echo_interval and not select.select([sock], [], [], self.echo_interval)[0]:
                 unanswered += 1
                 if unanswered > 3:

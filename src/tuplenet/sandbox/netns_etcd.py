@@ -1,0 +1,104 @@
+"""etcd for the namespace sandbox: a root-namespace EtcdServer plus a relay so host namespaces reach it.
+
+Why this shape: tests and tpctl in the root namespace use etcd on loopback like any test etcd; the root
+namespace gets no address, route or link; agents reach etcd at 172.31.0.254:2379 over the underlay, as they
+would a real etcd node, so cutting a host's underlay link also cuts it off from etcd.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from .etcd import EtcdServer
+from .netns_util import SandboxError, owned_alive, stop_owned
+from .procs import wait_for
+
+if TYPE_CHECKING:
+    from .netns import NetnsSandbox
+
+
+def etcd_alive(sb: NetnsSandbox) -> bool:
+    """Our own etcd runs (an external one is assumed to)."""
+    e = sb.state["etcd"]
+    if not e:
+        return False
+    return not e.get("owned") or owned_alive(e.get("pid"), e["dir"] + "/")
+
+
+def ensure_etcd(sb: NetnsSandbox, etcd: bool | str) -> None:
+    e = sb.state["etcd"]
+    if isinstance(etcd, str):
+        if e.get("owned"):
+            raise SandboxError("sandbox already runs its own etcd; down first to use an external one")
+        sb.state["etcd"] = {"owned": False, "endpoint": etcd}
+        sb._save()
+        return
+    if e and not e.get("owned"):
+        raise SandboxError(f"sandbox uses external etcd {e['endpoint']}; down first to run its own")
+    if e.get("owned"):
+        if not etcd_alive(sb):
+            start_etcd(sb)  # same ports and data as before
+        return
+    srv = EtcdServer(os.path.join(sb.workdir, "etcd"))
+    sb.state["etcd"] = {"owned": True, "dir": srv.basedir, "client_port": srv.client_port,
+                        "peer_port": srv.peer_port, "endpoint": srv.endpoint, "pid": None}
+    sb._save()
+    start_etcd(sb)
+
+
+def start_etcd(sb: NetnsSandbox) -> None:
+    e = sb.state["etcd"]
+    srv = EtcdServer(e["dir"])
+    srv.client_port, srv.peer_port = e["client_port"], e["peer_port"]
+    t0 = time.monotonic()
+    try:
+        srv.start()
+    finally:  # a start that timed out still leaves a process to stop
+        e["pid"] = srv.proc.pid if srv.proc else None
+        sb._save()
+    sb.log(f"etcd       {srv.endpoint} (root ns) pid {e['pid']} {time.monotonic() - t0:.2f}s")
+
+
+def stop_etcd(sb: NetnsSandbox, kill: bool = False) -> None:
+    e = sb.state["etcd"]
+    if e.get("owned"):
+        stop_owned(e.get("pid"), e["dir"] + "/", sig=9 if kill else 15)
+
+
+def ensure_relay(sb: NetnsSandbox) -> None:
+    """The relay listening in the underlay namespace and forwarding to etcd's root-namespace endpoint."""
+    r, ep, marker = sb.state["relay"], sb.etcd_endpoint, sb.workdir + "/"
+    if r.get("connect") == ep and owned_alive(r.get("pid"), marker):
+        return
+    stop_owned(r.get("pid"), marker)
+    ready = os.path.join(sb.workdir, "relay.ready")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(ready)
+    argv = [sys.executable, "-m", "tuplenet.sandbox.netns_relay", "--netns", sb.ns("ul"),
+            "--listen", sb.agent_etcd_endpoint, "--connect", ep, "--ready", ready, "--tag", marker]
+    with open(os.path.join(sb.workdir, "relay.log"), "ab") as logf:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    sb.state["relay"] = {"pid": proc.pid, "connect": ep, "listen": sb.agent_etcd_endpoint}
+    sb._save()
+
+    def ready_or_dead() -> bool:
+        if proc.poll() is not None:
+            raise SandboxError(f"etcd relay exited {proc.returncode}; see {sb.workdir}/relay.log")
+        return os.path.exists(ready)
+    wait_for(ready_or_dead, timeout=10, what="etcd relay")
+    sb.log(f"relay      {sb.agent_etcd_endpoint} in {sb.ns('ul')} -> {ep}")
+
+
+def wait_etcd_from(sb: NetnsSandbox, host: str, timeout: float = 15.0) -> None:
+    """Prove the whole path host → br-phy → underlay → relay → etcd answers."""
+    probe = ("import json,sys,urllib.request as u;"
+             f"r=u.urlopen('http://{sb.agent_etcd_endpoint}/health',timeout=2);"
+             "sys.exit(0 if json.load(r).get('health')=='true' else 1)")
+    wait_for(lambda: sb.exec(host, [sys.executable, "-c", probe], check=False).returncode == 0,
+             timeout=timeout, interval=0.1, what=f"etcd reachable from {host}")

@@ -13,7 +13,6 @@ import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from scale_topology import build, mac  # noqa: E402
-
 from tuplenet.agent.engine import Engine  # noqa: E402
 from tuplenet.agent.view import View  # noqa: E402
 from tuplenet.model import LSP  # noqa: E402

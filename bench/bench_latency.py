@@ -18,11 +18,10 @@ import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from scale_topology import mac  # noqa: E402
-
 from tuplenet.agent.flow import ip_int, mac_int  # noqa: E402
 from tuplenet.agent.openflow.conn import OpenFlowConnection  # noqa: E402
 from tuplenet.agent.pipeline.switching import _local_port, _remote_lookup  # noqa: E402
-from tuplenet.model import LS, LSP  # noqa: E402
+from tuplenet.model import LSP  # noqa: E402
 from tuplenet.sandbox.etcd import EtcdServer  # noqa: E402
 from tuplenet.sandbox.procs import wait_for  # noqa: E402
 from tuplenet.sandbox.sim import SimNetwork  # noqa: E402
@@ -55,9 +54,8 @@ def run(existing: int, samples: int) -> dict:
         for n in HOSTS:
             net[n].start_agent(etcd.endpoint, "/tuplenet/")
         hv1, hv2 = net["hv1"], net["hv2"]
-        tun = int(wait_for(lambda: hv1.vsctl("--bare", "--columns=ofport", "find", "Interface",
-                                                "external_ids:chassis-id=hv2").strip(), timeout=30,
-                           what="tunnel hv1->hv2"))
+        wait_for(lambda: hv1.vsctl("--bare", "--columns=ofport", "find", "Interface",
+                                   "external_ids:chassis-id=hv2").strip(), timeout=30, what="tunnel hv1->hv2")
         c1 = OpenFlowConnection(hv1.rundir + "/br-int.mgmt").start()
         c2 = OpenFlowConnection(hv2.rundir + "/br-int.mgmt").start()
         hv2.add_vm_port("warm", "warm")
@@ -68,7 +66,7 @@ def run(existing: int, samples: int) -> dict:
             ofport = hv2.add_vm_port(name, name)
             pid, m = ip_int(ip) & 0xFFFF, mac_int(mac(ip))
             want2 = _local_port(1, pid, m, ofport)[0].cookie
-            want1 = _remote_lookup(1, pid, m, tun).cookie
+            want1 = _remote_lookup(1, pid, m, HOSTS["hv2"]).cookie
             t0 = time.perf_counter()
             store.put(LSP("bench", name, ip, mac(ip)).key, f"ip={ip},mac={mac(ip)}")
             done: dict[str, float] = {}

@@ -62,13 +62,24 @@ def desired_patch_ports(view: View, self_id: str) -> dict[str, str]:
             if k[0] == "lsp" and o.ip == PATCH_PORT_IP and o.peer and o.chassis == self_id}
 
 
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
 class Agent:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.q: queue.Queue = queue.Queue()
         self.view = View()
         self.engine = Engine(self.view)
-        self.kvs: dict[tuple, KV] = {}
+        self.kvs: dict[tuple, KV] = {}  # lsp and chassis records only: what CAS writes compare against
         self.ovs: LocalOvs | None = None
         self.conn = None
         self.ofctrl: FlowControl | None = None
@@ -88,6 +99,11 @@ class Agent:
     # ------------------------------------------------------------------ start-up
     def start(self) -> None:
         t0 = time.perf_counter()
+        phases: list[tuple[str, float]] = []
+
+        def phase(name: str) -> None:
+            phases.append((name, time.perf_counter()))
+
         cfg = self.cfg
         try:
             self.ovs = LocalOvs(cfg.ovsdb_path, cfg.bridge).start(timeout=10.0)
@@ -99,34 +115,40 @@ class Agent:
                                "`ovs-vsctl set Open_vSwitch . external_ids:system-id=<chassis name>`")
         self.self_id = sid
         self.ovs.ensure_bridge(cfg.datapath_type)
+        phase("ovsdb")
         self._connect_openflow()
+        phase("openflow")
         self.store = Store(cfg.endpoints, prefix=cfg.prefix, timeout=5.0)
         self.sync = TopologySync(self.store, self._emit)
         try:
             changes, rev = self.sync.listing()
         except StoreError as exc:
             raise StartupError(f"cannot read the topology from etcd {cfg.endpoints}: {exc}") from None
+        phase("etcd listing")
         self._apply_changes(changes, set())
         self.ovs.subscribe(lambda st: self.q.put(("ovs", st)))
-        state = self.ovs.snapshot()
-        self._apply_ovs(state, set())
-        self._side_effects()
-        # Tunnels to known chassis normally exist already (restart): wait briefly for their ofports so
-        # the first reconcile computes the complete set and changes nothing on a healthy host.
-        want = set(self._tunnels or {})
-        try:
-            state = self.ovs.wait_state(lambda s: want <= set(s.tunnels), timeout=2.0)
-        except Exception:  # noqa: BLE001 - missing tunnels simply arrive later as changes
-            state = self.ovs.snapshot()
-        self._apply_ovs(state, set())
+        self._apply_ovs(self.ovs.snapshot(), set())
+        phase("view")
+        # On a restart the tunnels exist with their ofports already, so this first computation is complete
+        # and the reconcile changes nothing; on a cold start tunnels appear later and each touches only its
+        # own two flows (ports name chassis by IP, see pipeline.physical).
         self.engine.full()
+        phase("compute")
         self.ofctrl.reconcile(self.engine.desired())
+        phase("install")
+        self._side_effects()
+        phase("tunnels requested")
         self.presence = ChassisPresence(self.store, sid, cfg.tunnel_ip, cfg.liveness_ttl)
         self._register()
         self.presence.start_liveness()
         self.sync.start(rev)
         self.ready_ms = (time.perf_counter() - t0) * 1000
-        log.info("agent %s ready in %.0f ms: %d flows, %d facts", sid, self.ready_ms,
+        prev, parts = t0, []
+        for name, at in phases:
+            parts.append(f"{name} {1000 * (at - prev):.0f}")
+            prev = at
+        self.start_phases = {name: round(1000 * (at - t0)) for name, at in phases}
+        log.info("agent %s ready in %.0f ms (%s ms): %d flows, %d facts", sid, self.ready_ms, ", ".join(parts),
                  len(self.ofctrl.installed), len(self.view.facts))
         self._write_status()
 
@@ -215,8 +237,8 @@ class Agent:
             self.view.apply(fkey, obj, changed)
             if obj is None:
                 self.kvs.pop(fkey, None)
-            elif kv is not None:
-                self.kvs[fkey] = kv
+            elif kv is not None and fkey[0] in ("lsp", "chassis"):
+                self.kvs[fkey] = KV(kv.key, "", kv.mod_revision, kv.create_revision, kv.version, kv.lease)
 
     def _resync(self, changes: list[Change], changed: set[tuple]) -> None:
         """After compaction: apply the difference between the view and a fresh listing (incremental)."""
@@ -268,7 +290,11 @@ class Agent:
         es, of = self.engine.stats, self.ofctrl.stats if self.ofctrl else None
         return {
             "chassis": self.self_id, "pid": os.getpid(), "ready_ms": round(self.ready_ms, 1),
+            "start_phases_ms": getattr(self, "start_phases", {}),
             "facts": len(self.view.facts), "flows": len(self.engine.active),
+            "installed": len(self.ofctrl.installed) if self.ofctrl else 0,
+            "tunnels": sum(1 for k in self.view.facts if k[0] == "tun"),
+            "rss_mb": _rss_mb(),
             "engine": {"full_runs": es.full_runs, "incremental_runs": es.incremental_runs,
                        "owners_computed": es.owners_computed, "last_run_ms": round(es.last_run_ms, 3),
                        "conflicts": es.conflicts, "resyncs": es.extra.get("resyncs", 0)},

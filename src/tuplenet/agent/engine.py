@@ -100,7 +100,13 @@ class Engine:
         else:
             new, deps = (), frozenset()
         old = self.owner_flows.get(owner, ())
-        if new != old:
+        if not old:
+            for f in new:
+                self._cand_add(f)
+        elif not new:
+            for f in old:
+                self._cand_del(f)
+        elif new != old:
             old_c = {f.cookie: f for f in old}
             new_c = {f.cookie: f for f in new}
             for c, f in old_c.items():

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[OvsState], None]
 _DOMAINS = (D_BRIDGE, D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD)
+_PUBLISH_INTERVAL = 0.05  # s between state rebuilds during bursts of OVSDB updates
 _RECONNECT_BACKOFF_MS = (1000, 2000)  # ovs.reconnect's floor is 1 s; cap low so a restarted db is back fast
 _ERROR_BACKOFF = (0.5, 10.0)  # hard transaction errors: retry with exponential backoff
 _SETTLE_TIMEOUT = 1.0  # after a commit, wait this long at most for its update before re-planning anyway
@@ -305,20 +306,28 @@ class LocalOvs:
         idl = self._idl = ovsdb_idl.TrackingIdl(self._remote, ovsdb_idl.schema_helper(schema))
         idl.set_backoff(*_RECONNECT_BACKOFF_MS)
         last_seqno, was_connected, ever_connected = -1, False, False
+        self._next_publish = 0.0
+        self._pub_seqno = -1
         while not self._stopping:
             self._drain_requests()
             idl.run()
             self._check_txn(idl)
             connected = idl.connected()
-            if idl.change_seqno != last_seqno or connected != was_connected:
+            now = time.monotonic()
+            changed = idl.change_seqno != last_seqno or connected != was_connected
+            # Rebuilding the state is O(interfaces): during a burst (thousands of tunnel ports getting
+            # their ofports one update at a time) do it at most every _PUBLISH_INTERVAL, not per update.
+            if changed and (now >= self._next_publish or connected != was_connected):
                 if connected and not was_connected:
                     self.stats["reconnects"] += ever_connected
                     ever_connected = True
                 if connected or self._state is not None:
                     self._publish(state_from_view(idl.view(), self.bridge, connected, 0))
                 last_seqno, was_connected = idl.change_seqno, connected
+                self._pub_seqno = last_seqno
                 self._dirty = True
-            now = time.monotonic()
+                self._next_publish = now + _PUBLISH_INTERVAL
+                changed = False
             if connected and self._txn is None and self._dirty and now >= self._retry_at and (
                     self._settle_seqno is None or idl.change_seqno != self._settle_seqno
                     or now >= self._settle_deadline):
@@ -335,12 +344,18 @@ class LocalOvs:
             if connected and self._dirty and self._txn is None:
                 wake_at = max(self._retry_at, self._settle_deadline if self._settle_seqno is not None else 0.0)
                 poller.timer_wait(max(0, int((wake_at - time.monotonic()) * 1000)) + 1)
+            if changed:  # a publish is due once the interval has passed
+                poller.timer_wait(max(0, int((self._next_publish - time.monotonic()) * 1000)) + 1)
             poller.block()
 
     def _reconcile(self, idl: ovsdb_idl.TrackingIdl) -> None:
         self._dirty = False
         self._settle_seqno = None
         p = self._planner.plan(idl.view(), self._desired, self._desired_gen)
+        if self._pub_seqno != idl.change_seqno:
+            # Callers blocked on a request must see its effect in snapshot() when they wake.
+            self._publish(state_from_view(idl.view(), self.bridge, idl.connected(), 0))
+            self._pub_seqno = idl.change_seqno
         self._settle_futures(p)
         if not p.actions:
             self._unsettled = 0

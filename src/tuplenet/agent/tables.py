@@ -34,6 +34,7 @@ LR_OUT_NEXTHOP = 55
 LR_OUT_UNRESOLVED = 56
 LR_OUT_TO_SWITCH = 57
 # Shared
+TO_CHASSIS = 93  # chassis (by tunnel IP in reg9) → its tunnel ofport; the only flows that know ofports
 OUTPUT = 94
 ARP_RESPOND = 96
 EMBED = 97
@@ -51,6 +52,7 @@ R_DECIDED = "reg5"       # 1 once the output is decided
 R_NEXT_LR = "reg6"       # router id on the LS → LR hand-off
 R_NEXT_LRP = "reg7"      # router port id on the LS → LR hand-off
 R_SCRATCH = "reg8"       # scratch (IP swap in the ICMP responder)
+R_CHASSIS = "reg9"       # destination chassis, as its tunnel IP
 R_FLAGS = "reg10"        # flags below; bits 8–15 trace sequence; 16–31 trace command id
 
 F_LOOPBACK = 0x1  # the packet may leave through the port it came in on

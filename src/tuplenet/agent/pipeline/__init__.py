@@ -24,5 +24,5 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
     if kind == "lsr":
         return routing.lsr_flows(r, owner, obj)
     if kind in ("tun", "tunfb"):
-        return physical.tunnel_flows(obj)
+        return physical.tunnel_flows(r, owner, obj)
     return []

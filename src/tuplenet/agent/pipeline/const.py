@@ -55,6 +55,7 @@ def flows() -> list[Flow]:
         Flow(T.LR_OUT_UNRESOLVED, 0, (), (Resubmit(T.DROP),)),
         Flow(T.LR_OUT_TO_SWITCH, 0, (), (Resubmit(T.DROP),)),
         # Shared tables.
+        Flow(T.TO_CHASSIS, 0),  # no tunnel (yet): the output stays undecided and the packet is dropped
         Flow(T.OUTPUT, 1, match(M(T.R_OFPORT, T.OFPORT_NONE)), (Resubmit(T.DROP),)),
         Flow(T.OUTPUT, 0, (), (OutputReg(T.R_OFPORT, 0, 16),)),
         Flow(T.EMBED, 0, (), (

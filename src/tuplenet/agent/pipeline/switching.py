@@ -39,6 +39,7 @@ _TO_OUTPUT = Resubmit(T.LS_IN_OUTPUT)
 _TO_TO_ROUTER = Resubmit(T.LS_OUT_TO_ROUTER)
 _TO_SWITCH = Resubmit(T.LR_OUT_TO_SWITCH)
 _DECIDED = Load(T.R_DECIDED, 1)
+_TO_CHASSIS = Resubmit(T.TO_CHASSIS)
 
 
 def arp_responder(dp: int, ip: str, mac: int) -> Flow:
@@ -58,10 +59,10 @@ def _vm_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: int)
         if ofport is None:
             return []
         return _local_port(dp, pid, mac, ofport)
-    tun = r.get(("tun", lsp.chassis))
-    if tun is None:
+    ch = r.get(("chassis", lsp.chassis))
+    if ch is None:
         return []
-    return [_remote_lookup(dp, pid, mac, tun)]
+    return [_remote_lookup(dp, pid, mac, ch.ip)]
 
 
 def _local_port(dp: int, pid: int, mac: int, ofport: int) -> list[Flow]:
@@ -74,9 +75,10 @@ def _local_port(dp: int, pid: int, mac: int, ofport: int) -> list[Flow]:
     ]
 
 
-def _remote_lookup(dp: int, pid: int, mac: int, tun_ofport: int) -> Flow:
+def _remote_lookup(dp: int, pid: int, mac: int, chassis_ip: str) -> Flow:
+    """Destination on another chassis: tunnel there (table TO_CHASSIS picks the port)."""
     return Flow(T.LS_IN_LOOKUP, 3, match(metadata=dp, dl_dst=mac), (
-        Load(T.R_DST_PORT, pid), Load(T.R_OFPORT, tun_ofport), _DECIDED, _TO_OUTPUT))
+        Load(T.R_DST_PORT, pid), Load(T.R_CHASSIS, ip_int(chassis_ip)), _TO_CHASSIS, _TO_OUTPUT))
 
 
 def _router_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: int) -> list[Flow]:
@@ -94,10 +96,10 @@ def _router_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: 
                 Load(T.R_NEXT_LR, lr.id), Load(T.R_NEXT_LRP, ip_int(lrp.ip) & 0xFFFF),
                 Resubmit(T.LS_OUT_TO_ROUTER))),
         ]
-    tun = r.get(("tun", lr.chassis))
-    if tun is None:
+    ch = r.get(("chassis", lr.chassis))
+    if ch is None:
         return []
-    return [_remote_lookup(dp, pid, mac, tun)]
+    return [_remote_lookup(dp, pid, mac, ch.ip)]
 
 
 def _nexthop_flows(r: Reader, key: tuple, lsp: Any, mac: int) -> list[Flow]:

@@ -1,7 +1,8 @@
 """Watch decode throughput of tuplenet.store (budget: >= 50,000 events/s on one core).
 
 1. synthetic: raw /v3/watch response lines (100 events each, realistic keys and values) -> Event objects,
-   (a) decode_watch_line alone, (b) the whole Watch iterator (line splitting, dedup, batches) over a byte stream;
+   (a) decode_watch_line alone, (b) the whole Watch iterator (line splitting, dedup, batches) over a byte
+   stream;
 2. end-to-end against a private etcd: put N keys in 128-op txns, then watch them from the first revision
    (replay), and watch while writing N more (live).
 
@@ -43,8 +44,8 @@ def synthetic_lines(n_events: int, per_line: int) -> list[bytes]:
             if i % 10 == 9:
                 events.append({"type": "DELETE", "kv": {"key": b64(key), "mod_revision": str(rev)}})
                 continue
-            value = f"ip=10.0.{i // 250 % 256}.{i % 250 + 2},mac=f2:01:0a:00:{i // 256 % 256:02x}:{i % 256:02x}," \
-                    f"chassis=hv{i % 64}"
+            mac = f"f2:01:0a:00:{i // 256 % 256:02x}:{i % 256:02x}"
+            value = f"ip=10.0.{i // 250 % 256}.{i % 250 + 2},mac={mac},chassis=hv{i % 64}"
             events.append({"kv": {"key": b64(key), "create_revision": str(rev), "mod_revision": str(rev),
                                   "version": "1", "value": b64(value)}})
         lines.append(json.dumps({"result": {"header": {**header, "revision": str(rev)}, "events": events}},

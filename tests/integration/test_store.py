@@ -1,4 +1,4 @@
-"""The store against a real etcd: kv, paging, txns, leases, watch resume across kill -9, compaction, failover."""
+"""The store against a real etcd: kv, paging, txns, leases, watch across kill -9, compaction, failover."""
 
 from __future__ import annotations
 
@@ -54,8 +54,10 @@ class Collector:
             self.error = exc
 
     def wait_revision(self, revision: int, timeout: float = 15.0) -> None:
-        wait_for(lambda: self.error is not None or (self.events and self.events[-1].kv.mod_revision >= revision),
-                 timeout=timeout, what=f"watch to reach revision {revision}")
+        def reached() -> bool:
+            return self.error is not None or bool(self.events and self.events[-1].kv.mod_revision >= revision)
+
+        wait_for(reached, timeout=timeout, what=f"watch to reach revision {revision}")
         if self.error is not None:
             raise self.error
 
@@ -68,8 +70,8 @@ class Collector:
 def test_put_get_delete(store: Store) -> None:
     rev = store.put("entity_view/LS/ls1", "id=1")
     kv = store.get("entity_view/LS/ls1")
-    assert kv is not None and (kv.key, kv.value, kv.mod_revision, kv.version) == ("entity_view/LS/ls1", "id=1",
-                                                                                  rev, 1)
+    assert kv is not None
+    assert (kv.key, kv.value, kv.mod_revision, kv.version) == ("entity_view/LS/ls1", "id=1", rev, 1)
     rev2 = store.put("entity_view/LS/ls1", "id=2, ünïcode")
     kv = store.get("entity_view/LS/ls1")
     assert kv is not None and kv.value == "id=2, ünïcode" and kv.mod_revision == rev2 > rev
@@ -111,7 +113,8 @@ def test_get_prefix_pages_are_pinned_to_one_revision(store: Store) -> None:
     store.put("p/4", "new")
     store.delete("p/5")
     rest, rev2, more = store.get_prefix_page("p/", page[-1].key, 3, rev)
-    assert not more and [(kv.key, kv.value) for kv in rest] == [("p/3", "old"), ("p/4", "old"), ("p/5", "old")]
+    assert not more
+    assert [(kv.key, kv.value) for kv in rest] == [("p/3", "old"), ("p/4", "old"), ("p/5", "old")]
     assert rev2 > rev  # the header says "now"; the data is from `rev`
     kvs, _ = store.get_prefix("p/", page_size=2)
     assert [(kv.key, kv.value) for kv in kvs][-2:] == [("p/3", "old"), ("p/4", "new")]
@@ -168,7 +171,7 @@ def test_get_prefix_100k_keys(store: Store) -> None:
     assert [kv.key for kv in kvs] == sorted(op.key for op in ops)
     assert all(kv.value == value and kv.mod_revision <= rev for kv in kvs)
     print(f"100k keys: write {t1 - t0:.1f}s, get_prefix {t2 - t1:.2f}s")
-    assert t2 - t0 < 60  # ~11 s on an idle 2-vCPU VM; the bound only catches pathological (quadratic) regressions
+    assert t2 - t0 < 60  # ~11 s on an idle 2-vCPU VM; this bound only catches pathological regressions
     assert store.delete_prefix("entity_view/") == n
 
 
@@ -185,7 +188,8 @@ def test_txn_compare_and_swap(store: Store) -> None:
     assert swap.succeeded and swap.responses[1].value == "c"
     stale = store.txn([Compare.mod_revision("lock", "=", kv.mod_revision)], [Op.delete("lock")])
     assert not stale.succeeded and store.get("lock").value == "c"
-    assert store.txn([Compare.exists("lock"), Compare.version("lock", "=", 2)], [Op.delete("lock")]).responses == [1]
+    delete = store.txn([Compare.exists("lock"), Compare.version("lock", "=", 2)], [Op.delete("lock")])
+    assert delete.responses == [1]
 
 
 def test_txn_over_128_ops_rejected(store: Store) -> None:
@@ -369,7 +373,7 @@ def test_failover_to_second_endpoint(etcd: EtcdServer, prefix: str) -> None:
 
 
 def test_failover_past_a_hung_endpoint(etcd: EtcdServer, prefix: str) -> None:
-    """An endpoint that accepts connections but never answers costs one attempt slot, not the whole deadline."""
+    """An endpoint that accepts connections but never answers costs one attempt slot, not the deadline."""
     import socket
 
     hung = socket.socket()
@@ -379,7 +383,7 @@ def test_failover_past_a_hung_endpoint(etcd: EtcdServer, prefix: str) -> None:
         with Store([f"127.0.0.1:{hung.getsockname()[1]}", etcd.endpoint], prefix=prefix, timeout=2.0) as s:
             t0 = time.monotonic()
             assert s.put("k", "v") > 0
-            assert time.monotonic() - t0 > 0.9  # the hung endpoint had its 1 s slot, then the good one answered
+            assert time.monotonic() - t0 > 0.9  # the hung endpoint had its 1 s slot, then the good one
             t0 = time.monotonic()
             assert s.get("k").value == "v"
             assert time.monotonic() - t0 < 0.9  # the endpoint that answered is tried first now

@@ -33,7 +33,8 @@ def test_normalise_prefix(given: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("key,end", [
-    (b"a", b"b"), (b"/tn/", b"/tn0"), (b"a\xff", b"b"), (b"a\xff\xff", b"b"), (b"\xff", b"\x00"), (b"", b"\x00"),
+    (b"a", b"b"), (b"/tn/", b"/tn0"), (b"a\xff", b"b"), (b"a\xff\xff", b"b"), (b"\xff", b"\x00"),
+    (b"", b"\x00"),
 ])
 def test_prefix_end(key: bytes, end: bytes) -> None:
     assert prefix_end(key) == end

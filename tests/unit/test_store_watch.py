@@ -79,7 +79,8 @@ def test_resume_drops_replayed_events() -> None:
 
 def test_progress_notification_advances_resume_point() -> None:
     progress = json.dumps({"result": {"header": {"revision": "20"}}}).encode() + b"\n"
-    watch, starts = scripted_watch(1, [FakeResp([created(20), put_line(2), progress]), FakeResp([created(20)])])
+    streams = [FakeResp([created(20), put_line(2), progress]), FakeResp([created(20)])]
+    watch, starts = scripted_watch(1, streams)
     batches = list(watch)
     assert batches == [batches[0], WatchBatch([], 20)]
     assert starts[:2] == [1, 21]

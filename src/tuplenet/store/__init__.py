@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KV", "MAX_TXN_OPS", "AsyncStore", "AsyncWatch", "Compacted", "Compare", "EtcdError", "Event", "Lease",
-    "LeaseExpired", "Member", "Op", "Status", "Store", "StoreError", "TxnConflict", "TxnResult", "Unavailable",
-    "Watch", "WatchBatch", "normalise_prefix", "split_ops",
+    "LeaseExpired", "Member", "Op", "Status", "Store", "StoreError", "TxnConflict", "TxnResult",
+    "Unavailable", "Watch", "WatchBatch", "normalise_prefix", "split_ops",
 ]
 
 

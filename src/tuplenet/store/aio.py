@@ -84,7 +84,7 @@ class AsyncWatch:
             self._hand_over(exc)
 
     def _hand_over(self, item: object) -> bool:
-        """Block until the consumer's queue takes `item`; False if the watch was closed or the loop is gone."""
+        """Block until the consumer's queue takes `item`; False if the watch closed or the loop is gone."""
         assert self._loop is not None and self._queue is not None
         try:
             fut = asyncio.run_coroutine_threadsafe(self._queue.put(item), self._loop)
@@ -151,7 +151,8 @@ class AsyncStore:
     async def members(self) -> list[Member]:
         return await asyncio.to_thread(self.store.members)
 
-    def watch(self, key_prefix: str = "", start_revision: int = 0, progress_notify: bool = True) -> AsyncWatch:
+    def watch(self, key_prefix: str = "", start_revision: int = 0,
+              progress_notify: bool = True) -> AsyncWatch:
         return AsyncWatch(self.store.watch(key_prefix, start_revision, progress_notify))
 
     async def close(self) -> None:

@@ -73,8 +73,8 @@ class WatchMessage:
 
     __slots__ = ("events", "header_revision", "created", "canceled", "compact_revision", "reason")
 
-    def __init__(self, events: list[Event], header_revision: int, created: bool = False, canceled: bool = False,
-                 compact_revision: int = 0, reason: str = "") -> None:
+    def __init__(self, events: list[Event], header_revision: int, created: bool = False,
+                 canceled: bool = False, compact_revision: int = 0, reason: str = "") -> None:
         self.events = events
         self.header_revision = header_revision
         self.created = created
@@ -106,7 +106,7 @@ def decode_events(raw_events: list[dict[str, Any]], plen: int) -> list[Event]:
 
 
 def decode_watch_line(line: bytes | str, plen: int) -> WatchMessage:
-    """Parse one newline-delimited JSON object of /v3/watch; a stream-level error becomes reason="error: ..."."""
+    """Parse one line of /v3/watch; a stream-level error becomes canceled with reason="error: ..."."""
     msg = _loads(line)
     result = msg.get("result")
     if result is None:

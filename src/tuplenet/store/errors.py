@@ -19,7 +19,7 @@ class Compacted(StoreError):
     """The requested revision was compacted away; re-list with get_prefix and watch from its revision + 1."""
 
     def __init__(self, compact_revision: int, message: str | None = None) -> None:
-        super().__init__(message or f"revision compacted: the oldest revision still kept is {compact_revision}")
+        super().__init__(message or f"revision compacted: oldest revision still kept is {compact_revision}")
         self.compact_revision = compact_revision
 
 

@@ -39,7 +39,7 @@ class Lease:
         return f"Lease(id={self.id:x}, ttl={self.ttl})"
 
     def refresh(self, timeout: float | None = None) -> int:
-        """Reset the ttl; returns the new remaining ttl. Raises LeaseExpired if etcd no longer has the lease."""
+        """Reset the ttl; returns the new remaining ttl. LeaseExpired if etcd no longer has the lease."""
         answer = self._transport.call("/v3/lease/keepalive", {"ID": str(self.id)}, timeout=timeout)
         result = answer.get("result")
         if result is None:

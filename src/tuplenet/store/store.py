@@ -84,7 +84,8 @@ class Store:
         answer = self._t.call("/v3/kv/range", {**range_fields(self._pfx, True), "count_only": True})
         return _header_revision(answer)
 
-    def _range_page(self, full_prefix: bytes, start: bytes | None, limit: int, revision: int) -> dict[str, Any]:
+    def _range_page(self, full_prefix: bytes, start: bytes | None, limit: int,
+                    revision: int) -> dict[str, Any]:
         body: dict[str, Any] = {**range_fields(full_prefix, True), "limit": str(limit)}
         if start is not None:
             body["key"] = b64(start)
@@ -131,7 +132,8 @@ class Store:
             pending = None
             if answer.get("more") and raw:
                 sample = raw[:: max(1, len(raw) // 16)]
-                avg = sum(len(kv["key"]) + len(kv.get("value", "")) for kv in sample) * 3 / 4 / len(sample) + 64
+                b64_bytes = sum(len(kv["key"]) + len(kv.get("value", "")) for kv in sample)
+                avg = b64_bytes * 3 / 4 / len(sample) + 64
                 limit = max(1, min(page_size, int(PAGE_TARGET_BYTES / avg)))
                 start = a2b_base64(raw[-1]["key"]) + b"\x00"
                 pending = _Background(self._range_page, full_prefix, start, limit, revision)
@@ -234,9 +236,10 @@ class Store:
         """Status of the endpoint that answered."""
         answer = self._t.call("/v3/maintenance/status", {})
         header = answer.get("header", {})
-        return Status(self._t.names[self._t.preferred], answer.get("version", ""), int(answer.get("dbSize", 0)),
-                      int(answer.get("leader", 0)), int(header.get("member_id", 0)),
-                      int(header.get("revision", 0)), int(answer.get("raftTerm", header.get("raft_term", 0))))
+        return Status(self._t.names[self._t.preferred], answer.get("version", ""),
+                      int(answer.get("dbSize", 0)), int(answer.get("leader", 0)),
+                      int(header.get("member_id", 0)), int(header.get("revision", 0)),
+                      int(answer.get("raftTerm", header.get("raft_term", 0))))
 
     def members(self) -> list[Member]:
         answer = self._t.call("/v3/cluster/member/list", {})

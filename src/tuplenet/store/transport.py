@@ -1,10 +1,11 @@
 """HTTP/1.1 to etcd's v3 JSON gateway: one keep-alive connection pool per endpoint, failover, deadlines.
 
-Retry rule: a request that was never handed to the kernel (connect refused, send failed) is retried on the next
-endpoint until the deadline. Idle connections are checked before use (a readable idle socket means etcd closed
-it, e.g. it restarted), so a stale connection never costs a send. A request that may have reached etcd is retried
-only if the caller says that is harmless (`idempotent`); otherwise the caller gets Unavailable saying the outcome
-is unknown, because a blind txn retry could apply twice (and then report its own write as a conflict).
+Retry rule: a request that was never handed to the kernel (connect refused, send failed) is retried on the
+next endpoint until the deadline. Idle connections are checked before use (a readable idle socket means etcd
+closed it, e.g. it restarted), so a stale connection never costs a send. A request that may have reached etcd
+is retried only if the caller says that is harmless (`idempotent`); otherwise the caller gets Unavailable
+saying the outcome is unknown, because a blind txn retry could apply twice (and then report its own write as
+a conflict).
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ class Transport:
         return http.client.HTTPConnection(host, port, timeout=timeout)
 
     def attempt_timeout(self, budget: float) -> float:
-        """Time one endpoint gets per attempt: with several endpoints a blackholed or hung one must not eat the
-        whole deadline before the next is tried (a healthy etcd answers a bounded request in milliseconds)."""
+        """Time one endpoint gets per attempt: with several endpoints a blackholed or hung one must not eat
+        the whole deadline before the next is tried (a healthy etcd answers a bounded request in ms)."""
         if len(self.endpoints) == 1:
             return budget
         return max(1.0, budget / len(self.endpoints))
@@ -182,7 +183,8 @@ class Transport:
                 if remaining <= 0:
                     break
                 try:
-                    status, data = self._roundtrip(index, path, payload, min(remaining, per_attempt), idempotent)
+                    status, data = self._roundtrip(index, path, payload, min(remaining, per_attempt),
+                                                   idempotent)
                 except _Retry as exc:
                     failures[self.names[index]] = str(exc)
                     if index == self.preferred:  # later calls start with the next endpoint

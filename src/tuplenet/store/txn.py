@@ -37,7 +37,8 @@ def _conflicts(op: Op, puts: set[str], deletes: list[Op]) -> bool:
     return False
 
 
-def split_ops(ops: Sequence[Op], max_ops: int = MAX_TXN_OPS, max_bytes: int = MAX_TXN_BYTES) -> list[list[Op]]:
+def split_ops(ops: Sequence[Op], max_ops: int = MAX_TXN_OPS,
+              max_bytes: int = MAX_TXN_BYTES) -> list[list[Op]]:
     """Cut `ops` into consecutive batches of at most `max_ops` ops and about `max_bytes` bytes, starting a new
     batch wherever an op would clash with an earlier op of the same batch. Empty input gives no batches."""
     if max_ops < 1:

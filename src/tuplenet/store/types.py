@@ -24,7 +24,7 @@ class KV:
 
 @dataclass(slots=True)
 class Event:
-    """A change: type "PUT" or "DELETE"; on DELETE kv.value is "" and kv.mod_revision is the delete revision."""
+    """A change, type "PUT" or "DELETE"; on DELETE kv.value is "" and kv.mod_revision is the delete's."""
 
     type: str
     kv: KV
@@ -47,8 +47,8 @@ class WatchBatch:
     """Events of one watch response, in revision order.
 
     `revision` means "every change up to and including this revision has been delivered": the last event's
-    mod_revision, or the store revision of a progress notification (then `events` is empty). Resuming a watch at
-    `revision + 1` therefore never loses or repeats an event.
+    mod_revision, or the store revision of a progress notification (then `events` is empty). Resuming a
+    watch at `revision + 1` therefore never loses or repeats an event.
     """
 
     events: list[Event]
@@ -68,7 +68,7 @@ class TxnResult:
     responses: list[Any] = field(default_factory=list)
 
     def ensure(self, what: str = "transaction") -> TxnResult:
-        """Return self if the compares held, else raise TxnConflict (for callers that treat a lost race as an error)."""
+        """Self if the compares held, else TxnConflict (for callers that treat a lost race as an error)."""
         if not self.succeeded:
             raise TxnConflict(f"{what}: conflicting concurrent change, nothing was written", self.revision)
         return self
@@ -122,7 +122,7 @@ class Compare:
 
 @dataclass(frozen=True, slots=True)
 class Op:
-    """One txn operation on a key relative to the prefix. kind: put, delete, delete_prefix, get, get_prefix."""
+    """One txn operation on a key relative to the prefix: put, delete, delete_prefix, get or get_prefix."""
 
     kind: Literal["put", "delete", "delete_prefix", "get", "get_prefix"]
     key: str

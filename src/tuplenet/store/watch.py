@@ -1,8 +1,8 @@
 """A watch that survives disconnects and etcd restarts without losing or repeating an event.
 
 The stream is /v3/watch: one JSON object per line over a chunked HTTP/1.1 response. The watch remembers the
-last revision it delivered; after any connection problem it reconnects (50 ms .. 1 s backoff, rotating over the
-endpoints) with start_revision = last + 1 and drops any replayed event at or below `last`.
+last revision it delivered; after any connection problem it reconnects (50 ms .. 1 s backoff, rotating over
+the endpoints) with start_revision = last + 1 and drops any replayed event at or below `last`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class _StreamEnded(Exception):
 
 
 def iter_lines(read1: Callable[[int], bytes]) -> Iterator[bytes]:
-    """Split a byte stream (read1() -> chunk, b"" at EOF) into lines without quadratic copying of big lines."""
+    """Split a byte stream (read1() -> chunk, b"" at EOF) into lines without quadratic copying."""
     pending: list[bytes] = []
     while True:
         chunk = read1(_READ_SIZE)
@@ -72,7 +72,7 @@ class Watch:
 
     @property
     def revision(self) -> int:
-        """Every change up to this revision has been delivered (0 before the first answer of a "now" watch)."""
+        """Every change up to this revision was delivered (0 before the first answer of a "now" watch)."""
         return self._last or 0
 
     @property
@@ -123,8 +123,8 @@ class Watch:
                         yield batch
             except (_StreamEnded, *_NET_ERRORS) as exc:
                 if not self._closed.is_set():
-                    log.info("etcd watch interrupted (%s); resuming at revision %s", exc or type(exc).__name__,
-                             (self._last or 0) + 1)
+                    log.info("etcd watch interrupted (%s); resuming at revision %s",
+                             exc or type(exc).__name__, (self._last or 0) + 1)
             finally:
                 if conn is not None:
                     self._drop(conn)
@@ -160,8 +160,9 @@ class Watch:
         raise _StreamEnded("stream closed by etcd")
 
     def _connect(self) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        """Open the stream on the first endpoint that accepts it (starting with the one that answered last)."""
-        create = {**self._range, "start_revision": str((self._last or 0) + 1 if self._last is not None else 0)}
+        """Open the stream on the first endpoint that accepts it, starting with the one that answered last."""
+        start = self._last + 1 if self._last is not None else 0
+        create = {**self._range, "start_revision": str(start)}
         if self._progress_notify:
             create["progress_notify"] = True
         payload = json.dumps({"create_request": create}).encode()
@@ -169,7 +170,8 @@ class Watch:
         for index in self._transport.rotation():
             if self._closed.is_set():
                 raise _StreamEnded("closed")
-            conn = self._transport.new_connection(index, self._transport.attempt_timeout(self._transport.timeout))
+            transport = self._transport
+            conn = transport.new_connection(index, transport.attempt_timeout(transport.timeout))
             with self._lock:
                 self._conn = conn
             try:

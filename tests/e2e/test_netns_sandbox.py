@@ -217,6 +217,17 @@ def test_del_vm(sandbox: NetnsSandbox, vms: dict) -> None:
     assert "tne-vm3" not in leftovers("tne", sandbox.workdir)["netns"]
 
 
+def test_same_prefix_elsewhere_is_refused_and_harmless(sandbox: NetnsSandbox, vms: dict) -> None:
+    other = NetnsSandbox(workdir=f"{sandbox.workdir}-other", name_prefix="tne")
+    try:
+        with pytest.raises(SandboxError, match="another sandbox"):
+            other.up(hosts=2, etcd=False, agents=False)
+    finally:
+        other.down()
+    assert sandbox.status()["healthy"]
+    assert sandbox.exec("vm1", ["ping", "-c", "1", "-W", "2", "10.10.1.3"]).returncode == 0
+
+
 def test_zz_down_leaves_nothing(sandbox: NetnsSandbox, vms: dict) -> None:
     assert sandbox.agent_alive("hv2")
     sandbox.down()

@@ -40,7 +40,6 @@ from . import netns_hosts as nh
 from .netns_util import (
     SandboxError,
     check_name,
-    delete_netns,
     kill_netns_pids,
     netns_exists,
     owned_alive,
@@ -101,7 +100,7 @@ class NetnsSandbox:
 
     def _fresh(self) -> dict[str, Any]:
         return {"version": 1, "prefix": self.prefix, "workdir": self.workdir, "created_workdir": False,
-                "netns": [], "hosts": {}, "vms": {}, "etcd": {}, "relay": {}, "agent": {}, "complete": False}
+                "netns": [], "netns_ino": {}, "hosts": {}, "vms": {}, "etcd": {}, "relay": {}, "agent": {}, "complete": False}
 
     def _save(self) -> None:
         with self._mutex:
@@ -263,14 +262,13 @@ class NetnsSandbox:
             st = self.state
             for h in st["hosts"].values():
                 stop_owned(h.get("agent_pid"), h["dir"] + "/")
-            for ns in reversed(st["netns"]):  # VMs, then hosts (OVS, strays), then the underlay
+            ours = [ns for ns in reversed(st["netns"]) if nh.is_ours(self, ns)]  # VMs, hosts, underlay
+            for ns in ours:
                 kill_netns_pids(ns)
             stop_owned(st["relay"].get("pid"), self.workdir + "/")
             ne.stop_etcd(self)
-            for ns in reversed(st["netns"]):
-                if netns_exists(ns):
-                    delete_netns(ns)
-                    self.log(f"removed    netns {ns}")
+            for ns in list(reversed(st["netns"])):
+                nh.remove_netns(self, ns)
             if keep_files:
                 self.state = self._fresh()
                 self._save()

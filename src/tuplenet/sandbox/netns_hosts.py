@@ -22,6 +22,7 @@ from .netns_util import (
     delete_netns,
     ifname,
     netns_exists,
+    netns_inode,
     owned_alive,
     read_pidfile,
     run,
@@ -39,12 +40,49 @@ HOST_SYSCTLS = ["net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announc
 QUIET_SYSCTLS = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]
 
 
+def _claim(sb: NetnsSandbox, ns: str) -> None:
+    """Refuse a namespace that exists but is not in our state: another sandbox with the same name prefix
+    owns it, and adopting (or later deleting) it would break that sandbox."""
+    if netns_exists(ns) and not is_ours(sb, ns):
+        raise SandboxError(f"netns {ns} exists but is not part of the sandbox in {sb.workdir}: another "
+                           f"sandbox uses name prefix {sb.prefix!r}; pick another prefix or take that one down")
+
+
 def _new_netns(sb: NetnsSandbox, ns: str, sysctls: list[str]) -> None:
+    _claim(sb, ns)
     sb._record_netns(ns)
     if not netns_exists(ns):
-        run(["ip", "netns", "add", ns])
+        added = run(["ip", "netns", "add", ns], check=False)
+        if added.returncode != 0:  # lost a race with another sandbox: it is theirs, forget it
+            with sb._mutex:
+                sb.state["netns"].remove(ns)
+                sb._save()
+            raise SandboxError(f"cannot create netns {ns}: {added.stderr.strip()}")
+        with sb._mutex:
+            sb.state.setdefault("netns_ino", {})[ns] = netns_inode(ns)
+            sb._save()
     run(["ip", "-n", ns, "link", "set", "lo", "up"])
     run(["ip", "netns", "exec", ns, "sysctl", "-qw", *sysctls])
+
+
+def is_ours(sb: NetnsSandbox, ns: str) -> bool:
+    """Recorded by us and, when we got to record its identity, still the same namespace."""
+    if ns not in sb.state["netns"] or not netns_exists(ns):
+        return False
+    ino = sb.state.get("netns_ino", {}).get(ns)
+    return ino is None or ino == netns_inode(ns)
+
+
+def remove_netns(sb: NetnsSandbox, ns: str) -> None:
+    """Delete one of our namespaces (and everything running in it) and forget it."""
+    if is_ours(sb, ns):
+        delete_netns(ns)
+        sb.log(f"removed    netns {ns}")
+    with sb._mutex:
+        if ns in sb.state["netns"]:
+            sb.state["netns"].remove(ns)
+        sb.state.get("netns_ino", {}).pop(ns, None)
+        sb._save()
 
 
 def ensure_underlay(sb: NetnsSandbox) -> None:
@@ -52,6 +90,7 @@ def ensure_underlay(sb: NetnsSandbox) -> None:
     from .netns import RELAY_IP
 
     ns = br = sb.ns("ul")
+    _claim(sb, ns)
     if netns_exists(ns) and run(["ip", "-n", ns, "link", "show", br], check=False).returncode == 0:
         return
     _new_netns(sb, ns, QUIET_SYSCTLS)
@@ -80,6 +119,7 @@ def ensure_host(sb: NetnsSandbox, name: str) -> None:
 
     if host_healthy(sb, name):
         return
+    _claim(sb, f"{sb.prefix}-{name}")
     if name in sb.state["hosts"] or netns_exists(f"{sb.prefix}-{name}"):
         teardown_host(sb, name)  # half-built or broken: rebuild from scratch
     t0 = time.monotonic()
@@ -122,12 +162,10 @@ def teardown_host(sb: NetnsSandbox, name: str) -> None:
     for vm, v in list(sb.state["vms"].items()):
         if v["host"] == name:
             del_vm(sb, vm)
-    delete_netns(ns)  # kills ovsdb-server/ovs-vswitchd inside; the underlay veth end goes with eth0
+    remove_netns(sb, ns)  # kills ovsdb-server/ovs-vswitchd inside; the underlay veth end goes with eth0
     shutil.rmtree(sb.host_dir(name), ignore_errors=True)
     with sb._mutex:
         sb.state["hosts"].pop(name, None)
-        if ns in sb.state["netns"]:
-            sb.state["netns"].remove(ns)
         sb._save()
 
 
@@ -181,8 +219,7 @@ def add_vm(sb: NetnsSandbox, name: str, host: str, ip: str, mac: str | None, gat
     if host not in sb.state["hosts"] or not sb.state["hosts"][host].get("ready"):
         raise SandboxError(f"unknown or unfinished host {host!r}")
     ns, port, hns = f"{sb.prefix}-{name}", ifname(sb.prefix, name), sb.state["hosts"][host]["netns"]
-    if netns_exists(ns):
-        raise SandboxError(f"netns {ns} exists but is not part of this sandbox's state")
+    _claim(sb, ns)
     vm = {**spec, "netns": ns, "port": port}
     sb.state["vms"][name] = vm
     try:
@@ -210,11 +247,9 @@ def del_vm(sb: NetnsSandbox, name: str) -> None:
     if vm is None:
         raise SandboxError(f"unknown VM {name!r}")
     host = vm["host"]
-    if host_healthy(sb, host):
+    if host_healthy(sb, host) and is_ours(sb, vm["netns"]):
         sb.ovs(host, "--if-exists", "del-port", "br-int", vm["port"], check=False)
-    delete_netns(vm["netns"])
+    remove_netns(sb, vm["netns"])
     with sb._mutex:
         sb.state["vms"].pop(name, None)
-        if vm["netns"] in sb.state["netns"]:
-            sb.state["netns"].remove(vm["netns"])
         sb._save()

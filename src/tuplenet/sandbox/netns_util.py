@@ -60,6 +60,15 @@ def netns_exists(name: str) -> bool:
     return os.path.exists(f"/run/netns/{name}")
 
 
+def netns_inode(name: str) -> int | None:
+    """Identity of a named namespace (the nsfs inode behind /run/netns/<name>), to tell ours from a
+    namespace someone else created later under the same name."""
+    try:
+        return os.stat(f"/run/netns/{name}").st_ino
+    except OSError:
+        return None
+
+
 def netns_list() -> list[str]:
     out = run(["ip", "netns", "list"], check=False).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]

@@ -40,10 +40,12 @@ def leftovers(prefix: str, workdir: str) -> dict[str, list[str]]:
                     procs.append(pid)
         except OSError:
             pass
+    etc = [f"/etc/netns/{n}" for n in os.listdir("/etc/netns")] if os.path.isdir("/etc/netns") else []
     return {"netns": [n.split()[0] for n in ns.splitlines() if n.startswith(f"{prefix}-")],
             "links": [ln.split(":")[1].strip() for ln in links.splitlines()
                       if ln.split(":")[1].strip().startswith(f"{prefix}-")],
-            "procs": procs, "files": [workdir] if os.path.exists(workdir) else []}
+            "procs": procs, "files": ([workdir] if os.path.exists(workdir) else [])
+            + [e for e in etc if os.path.basename(e).startswith(f"{prefix}-")]}
 
 
 def nothing_left(prefix: str, workdir: str) -> None:
@@ -129,6 +131,7 @@ def test_ping_and_tcp_between_vms_over_geneve(sandbox: NetnsSandbox, vms: dict) 
         assert "tx-checksumming: off" in sandbox.exec(name, ["ethtool", "-k", "eth0"]).stdout
         assert get(sandbox, vm["host"], "Interface", vm["port"], "external_ids:iface-id") == name
         assert "default via 10.10.1.1" in sandbox.exec(name, "ip route").stdout
+        assert "nameserver 127.0.0.1" in sandbox.exec(name, "cat /etc/resolv.conf").stdout  # hermetic DNS
     # The first packet may be lost while OVS resolves the tunnel neighbour; ping's exit status is 0 once
     # any reply arrives within its deadline.
     ping = sandbox.exec("vm1", ["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.10.1.3"], check=False)
@@ -136,22 +139,22 @@ def test_ping_and_tcp_between_vms_over_geneve(sandbox: NetnsSandbox, vms: dict) 
     warm = sandbox.exec("vm1", ["ping", "-c", "5", "-i", "0.05", "-W", "2", "10.10.1.3"])
     rtt = re.search(r"= [\d.]+/([\d.]+)/", warm.stdout)
     assert rtt, warm.stdout
-    # Exact bytes over TCP: a 4 MiB random file from a web server in vm2, checked by hash in vm1.
+    # Exact bytes over TCP: 4 MiB of random data from vm2 to vm1, checked by length and hash.
     blob = os.urandom(4 << 20)
-    webroot = os.path.join(sandbox.workdir, "web")
-    os.makedirs(webroot, exist_ok=True)
-    with open(os.path.join(webroot, "blob"), "wb") as f:
+    src = os.path.join(sandbox.workdir, "blob")
+    with open(src, "wb") as f:
         f.write(blob)
-    fetch = ("import hashlib,urllib.request as u;"
-             "print(hashlib.sha256(u.urlopen('http://10.10.1.3:8000/blob',timeout=20).read()).hexdigest())")
-    web = sandbox.spawn("vm2", [sys.executable, "-m", "http.server", "8000", "--bind", "10.10.1.3",
-                                "--directory", webroot])
+    send = ("import socket,sys;s=socket.create_server(('10.10.1.3',8000));c,_=s.accept();"
+            "c.sendall(open(sys.argv[1],'rb').read());c.close()")
+    recv = ("import hashlib,socket;c=socket.create_connection(('10.10.1.3',8000),timeout=20)\n"
+            "h=hashlib.sha256();n=0\nwhile d:=c.recv(65536): h.update(d); n+=len(d)\nprint(n,h.hexdigest())")
+    web = sandbox.spawn("vm2", [sys.executable, "-c", send, src])
     iperf = sandbox.spawn("vm2", ["iperf3", "-s", "-B", "10.10.1.3"])
     try:
         wait_for(lambda: all(p in sandbox.exec("vm2", "ss -ltn").stdout for p in (":8000", ":5201")),
-                 timeout=10, what="servers in vm2")
-        got = sandbox.exec("vm1", [sys.executable, "-c", fetch], timeout=30).stdout.strip()
-        assert got == hashlib.sha256(blob).hexdigest()
+                 timeout=10, interval=0.05, what="servers in vm2")
+        got = sandbox.exec("vm1", [sys.executable, "-c", recv], timeout=30).stdout.split()
+        assert got == [str(len(blob)), hashlib.sha256(blob).hexdigest()]
         out = sandbox.exec("vm1", ["iperf3", "-c", "10.10.1.3", "-n", "20M", "-J"], timeout=30)
         sent = json.loads(out.stdout)["end"]["sum_sent"]
         assert sent["bytes"] >= 20 << 20

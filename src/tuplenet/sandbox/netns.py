@@ -100,7 +100,8 @@ class NetnsSandbox:
 
     def _fresh(self) -> dict[str, Any]:
         return {"version": 1, "prefix": self.prefix, "workdir": self.workdir, "created_workdir": False,
-                "netns": [], "netns_ino": {}, "hosts": {}, "vms": {}, "etcd": {}, "relay": {}, "agent": {}, "complete": False}
+                "netns": [], "netns_ino": {}, "hosts": {}, "vms": {}, "etcd": {}, "relay": {}, "agent": {},
+                "complete": False}
 
     def _save(self) -> None:
         with self._mutex:

@@ -45,7 +45,7 @@ def _claim(sb: NetnsSandbox, ns: str) -> None:
     owns it, and adopting (or later deleting) it would break that sandbox."""
     if netns_exists(ns) and not is_ours(sb, ns):
         raise SandboxError(f"netns {ns} exists but is not part of the sandbox in {sb.workdir}: another "
-                           f"sandbox uses name prefix {sb.prefix!r}; pick another prefix or take that one down")
+                           f"sandbox uses name prefix {sb.prefix!r}; pick another prefix or take it down")
 
 
 def _new_netns(sb: NetnsSandbox, ns: str, sysctls: list[str]) -> None:
@@ -61,6 +61,12 @@ def _new_netns(sb: NetnsSandbox, ns: str, sysctls: list[str]) -> None:
         with sb._mutex:
             sb.state.setdefault("netns_ino", {})[ns] = netns_inode(ns)
             sb._save()
+        # `ip netns exec` mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf: DNS inside the sandbox
+        # then fails at once on loopback instead of timing out towards the real resolver (which made
+        # getfqdn(), e.g. in python -m http.server, hang for seconds) and never leaves the sandbox.
+        os.makedirs(f"/etc/netns/{ns}", exist_ok=True)
+        with open(f"/etc/netns/{ns}/resolv.conf", "w") as f:
+            f.write("# tuplenet sandbox: no DNS inside\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
     run(["ip", "-n", ns, "link", "set", "lo", "up"])
     run(["ip", "netns", "exec", ns, "sysctl", "-qw", *sysctls])
 
@@ -78,6 +84,8 @@ def remove_netns(sb: NetnsSandbox, ns: str) -> None:
     if is_ours(sb, ns):
         delete_netns(ns)
         sb.log(f"removed    netns {ns}")
+    if ns in sb.state["netns"] and not netns_exists(ns):  # else someone else's namespace now has the name
+        shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
     with sb._mutex:
         if ns in sb.state["netns"]:
             sb.state["netns"].remove(ns)

@@ -87,13 +87,16 @@ def main(argv: list[str] | None = None) -> int:
                           agent_cmd=shlex.split(args.agent_cmd) if getattr(args, "agent_cmd", None) else None)
         if args.cmd == "up":
             etcd: bool | str = args.etcd or not args.no_etcd
-            st = sb.up(hosts=args.hosts, etcd=etcd, agents=not (args.no_agents or args.no_etcd),
-                       prefix=args.etcd_prefix)
+            try:
+                st = sb.up(hosts=args.hosts, etcd=etcd, agents=not (args.no_agents or args.no_etcd),
+                           prefix=args.etcd_prefix)
+            except (SandboxError, TimeoutError, OSError) as exc:
+                print(f"error: {exc}\nthe sandbox may be partly built; `down` removes it: "
+                      + _hint(args, "down"), file=sys.stderr)
+                return 1
             _print_status(st)
-            pfx = ("python -m tuplenet.sandbox.cli {cmd} "
-                   f"--workdir {args.workdir} --name-prefix {args.name_prefix}")
-            print("next:  " + pfx.format(cmd="add-vm vm1 --host hv1 --ip 10.10.1.2/24"))
-            print("       " + pfx.format(cmd="exec hv1 -- ovs-vsctl show"))
+            print("next:  " + _hint(args, "add-vm", "vm1 --host hv1 --ip 10.10.1.2/24"))
+            print("       " + _hint(args, "exec", "hv1 -- ovs-vsctl show"))
         elif args.cmd == "status":
             st = sb.status()
             if args.json:
@@ -114,14 +117,22 @@ def main(argv: list[str] | None = None) -> int:
                 raise SandboxError("exec needs a command after --")
             full, env = sb.command(args.target, command)
             return subprocess.call(full, env=env)
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
     except (SandboxError, TimeoutError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        if args.cmd == "up":
-            print(f"the sandbox is partly built; `down` removes it: python -m tuplenet.sandbox.cli down "
-                  f"--workdir {args.workdir} --name-prefix {args.name_prefix}", file=sys.stderr)
         return 1
     return 0
 
+
+def _hint(args: argparse.Namespace, cmd: str, rest: str = "") -> str:
+    """A command line for the user that finds this sandbox again."""
+    parts = ["python -m tuplenet.sandbox.cli", cmd]
+    if args.workdir != DEFAULT_WORKDIR:
+        parts += ["--workdir", args.workdir]
+    if args.name_prefix != "tn":
+        parts += ["--name-prefix", args.name_prefix]
+    return " ".join([*parts, rest]).strip()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -76,7 +76,7 @@ _CT = struct.Struct("!HHIHHIHB3xH")
 _NAT = struct.Struct("!HHIH2xHH")
 _PROP = struct.Struct("!HH")
 _INSTRUCTION = struct.Struct("!HH4x")
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 65_536  # per cache; cleared when full
 
 
 def _pad8(b: bytes) -> bytes:

@@ -13,7 +13,7 @@ from tuplenet.agent.flow import FIELDS, NXM_0, NXM_1, OXM_BASIC, M
 
 OXM_PACKET_REGS = 0x8001  # OVS sends 64-bit xregs (pairs of 32-bit regs) in this class
 OXM_EXPERIMENTER = 0xFFFF
-_CACHE_LIMIT = 500_000
+_CACHE_LIMIT = 65_536  # entries per cache; when full it is cleared (hot values come right back)
 
 _U32 = struct.Struct("!I")
 _OFP_MATCH_HDR = struct.Struct("!HH")  # type OFPMT_OXM = 1, length (without padding)

@@ -72,6 +72,8 @@ def test_delete_by_cookie_and_strict() -> None:
 def test_bundle_messages() -> None:
     open_ = codec.bundle_control(3, codec.OFPBCT_OPEN_REQUEST, xid=8)
     assert open_ == h("05 21 0010 00000008 00000003 0000 0003")
+    reply = codec.parse_bundle_control(h("00000003 0005 0003"))
+    assert reply == codec.BundleReply(3, codec.OFPBCT_COMMIT_REPLY, 3)
     inner = codec.flow_add(Flow(1, 1, (), (Output(2),)), 0x42)
     add = codec.bundle_add(3, inner)
     assert add[:16] == h("05 22") + struct.pack("!H", 16 + len(inner)) + h("00000042 00000003 0000 0003")

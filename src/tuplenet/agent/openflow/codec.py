@@ -101,10 +101,6 @@ def nx_msg(subtype: int, body: bytes = b"", xid: int = 0) -> bytes:
     return _NX_HDR.pack(OFP_VERSION, OFPT_EXPERIMENTER, 16 + len(body), xid, NX_VENDOR_ID, subtype) + body
 
 
-def set_xid(message: bytes, xid: int) -> bytes:
-    return message[:4] + struct.pack("!I", xid) + message[8:]
-
-
 # ------------------------------------------------------------------------------ session messages
 
 def hello(xid: int = 0) -> bytes:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from tuplenet.agent.flow import COOKIE_TAG, COOKIE_TAG_MASK, COOKIE_TAG_SHIFT, OFPP_CONTROLLER, Action, Flow
 
@@ -73,13 +74,17 @@ class OpenFlowConnection(Transport):
                 if bundle.errors:
                     self._discard(bid)
                     raise self._rejection(bundle, deletes, adds)
+                commit = partial(c.bundle_control, bid, c.OFPBCT_COMMIT_REQUEST, c.BUNDLE_FLAGS)
                 try:
-                    self.request(lambda x: c.bundle_control(bid, c.OFPBCT_COMMIT_REQUEST, xid=x),
-                                 max(0.1, deadline - time.monotonic()), "bundle commit")
+                    mtype, body = self.request(commit, max(0.1, deadline - time.monotonic()), "bundle commit")
                 except OpenFlowError as exc:
                     if isinstance(exc, OpenFlowTimeout | OpenFlowDisconnected):
                         raise
                     raise self._rejection(bundle, deletes, adds, exc.errors) from None
+                reply = c.parse_bundle_control(body) if mtype == c.OFPT_BUNDLE_CONTROL else None
+                if reply is None or (reply.bundle_id, reply.type) != (bid, c.OFPBCT_COMMIT_REPLY):
+                    self.reset("unexpected reply to a bundle commit")
+                    raise OpenFlowError(f"unexpected reply to bundle commit: type {mtype}, {reply}")
             except OpenFlowTimeout:
                 # The bundle's fate is unknown: reconnecting makes OVS drop it if uncommitted, and
                 # on_connect then re-syncs from what is really installed.

@@ -3,6 +3,11 @@
 An OXM header is class(16) | field(7) | hasmask(1) | length(8). Match entries and field headers are
 cached by value: a pipeline repeats the same few thousand (field, value) pairs across 100k flows, and
 a dict lookup is far cheaper than packing each one again.
+
+tun_metadata0 is variable-length in OVS (up to 124 bytes); we always give it its TLV-mapped length,
+8 bytes, in match entries (16 when masked), set-field TLVs and reg_load/reg_move/output_reg field
+headers. OVS accepts all of these when the map is {class=0xffee,type=0,len=8} (verified against
+ovs-ofctl's own encoding in tests/integration/test_openflow_codec.py); with no map it rejects them.
 """
 
 from __future__ import annotations

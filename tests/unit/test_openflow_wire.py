@@ -251,6 +251,7 @@ def test_error_parsing() -> None:
     e = parse_error(9, h("0002 0004") + b"request")
     assert (e.name, e.xid, e.data) == ("OFPBAC_BAD_OUT_PORT", 9, b"request")
     assert parse_error(1, h("ffff 0014 00002320")).name == "NXTTMFC_ALREADY_MAPPED"
+    assert parse_error(1, h("ffff 0025 00002320")).name == "NXFMFC_INVALID_TLV_FIELD"  # no TLV map yet
     assert parse_error(1, h("0011 000d")).name == "OFPBFC_MSG_FAILED"
     assert parse_error(1, h("0063 0003")).name == "99(code=3)"
     assert parse_error(1, h("ffff 0001 12345678")).name.startswith("EXPERIMENTER(")

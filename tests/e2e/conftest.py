@@ -17,13 +17,20 @@ from tuplenet.sandbox.netns import NetnsSandbox
 
 NEEDED = ("ip", "ovs-vswitchd", "ovsdb-server", "ovs-vsctl", "ovs-ofctl", "etcd", "ethtool")
 
-# Stands in for the agent (being written elsewhere): records how it was started and whether etcd answers
-# from inside its host namespace, then waits to be stopped.
+# Stands in for the agent so sandbox tests do not depend on it: records how it was started and whether etcd
+# answers from inside its host namespace, registers a chassis record like the agent, then waits to be stopped.
 FAKE_AGENT = [sys.executable, "-c", """
-import json, os, signal, sys, urllib.request
+import base64, json, os, signal, sys, urllib.request
+if os.environ.get('FAKE_EXIT'):
+    sys.exit(3)
 ep = sys.argv[sys.argv.index('-a') + 1]
+prefix, tip = sys.argv[sys.argv.index('-p') + 1], sys.argv[sys.argv.index('-f') + 1]
 try:
     health = json.load(urllib.request.urlopen(f'http://{ep}/health', timeout=5)).get('health')
+    host = os.path.basename(os.path.dirname(os.environ['TUPLENET_RUNDIR']))
+    b64 = lambda s: base64.b64encode(s.encode()).decode()
+    put = {'key': b64(f'{prefix}entity_view/chassis/{host}'), 'value': b64(f'ip={tip},tick=1')}
+    urllib.request.urlopen(urllib.request.Request(f'http://{ep}/v3/kv/put', data=json.dumps(put).encode()))
 except OSError as exc:
     health = repr(exc)
 keys = ('TUPLENET_RUNDIR', 'TUPLENET_OVSDB_PATH', 'OVS_RUNDIR', 'ONDEMAND', 'GATEWAY')

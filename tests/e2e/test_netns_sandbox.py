@@ -197,6 +197,7 @@ def test_agent_lifecycle(sandbox: NetnsSandbox) -> None:
     assert info["env"] == {"TUPLENET_RUNDIR": f"{hd}/tuplenet", "TUPLENET_OVSDB_PATH": f"{hd}/db.sock",
                            "OVS_RUNDIR": hd, "ONDEMAND": "0", "GATEWAY": "1"}
     assert info["etcd_health"] == "true"
+    sandbox.wait_agents(["hv2"], timeout=10)  # its chassis record went through the relay
     assert info["netns"] == sandbox.exec("hv2", ["readlink", "/proc/self/ns/net"]).stdout.strip()
     assert sandbox.agent_start("hv2") == pid  # already running: no second agent
     sandbox.agent_kill("hv2")
@@ -206,6 +207,9 @@ def test_agent_lifecycle(sandbox: NetnsSandbox) -> None:
     assert new != pid and wait_for(started, timeout=10, what="restarted agent")["env"]["GATEWAY"] == "1"
     sandbox.agent_stop("hv2")
     assert not sandbox.agent_alive("hv2")
+    sandbox.agent_start("hv1", env={"FAKE_EXIT": "1"})  # an agent that dies is reported, not waited for
+    with pytest.raises(SandboxError, match="agent on hv1 exited"):
+        sandbox.wait_agents(["hv1"], timeout=20)
     sandbox.agent_start("hv2")  # left running: down must stop it
 
 

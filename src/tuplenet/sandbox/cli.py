@@ -17,6 +17,7 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 from typing import Any
 
 from .netns import DEFAULT_WORKDIR, NetnsSandbox, SandboxError
@@ -37,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--etcd", metavar="HOST:PORT", help="use this root-namespace etcd instead of a new one")
     up.add_argument("--etcd-prefix", default="/tuplenet/", help="agents' key prefix (-p)")
     up.add_argument("--agent-cmd", help="agent command line (default: python -m tuplenet.agent.main)")
+    up.add_argument("--wait", type=float, default=30.0, metavar="S",
+                    help="seconds to wait for agents to register their chassis (30)")
     st = sub.add_parser("status", parents=[common], help="show hosts, VMs and daemons")
     st.add_argument("--json", action="store_true")
     sub.add_parser("down", parents=[common], help="remove everything the sandbox created")
@@ -88,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "up":
             etcd: bool | str = args.etcd or not args.no_etcd
             try:
-                st = sb.up(hosts=args.hosts, etcd=etcd, agents=not (args.no_agents or args.no_etcd),
-                           prefix=args.etcd_prefix)
+                agents = not (args.no_agents or args.no_etcd)
+                st = sb.up(hosts=args.hosts, etcd=etcd, agents=agents, prefix=args.etcd_prefix)
+                if agents:
+                    t0 = time.monotonic()
+                    sb.wait_agents(timeout=args.wait)
+                    print(f"agents     registered in etcd after {time.monotonic() - t0:.2f}s", flush=True)
             except (SandboxError, TimeoutError, OSError) as exc:
                 print(f"error: {exc}\nthe sandbox may be partly built; `down` removes it: "
                       + _hint(args, "down"), file=sys.stderr)

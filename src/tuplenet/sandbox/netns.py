@@ -68,6 +68,8 @@ class NetnsSandbox:
                  agent_cmd: Sequence[str] | None = None, agent_env: Mapping[str, str] | None = None,
                  log: Callable[[str], None] | None = None) -> None:
         self.workdir = os.path.abspath(workdir)
+        if len(os.path.join(self.workdir, "hv250", "ovs-vswitchd.4194304.ctl")) > 107:
+            raise SandboxError(f"workdir {self.workdir} is too long for the unix sockets OVS creates in it")
         self.prefix = check_name(name_prefix, "name prefix")
         if len(self.prefix) > 8:
             raise SandboxError("name prefix longer than 8 characters leaves no room in 15-byte link names")
@@ -303,6 +305,11 @@ class NetnsSandbox:
     def agent_restart(self, host: str) -> int:
         self.agent_stop(host)
         return self.agent_start(host)
+
+    def wait_agents(self, hosts: Sequence[str] | None = None, timeout: float = 30.0) -> None:
+        """Until the agents of `hosts` (default: all) have registered their chassis in etcd; raises
+        SandboxError at once if one of them exits, TimeoutError after `timeout`."""
+        ne.wait_agents(self, list(hosts or self.state["hosts"]), timeout)
 
     def agent_alive(self, host: str) -> bool:
         return owned_alive(self._host(host).get("agent_pid"), self.host_dir(host) + "/")

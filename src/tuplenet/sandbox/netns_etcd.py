@@ -7,11 +7,14 @@ would a real etcd node, so cutting a host's underlay link also cuts it off from 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from typing import TYPE_CHECKING
 
 from .etcd import EtcdServer
@@ -102,3 +105,35 @@ def wait_etcd_from(sb: NetnsSandbox, host: str, timeout: float = 15.0) -> None:
              "sys.exit(0 if json.load(r).get('health')=='true' else 1)")
     wait_for(lambda: sb.exec(host, [sys.executable, "-c", probe], check=False).returncode == 0,
              timeout=timeout, interval=0.1, what=f"etcd reachable from {host}")
+
+
+def registered_chassis(sb: NetnsSandbox) -> dict[str, str]:
+    """Chassis records (`<prefix>entity_view/chassis/<id>` → value) through etcd's v3 JSON gateway, so the
+    sandbox needs no etcd client library."""
+    prefix = (sb.state["agent"].get("prefix") or "/tuplenet/") + "entity_view/chassis/"
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    body = json.dumps({"key": base64.b64encode(prefix.encode()).decode(),
+                       "range_end": base64.b64encode(end.encode()).decode()}).encode()
+    req = urllib.request.Request(f"http://{sb.etcd_endpoint}/v3/kv/range", data=body, method="POST")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        kvs = json.load(resp).get("kvs", [])
+    return {base64.b64decode(kv["key"]).decode()[len(prefix):]: base64.b64decode(kv.get("value", "")).decode()
+            for kv in kvs}
+
+
+def wait_agents(sb: NetnsSandbox, hosts: list[str], timeout: float = 30.0) -> None:
+    """Until every agent in `hosts` has registered its chassis; an agent that dies meanwhile fails at once."""
+    deadline = time.monotonic() + timeout
+    missing = set(hosts)
+    while True:
+        for h in hosts:
+            if not sb.agent_alive(h):
+                log = os.path.join(sb.host_dir(h), "log")
+                raise SandboxError(f"agent on {h} exited; see {log}/agent.out and {log}/tuplenet.log")
+        with contextlib.suppress(OSError, ValueError):  # etcd restarting: try again
+            missing = set(hosts) - set(registered_chassis(sb))
+            if not missing:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"agents on {', '.join(sorted(missing))} did not register within {timeout:.0f}s")
+        time.sleep(0.1)

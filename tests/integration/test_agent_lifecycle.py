@@ -142,3 +142,15 @@ def test_etcd_restart_resumes_without_full_recompute(cluster: Cluster, etcd) -> 
     for h in ("hv1", "hv2"):
         s = c.status(h)
         assert s["engine"]["full_runs"] == 1 and s["engine"]["resyncs"] == 0
+
+
+def test_vswitchd_restart_flows_and_tlv_map_restored(cluster: Cluster) -> None:
+    c = cluster
+    vms = tutorial(c)
+    c.start_agents("hv1", "hv2")
+    f = P.icmp_frame(vms["vm1"].mac, vms["vm2"].mac, "10.10.1.2", "10.10.1.3")
+    c.send_until("hv1", "vm1", f, "hv2", "vm2")
+    c.host("hv1").restart(ovsdb=False)  # ovs-vswitchd loses every flow and the Geneve TLV map
+    assert c.send_until("hv1", "vm1", f, "hv2", "vm2", timeout=20).raw == f
+    c.wait_converged("hv1")
+    assert c.host("hv1").agent.alive()

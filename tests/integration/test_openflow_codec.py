@@ -235,8 +235,6 @@ def test_ofp_print_decodes_our_messages(ovs: DummyOvs) -> None:
         assert expect in text, text
 
 
-@pytest.mark.xfail(strict=True, reason="flow.py: Move(nbits=None) renders tun_metadata0[] which ovs-ofctl "
-                   "reads as 992 bits; it needs an explicit [0..63] range")
 def test_whole_field_move_with_tun_metadata_text_is_accepted(ovs: DummyOvs) -> None:
     bad = _ofctl_rejects(ovs, [Flow(7, 7, (), (Move("metadata", "tun_metadata0"),)),
                                Flow(7, 8, (), (Move("tun_metadata0", "metadata"),))])

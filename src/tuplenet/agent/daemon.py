@@ -129,9 +129,10 @@ class Agent:
         self.ovs.subscribe(lambda st: self.q.put(("ovs", st)))
         self._apply_ovs(self.ovs.snapshot(), set())
         phase("view")
-        # On a restart the tunnels exist with their ofports already, so this first computation is complete
-        # and the reconcile changes nothing; on a cold start tunnels appear later and each touches only its
-        # own two flows (ports name chassis by IP, see pipeline.physical).
+        # Compute and install first, then ask OVS for missing tunnels: the IDL's processing of thousands of
+        # new ports would compete with the computation for the GIL. Flows name chassis by tunnel IP, so the
+        # first computation needs no tunnel ofport; on a restart the tunnels exist already and the
+        # reconcile changes nothing; on a cold start each tunnel, once up, adds its own two flows.
         self.engine.full()
         phase("compute")
         self.ofctrl.reconcile(self.engine.desired())
@@ -223,6 +224,7 @@ class Agent:
                 reconnect = True
         if reconnect:
             try:
+                self.conn.ensure_tlv_map()  # lost, like the flows, when ovs-vswitchd restarts
                 self.ofctrl.reconcile(self.engine.desired())
             except Exception as exc:  # noqa: BLE001
                 log.error("flow reconcile failed: %s", exc)

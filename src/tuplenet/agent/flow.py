@@ -67,6 +67,7 @@ _FIELDS: list[FieldSpec] = [
     FieldSpec("ct_zone", NXM_1, 106, 2, "int"),
 ]
 FIELDS: dict[str, FieldSpec] = {f.text: f for f in _FIELDS}
+_VARLEN = frozenset({"tun_metadata0"})  # variable-length in OVS: text needs explicit bit ranges
 _ORDER: dict[str, int] = {f.text: i for i, f in enumerate(_FIELDS)}
 
 
@@ -199,7 +200,10 @@ class Move(NamedTuple):
 
     def text(self) -> str:
         if self.nbits is None:
-            return f"move:{self.src}[]->{self.dst}[]"
+            # ovs-ofctl reads `tun_metadata0[]` as the field's 992-bit maximum: spell out the mapped width.
+            src = f"{self.src}[]" if self.src not in _VARLEN else _sub(self.src, 0, FIELDS[self.src].nbytes * 8)
+            dst = f"{self.dst}[]" if self.dst not in _VARLEN else _sub(self.dst, 0, FIELDS[self.dst].nbytes * 8)
+            return f"move:{src}->{dst}"
         return f"move:{_sub(self.src, self.src_ofs, self.nbits)}->{_sub(self.dst, self.dst_ofs, self.nbits)}"
 
 

@@ -55,7 +55,7 @@ DEFAULT_WORKDIR = "/tmp/tuplenet-sandbox"
 UNDERLAY = "172.31.0"  # /24; host hv<i> gets .<i+1>, the etcd relay .254
 RELAY_IP = f"{UNDERLAY}.254"
 RELAY_PORT = 2379
-VM_MTU = 1400  # 1500 underlay minus Geneve (58 bytes with one 4-byte option), rounded down
+VM_MTU = 1400  # 1500 underlay minus Geneve (62 bytes with TupleNet's 8-byte option), with margin
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 DEFAULT_AGENT_CMD = (sys.executable, "-m", "tuplenet.agent.main")
 RESERVED = {"ul", "etcd", "root"}
@@ -143,6 +143,8 @@ class NetnsSandbox:
         """Namespace name of a target: "ul", "hv<i>" or a VM name."""
         if target == "ul":
             return f"{self.prefix}-ul"
+        if target not in self.state["hosts"] and target not in self.state["vms"] and self._lock_depth == 0:
+            self.state = self._load()  # added by another process (e.g. the CLI) since we last looked
         if target in self.state["hosts"]:
             return self.state["hosts"][target]["netns"]
         if target in self.state["vms"]:
@@ -160,10 +162,10 @@ class NetnsSandbox:
     def command(self, target: str, cmd: Sequence[str] | str) -> tuple[list[str], dict[str, str]]:
         """argv and environment running `cmd` inside `target` (a string goes through `sh -c`)."""
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        env = dict(os.environ)
+        ns, env = self.ns(target), dict(os.environ)
         if target in self.state["hosts"]:
             env.update(self.ovs_env(target))
-        return ["ip", "netns", "exec", self.ns(target), *argv], env
+        return ["ip", "netns", "exec", ns, *argv], env
 
     def exec(self, target: str, cmd: Sequence[str] | str, check: bool = True, timeout: float = 60.0,
              input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -175,7 +177,7 @@ class NetnsSandbox:
               logfile: str | None = None) -> subprocess.Popen[bytes]:
         """Start a background process inside `target`; `down`/`del_vm` kill it with the namespace."""
         argv, env = self.command(target, cmd)
-        out = open(logfile, "ab") if logfile else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+        out = open(logfile, "ab") if logfile else subprocess.DEVNULL  # the child keeps its own copy
         try:
             return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
@@ -187,8 +189,7 @@ class NetnsSandbox:
             timeout: float = 30.0) -> str:
         """An OVS tool inside `host` with its rundir, e.g. ovs("hv1", "ovs-ofctl", "dump-flows", "br-int").
         A first argument not starting with "ovs" means ovs-vsctl."""
-        if host not in self.state["hosts"]:
-            raise SandboxError(f"unknown host {host!r}")
+        self._host(host)
         argv = list(args) if args and args[0].startswith("ovs") else ["ovs-vsctl", *args]
         return self.exec(host, argv, check=check, timeout=timeout, input=input).stdout
 
@@ -315,6 +316,8 @@ class NetnsSandbox:
         return owned_alive(self._host(host).get("agent_pid"), self.host_dir(host) + "/")
 
     def _host(self, host: str) -> dict[str, Any]:
+        if host not in self.state["hosts"] and self._lock_depth == 0:
+            self.state = self._load()
         try:
             return self.state["hosts"][host]
         except KeyError:

@@ -1,7 +1,7 @@
 """`tuplenet sandbox ...`: drive the namespace sandbox of real hosts from a shell.
 
     python -m tuplenet.sandbox.cli up [--hosts N] [--no-agents] [--workdir D]
-    python -m tuplenet.sandbox.cli status [--json]
+    python -m tuplenet.sandbox.cli status [--json]          # exit status 0 only if up and healthy
     python -m tuplenet.sandbox.cli exec TARGET -- CMD...
     python -m tuplenet.sandbox.cli add-vm NAME --host hv1 --ip CIDR [--mac M] [--gw IP]
     python -m tuplenet.sandbox.cli del-vm NAME
@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_status(st: dict[str, Any]) -> None:
+    if not st["exists"]:
+        print(f"no sandbox {st['prefix']} in {st['workdir']}")
+        return
     state = "healthy" if st["healthy"] else "NOT healthy"
     print(f"sandbox {st['prefix']} in {st['workdir']}: {state}{'' if st['complete'] else ' (up incomplete)'}")
     e = st["etcd"]
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(st, indent=1, sort_keys=True))
             else:
                 _print_status(st)
+            return 0 if st["healthy"] and st["complete"] else 1
         elif args.cmd == "down":
             sb.down()
             print(f"sandbox {args.name_prefix} removed")

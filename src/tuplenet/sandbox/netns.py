@@ -358,7 +358,8 @@ class NetnsSandbox:
                 "relay_pid": relay, "relay_alive": owned_alive(relay, self.workdir + "/")}
         healthy = bool(hosts) and all(h["ovsdb_server"] and h["ovs_vswitchd"] and h["netns_exists"]
                                       for h in hosts.values())
-        return {"workdir": self.workdir, "prefix": self.prefix, "complete": st["complete"],
+        return {"workdir": self.workdir, "prefix": self.prefix, "exists": os.path.exists(self.state_file),
+                "complete": st["complete"],
                 "healthy": healthy, "underlay": f"{UNDERLAY}.0/24", "hosts": hosts, "vms": vms, "etcd": etcd}
 
 

@@ -135,3 +135,22 @@ def test_two_switches_each_with_port_p1(cluster: Cluster) -> None:
     assert c.send_until("hv1", "p1", f1, "hv2", "q1").raw == f1
     f2 = icmp("f2:01:0a:00:02:02", "f2:01:0a:00:02:03", "10.0.2.2", "10.0.2.3")
     assert c.send_until("hv2", "p1", f2, "hv3", "q2").raw == f2
+
+
+def test_patch_port_bridges_switch_to_physical_bridge(cluster: Cluster) -> None:
+    """`tpctl patchport add LS-A ext hv1 br-ext`: on hv1 the switch reaches a physical bridge; unknown
+    destinations leave through it and frames from it enter the switch."""
+    c = cluster
+    vms = tutorial(c)
+    hv1 = c.host("hv1")
+    hv1.vsctl("add-br", "br-ext")
+    hv1.add_vm_port("phy1", None, bridge="br-ext")
+    hv1.ofctl("add-flow", "br-ext", "actions=NORMAL")
+    c.put(LSP("LS-A", "ext", "255.255.255.255", "ff:ff:ff:ff:ff:ee", "br-ext", "hv1"))
+    c.start_agents("hv1", "hv2")
+    out = icmp(vms["vm1"].mac, "f2:01:ac:10:00:09", "10.10.1.2", "172.16.0.9")
+    assert c.send_until("hv1", "vm1", out, "hv1", "phy1").raw == out
+    back = icmp("f2:01:ac:10:00:09", vms["vm1"].mac, "172.16.0.9", "10.10.1.2", type=0)
+    assert c.send_until("hv1", "phy1", back, "hv1", "vm1").raw == back
+    # Elsewhere the switch has no way out: hv2 drops unknown destinations.
+    c.expect_none("hv2", "vm2", icmp(vms["vm2"].mac, "f2:01:ac:10:00:09", "10.10.1.3", "172.16.0.9"), "hv1", "phy1")

@@ -38,6 +38,7 @@ class Config:
     ipfix_sampling: int
     datapath_type: str | None
     liveness_ttl: int
+    ovsdb_timeout: float = 10.0
 
     @property
     def mgmt_socket(self) -> str:
@@ -133,5 +134,16 @@ def load(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Co
         ipfix_collector=collector,
         ipfix_sampling=sampling,
         datapath_type=env.get("TUPLENET_DATAPATH_TYPE") or None,
-        liveness_ttl=int(env.get("TUPLENET_LIVENESS_TTL", "10")),
+        liveness_ttl=_positive(env, "TUPLENET_LIVENESS_TTL", 10),
+        ovsdb_timeout=_positive(env, "TUPLENET_OVSDB_TIMEOUT", 10),
     )
+
+
+def _positive(env: dict[str, str], name: str, default: int) -> int:
+    try:
+        value = int(env.get(name, default))
+        if value <= 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"{name} must be a positive integer") from None
+    return value

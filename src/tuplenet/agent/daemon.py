@@ -110,25 +110,26 @@ class Agent:
         self.sync = TopologySync(self.store, self._emit)
         # The topology listing waits mostly on etcd (its gateway marshals the whole tree): overlap it with
         # the OVSDB sync and the OpenFlow handshake.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="etcd-list") as pool:
-            listing = pool.submit(self.sync.listing)
-            try:
-                self.ovs = LocalOvs(cfg.ovsdb_path, cfg.bridge).start(timeout=10.0)
-            except OvsdbError as exc:
-                raise StartupError(str(exc)) from None
-            sid = self.ovs.system_id()
-            if not sid:
-                raise StartupError("Open_vSwitch external_ids:system-id is not set; set it with "
-                                   "`ovs-vsctl set Open_vSwitch . external_ids:system-id=<chassis name>`")
-            self.self_id = sid
-            self.ovs.ensure_bridge(cfg.datapath_type)
-            phase("ovsdb")
-            self._connect_openflow()
-            phase("openflow")
-            try:
-                changes, rev = listing.result()
-            except StoreError as exc:
-                raise StartupError(f"cannot read the topology from etcd {cfg.endpoints}: {exc}") from None
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etcd-list")
+        listing = pool.submit(self.sync.listing)
+        pool.shutdown(wait=False)  # a failed start must not wait for the listing to time out
+        try:
+            self.ovs = LocalOvs(cfg.ovsdb_path, cfg.bridge).start(timeout=cfg.ovsdb_timeout)
+        except OvsdbError as exc:
+            raise StartupError(str(exc)) from None
+        sid = self.ovs.system_id()
+        if not sid:
+            raise StartupError("Open_vSwitch external_ids:system-id is not set; set it with "
+                               "`ovs-vsctl set Open_vSwitch . external_ids:system-id=<chassis name>`")
+        self.self_id = sid
+        self.ovs.ensure_bridge(cfg.datapath_type)
+        phase("ovsdb")
+        self._connect_openflow()
+        phase("openflow")
+        try:
+            changes, rev = listing.result()
+        except StoreError as exc:
+            raise StartupError(f"cannot read the topology from etcd {cfg.endpoints}: {exc}") from None
         phase("etcd listing")
         self._apply_changes(changes, set())
         self.ovs.subscribe(lambda st: self.q.put(("ovs", st)))

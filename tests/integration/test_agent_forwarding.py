@@ -87,6 +87,19 @@ def test_arp_responder_reply_bytes(cluster: Cluster) -> None:
     cluster.expect_none("hv1", "vm1", P.arp_request(vms["vm1"].mac, "10.10.1.2", "10.10.1.77"), "hv1", "vm1")
 
 
+def test_arp_answered_for_router_nat_address_on_every_attached_switch(cluster: Cluster) -> None:
+    from tuplenet.model import LNAT
+
+    vms = tutorial(cluster)
+    cluster.put(LNAT("LR-central", "snat1", "10.10.1.0", 24, "snat", "10.10.2.100"))
+    cluster.start_agents("hv1")
+    nat_mac = "f2:01:0a:0a:02:64"
+    for vm, ip in (("vm1", "10.10.1.2"), ("vm3", "10.10.2.2")):
+        req = P.arp_request(vms[vm].mac, ip, "10.10.2.100")
+        got = cluster.send_until("hv1", vm, req, "hv1", vm)
+        assert got.raw == P.eth(vms[vm].mac, nat_mac, P.ETH_ARP, P.arp(2, nat_mac, "10.10.2.100", vms[vm].mac, ip))
+
+
 def test_ttl_expiry_answered_with_time_exceeded(cluster: Cluster) -> None:
     vms = tutorial(cluster)
     cluster.start_agents()

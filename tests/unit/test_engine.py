@@ -8,7 +8,7 @@ from topo_helpers import build_view, tutorial_facts
 
 from tuplenet.agent.engine import Engine
 from tuplenet.agent.view import View
-from tuplenet.model import LR, LRP, LS, LSP, LSR, Chassis
+from tuplenet.model import LNAT, LR, LRP, LS, LSP, LSR, Chassis
 
 BASE = tutorial_facts()
 
@@ -27,6 +27,8 @@ ALTERNATIVES[("lsr", "LR-central", "r2")] = [None, LSR("LR-central", "r2", "0.0.
                                                        "LR-central_to_LS-A")]
 ALTERNATIVES[("lsr", "LR-central", "r3")] = [None, LSR("LR-central", "r3", "192.168.0.0", 16, "10.10.2.2",
                                                        "LR-central_to_LS-B")]
+ALTERNATIVES[("lnat", "LR-central", "snat1")] = [None, LNAT("LR-central", "snat1", "10.10.1.0", 24, "snat",
+                                                             "172.20.0.5")]
 ALTERNATIVES[("bind", "vm1")] += [5]
 ALTERNATIVES[("bind", "vm2")] = [None, 6]
 ALTERNATIVES[("tun", "hv2")] += [11]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ..flow import Flow
 from ..view import Reader
-from . import const, physical, routing, switching
+from . import const, nat, physical, routing, switching
 
-OWNER_KINDS = ("lsp", "lrp", "lsr", "tun", "tunfb")
+OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "tun", "tunfb")
 
 
 def compute(r: Reader, owner: tuple) -> list[Flow]:
@@ -23,6 +23,8 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
         return routing.lrp_flows(r, owner, obj)
     if kind == "lsr":
         return routing.lsr_flows(r, owner, obj)
+    if kind == "lnat":
+        return nat.lnat_flows(r, owner, obj)
     if kind in ("tun", "tunfb"):
         return physical.tunnel_flows(r, owner, obj)
     return []

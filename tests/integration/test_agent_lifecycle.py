@@ -154,3 +154,19 @@ def test_vswitchd_restart_flows_and_tlv_map_restored(cluster: Cluster) -> None:
     assert c.send_until("hv1", "vm1", f, "hv2", "vm2", timeout=20).raw == f
     c.wait_converged("hv1")
     assert c.host("hv1").agent.alive()
+
+
+def test_foreign_flows_survive_restarts_and_changes(cluster: Cluster) -> None:
+    """Third-party flows (another cookie, e.g. in the hook table 201) are never touched."""
+    c = cluster
+    vms = tutorial(c)
+    c.start_agents("hv1")
+    c.wait_converged("hv1")
+    hv1 = c.host("hv1")
+    hv1.ofctl("-O", "OpenFlow15", "add-flow", "br-int", "cookie=0x1234,table=201,priority=10,udp,actions=drop")
+    hv1.agent.stop()
+    c.put(LSP("LS-A", "vm8", "10.10.1.8", "f2:01:0a:0a:01:08", None, "hv2"))
+    hv1.start_agent(c.endpoint, c.prefix)
+    c.delete(vms["vm3"])
+    c.wait_converged("hv1")
+    assert any("cookie=0x1234" in f and "table=201" in f for f in c.flows("hv1"))

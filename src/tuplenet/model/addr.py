@@ -6,6 +6,9 @@ only ever hold dotted-quad IPv4 and colon MACs, so the general parser buys nothi
 
 from __future__ import annotations
 
+from socket import inet_aton as _inet_aton
+from socket import inet_ntoa as _inet_ntoa
+
 PATCH_PORT_IP = "255.255.255.255"
 PATCH_PORT_MAC = "ff:ff:ff:ff:ff:ee"
 MAX_DEVICE_ID = 65535  # 0.3 datapath id space (shared by LS and LR)
@@ -19,6 +22,12 @@ class ModelError(ValueError):
 
 def ip_to_int(ip: str) -> int:
     """Dotted-quad IPv4 -> int; raises ModelError (leading zeros are refused, as Go's net.ParseIP does)."""
+    try:  # fast path (the agent decodes tens of thousands of records): canonical text round-trips
+        packed = _inet_aton(ip)
+        if _inet_ntoa(packed) == ip:
+            return int.from_bytes(packed, "big")
+    except (OSError, TypeError, ValueError):
+        pass
     parts = ip.split(".") if isinstance(ip, str) else ()
     if len(parts) != 4:
         raise ModelError(f"invalid IP: {ip}")
@@ -58,6 +67,12 @@ def normalize_mac(mac: str) -> str:
     The message keeps Go's net.ParseMAC wording ("address X: invalid MAC address") that 0.3 printed.
     """
     text = mac.strip() if isinstance(mac, str) else ""
+    if len(text) == 17 and text[2::3] == ":::::":  # fast path: the usual colon form
+        try:
+            if len(bytes.fromhex(text.replace(":", ""))) == 6:
+                return text.lower()
+        except ValueError:
+            pass
     sep = ":" if ":" in text else "-"
     parts = text.split(sep)
     if len(parts) != 6 or any(len(p) != 2 or not set(p) <= _HEX for p in parts):

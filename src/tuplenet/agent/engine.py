@@ -65,6 +65,8 @@ class Engine:
         owners = set(self.view.keys_of(OWNER_KINDS))
         owners.add(CONST_OWNER)
         self._memo.clear()
+        if not self.owner_flows and not self.cand:
+            return self._first(owners, t0)
         for gone in set(self.owner_flows) - owners:
             self._recompute(gone)
         for o in owners:
@@ -74,6 +76,58 @@ class Engine:
         out = self._flush()
         self.stats.last_run_ms = (time.perf_counter() - t0) * 1000
         return out
+
+    def _first(self, owners: set[tuple], t0: float) -> tuple[list[int], list[Flow]]:
+        """The same result as recomputing every owner into an empty engine, without the per-flow delta
+        bookkeeping (nothing is installed yet to diff against)."""
+        view, memo, rdeps, cand = self.view, self._memo, self.rdeps, self.cand
+        for o in owners:
+            r = Reader(view, memo)
+            try:
+                flows = tuple(compute(r, o))
+            except Exception:  # a bad record must never take the agent down
+                log.exception("computing flows of %s failed; its flows are withdrawn", o)
+                flows = ()
+            self.stats.owners_computed += 1
+            if flows:
+                self.owner_flows[o] = flows
+                for f in flows:
+                    slot = cand.get(f.key)
+                    if slot is None:
+                        cand[f.key] = {f.cookie: [f, 1]}
+                    else:
+                        entry = slot.get(f.cookie)
+                        if entry is None:
+                            slot[f.cookie] = [f, 1]
+                        else:
+                            entry[1] += 1
+            if r.deps:
+                self.deps[o] = frozenset(r.deps)
+                for d in r.deps:
+                    s = rdeps.get(d)
+                    if s is None:
+                        rdeps[d] = {o}
+                    else:
+                        s.add(o)
+        self._memo.clear()
+        self.stats.full_runs += 1
+        adds = []
+        for k, slot in cand.items():
+            f = slot[min(slot)][0] if len(slot) > 1 else next(iter(slot.values()))[0]
+            if len(slot) > 1:
+                self._conflict(k, f)
+            self.active[k] = f
+            adds.append(f)
+        self.stats.last_run_ms = (time.perf_counter() - t0) * 1000
+        return [], adds
+
+    def _conflict(self, k: tuple, winner: Flow | None) -> None:
+        if k in self._conflicts_seen:
+            return
+        self._conflicts_seen.add(k)
+        self.stats.conflicts += 1
+        log.warning("conflicting flows for table=%s priority=%s %s: keeping %s", k[0], k[1],
+                    ",".join(m.text() for m in k[2]), winner.to_text() if winner else None)
 
     def process(self, changed: set[tuple]) -> tuple[list[int], list[Flow]]:
         """Re-run the owners affected by `changed` fact/index keys; returns (deleted cookies, added flows)."""
@@ -179,11 +233,8 @@ class Engine:
             slot = self.cand.get(k)
             new = slot[min(slot)][0] if slot else None
             old = self.active.get(k)
-            if slot and len(slot) > 1 and k not in self._conflicts_seen:
-                self._conflicts_seen.add(k)
-                self.stats.conflicts += 1
-                log.warning("conflicting flows for table=%s priority=%s %s: keeping %s", k[0], k[1],
-                            ",".join(m.text() for m in k[2]), new.to_text() if new else None)
+            if slot and len(slot) > 1:
+                self._conflict(k, new)
             if new is old or (new is not None and old is not None and new.cookie == old.cookie):
                 continue
             if old is not None:

@@ -33,6 +33,7 @@ LR_OUT_SNAT = 53
 LR_OUT_NEXTHOP = 55
 LR_OUT_UNRESOLVED = 56
 LR_OUT_TO_SWITCH = 57
+LS_MAC_BIND = 59  # (switch, IP) → MAC: resolves a router's next hop once the packet is in the switch
 # Shared
 TO_CHASSIS = 93  # chassis (by tunnel IP in reg9) → its tunnel ofport; the only flows that know ofports
 OUTPUT = 94

@@ -28,10 +28,7 @@ def _index_keys(key: tuple, obj: Any) -> list[tuple]:
     """The index entries a fact belongs to; the single definition of every index."""
     kind = key[0]
     if kind == "lsp":
-        out = [("I", "lsp_name", key[2])]
-        if obj.peer and obj.ip != PATCH_IP:
-            out.append(("I", "ls_rports", key[1]))
-        return out
+        return [("I", "lsp_name", key[2])]
     if kind == "lrp":
         return [("I", "lrp_name", key[2]), ("I", "lr_lrps", key[1]),
                 ("I", "rgroup", key[1], 0, *route_group(obj.ip, obj.prefix))]

@@ -51,9 +51,9 @@ def flows() -> list[Flow]:
         Flow(T.LR_OUT_START, 0, (), (Resubmit(T.LR_OUT_UNDNAT),)),
         Flow(T.LR_OUT_UNDNAT, 0, (), (Resubmit(T.LR_OUT_SNAT),)),
         Flow(T.LR_OUT_SNAT, 0, (), (Resubmit(T.LR_OUT_NEXTHOP),)),
-        Flow(T.LR_OUT_NEXTHOP, 0, (), (Resubmit(T.LR_OUT_UNRESOLVED),)),
-        Flow(T.LR_OUT_UNRESOLVED, 0, (), (Resubmit(T.DROP),)),
+        Flow(T.LR_OUT_NEXTHOP, 0, (), (Resubmit(T.LR_OUT_TO_SWITCH),)),
         Flow(T.LR_OUT_TO_SWITCH, 0, (), (Resubmit(T.DROP),)),
+        Flow(T.LS_MAC_BIND, 0),  # unknown next hop: the zero MAC stays and the switch drops the packet
         # Shared tables.
         Flow(T.TO_CHASSIS, 0),  # no tunnel (yet): the output stays undecided and the packet is dropped
         Flow(T.OUTPUT, 1, match(M(T.R_OFPORT, T.OFPORT_NONE)), (Resubmit(T.DROP),)),

@@ -12,6 +12,8 @@ from ..view import Reader, route_group
 from .common import lr_here, lr_of, ls_id, peer_lsp
 from .const import ETH_IP
 
+_RESOLVE = Resubmit(T.LS_MAC_BIND)
+_INTO_SWITCH = Resubmit(T.LS_IN_START)
 MAX_ILK = 64  # distinct routes per (router, network, prefix); priorities stay unique below this
 
 
@@ -58,9 +60,10 @@ def lrp_flows(r: Reader, key: tuple, lrp: Any) -> list[Flow]:
     if lsp is not None:
         dp = ls_id(r, lsp_key[1])
         if dp is not None:
+            # Into the switch: resolve the next hop's MAC there (unknown: zero MAC, dropped by the lookup).
             flows.append(Flow(T.LR_OUT_TO_SWITCH, 1, match(M("metadata", lr.id), M(T.R_DST_PORT, pid)), (
-                SetField("metadata", dp), Load(T.R_SRC_PORT, ip_int(lsp.ip) & 0xFFFF),
-                Resubmit(T.LS_IN_START))))
+                SetField("dl_dst", 0), SetField("metadata", dp), Load(T.R_SRC_PORT, ip_int(lsp.ip) & 0xFFFF),
+                _RESOLVE, _INTO_SWITCH)))
     return flows
 
 

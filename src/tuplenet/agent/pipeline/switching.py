@@ -1,5 +1,5 @@
 """Logical switch flows owned by one switch port: classification, destination lookup, egress, ARP
-responder, and the next-hop entries routers attached to the port's switch use to reach it."""
+responder, and the IP → MAC binding routers use to reach it as a next hop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .. import tables as T
 from ..flow import Flow, Load, M, Move, Resubmit, SetField, ip_int, mac_int, match
 from ..view import PATCH_IP, Reader
 from .common import lr_here, lr_of, ls_id, peer_lrp
-from .const import ETH_ARP, ETH_IP
+from .const import ETH_ARP
 
 
 def lsp_flows(r: Reader, key: tuple, lsp: Any) -> list[Flow]:
@@ -25,7 +25,7 @@ def lsp_flows(r: Reader, key: tuple, lsp: Any) -> list[Flow]:
         flows += _router_port_flows(r, key, lsp, dp, pid, mac)
     else:
         flows += _vm_port_flows(r, key, lsp, dp, pid, mac)
-    flows += _nexthop_flows(r, key, lsp, mac)
+    flows.append(mac_binding(dp, lsp.ip, mac))
     return flows
 
 
@@ -37,7 +37,6 @@ _BACK = Move(T.R_SRC_PORT, T.R_DST_PORT)
 _LOOPBACK = Load(T.R_FLAGS, 1, 0, 1)
 _TO_OUTPUT = Resubmit(T.LS_IN_OUTPUT)
 _TO_TO_ROUTER = Resubmit(T.LS_OUT_TO_ROUTER)
-_TO_SWITCH = Resubmit(T.LR_OUT_TO_SWITCH)
 _DECIDED = Load(T.R_DECIDED, 1)
 _TO_CHASSIS = Resubmit(T.TO_CHASSIS)
 
@@ -102,24 +101,11 @@ def _router_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: 
     return [_remote_lookup(dp, pid, mac, ch.ip)]
 
 
-def _nexthop_flows(r: Reader, key: tuple, lsp: Any, mac: int) -> list[Flow]:
-    """For every router attached to this port's switch and running here: next hop `lsp.ip` is `mac`."""
-    flows = []
-    ip = ip_int(lsp.ip)
-    for rport_key in r.members(("I", "ls_rports", key[1])):
-        if rport_key == key:
-            continue
-        rport = r.get(rport_key)
-        lrp_key, lrp = peer_lrp(r, rport_key[2], rport.peer)
-        if lrp is None:
-            continue
-        lr = lr_of(r, lrp_key[1])
-        if lr is None or not lr_here(r, lr):
-            continue
-        flows.append(Flow(T.LR_OUT_NEXTHOP, 3, match(
-            M("metadata", lr.id), M(T.R_DST_PORT, ip_int(lrp.ip) & 0xFFFF), M(T.R_NEXT_HOP, ip), dl_type=ETH_IP),
-            (SetField("dl_dst", mac), Resubmit(T.LR_OUT_TO_SWITCH))))
-    return flows
+def mac_binding(dp: int, ip: str, mac: int) -> Flow:
+    """Next hop `ip` in this switch is `mac`: routers leaving into the switch resolve their next hop here,
+    so a port's flows do not depend on which routers are attached (one flow per port, not per router)."""
+    return Flow(T.LS_MAC_BIND, 1, match(M("metadata", dp), M(T.R_NEXT_HOP, ip_int(ip))),
+                (SetField("dl_dst", mac),))
 
 
 def _patch_port_flows(r: Reader, key: tuple, lsp: Any, dp: int) -> list[Flow]:

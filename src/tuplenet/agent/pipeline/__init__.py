@@ -6,7 +6,7 @@ from ..flow import Flow
 from ..view import Reader
 from . import const, nat, physical, routing, switching
 
-OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "tun", "tunfb")
+OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "tunfb")
 
 
 def compute(r: Reader, owner: tuple) -> list[Flow]:
@@ -25,6 +25,8 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
         return routing.lsr_flows(r, owner, obj)
     if kind == "lnat":
         return nat.lnat_flows(r, owner, obj)
+    if kind == "chassis":
+        return physical.chassis_flows(r, owner, obj)
     if kind in ("tun", "tunfb"):
-        return physical.tunnel_flows(r, owner, obj)
+        return physical.tunnel_flows(obj)
     return []

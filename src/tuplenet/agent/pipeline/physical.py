@@ -1,8 +1,9 @@
-"""Tunnels: every Geneve port feeds the pipeline, and each remote chassis's tunnel IP maps to its port.
+"""Tunnels: every Geneve port feeds the pipeline, and each remote chassis's tunnel IP maps to a port.
 
-Port flows name a destination chassis by its tunnel IP (reg9) and resolve the ofport here, so a tunnel
-appearing, moving or going touches one flow, not every port on that chassis; and no flow ever points at
-a tunnel that does not exist yet (0.3's ordering problem).
+Port flows name a destination chassis by its tunnel IP (reg9) and resolve the port here, so a tunnel
+appearing, moving or going touches one flow, not every port on that chassis; and no flow ever points at a
+tunnel that does not exist. Until OVS has created a chassis's own port (seconds for thousands of chassis on
+a fresh host), traffic to it leaves through the flow-based port with the destination set per packet.
 """
 
 from __future__ import annotations
@@ -10,18 +11,32 @@ from __future__ import annotations
 from typing import Any
 
 from .. import tables as T
-from ..flow import Flow, Load, M, Resubmit, ip_int, match
+from ..flow import Flow, Load, M, Resubmit, SetField, ip_int, match
 from ..view import Reader
 
 _INGRESS = (Resubmit(T.EXTRACT), Resubmit(T.FROM_TUNNEL))
 _DECIDED = Load(T.R_DECIDED, 1)
 
 
-def tunnel_flows(r: Reader, owner: tuple, ofport: int) -> list[Flow]:
-    flows = [Flow(T.CLASSIFY, 2, match(in_port=ofport), _INGRESS)]
-    if owner[0] == "tun":
-        ch: Any = r.get(("chassis", owner[1]))
-        if ch is not None:
-            flows.append(Flow(T.TO_CHASSIS, 1, match(M(T.R_CHASSIS, ip_int(ch.ip))),
-                              (Load(T.R_OFPORT, ofport), _DECIDED)))
-    return flows
+def tunnel_flows(ofport: int) -> list[Flow]:
+    """Geneve arriving on any of our tunnel ports enters the pipeline."""
+    return [Flow(T.CLASSIFY, 2, match(in_port=ofport), _INGRESS)]
+
+
+def chassis_flows(r: Reader, key: tuple, ch: Any) -> list[Flow]:
+    """Chassis (by tunnel IP) → the tunnel port that reaches it."""
+    if key[1] == r.self_id:
+        return []
+    ip = ip_int(ch.ip)
+    own = r.get(("tun", key[1]))
+    if own is not None:
+        actions: tuple = (Load(T.R_OFPORT, own), _DECIDED)
+    else:
+        flowbased = r.get(("tunfb",))
+        if flowbased is None:
+            return []
+        actions = (SetField("tun_dst", ip), Load(T.R_OFPORT, flowbased), _DECIDED)
+    return [Flow(T.TO_CHASSIS, 1, match(M(T.R_CHASSIS, ip)), actions)]
+
+
+

@@ -66,10 +66,11 @@ def main() -> None:
         t_all = time.perf_counter() - t0
         print(f"topology: {a.chassis} chassis, {a.ports} ports in {a.switches} switches, {a.routers} routers, "
               f"{len(local)} bound here")
-        print(f"agent process start -> first reconcile done: {t_ready:.2f} s (agent's own figure "
-              f"{s['ready_ms'] / 1000:.2f} s)")
-        print(f"agent process start -> all {want_tunnels} tunnels up and all {s['flows']} flows installed: "
-              f"{t_all:.2f} s")
+        print(f"agent process start -> first reconcile done, every flow needed to reach every port installed "
+              f"(via the flow-based tunnel where a chassis's own port is not up yet): {t_ready:.2f} s "
+              f"(agent's own figure {s['ready_ms'] / 1000:.2f} s)")
+        print(f"agent process start -> OVS has created all {want_tunnels} per-chassis tunnel ports and their flows "
+              f"are in ({s['flows']} flows): {t_all:.2f} s")
         print(f"agent RSS: {s['rss_mb']:.0f} MB; engine full runs {s['engine']['full_runs']}, "
               f"incremental runs {s['engine']['incremental_runs']}")
         print("start phases (ms since start):", s["start_phases_ms"])

@@ -170,3 +170,21 @@ def test_foreign_flows_survive_restarts_and_changes(cluster: Cluster) -> None:
     c.delete(vms["vm3"])
     c.wait_converged("hv1")
     assert any("cookie=0x1234" in f and "table=201" in f for f in c.flows("hv1"))
+
+
+def test_tunnel_follows_chassis_ip_change_and_liveness_ends_with_agent(cluster: Cluster) -> None:
+    c = cluster
+    tutorial(c)
+    c.start_agents()
+    hv1 = c.host("hv1")
+    old, new = tunnel_port_name("192.168.100.4"), tunnel_port_name("192.168.100.44")
+    wait_for(lambda: old in hv1.vsctl("list-ports", "br-int"), timeout=10, what="tunnel to hv3")
+    c.host("hv3").agent.stop()  # a clean stop revokes the liveness lease at once
+    assert c.store.get("liveness/chassis/hv3") is None
+    assert c.store.get("entity_view/chassis/hv3") is not None  # the record stays: peers keep their tunnels
+    kv = c.store.get("entity_view/chassis/hv3")
+    c.store.put(kv.key, kv.value.replace("192.168.100.4", "192.168.100.44"))
+    wait_for(lambda: (p := hv1.vsctl("list-ports", "br-int")) and new in p and old not in p, timeout=10,
+             what="tunnel replaced for the new IP")
+    c.wait_converged("hv1")
+    assert any("reg9=0xc0a8642c" in f for f in c.flows("hv1"))  # ports on hv3 now go to 192.168.100.44

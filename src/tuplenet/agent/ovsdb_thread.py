@@ -1,0 +1,254 @@
+"""The IDL thread of `LocalOvs`: poll the IDL, plan and commit edits, publish state snapshots.
+
+Split from `ovsdb.py`, which holds the public, thread-safe API; everything here runs in the one IDL thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import ovs.db.idl
+import ovs.poller
+
+from tuplenet.agent import ovsdb_idl
+from tuplenet.agent.ovsdb_model import (
+    D_BFD,
+    D_BRIDGE,
+    D_EXTIDS,
+    D_PATCH,
+    D_TUNNELS,
+    OvsdbError,
+    OvsState,
+    Plan,
+    state_from_view,
+)
+
+if TYPE_CHECKING:
+    from tuplenet.agent.ovsdb import Subscriber
+
+log = logging.getLogger("tuplenet.agent.ovsdb")
+
+_DOMAINS = (D_BRIDGE, D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD)
+_PUBLISH_INTERVAL = 0.05  # s between state rebuilds during bursts of OVSDB updates
+_RECONNECT_BACKOFF_MS = (1000, 2000)  # ovs.reconnect's floor is 1 s; cap low so a restarted db is back fast
+_ERROR_BACKOFF = (0.5, 10.0)  # hard transaction errors: retry with exponential backoff
+_SETTLE_TIMEOUT = 1.0  # after a commit, wait this long at most for its update before re-planning anyway
+_MAX_UNSETTLED = 50  # successive commits without converging before we suspect a loop and slow down
+
+
+class IdlThread:
+    """Mixin with the IDL thread's methods; `LocalOvs` supplies the state they use."""
+
+
+    def _main(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # noqa: BLE001 - report, never die silently
+            log.exception("OVSDB thread crashed")
+            self._fatal = f"internal error: {exc}"
+        finally:
+            if self._idl is not None:
+                self._idl.close()
+            err = OvsdbError(f"OVSDB connection stopped ({self._fatal or 'stop() called'})")
+            with self._submit_lock:
+                self._closed = True
+            self._drain_requests()
+            for futs in self._pending.values():
+                for f in futs:
+                    if not f.done():
+                        f.set_exception(err)
+                futs.clear()
+            with self._state_cond:
+                self._state_cond.notify_all()
+
+    def _drain_requests(self) -> None:
+        try:
+            while True:
+                os.read(self._wake_r, 4096)
+        except (BlockingIOError, OSError):
+            pass
+        while True:
+            try:
+                req = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                req()
+            except Exception:  # noqa: BLE001 - a bad request must not kill the thread
+                log.exception("OVSDB request failed")
+
+    def _fetch_schema(self) -> dict | None:
+        fetch = ovsdb_idl.SchemaFetch(self._remote)
+        fetch.session.reconnect.set_backoff(*_RECONNECT_BACKOFF_MS)
+        try:
+            while not self._stopping:
+                if fetch.run():
+                    if fetch.error:
+                        self._fatal = fetch.error
+                        with self._state_cond:
+                            self._state_cond.notify_all()
+                    return fetch.result
+                poller = ovs.poller.Poller()
+                fetch.wait(poller)
+                poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
+                poller.block()
+                self._drain_requests()
+            return None
+        finally:
+            fetch.close()
+
+    def _loop(self) -> None:
+        schema = self._fetch_schema()
+        if schema is None:
+            return
+        idl = self._idl = ovsdb_idl.TrackingIdl(self._remote, ovsdb_idl.schema_helper(schema))
+        idl.set_backoff(*_RECONNECT_BACKOFF_MS)
+        last_seqno, was_connected, ever_connected = -1, False, False
+        self._next_publish = 0.0
+        self._pub_seqno = -1
+        while not self._stopping:
+            self._drain_requests()
+            idl.run()
+            self._check_txn(idl)
+            connected = idl.connected()
+            now = time.monotonic()
+            changed = idl.change_seqno != last_seqno or connected != was_connected
+            # Rebuilding the state is O(interfaces): during a burst (thousands of tunnel ports getting
+            # their ofports one update at a time) do it at most every _PUBLISH_INTERVAL, not per update.
+            if changed and (now >= self._next_publish or connected != was_connected):
+                if connected and not was_connected:
+                    self.stats["reconnects"] += ever_connected
+                    ever_connected = True
+                if connected or self._state is not None:
+                    self._publish(state_from_view(idl.view(), self.bridge, connected, 0))
+                last_seqno, was_connected = idl.change_seqno, connected
+                self._pub_seqno = last_seqno
+                self._dirty = True
+                self._next_publish = now + _PUBLISH_INTERVAL
+                changed = False
+            if connected and self._txn is None and self._dirty and now >= self._retry_at and (
+                    self._settle_seqno is None or idl.change_seqno != self._settle_seqno
+                    or now >= self._settle_deadline):
+                try:
+                    self._reconcile(idl)
+                except Exception as exc:  # noqa: BLE001 - a planning bug must not end the agent's session
+                    log.exception("OVSDB reconcile failed")
+                    self._give_up_for_now(OvsdbError(f"internal error while reconciling: {exc}"), set(_DOMAINS))
+            poller = ovs.poller.Poller()
+            idl.wait(poller)
+            if self._txn is not None:
+                self._txn.wait(poller)
+            poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
+            if connected and self._dirty and self._txn is None:
+                wake_at = max(self._retry_at, self._settle_deadline if self._settle_seqno is not None else 0.0)
+                poller.timer_wait(max(0, int((wake_at - time.monotonic()) * 1000)) + 1)
+            if changed:  # a publish is due once the interval has passed
+                poller.timer_wait(max(0, int((self._next_publish - time.monotonic()) * 1000)) + 1)
+            poller.block()
+
+    def _reconcile(self, idl: ovsdb_idl.TrackingIdl) -> None:
+        self._dirty = False
+        self._settle_seqno = None
+        p = self._planner.plan(idl.view(), self._desired, self._desired_gen)
+        if self._pub_seqno != idl.change_seqno:
+            # Callers blocked on a request must see its effect in snapshot() when they wake.
+            self._publish(state_from_view(idl.view(), self.bridge, idl.connected(), 0))
+            self._pub_seqno = idl.change_seqno
+        self._settle_futures(p)
+        if not p.actions:
+            self._unsettled = 0
+            return
+        self._unsettled += 1
+        if self._unsettled > _MAX_UNSETTLED:
+            log.error("OVSDB: %d commits without converging; slowing down (plan: %s)", self._unsettled, p.actions)
+            self._retry_at = time.monotonic() + 1.0
+            self._dirty = True
+            self._unsettled = 0
+            return
+        txn = ovs.db.idl.Transaction(idl)
+        txn.add_comment("tuplenet agent")
+        try:
+            ovsdb_idl.apply(idl, txn, p.actions)
+        except Exception:
+            txn.abort()
+            raise
+        self._txn_domains = {a.domain for a in p.actions}
+        self._txn_seqno = idl.change_seqno
+        self._txn = txn
+        self.stats["txns"] += 1
+        log.debug("OVSDB commit: %s", p.actions)
+        self._check_txn(idl)
+
+    def _check_txn(self, idl: ovsdb_idl.TrackingIdl) -> None:
+        txn = self._txn
+        if txn is None:
+            return
+        status = txn.commit()
+        if status == ovs.db.idl.Transaction.INCOMPLETE:
+            return
+        self._txn = None
+        self._dirty = True
+        if status in (ovs.db.idl.Transaction.SUCCESS, ovs.db.idl.Transaction.UNCHANGED,
+                      ovs.db.idl.Transaction.TRY_AGAIN):
+            if status == ovs.db.idl.Transaction.TRY_AGAIN:
+                self.stats["try_again"] += 1
+            else:
+                self._error_backoff = 0.0
+            # Re-plan once the replica reflects the outcome (documented IDL retry rule), or after a grace period.
+            self._settle_seqno = self._txn_seqno
+            self._settle_deadline = time.monotonic() + _SETTLE_TIMEOUT
+            return
+        self.stats["txn_errors"] += 1
+        detail = txn.get_error() or status
+        self._give_up_for_now(OvsdbError(f"OVSDB transaction failed: {detail}"), self._txn_domains)
+
+    def _give_up_for_now(self, err: OvsdbError, domains: set[str]) -> None:
+        """Fail the waiting requests, keep the wish, and retry with exponential backoff."""
+        self._txn = None
+        self._dirty = True
+        self._error_backoff = min(max(self._error_backoff * 2, _ERROR_BACKOFF[0]), _ERROR_BACKOFF[1])
+        self._retry_at = time.monotonic() + self._error_backoff
+        log.warning("%s; retrying in %.1fs", err, self._error_backoff)
+        for d in domains:
+            self._fail(d, err)
+
+    def _settle_futures(self, p: Plan) -> None:
+        for d in _DOMAINS:
+            if d in p.errors:
+                self._fail(d, OvsdbError(f"{d}: {p.errors[d]}"))
+            elif p.converged(d):
+                futs, self._pending[d] = self._pending[d], []
+                for f in futs:
+                    if not f.done():
+                        f.set_result(None)
+
+    def _fail(self, domain: str, err: OvsdbError) -> None:
+        futs, self._pending[domain] = self._pending[domain], []
+        for f in futs:
+            if not f.done():
+                f.set_exception(err)
+
+    def _publish(self, new: OvsState) -> None:
+        old = self._state
+        if new.same_as(old):
+            return
+        seqno = (old.seqno if old else 0) + 1
+        state = replace(new, seqno=seqno)
+        self.stats["states"] += 1
+        with self._state_cond:
+            self._state = state
+            self._state_cond.notify_all()
+        for cb in list(self._subscribers):
+            self._call(cb, state)
+
+    @staticmethod
+    def _call(cb: Subscriber, state: OvsState) -> None:
+        try:
+            cb(state)
+        except Exception:  # noqa: BLE001 - one bad subscriber must not stop the others or the thread
+            log.exception("OVSDB subscriber %r failed", cb)

@@ -20,9 +20,7 @@ log = logging.getLogger(__name__)
 def claims(view: View, self_id: str) -> list[tuple[tuple, Any]]:
     """(lsp fact key, lsp) pairs bound to a local interface here but recorded on another chassis."""
     out = []
-    for fkey, ofport in view.facts.items():
-        if fkey[0] != "bind" or ofport is None:
-            continue
+    for fkey in view.members(("I", "binds")):
         keys = sorted(view.members(("I", "lsp_name", fkey[1])))
         ordinary = [(k, view.facts[k]) for k in keys if not view.facts[k].peer
                     and view.facts[k].ip != PATCH_PORT_IP]

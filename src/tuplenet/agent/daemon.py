@@ -15,7 +15,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..model import PATCH_PORT_IP
 from ..store import KV, Store, StoreError
 from . import binding
 from .chassis import ChassisPresence
@@ -49,8 +48,9 @@ def ovs_facts(state: OvsState) -> dict[tuple, Any]:
 def desired_tunnels(view: View, self_id: str, self_ip: str) -> dict[str, str]:
     """One tunnel per remote chassis; chassis sharing an IP resolve to the newest tick (0.3 rule)."""
     by_ip: dict[str, tuple[int, str]] = {}
-    for k, ch in view.facts.items():
-        if k[0] != "chassis" or k[1] == self_id or ch.ip == self_ip:
+    for k in view.members(("I", "chassis")):
+        ch = view.facts[k]
+        if k[1] == self_id or ch.ip == self_ip:
             continue
         cur = by_ip.get(ch.ip)
         if cur is None or (ch.tick, k[1]) > cur:
@@ -59,8 +59,8 @@ def desired_tunnels(view: View, self_id: str, self_ip: str) -> dict[str, str]:
 
 
 def desired_patch_ports(view: View, self_id: str) -> dict[str, str]:
-    return {k[2]: o.peer for k, o in view.facts.items()
-            if k[0] == "lsp" and o.ip == PATCH_PORT_IP and o.peer and o.chassis == self_id}
+    ports = ((k, view.facts[k]) for k in view.members(("I", "patch_ports")))
+    return {k[2]: o.peer for k, o in ports if o.peer and o.chassis == self_id}
 
 
 def _rss_mb() -> float:
@@ -263,8 +263,7 @@ class Agent:
         if state.system_id and state.system_id != self.self_id:
             log.warning("system-id changed from %s to %s; restart the agent to adopt it", self.self_id,
                         state.system_id)
-            new[("self",)] = self.self_id
-        new[("self",)] = self.self_id
+        new[("self",)] = self.self_id  # fixed for the agent's lifetime
         for k in self._ovs_facts.keys() - new.keys():
             self.view.apply(k, None, changed)
         for k, v in new.items():

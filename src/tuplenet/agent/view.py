@@ -28,7 +28,13 @@ def _index_keys(key: tuple, obj: Any) -> list[tuple]:
     """The index entries a fact belongs to; the single definition of every index."""
     kind = key[0]
     if kind == "lsp":
+        if obj.ip == PATCH_IP:
+            return [("I", "lsp_name", key[2]), ("I", "patch_ports")]
         return [("I", "lsp_name", key[2])]
+    if kind == "chassis":
+        return [("I", "chassis")]
+    if kind == "bind":
+        return [("I", "binds")]
     if kind == "lrp":
         return [("I", "lrp_name", key[2]), ("I", "lr_lrps", key[1]),
                 ("I", "rgroup", key[1], 0, *route_group(obj.ip, obj.prefix))]

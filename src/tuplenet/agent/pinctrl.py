@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from . import tables as T
-from .flow import Flow, Load, Resubmit, SetField, ip_int
+from .flow import Load, Resubmit, SetField, ip_int
 from .view import View
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,3 @@ class PacketIns:
         actions = (SetField("metadata", lr_id), Load(T.R_SRC_PORT, port), Load(T.R_FLAGS, T.F_LOOPBACK),
                    Resubmit(T.LR_IN_TTL))
         self.conn.packet_out(reply, actions)
-
-
-__all__ = ["Flow", "PacketIns", "icmp_time_exceeded"]

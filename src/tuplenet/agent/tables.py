@@ -31,7 +31,6 @@ LR_OUT_START = 50
 LR_OUT_UNDNAT = 51
 LR_OUT_SNAT = 53
 LR_OUT_NEXTHOP = 55
-LR_OUT_UNRESOLVED = 56
 LR_OUT_TO_SWITCH = 57
 LS_MAC_BIND = 59  # (switch, IP) → MAC: resolves a router's next hop once the packet is in the switch
 # Shared

@@ -80,15 +80,9 @@ class Engine:
     def _first(self, owners: set[tuple], t0: float) -> tuple[list[int], list[Flow]]:
         """The same result as recomputing every owner into an empty engine, without the per-flow delta
         bookkeeping (nothing is installed yet to diff against)."""
-        view, memo, rdeps, cand = self.view, self._memo, self.rdeps, self.cand
+        rdeps, cand = self.rdeps, self.cand
         for o in owners:
-            r = Reader(view, memo)
-            try:
-                flows = tuple(compute(r, o))
-            except Exception:  # a bad record must never take the agent down
-                log.exception("computing flows of %s failed; its flows are withdrawn", o)
-                flows = ()
-            self.stats.owners_computed += 1
+            flows, deps = self._compute(o)
             if flows:
                 self.owner_flows[o] = flows
                 for f in flows:
@@ -101,9 +95,9 @@ class Engine:
                             slot[f.cookie] = [f, 1]
                         else:
                             entry[1] += 1
-            if r.deps:
-                self.deps[o] = frozenset(r.deps)
-                for d in r.deps:
+            if deps:
+                self.deps[o] = deps
+                for d in deps:
                     s = rdeps.get(d)
                     if s is None:
                         rdeps[d] = {o}
@@ -154,18 +148,21 @@ class Engine:
         return {f.cookie: f for f in self.active.values()}
 
     # ----------------------------------------------------------------- private
-    def _recompute(self, owner: tuple) -> None:
+    def _compute(self, owner: tuple) -> tuple[tuple[Flow, ...], frozenset]:
+        """The owner's flows and what they were computed from; no flows for an owner that is gone."""
         self.stats.owners_computed += 1
-        if owner == CONST_OWNER or owner in self.view.facts:
-            r = Reader(self.view, self._memo)
-            try:
-                new = tuple(compute(r, owner))
-            except Exception:  # a bad record must never take the agent down
-                log.exception("computing flows of %s failed; its flows are withdrawn", owner)
-                new = ()
-            deps = frozenset(r.deps)
-        else:
-            new, deps = (), frozenset()
+        if owner != CONST_OWNER and owner not in self.view.facts:
+            return (), frozenset()
+        r = Reader(self.view, self._memo)
+        try:
+            flows = tuple(compute(r, owner))
+        except Exception:  # a bad record must never take the agent down
+            log.exception("computing flows of %s failed; its flows are withdrawn", owner)
+            flows = ()
+        return flows, frozenset(r.deps)
+
+    def _recompute(self, owner: tuple) -> None:
+        new, deps = self._compute(owner)
         old = self.owner_flows.get(owner, ())
         if not old:
             for f in new:

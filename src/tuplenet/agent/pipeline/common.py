@@ -38,26 +38,21 @@ def lr_here(r: Reader, lr: Any) -> bool:
     return not lr.chassis or lr.chassis == r.self_id
 
 
-def peer_lrp(r: Reader, lsp_name: str, peer: str) -> tuple[tuple, Any] | tuple[None, None]:
-    """The router port a router-facing switch port points at (preferring one that points back)."""
-    cands = [(k, r.get(k)) for k in r.members(("I", "lrp_name", peer))]
-    cands = [(k, o) for k, o in cands if o is not None]
+def _peer(r: Reader, index: str, name: str | None, me: str) -> tuple[tuple, Any] | tuple[None, None]:
+    """The object named `name` (peers are named, not keyed, in 0.3), preferring one that points back."""
+    if not name:
+        return None, None
+    cands = [(k, o) for k in r.members(("I", index, name)) if (o := r.get(k)) is not None]
     if not cands:
         return None, None
-    for k, o in cands:
-        if o.peer == lsp_name:
-            return k, o
-    return cands[0]
+    return next(((k, o) for k, o in cands if o.peer == me), cands[0])
+
+
+def peer_lrp(r: Reader, lsp_name: str, peer: str) -> tuple[tuple, Any] | tuple[None, None]:
+    """The router port a router-facing switch port points at."""
+    return _peer(r, "lrp_name", peer, lsp_name)
 
 
 def peer_lsp(r: Reader, lrp_name: str, peer: str | None) -> tuple[tuple, Any] | tuple[None, None]:
-    if not peer:
-        return None, None
-    cands = [(k, r.get(k)) for k in r.members(("I", "lsp_name", peer))]
-    cands = [(k, o) for k, o in cands if o is not None]
-    if not cands:
-        return None, None
-    for k, o in cands:
-        if o.peer == lrp_name:
-            return k, o
-    return cands[0]
+    """The switch port a router port points at."""
+    return _peer(r, "lsp_name", peer, lrp_name)

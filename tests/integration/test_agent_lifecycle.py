@@ -188,3 +188,21 @@ def test_tunnel_follows_chassis_ip_change_and_liveness_ends_with_agent(cluster: 
              what="tunnel replaced for the new IP")
     c.wait_converged("hv1")
     assert any("reg9=0xc0a8642c" in f for f in c.flows("hv1"))  # ports on hv3 now go to 192.168.100.44
+
+
+def test_status_command_reports_the_running_agent(cluster: Cluster) -> None:
+    import subprocess
+    import sys
+
+    c = cluster
+    tutorial(c)
+    c.start_agents("hv1")
+    c.wait_converged("hv1")
+    r = subprocess.run([sys.executable, "-m", "tuplenet.agent.main", "status", "--rundir", c.rundir("hv1")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"chassis hv1: agent pid {c.host('hv1').agent.pid} running")
+    c.host("hv1").agent.stop()
+    r = subprocess.run([sys.executable, "-m", "tuplenet.agent.main", "status", "--rundir", c.rundir("hv1")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "NOT running" in r.stdout

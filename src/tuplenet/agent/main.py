@@ -91,6 +91,45 @@ def run_agent(argv: list[str]) -> int:
     return 0
 
 
+def show_status(argv: list[str]) -> int:
+    """Print the running agent's counters (`<TUPLENET_RUNDIR>/status.json`, rewritten after every change)."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="tuplenet status")
+    ap.add_argument("--rundir", default=os.environ.get("TUPLENET_RUNDIR", "/var/run/tuplenet/"))
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    path = os.path.join(a.rundir, "status.json")
+    try:
+        with open(path) as f:
+            st = json.load(f)
+    except (OSError, ValueError) as exc:
+        print(f"tuplenet status: no agent status at {path}: {exc}", file=sys.stderr)
+        return 1
+    alive = True
+    try:
+        os.kill(int(st.get("pid", 0)), 0)
+    except (ProcessLookupError, ValueError):
+        alive = False
+    except PermissionError:
+        pass
+    st["running"] = alive
+    if a.json:
+        print(json.dumps(st, indent=1))
+        return 0
+    e, of = st.get("engine", {}), st.get("openflow", {})
+    print(f"chassis {st.get('chassis')}: agent pid {st.get('pid')} {'running' if alive else 'NOT running'}, "
+          f"ready in {st.get('ready_ms')} ms")
+    print(f"  facts {st.get('facts')}, flows {st.get('flows')} desired / {st.get('installed')} installed, "
+          f"tunnels {st.get('tunnels')}, etcd revision {st.get('etcd_revision')}, RSS {st.get('rss_mb')} MB")
+    print(f"  engine: {e.get('full_runs')} full, {e.get('incremental_runs')} incremental runs, "
+          f"{e.get('conflicts')} conflicts, {e.get('resyncs')} resyncs; bad records {st.get('bad_records')}")
+    print(f"  openflow: {of.get('bundles')} bundles, +{of.get('flows_added')} / -{of.get('flows_deleted')} flows, "
+          f"{of.get('failures')} failures, last bundle {round(of.get('last_bundle_ms', 0), 1)} ms")
+    return 0 if alive else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "sandbox":
@@ -101,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         from .check import main as check_main
 
         return check_main(argv[1:])
+    if argv and argv[0] == "status":
+        return show_status(argv[1:])
     return run_agent(argv)
 
 

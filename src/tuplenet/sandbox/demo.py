@@ -27,8 +27,8 @@ GATEWAYS = {"LS-A": "10.10.1.1", "LS-B": "10.10.2.1"}
 
 
 class Demo:
-    def __init__(self, workdir: str) -> None:
-        self.sb = NetnsSandbox(workdir=workdir)
+    def __init__(self, workdir: str, name_prefix: str = "tn") -> None:
+        self.sb = NetnsSandbox(workdir=workdir, name_prefix=name_prefix)
         self.t0 = time.monotonic()
 
     def say(self, msg: str) -> None:
@@ -135,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="leave the sandbox up for exploration")
     ap.add_argument("--workdir", default="/tmp/tuplenet-sandbox")
     ap.add_argument("--out", default="build/demo", help="where the topology drawing goes")
+    ap.add_argument("--name-prefix", default="tn", help="prefix of the sandbox's namespaces and links")
     a = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("the demo needs root (network namespaces)", file=sys.stderr)
         return 1
-    demo = Demo(a.workdir)
+    demo = Demo(a.workdir, a.name_prefix)
     ok = False
     try:
         demo.run(a.keep, a.out)

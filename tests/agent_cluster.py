@@ -23,6 +23,7 @@ class Cluster:
         self.endpoint = endpoint
         self.prefix = prefix
         self.store = Store(endpoint, prefix=prefix)
+        self._last_diff: dict[str, tuple] = {}
 
     def host(self, name: str) -> SimHost:
         return self.net[name]
@@ -74,12 +75,20 @@ class Cluster:
 
     def converged(self, name: str) -> bool:
         missing, extra, *_ = check.diff(self.cfg(name))
+        self._last_diff[name] = (missing, extra)
         return not missing and not extra
 
-    def wait_converged(self, *names: str, timeout: float = 15.0) -> None:
+    def wait_converged(self, *names: str, timeout: float = 20.0) -> None:
         for n in names or list(self.net.hosts):
-            wait_for(lambda n=n: self.converged(n), timeout=timeout, interval=0.05,
-                     what=f"flows on {n} to match a fresh computation")
+            try:
+                wait_for(lambda n=n: self.converged(n), timeout=timeout, interval=0.05,
+                         what=f"flows on {n} to match a fresh computation")
+            except TimeoutError as exc:
+                missing, extra = self._last_diff.get(n, ([], []))
+                agent = self.host(n).agent
+                detail = [f"{len(missing)} missing, {len(extra)} extra; agent alive: {agent and agent.alive()}",
+                          *(f"missing {f.to_text()}" for f in missing[:5]), *(f"extra {hex(c)}" for c in extra[:5])]
+                raise TimeoutError(f"{exc}\n" + "\n".join(detail)) from None
 
     def flows(self, name: str) -> list[str]:
         return self.host(name).dump_flows()

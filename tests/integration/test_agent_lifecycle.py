@@ -166,10 +166,12 @@ def test_foreign_flows_survive_restarts_and_changes(cluster: Cluster) -> None:
     hv1.ofctl("-O", "OpenFlow15", "add-flow", "br-int", "cookie=0x1234,table=201,priority=10,udp,actions=drop")
     hv1.agent.stop()
     c.put(LSP("LS-A", "vm8", "10.10.1.8", "f2:01:0a:0a:01:08", None, "hv2"))
-    hv1.start_agent(c.endpoint, c.prefix)
+    agent = hv1.start_agent(c.endpoint, c.prefix)
+    wait_for(lambda: (s := c.status("hv1")) and s["pid"] == agent.pid, timeout=20, what="restarted agent ready")
     c.delete(vms["vm3"])
     c.wait_converged("hv1")
-    assert any("cookie=0x1234" in f and "table=201" in f for f in c.flows("hv1"))
+    flows = c.flows("hv1")
+    assert any("cookie=0x1234" in f and "table=201" in f for f in flows), "\n".join(flows)
 
 
 def test_tunnel_follows_chassis_ip_change_and_liveness_ends_with_agent(cluster: Cluster) -> None:

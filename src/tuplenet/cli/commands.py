@@ -226,6 +226,36 @@ def export_cmd(ctx: Ctx, a: list[str]) -> int:
     return say(f"exported {len(records)} records to {a[0]}")
 
 
+def graph_cmd(ctx: Ctx, a: list[str]) -> int:
+    """Text drawing on stdout; with FILE, Graphviz source (FILE.dot) or a picture (.png/.svg, needs `dot`)."""
+    from tuplenet.control.errors import InvalidArgument
+    from tuplenet.model import decode_kv
+
+    from . import graph
+
+    records, _ = ctx.ctl.export_records()
+    entities = [e for k, v in records if (e := decode_kv(k, v)) is not None]
+    if not a:
+        sys.stdout.write(graph.text(entities))
+        return 0
+    target = a[0]
+    source = graph.dot(entities)
+    if target.endswith((".png", ".svg")):
+        import subprocess
+
+        try:
+            subprocess.run(["dot", f"-T{target[-3:]}", "-o", target], input=source, text=True, check=True,
+                           capture_output=True, timeout=60)
+        except FileNotFoundError:
+            raise InvalidArgument("graphviz `dot` is not installed; write a .dot file instead") from None
+        except subprocess.CalledProcessError as exc:
+            raise InvalidArgument(f"dot failed: {exc.stderr.strip()}") from None
+    else:
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(source)
+    return say(f"topology drawn to {target}")
+
+
 def import_cmd(ctx: Ctx, a: list[str]) -> int:
     from tuplenet.control import parse_export
 
@@ -279,5 +309,6 @@ COMMANDS: dict[tuple[str, str], tuple[tuple[str, ...], int, int, str, str, Handl
     ("toolbox", "rebuild-ip-book"): ((), 0, 0, "require no argument", "", tb_rebuild_ip_book),
     ("toolbox", "decode-id-string"): ((), 1, 1, "require an id string", "B64", tb_decode_id_string),
     ("export", ""): ((), 0, 1, "require at most one file name", "[FILE]", export_cmd),
+    ("graph", ""): ((), 0, 1, "require at most one file name", "[FILE.dot|FILE.png|FILE.svg]", graph_cmd),
     ("import", ""): ((), 1, 1, "require a file name (- for stdin)", "FILE", import_cmd),
 }

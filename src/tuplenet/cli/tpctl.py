@@ -21,6 +21,7 @@ GROUPS = {
     "toolbox": "misc tools",
     "export": "write every object under entity_view/ as '<key>TAB<value>' lines to FILE or stdout",
     "import": "validate then write objects from an export file (nothing is written if any record is bad)",
+    "graph": "draw the topology: text on stdout, or Graphviz to FILE (.dot, or .png/.svg with dot installed)",
 }
 
 

@@ -82,20 +82,13 @@ class Demo:
             raise RuntimeError(f"iperf3 failed:\n{r.stdout}\n{r.stderr}")
 
     def draw(self, outdir: str) -> None:
-        lines = ["LR-central  (distributed: runs on every host)",
-                 "  +-- LR-central_to_LS-A 10.10.1.1/24 --- LS-A",
-                 *[f"  |     {n:<4} {ip:<10} on {h}" for n, h, ls, ip in VMS if ls == "LS-A"],
-                 "  +-- LR-central_to_LS-B 10.10.2.1/24 --- LS-B",
-                 *[f"        {n:<4} {ip:<10} on {h}" for n, h, ls, ip in VMS if ls == "LS-B"]]
-        self.say("topology:\n" + "\n".join("         " + ln for ln in lines))
+        """The topology as etcd holds it, drawn by `tpctl graph` (text, and a PNG when Graphviz is there)."""
+        self.say("topology (tpctl graph):\n" + "\n".join("         " + ln for ln in self.tpctl("graph").splitlines()))
         if shutil.which("dot"):
             os.makedirs(outdir, exist_ok=True)
-            dot = os.path.join(outdir, "topology.dot")
-            with open(dot, "w") as f:
-                f.write(graphviz())
             png = os.path.join(outdir, "topology.png")
-            subprocess.run(["dot", "-Tpng", dot, "-o", png], check=False, timeout=30)
-            self.say(f"graphviz drawing: {png}")
+            self.tpctl("graph", png)
+            self.say(f"graphviz drawing (tpctl graph {png}): {png}")
 
     def run(self, keep: bool, outdir: str) -> int:
         self.say("bringing up 3 hosts (namespaces, userspace OVS, Geneve underlay), etcd and agents")
@@ -115,19 +108,6 @@ class Demo:
                   "  tuplenet sandbox exec hv1 -- ovs-ofctl -O OpenFlow15 dump-flows br-int\n"
                   "  tuplenet sandbox down        # remove everything\n")
         return 0
-
-
-def graphviz() -> str:
-    out = ["digraph tuplenet {", '  rankdir=LR; node [shape=box, style=rounded];',
-           '  "LR-central" [shape=ellipse, style=filled, fillcolor=palegreen];']
-    for ls in GATEWAYS:
-        out.append(f'  "{ls}" [style=filled, fillcolor=lightyellow];')
-        out.append(f'  "LR-central" -> "{ls}" [label="{GATEWAYS[ls]}/24", dir=both];')
-    for name, host, ls, ip in VMS:
-        out.append(f'  "{name}" [label="{name}\\n{ip}\\non {host}"];')
-        out.append(f'  "{ls}" -> "{name}" [dir=both];')
-    out.append("}")
-    return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

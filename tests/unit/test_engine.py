@@ -43,7 +43,7 @@ def snapshot(engine: Engine) -> dict:
     return {k: f.cookie for k, f in engine.active.items()}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)  # same examples every run: CI stays deterministic
 @given(st.lists(step, min_size=1, max_size=25))
 def test_incremental_equals_full(steps: list[tuple[tuple, int]]) -> None:
     view = build_view(BASE)

@@ -300,7 +300,7 @@ class Agent:
             "start_phases_ms": getattr(self, "start_phases", {}),
             "facts": len(self.view.facts), "flows": len(self.engine.active),
             "installed": len(self.ofctrl.installed) if self.ofctrl else 0,
-            "tunnels": sum(1 for k in self.view.facts if k[0] == "tun"),
+            "tunnels": sum(1 for k in self._ovs_facts if k[0] == "tun"),  # local facts only: no topology scan
             "rss_mb": _rss_mb(),
             "engine": {"full_runs": es.full_runs, "incremental_runs": es.incremental_runs,
                        "owners_computed": es.owners_computed, "last_run_ms": round(es.last_run_ms, 3),

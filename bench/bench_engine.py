@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from scale_topology import build, mac  # noqa: E402
+from scale_topology import add_scale_args, build, mac  # noqa: E402
 from tuplenet.agent.engine import Engine  # noqa: E402
 from tuplenet.agent.view import View  # noqa: E402
 from tuplenet.model import LSP  # noqa: E402
@@ -20,10 +20,7 @@ from tuplenet.model import LSP  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--chassis", type=int, default=2000)
-    ap.add_argument("--ports", type=int, default=20000)
-    ap.add_argument("--switches", type=int, default=200)
-    ap.add_argument("--routers", type=int, default=20)
+    add_scale_args(ap)
     ap.add_argument("--adds", type=int, default=200)
     a = ap.parse_args()
     ents = build(a.chassis, a.switches, a.routers, a.ports)

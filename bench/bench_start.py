@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from scale_topology import build  # noqa: E402
+from scale_topology import add_scale_args, build  # noqa: E402
 from tuplenet.sandbox.etcd import EtcdServer  # noqa: E402
 from tuplenet.sandbox.procs import wait_for  # noqa: E402
 from tuplenet.sandbox.sim import SimNetwork  # noqa: E402
@@ -32,10 +32,7 @@ def status(path: str) -> dict | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--chassis", type=int, default=2000)
-    ap.add_argument("--ports", type=int, default=20000)
-    ap.add_argument("--switches", type=int, default=200)
-    ap.add_argument("--routers", type=int, default=20)
+    add_scale_args(ap)
     ap.add_argument("--local", type=int, default=50)
     a = ap.parse_args()
     base = tempfile.mkdtemp(prefix="tn-bench-start-")

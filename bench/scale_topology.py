@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+
 from tuplenet.model import LR, LRP, LS, LSP, LSR, Chassis
+
+
+def add_scale_args(ap: argparse.ArgumentParser) -> None:
+    """The issue's scale, shared by every benchmark that builds this topology."""
+    ap.add_argument("--chassis", type=int, default=2000)
+    ap.add_argument("--ports", type=int, default=20000)
+    ap.add_argument("--switches", type=int, default=200)
+    ap.add_argument("--routers", type=int, default=20)
 
 
 def mac(ip: str) -> str:

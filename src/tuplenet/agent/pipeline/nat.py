@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import tables as T
-from ..flow import Flow, Load, Resubmit, ip_int, match
+from ..flow import Flow, ip_int
 from ..view import Reader
-from .common import lr_here, lr_of, ls_id, peer_lsp
-from .switching import _remote_lookup, arp_responder
+from .common import lr_of, ls_id, peer_lsp
+from .switching import arp_responder, router_lookup
 
 
 def nat_mac(ip: str) -> int:
@@ -22,8 +21,6 @@ def lnat_flows(r: Reader, key: tuple, nat: Any) -> list[Flow]:
     if lr is None:
         return []
     mac = nat_mac(nat.xlate_ip)
-    here = lr_here(r, lr)
-    ch = None if here else r.get(("chassis", lr.chassis))
     flows = []
     for lrp_key in r.members(("I", "lr_lrps", key[1])):
         lrp = r.get(lrp_key)
@@ -35,11 +32,7 @@ def lnat_flows(r: Reader, key: tuple, nat: Any) -> list[Flow]:
             continue
         pid = ip_int(lsp.ip) & 0xFFFF
         flows.append(arp_responder(dp, nat.xlate_ip, mac))
-        if here:
-            flows.append(Flow(T.LS_IN_LOOKUP, 5, match(metadata=dp, dl_dst=mac),
-                              (Load(T.R_DST_PORT, pid), Resubmit(T.LS_IN_OUTPUT))))
-        elif ch is not None:
-            flows.append(_remote_lookup(dp, pid, mac, ch.ip))
+        flows += router_lookup(r, lr, dp, pid, mac, 5)
     return flows
 
 

@@ -87,18 +87,20 @@ def _router_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: 
     lr = lr_of(r, lrp_key[1])
     if lr is None:
         return []
+    flows = router_lookup(r, lr, dp, pid, mac, 4)
     if lr_here(r, lr):
-        return [
-            Flow(T.LS_IN_LOOKUP, 4, match(metadata=dp, dl_dst=mac),
-                 (Load(T.R_DST_PORT, pid), Resubmit(T.LS_IN_OUTPUT))),
-            Flow(T.LS_OUT_PORT, 2, match(M("metadata", dp), M(T.R_DST_PORT, pid)), (
-                Load(T.R_NEXT_LR, lr.id), Load(T.R_NEXT_LRP, ip_int(lrp.ip) & 0xFFFF),
-                Resubmit(T.LS_OUT_TO_ROUTER))),
-        ]
+        flows.append(Flow(T.LS_OUT_PORT, 2, match(M("metadata", dp), M(T.R_DST_PORT, pid)), (
+            Load(T.R_NEXT_LR, lr.id), Load(T.R_NEXT_LRP, ip_int(lrp.ip) & 0xFFFF), Resubmit(T.LS_OUT_TO_ROUTER))))
+    return flows
+
+
+def router_lookup(r: Reader, lr: Any, dp: int, pid: int, mac: int, priority: int) -> list[Flow]:
+    """Frames for `mac` in switch `dp` go to the router's port `pid`: here if the router runs here, else
+    through the tunnel to the chassis it is pinned to (nothing while that chassis is unknown)."""
+    if lr_here(r, lr):
+        return [Flow(T.LS_IN_LOOKUP, priority, match(metadata=dp, dl_dst=mac), (Load(T.R_DST_PORT, pid), _TO_OUTPUT))]
     ch = r.get(("chassis", lr.chassis))
-    if ch is None:
-        return []
-    return [_remote_lookup(dp, pid, mac, ch.ip)]
+    return [] if ch is None else [_remote_lookup(dp, pid, mac, ch.ip)]
 
 
 def mac_binding(dp: int, ip: str, mac: int) -> Flow:

@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 APT_PACKAGES = openvswitch-switch etcd-server etcd-client containernetworking-plugins graphviz \
                iperf3 tcpdump ethtool iproute2 iputils-ping procps python3-openvswitch
 
-.PHONY: all deps apt venv lint test test-unit test-integration test-e2e demo bench clean
+.PHONY: all deps apt venv lint test test-unit test-integration test-e2e demo bench fuzz clean
 
 all: test
 
@@ -33,6 +33,9 @@ test-unit: venv
 
 demo: deps
 	$(PY) -m tuplenet.sandbox.demo $(DEMO_ARGS)
+
+fuzz: deps
+	TUPLENET_FUZZ_EXAMPLES=200000 TUPLENET_FUZZ_RANDOM=1 $(VENV)/bin/pytest -q -p no:cacheprovider -m fuzz tests
 
 bench: deps
 	$(PY) bench/run_all.py

@@ -18,14 +18,15 @@ def to_chassis_flows(facts: dict) -> list:
 def test_chassis_reached_through_its_own_tunnel_port() -> None:
     (f,) = to_chassis_flows(tutorial_facts())
     assert f.match[0].value == ip_int("192.168.100.3")
-    assert f.actions == (Load(T.R_OFPORT, 10), Load(T.R_DECIDED, 1))
+    assert f.actions == (Load(T.R_OFPORT, 10), Load(T.R_DECIDED, 1), Load("in_port", 0))
 
 
 def test_chassis_without_port_yet_reached_through_flow_based_port() -> None:
     facts = tutorial_facts()
     del facts[("tun", "hv2")]
     (f,) = to_chassis_flows(facts)
-    assert f.actions == (SetField("tun_dst", ip_int("192.168.100.3")), Load(T.R_OFPORT, 9), Load(T.R_DECIDED, 1))
+    assert f.actions == (SetField("tun_dst", ip_int("192.168.100.3")), Load(T.R_OFPORT, 9), Load(T.R_DECIDED, 1),
+                         Load("in_port", 0))
 
 
 def test_unknown_next_hop_keeps_zero_mac() -> None:

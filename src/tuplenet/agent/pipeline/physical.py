@@ -16,6 +16,9 @@ from ..view import Reader
 
 _INGRESS = (Resubmit(T.EXTRACT), Resubmit(T.FROM_TUNNEL))
 _DECIDED = Load(T.R_DECIDED, 1)
+# A frame may leave through the tunnel it came in on (a chain of routers pinned alternately to two hosts
+# crosses the same host pair several times); OpenFlow drops output to the ingress port unless it is cleared.
+_ANY_IN_PORT = Load("in_port", 0)
 
 
 def tunnel_flows(ofport: int) -> list[Flow]:
@@ -30,12 +33,12 @@ def chassis_flows(r: Reader, key: tuple, ch: Any) -> list[Flow]:
     ip = ip_int(ch.ip)
     own = r.get(("tun", key[1]))
     if own is not None:
-        actions: tuple = (Load(T.R_OFPORT, own), _DECIDED)
+        actions: tuple = (Load(T.R_OFPORT, own), _DECIDED, _ANY_IN_PORT)
     else:
         flowbased = r.get(("tunfb",))
         if flowbased is None:
             return []
-        actions = (SetField("tun_dst", ip), Load(T.R_OFPORT, flowbased), _DECIDED)
+        actions = (SetField("tun_dst", ip), Load(T.R_OFPORT, flowbased), _DECIDED, _ANY_IN_PORT)
     return [Flow(T.TO_CHASSIS, 1, match(M(T.R_CHASSIS, ip)), actions)]
 
 

@@ -1,0 +1,52 @@
+"""Packet paths that 0.3's own scenarios exercise and wave 1 got wrong: a packet crossing the same pair of
+hosts several times, duplicates inside a switch, peers resolved by name across tenants."""
+
+from __future__ import annotations
+
+from agent_cluster import Cluster
+from tuplenet.model import LR, LS, LSR
+from tuplenet.sandbox import packets as P
+
+
+def icmp(src_mac, dst_mac, src_ip, dst_ip, ttl=64, type=8):
+    return P.icmp_frame(src_mac, dst_mac, src_ip, dst_ip, ttl=ttl, type=type)
+
+
+def _mac(ip: str) -> str:
+    return "f2:01:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+
+
+def chain(c: Cluster) -> None:
+    """0.3's static-route chain: LS-A–LR-A(hv1)–LS-B–LR-B(hv2)–LS-C–LR-C(hv1)–LS-D–LR-D(hv2)."""
+    c.put(LS("LS-A", 1), LS("LS-B", 2), LS("LS-C", 3), LS("LS-D", 4),
+          LR("LR-A", 11, "hv1"), LR("LR-B", 12, "hv2"), LR("LR-C", 13, "hv1"), LR("LR-D", 14, "hv2"))
+    for lr, ls, ip in (("LR-A", "LS-A", "10.10.1.1"), ("LR-A", "LS-B", "10.10.2.1"),
+                       ("LR-B", "LS-B", "10.10.2.2"), ("LR-B", "LS-C", "10.10.3.2"),
+                       ("LR-C", "LS-C", "10.10.3.3"), ("LR-C", "LS-D", "10.10.4.3"),
+                       ("LR-D", "LS-D", "10.10.4.4")):
+        c.link(lr, ls, ip, 24, _mac(ip))
+    fwd, back = "10.10.4.0", "10.10.1.0"
+    c.put(LSR("LR-A", "fwd", fwd, 24, "10.10.2.2", "LR-A_to_LS-B"),
+          LSR("LR-B", "fwd", fwd, 24, "10.10.3.3", "LR-B_to_LS-C"),
+          LSR("LR-B", "back", back, 24, "10.10.2.1", "LR-B_to_LS-B"),
+          LSR("LR-C", "back", back, 24, "10.10.3.2", "LR-C_to_LS-C"),
+          LSR("LR-D", "back", back, 24, "10.10.4.3", "LR-D_to_LS-D"))
+
+
+def test_chain_of_routers_pinned_alternately_to_two_hosts(cluster: Cluster) -> None:
+    """The frame crosses hv1→hv2→hv1→hv2: each hop leaves through the tunnel it came in on, which OpenFlow
+    silently refuses unless the pipeline says so."""
+    c = cluster
+    chain(c)
+    a = c.vm("hv1", "LS-A", "vma", "10.10.1.10", _mac("10.10.1.10"))
+    d = c.vm("hv2", "LS-D", "vmd", "10.10.4.10", _mac("10.10.4.10"))
+    c.start_agents("hv1", "hv2")
+    got = c.send_until("hv1", "vma", icmp(a.mac, _mac("10.10.1.1"), a.ip, d.ip, ttl=64), "hv2", "vmd")
+    assert got.ip_ttl == 61  # three routers
+    assert (got.eth_src, got.eth_dst) == (_mac("10.10.4.3"), d.mac)
+    back = c.send_until("hv2", "vmd", icmp(d.mac, _mac("10.10.4.3"), d.ip, a.ip, ttl=64, type=0), "hv1", "vma")
+    assert back.ip_ttl == 61 and back.eth_src == _mac("10.10.1.1")
+    # LR-D's port answers a ping from LS-A (four routers out, four back, across the host pair each time).
+    echo = c.send_until("hv1", "vma", icmp(a.mac, _mac("10.10.1.1"), a.ip, "10.10.4.4", ttl=64), "hv1", "vma")
+    assert echo.icmp_type == 0 and echo.ip_src == "10.10.4.4" and echo.ip_dst == a.ip
+    assert echo.ip_ttl == 255 - 4  # set by LR-D, then decremented by LR-D, LR-C, LR-B and LR-A

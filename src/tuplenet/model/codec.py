@@ -75,9 +75,9 @@ def _decode(kind: str, ident: tuple[str, ...], raw: dict[str, str]) -> Entity:
         f = _Fields(raw, ("id", "chassis"))
         return LR(ident[0], f.req("id", parse_device_id), f.opt("chassis"), extra=f.extra())  # type: ignore[arg-type]
     if kind == "lsp":
-        f = _Fields(raw, ("ip", "mac", "peer", "chassis"))
+        f = _Fields(raw, ("ip", "mac", "peer", "chassis", "requested_chassis"))
         return LSP(ident[0], ident[1], f.req("ip", normalize_ip), f.req("mac", normalize_mac),  # type: ignore[arg-type]
-                   f.opt("peer"), f.opt("chassis"), extra=f.extra())
+                   f.opt("peer"), f.opt("chassis"), f.opt("requested_chassis"), extra=f.extra())
     if kind == "lrp":
         f = _Fields(raw, ("ip", "prefix", "mac", "peer"))
         return LRP(ident[0], ident[1], f.req("ip", normalize_ip), f.req("prefix", parse_prefix),  # type: ignore[arg-type]

@@ -110,6 +110,9 @@ class LSP(_Entity):
     mac: str
     peer: str | None = None
     chassis: str | None = None
+    # When set, only that chassis may bind the port (OVN's requested-chassis): how an operator moves a port
+    # that is live on another chassis (migration); the agents never take a port from a live chassis otherwise.
+    requested_chassis: str | None = None
     extra: Extra = field(default=(), compare=False, repr=False)
     kind: ClassVar[str] = "lsp"
     parent_kind: ClassVar[str | None] = "LS"
@@ -129,6 +132,8 @@ class LSP(_Entity):
             pairs.append(("peer", self.peer))
         if self.chassis:
             pairs.append(("chassis", self.chassis))
+        if self.requested_chassis:
+            pairs.append(("requested_chassis", self.requested_chassis))
         return pairs
 
 

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 APT_PACKAGES = openvswitch-switch etcd-server etcd-client containernetworking-plugins graphviz \
                iperf3 tcpdump ethtool iproute2 iputils-ping procps python3-openvswitch \
-               podman runc busybox-static iptables util-linux
+               podman runc busybox-static iptables util-linux docker.io
 
 .PHONY: all deps apt venv lint test test-unit test-integration test-e2e demo bench fuzz clean
 

@@ -24,6 +24,7 @@ from tuplenet.model import (
     normalize_mac,
     parse_cidr,
     parse_key,
+    parse_uint,
     parse_value,
     port_id,
     validate_name,
@@ -183,3 +184,44 @@ def test_rewriting_chassis_keeps_unknown_fields():
     moved = dataclasses.replace(lsp, chassis="hv2")
     assert moved.to_value() == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,chassis=hv2,vlan=7"
     assert moved != lsp and moved.extra == lsp.extra
+
+
+_MAC = "f2:01:0a:00:00:01"
+
+
+@pytest.mark.parametrize("kind,ident,value", [
+    ("LS", ("a",), "id=１_０"),  # fullwidth digits and "_": Python's int() reads 10, Go refuses
+    ("LS", ("a",), "id=1_0"),
+    ("LS", ("a",), "id=+10"),  # ParseUint takes no sign at all
+    ("LS", ("a",), "id=-0"),
+    ("LS", ("a",), "id=١٠"),  # Arabic-Indic digits
+    ("LS", ("a",), "id=1 0"),
+    ("LR", ("r",), "id=4294967297"),  # wraps to 1 in a 32-bit field: refused, not truncated
+    ("LR", ("r",), "id=" + "9" * 5000),  # longer than Python's int() digit limit: still one clean error
+    ("lrp", ("r", "p"), f"ip=10.0.0.1,prefix=+2_4,mac={_MAC}"),
+    ("lrp", ("r", "p"), f"ip=10.0.0.1,prefix=２４,mac={_MAC}"),
+    ("lsr", ("r", "s"), "ip=10.0.0.0,prefix=2_4,next_hop=10.0.0.1,outport=p"),
+    ("lnat", ("r", "n"), "ip=10.0.0.0,prefix=-24,xlate_type=snat,xlate_ip=1.1.1.1"),
+    ("chassis", ("hv",), "ip=1.2.3.4,tick=-5"),  # Go's field is uint64
+    ("chassis", ("hv",), "ip=1.2.3.4,tick=1_000"),
+    ("chassis", ("hv",), "ip=1.2.3.4,tick=18446744073709551616"),
+    ("lsp", ("a", "p"), f"ip=１0.0.0.1,mac={_MAC}"),
+    ("lsp", ("a", "p"), "ip=10.0.0.1,mac=ｆ2:01:0a:00:00:01"),
+])
+def test_numbers_parse_as_go_strconv_does(kind, ident, value):
+    with pytest.raises(ModelError) as exc:
+        decode(kind, ident, value)
+    assert str(exc.value).startswith(entity_key(kind, ident) + ": ") and "\n" not in str(exc.value)
+
+
+def test_numbers_go_accepts():
+    assert decode("LS", ("a",), "id=007").id == 7  # leading zeros: Go accepts them
+    assert decode("lrp", ("r", "p"), f"ip=10.0.0.1,prefix=024,mac={_MAC}").prefix == 24
+    assert decode("chassis", ("hv",), "ip=1.2.3.4,tick=18446744073709551615").tick == 2**64 - 1
+    assert parse_uint("0") == 0 and parse_uint("255", 8) == 255
+    for bad in ("", "+1", "-1", "1_0", "٣", "0x10", " 1", "256"):
+        with pytest.raises(ModelError):
+            parse_uint(bad, 8)
+    for bad in ("10.0.0.1/+24", "10.0.0.1/２４", "10.0.0.1/2_4", "10.0.0.1/-0", "１0.0.0.1/24"):
+        with pytest.raises(ModelError, match="invalid CIDR address"):
+            parse_cidr(bad)

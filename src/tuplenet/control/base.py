@@ -26,6 +26,7 @@ from tuplenet.model import (
     entity_key,
     ip_book_key,
     parse_key,
+    parse_uint,
     parse_value,
     port_id,
 )
@@ -98,6 +99,14 @@ class DeviceBook:
 def not_found(kind: str, ident: tuple[str, ...]) -> NotFound:
     return NotFound(f"unable to get {NOUN[kind]} {ident[-1]}: unable to read key /{entity_key(kind, ident)}: "
                     "key not found")
+
+
+def record_id(value: str) -> int | None:
+    """The `id=` of a raw LS/LR record as 0.3's Go parser reads it (ParseUint, 32 bits); None if unreadable."""
+    try:
+        return parse_uint(parse_value(value).get("id", ""), 32)
+    except ModelError:
+        return None
 
 
 def checked(func: Callable[..., Any], *args: Any) -> Any:
@@ -193,11 +202,8 @@ class ControllerBase:
             kvs, _ = self.store.get_prefix(f"{ROOT}{kind}/")
             for kv in kvs:
                 parsed = parse_key(kv.key)
-                if parsed and parsed[0] == kind:
-                    try:
-                        out[(kind, parsed[1][0])] = int(parse_value(kv.value).get("id", ""))
-                    except ValueError:
-                        pass
+                if parsed and parsed[0] == kind and (dev_id := record_id(kv.value)) is not None:
+                    out[(kind, parsed[1][0])] = dev_id
         return out
 
     # ---- writes ------------------------------------------------------------------------------------------
@@ -222,8 +228,8 @@ class ControllerBase:
             self.store.txn([Compare.missing(VERSION_KEY)], [Op.put(VERSION_KEY, str(SCHEMA_VERSION))])
             return
         try:
-            stored = int(kv.value.strip())
-        except ValueError:
+            stored = parse_uint(kv.value.strip())
+        except ModelError:
             raise VersionMismatch(f"unreadable schema version in {VERSION_KEY}: {kv.value!r}") from None
         if stored > SCHEMA_VERSION:
             raise VersionMismatch(f"db accessed by higher version controller: {kv.value}, local: {SCHEMA_VERSION}")

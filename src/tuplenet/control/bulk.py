@@ -35,7 +35,7 @@ from tuplenet.model import (
 from tuplenet.model.roaring import decode_bitmap, encode_bitmap
 from tuplenet.store import KV, Compare, Op
 
-from .base import PORT_KIND, ControllerBase, DeviceBook
+from .base import PORT_KIND, ControllerBase, DeviceBook, record_id
 from .errors import ControlError, InvalidArgument
 
 BATCH_OPS = 120  # below etcd's 128, leaving room for parent/version compares
@@ -125,7 +125,7 @@ class Importer:
             if key in entities:
                 errors.append(f"line {n}: {key}: duplicate record")
                 continue
-            if kind in ("LS", "LR") and parse_value(value).get("id", "0").strip() in ("", "0"):
+            if kind in ("LS", "LR") and (parse_value(value).get("id", "") == "" or record_id(value) == 0):
                 need_id.add(key)
                 value = ",".join(s for s in value.split(",") if s.partition("=")[0].strip() != "id")
                 value = f"id=1,{value}" if value.strip() else "id=1"
@@ -183,11 +183,8 @@ class Importer:
         target_ids: dict[str, int] = {}
         for key, kv in tree.items():
             parsed = parse_key(key)
-            if parsed and parsed[0] in ("LS", "LR"):
-                try:
-                    target_ids[key] = int(parse_value(kv.value).get("id", ""))
-                except ValueError:
-                    pass
+            if parsed and parsed[0] in ("LS", "LR") and (dev_id := record_id(kv.value)) is not None:
+                target_ids[key] = dev_id
         used -= {i for k, i in target_ids.items() if k in entities}
         used |= {i for k, i in target_ids.items() if k not in entities}
         claimed: set[int] = set()

@@ -17,12 +17,11 @@ from tuplenet.model import (
     entity_key,
     ip_book_key,
     parse_key,
-    parse_value,
     port_id,
 )
 from tuplenet.store import Compare, Op
 
-from .base import NOUN, PORT_KIND, ControllerBase, Plan, not_found
+from .base import NOUN, PORT_KIND, ControllerBase, Plan, not_found, record_id
 from .errors import AlreadyExists, Conflict, NotEmpty
 
 
@@ -57,10 +56,7 @@ class DeviceOps(ControllerBase):
         # Children are deleted even without -r: the check above found none, and if one raced in since,
         # removing it beats leaving an orphan no tool can reach (the book compare catches racing ports).
         ops = [Op.delete(key), Op.delete_prefix(children_prefix(kind, name)), Op.delete(book_key)]
-        try:
-            dev_id: int | None = int(parse_value(kv.value).get("id", ""))
-        except ValueError:
-            dev_id = None
+        dev_id = record_id(kv.value)
         if dev_kv is not None and dev_id is not None:
             book = self.device_book(dev_kv)
             compares.append(book.guard())

@@ -15,6 +15,8 @@ from .addr import (
     parse_cidr,
     parse_device_id,
     parse_prefix,
+    parse_tick,
+    parse_uint,
     port_id,
     validate_name,
 )
@@ -53,5 +55,5 @@ __all__ = [
     "Entity", "ModelError", "children_prefix", "decode", "decode_kv", "derive_mac", "entity_key",
     "first_free_ip", "format_value", "int_to_ip", "ip_book_key", "ip_to_int", "is_ip", "liveness_key",
     "network_of", "normalize_ip", "normalize_mac", "parse_cidr", "parse_device_id", "parse_key", "parse_prefix",
-    "parse_value", "port_id", "subnet_range", "validate_name",
+    "parse_tick", "parse_uint", "parse_value", "port_id", "subnet_range", "validate_name",
 ]

@@ -80,14 +80,33 @@ def normalize_mac(mac: str) -> str:
     return ":".join(parts).lower()
 
 
-def parse_prefix(text: str | int) -> int:
+def parse_uint(text: str, bits: int = 64) -> int:
+    """Go's strconv.ParseUint(text, 10, bits), which 0.3 used for every number in a record.
+
+    ASCII digits only: no sign, no "_", no inner spaces, no other Unicode digits (Python's int() takes
+    "+2_4" and "１０"; Go refuses both). Leading zeros are fine, as in Go.
+    """
+    if not isinstance(text, str) or not text or not text.isascii() or not text.isdigit():
+        raise ModelError(f"not an unsigned decimal number: {text!r}")
+    digits = text.lstrip("0") or "0"
+    if len(digits) > 20 or int(digits) >> bits:  # the length check keeps int() away from huge strings
+        raise ModelError(f"value out of range for {bits} bits: {text}")
+    return int(digits)
+
+
+def _number(text: str | int, what: str, bits: int, lo: int, hi: int) -> int:
     try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise ModelError(f"invalid prefix length: {text}") from None
-    if not 0 <= value <= 32:
-        raise ModelError(f"invalid prefix length: {text} (must be 0-32)")
+        value = text if type(text) is int else parse_uint(text.strip() if isinstance(text, str) else text, bits)
+    except ModelError:
+        raise ModelError(f"invalid {what}: {text}") from None
+    if not lo <= value <= hi:
+        raise ModelError(f"invalid {what}: {text} (must be {lo}-{hi})")
     return value
+
+
+def parse_prefix(text: str | int) -> int:
+    """Prefix length 0-32 (Go: uint8 field parsed with ParseUint)."""
+    return _number(text, "prefix length", 8, 0, 32)
 
 
 def parse_cidr(cidr: str) -> tuple[str, int]:
@@ -139,10 +158,10 @@ def validate_name(name: str) -> str:
 
 
 def parse_device_id(text: str | int) -> int:
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise ModelError(f"invalid id: {text}") from None
-    if not 1 <= value <= MAX_DEVICE_ID:
-        raise ModelError(f"invalid id: {text} (must be 1-{MAX_DEVICE_ID})")
-    return value
+    """LS/LR datapath id 1-65535 (Go: uint32 field parsed with ParseUint)."""
+    return _number(text, "id", 32, 1, MAX_DEVICE_ID)
+
+
+def parse_tick(text: str | int) -> int:
+    """Chassis registration tick (Go: uint64 field parsed with ParseUint)."""
+    return _number(text, "tick", 64, 0, (1 << 64) - 1)

@@ -1,14 +1,15 @@
 """Decoding 0.3 `k=v,k=v` records into validated entities.
 
 Lenient where 0.3's Go parser was (whitespace around keys/values is trimmed, unknown keys are kept),
-strict where a wrong value would break the datapath (IP, MAC, prefix, id), with one-line reasons.
+strict where a wrong value would break the datapath (IP, MAC, prefix, id), with one-line reasons. Numbers
+parse as 0.3's Go ParseUint does (ASCII digits only), never with Python's looser int().
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .addr import ModelError, normalize_ip, normalize_mac, parse_device_id, parse_prefix
+from .addr import ModelError, normalize_ip, normalize_mac, parse_device_id, parse_prefix, parse_tick
 from .entities import LNAT, LR, LRP, LS, LSP, LSR, Chassis, Entity, entity_key, parse_key
 
 
@@ -53,13 +54,6 @@ class _Fields:
         return tuple((k, v) for k, v in self.raw.items() if k not in self.known)
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ModelError(f"not an integer: {text}") from None
-
-
 def _xlate_type(text: str) -> str:
     t = text.lower()
     if t not in ("snat", "dnat"):
@@ -92,7 +86,7 @@ def _decode(kind: str, ident: tuple[str, ...], raw: dict[str, str]) -> Entity:
                     f.req("xlate_type", _xlate_type), f.req("xlate_ip", normalize_ip), extra=f.extra())
     if kind == "chassis":
         f = _Fields(raw, ("ip", "tick"))
-        return Chassis(ident[0], f.req("ip", normalize_ip), f.req("tick", _int), extra=f.extra())  # type: ignore[arg-type]
+        return Chassis(ident[0], f.req("ip", normalize_ip), f.req("tick", parse_tick), extra=f.extra())  # type: ignore[arg-type]
     raise ModelError(f"unknown entity kind {kind!r}")
 
 

@@ -1,0 +1,8 @@
+"""tpcnm: Docker's libnetwork remote network driver for TupleNet.
+
+A docker network is a logical switch (optionally linked to a router), an endpoint is a switch port bound to
+this host, and the container's interface is one end of a veth pair whose other end sits on br-int with
+`iface-id` naming the port. Layers: `protocol` (request bodies -> calls, errors -> {"Err": ...}, pure),
+`driver` (the operations, over the control layer and a `host`), `host` (veth and OVS on this machine),
+`records` (the driver's own state in etcd), `server`/`main` (the unix-socket HTTP server, `tpcnm`).
+"""

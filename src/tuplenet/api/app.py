@@ -1,0 +1,88 @@
+"""The ASGI app: routes under /api/v2, error mapping, bearer auth before routing, the OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+import tuplenet
+from tuplenet.control import ControlError
+from tuplenet.store import StoreError
+
+from . import errors, routes_misc, routes_routers, routes_switches
+from .auth import Auth, AuthMiddleware
+from .common import ERRORS, PREFIX
+
+TITLE = "TupleNet management API"
+DESCRIPTION = ("Every tpctl operation as JSON over HTTP, served by the same control layer (validation, "
+               "compare-and-swap). Every request needs `Authorization: Bearer <token>`.")
+
+
+class Health(BaseModel):
+    status: str
+    revision: int
+    version: str
+
+
+health_router = APIRouter(tags=["health"], responses=ERRORS)
+
+
+@health_router.get("/health", response_model=Health, summary="the API is up and etcd answers")
+def health(request: Request) -> JSONResponse:
+    revision = request.app.state.store.txn([], []).revision
+    return JSONResponse({"status": "ok", "revision": revision, "version": tuplenet.__version__})
+
+
+def build_routes(app: FastAPI) -> None:
+    for r in (health_router, routes_switches.router, routes_routers.router, routes_misc.router):
+        app.include_router(r, prefix=PREFIX)
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document with the bearer scheme required on every operation."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=TITLE, version=tuplenet.__version__, description=DESCRIPTION, routes=app.routes)
+        doc.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        doc["security"] = [{"bearer": []}]
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+def create_app(store: Any, auth: Auth | None, threads: int | None = None) -> FastAPI:
+    """An app over `store` (tuplenet.store.Store or control.memstore.MemStore); `auth` None only in tests
+    of the routes themselves (the server entry point always requires tokens). `threads` sizes the pool that
+    runs the blocking etcd calls (anyio's default is 40)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if threads:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    app = FastAPI(title=TITLE, version=tuplenet.__version__, description=DESCRIPTION, docs_url=None,
+                  redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.store = store
+    build_routes(app)
+
+    @app.get(PREFIX + "/openapi.json", include_in_schema=False)
+    def openapi_json() -> JSONResponse:
+        return JSONResponse(openapi_document(app))
+
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
+    app.add_exception_handler(ControlError, errors.on_known)
+    app.add_exception_handler(StoreError, errors.on_known)
+    app.add_exception_handler(RequestValidationError, errors.on_validation)
+    app.add_exception_handler(HTTPException, errors.on_http)
+    app.add_exception_handler(Exception, errors.on_unexpected)
+    if auth is not None:
+        app.add_middleware(AuthMiddleware, auth=auth)
+    return app

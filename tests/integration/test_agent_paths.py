@@ -50,3 +50,61 @@ def test_chain_of_routers_pinned_alternately_to_two_hosts(cluster: Cluster) -> N
     echo = c.send_until("hv1", "vma", icmp(a.mac, _mac("10.10.1.1"), a.ip, "10.10.4.4", ttl=64), "hv1", "vma")
     assert echo.icmp_type == 0 and echo.ip_src == "10.10.4.4" and echo.ip_dst == a.ip
     assert echo.ip_ttl == 255 - 4  # set by LR-D, then decremented by LR-D, LR-C, LR-B and LR-A
+
+
+def test_later_port_repeating_a_mac_or_ip_is_ignored_until_the_original_goes(cluster: Cluster) -> None:
+    """Records written straight to etcd (0.3 allowed it): the later duplicate must not steal the original's
+    traffic; deleting the original lets it take effect. (Port ids are an IP's low 16 bits and must be unique
+    per router, hence 10.10.x.)"""
+    from tuplenet.model import LSP
+
+    c = cluster
+    c.put(LS("LS-A", 1), LS("LS-B", 2), LR("R", 3))
+    c.link("R", "LS-A", "10.10.1.1", 24, "f2:01:0a:0a:01:01")
+    c.link("R", "LS-B", "10.10.2.1", 24, "f2:01:0a:0a:02:01")
+    src = c.vm("hv1", "LS-A", "src", "10.10.1.2", "f2:01:0a:01:00:02")
+    orig = c.vm("hv2", "LS-B", "orig", "10.10.2.2", "f2:01:0a:02:00:02")
+    c.start_agents("hv1", "hv2")
+    to_orig = icmp(src.mac, "f2:01:0a:0a:01:01", src.ip, orig.ip)
+    c.send_until("hv1", "src", to_orig, "hv2", "orig")
+    # Same MAC as orig, another IP: a routed packet to the duplicate's IP must not reach orig.
+    dup_mac = c.vm("hv2", "LS-B", "dupmac", "10.10.2.3", orig.mac)
+    # Same IP as orig, another MAC.
+    dup_ip = c.vm("hv2", "LS-B", "dupip", orig.ip, "f2:01:0a:02:00:04")
+    c.wait_converged("hv1", "hv2")
+    c.expect_none("hv1", "src", icmp(src.mac, "f2:01:0a:0a:01:01", src.ip, "10.10.2.3"), "hv2", "orig")
+    c.expect_none("hv1", "src", icmp(src.mac, "f2:01:0a:0a:01:01", src.ip, "10.10.2.3"), "hv2", "dupmac")
+    got = c.send_until("hv1", "src", to_orig, "hv2", "orig")  # the original keeps its IP and MAC
+    assert got.eth_dst == orig.mac
+    c.expect_none("hv1", "src", to_orig, "hv2", "dupip")
+    st = c.status("hv2")["duplicates"]
+    assert st["shadowed"] == 2 and sorted(st["keys"]) == ["lsp LS-B/dupip", "lsp LS-B/dupmac"]
+    # The original goes: both duplicates take effect (one had its MAC, the other its IP).
+    c.delete(orig)
+    c.send_until("hv1", "src", icmp(src.mac, "f2:01:0a:0a:01:01", src.ip, "10.10.2.3"), "hv2", "dupmac")
+    got = c.send_until("hv1", "src", to_orig, "hv2", "dupip")
+    assert got.eth_dst == dup_ip.mac and dup_mac.ip == "10.10.2.3"
+    assert c.status("hv2")["duplicates"]["shadowed"] == 0
+
+
+def test_later_switch_repeating_an_id_is_ignored_until_the_original_goes(cluster: Cluster) -> None:
+    from tuplenet.model import LSP
+
+    c = cluster
+    c.put(LS("LS-A", 5))
+    a1 = c.vm("hv1", "LS-A", "a1", "10.1.0.2", "f2:01:0a:01:00:02")
+    a2 = c.vm("hv2", "LS-A", "a2", "10.1.0.3", "f2:01:0a:01:00:03")
+    c.start_agents("hv1", "hv2")
+    fa = icmp(a1.mac, a2.mac, a1.ip, a2.ip)
+    c.send_until("hv1", "a1", fa, "hv2", "a2")
+    # "LS-0" sorts before "LS-A": under wave 1's smallest-key rule it would win and black-hole LS-A.
+    c.put(LS("LS-0", 5))
+    b1 = c.vm("hv1", "LS-0", "b1", "10.9.0.2", "f2:01:0a:09:00:02")
+    b2 = c.vm("hv2", "LS-0", "b2", "10.9.0.3", "f2:01:0a:09:00:03")
+    c.wait_converged("hv1", "hv2")
+    c.send_until("hv1", "a1", fa, "hv2", "a2")
+    fb = icmp(b1.mac, b2.mac, b1.ip, b2.ip)
+    c.expect_none("hv1", "b1", fb, "hv2", "b2")
+    assert "LS LS-0" in c.status("hv1")["duplicates"]["keys"]
+    c.delete(LSP("LS-A", "a1", a1.ip, a1.mac), LSP("LS-A", "a2", a2.ip, a2.mac), LS("LS-A", 5))
+    c.send_until("hv1", "b1", fb, "hv2", "b2")

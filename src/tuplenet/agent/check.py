@@ -27,8 +27,8 @@ def compute_desired(cfg) -> tuple[Engine, str]:
         changes, _ = TopologySync(store, lambda *a: None).listing()
     finally:
         store.close()
-    for fkey, obj, _kv in changes:
-        view.apply(fkey, obj, changed)
+    for fkey, obj, kv in changes:
+        view.apply(fkey, obj, changed, kv.create_revision if kv is not None else 0)
     for k, v in ovs_facts(state).items():
         view.apply(k, v, changed)
     engine = Engine(view)

@@ -19,6 +19,7 @@ from ..store import KV, Store, StoreError
 from . import binding
 from .chassis import ChassisPresence
 from .config import Config
+from .duplicates import Shadowing
 from .engine import Engine
 from .etcdsync import Change, TopologySync
 from .ofctrl import FlowControl
@@ -80,6 +81,7 @@ class Agent:
         self.q: queue.Queue = queue.Queue()
         self.view = View()
         self.engine = Engine(self.view)
+        self.shadowing = Shadowing()
         self.kvs: dict[tuple, KV] = {}  # lsp and chassis records only: what CAS writes compare against
         self.ovs: LocalOvs | None = None
         self.conn = None
@@ -131,7 +133,9 @@ class Agent:
         except StoreError as exc:
             raise StartupError(f"cannot read the topology from etcd {cfg.endpoints}: {exc}") from None
         phase("etcd listing")
-        self._apply_changes(changes, set())
+        initial: set[tuple] = set()
+        self._apply_changes(changes, initial)
+        self.shadowing.update(self.view.index, self.view.created, initial)
         self.ovs.subscribe(lambda st: self.q.put(("ovs", st)))
         self._apply_ovs(self.ovs.snapshot(), set())
         phase("view")
@@ -222,6 +226,7 @@ class Agent:
                     reconnect = True
                 self._of_connects += 1
         if changed:
+            self.shadowing.update(self.view.index, self.view.created, changed)
             deletes, adds = self.engine.process(changed)
             try:
                 self.ofctrl.apply(deletes, adds)
@@ -242,7 +247,7 @@ class Agent:
 
     def _apply_changes(self, changes: list[Change], changed: set[tuple]) -> None:
         for fkey, obj, kv in changes:
-            self.view.apply(fkey, obj, changed)
+            self.view.apply(fkey, obj, changed, kv.create_revision if kv is not None else 0)
             if obj is None:
                 self.kvs.pop(fkey, None)
             elif kv is not None and fkey[0] in ("lsp", "chassis"):
@@ -307,6 +312,7 @@ class Agent:
                        "conflicts": es.conflicts, "resyncs": es.extra.get("resyncs", 0)},
             "openflow": of.__dict__ if of else {},
             "bad_records": self.sync.decoder.bad_records if self.sync else 0,
+            "duplicates": self.shadowing.status(),
             "etcd_revision": self.sync.revision if self.sync else 0,
         }
 

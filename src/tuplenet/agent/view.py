@@ -24,13 +24,19 @@ def route_group(ip: str, prefix: int) -> tuple[int, int]:
     return int(net.network_address), prefix
 
 
+def _mac_key(mac: str) -> int:
+    return int(mac.replace(":", ""), 16)
+
+
 def _index_keys(key: tuple, obj: Any) -> list[tuple]:
     """The index entries a fact belongs to; the single definition of every index."""
     kind = key[0]
     if kind == "lsp":
         if obj.ip == PATCH_IP:
             return [("I", "lsp_name", key[2]), ("I", "patch_ports")]
-        return [("I", "lsp_name", key[2])]
+        # Address groups: a later port repeating a MAC or IP in its switch is shadowed (see duplicates.py).
+        return [("I", "lsp_name", key[2]), ("I", "ls_mac", key[1], _mac_key(obj.mac)),
+                ("I", "ls_ip", key[1], obj.ip)]
     if kind == "chassis":
         return [("I", "chassis")]
     if kind == "bind":
@@ -55,6 +61,9 @@ class View:
     def __init__(self) -> None:
         self.facts: dict[tuple, Any] = {}
         self.index: dict[tuple, set[tuple]] = {}
+        # etcd create revision of each record: "first come" among duplicates survives restarts and
+        # re-listings, unlike arrival order. Absent (0) for local facts and in pure tests.
+        self.created: dict[tuple, int] = {}
 
     def get(self, key: tuple) -> Any:
         return self.facts.get(key)
@@ -62,9 +71,14 @@ class View:
     def members(self, ikey: tuple) -> frozenset | set:
         return self.index.get(ikey, EMPTY)
 
-    def apply(self, key: tuple, obj: Any, changed: set[tuple]) -> None:
+    def apply(self, key: tuple, obj: Any, changed: set[tuple], created: int = 0) -> None:
         """Set (obj not None) or remove (None) one fact; add every changed key to `changed`."""
         old = self.facts.get(key)
+        if obj is None:
+            self.created.pop(key, None)
+        elif created and self.created.get(key) != created:
+            self.created[key] = created
+            changed.add(key)  # re-created with the same value: its rank among duplicates changed
         if old == obj and (obj is not None or key not in self.facts):
             return
         old_idx = _index_keys(key, old) if old is not None else []
@@ -118,6 +132,11 @@ class Reader:
     def get(self, key: tuple) -> Any:
         self.deps.add(key)
         return self.view.facts.get(key)
+
+    def created(self, key: tuple) -> int:
+        """The record's etcd create revision (a re-creation always marks the key changed)."""
+        self.deps.add(key)
+        return self.view.created.get(key, 0)
 
     def members(self, ikey: tuple) -> list[tuple]:
         self.deps.add(ikey)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..duplicates import winner
 from ..view import Reader
 
 
@@ -27,10 +28,23 @@ def lr_of(r: Reader, lr: str) -> Any:
 
 
 def dp_id_owned(r: Reader, key: tuple, dp_id: int) -> bool:
-    """Datapath ids must be unique across LS and LR; on a clash the smallest key keeps it (retried when
-    the clash goes away, unlike 0.3's first-come-forever)."""
-    holders = r.members(("I", "dp_id", dp_id))
-    return bool(holders) and holders[0] == key
+    """Datapath ids must be unique across LS and LR; on a clash the oldest record keeps it and the later
+    one is shadowed until the clash goes away (see duplicates.py)."""
+    return _first(r, ("I", "dp_id", dp_id), key)
+
+
+def lsp_shadowed(r: Reader, key: tuple, lsp: Any) -> bool:
+    """A port repeating the MAC or IP of an older port in its switch produces nothing (duplicates.py)."""
+    ls = key[1]
+    return not (_first(r, ("I", "ls_mac", ls, int(lsp.mac.replace(":", ""), 16)), key)
+                and _first(r, ("I", "ls_ip", ls, lsp.ip), key))
+
+
+def _first(r: Reader, ikey: tuple, key: tuple) -> bool:
+    holders = r.members(ikey)
+    if len(holders) == 1:
+        return holders[0] == key
+    return winner(holders, r.created) == key
 
 
 def lr_here(r: Reader, lr: Any) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 from .. import tables as T
 from ..flow import Flow, Load, M, Move, Resubmit, SetField, ip_int, mac_int, match
 from ..view import PATCH_IP, Reader
-from .common import lr_here, lr_of, ls_id, peer_lrp
+from .common import lr_here, lr_of, ls_id, lsp_shadowed, peer_lrp
 from .const import ETH_ARP
 
 
@@ -18,6 +18,8 @@ def lsp_flows(r: Reader, key: tuple, lsp: Any) -> list[Flow]:
         return []
     if lsp.ip == PATCH_IP:
         return _patch_port_flows(r, key, lsp, dp)
+    if lsp_shadowed(r, key, lsp):
+        return []
     pid = ip_int(lsp.ip) & 0xFFFF
     mac = mac_int(lsp.mac)
     flows: list[Flow] = [arp_responder(dp, lsp.ip, mac)]

@@ -4,7 +4,7 @@ hosts several times, duplicates inside a switch, peers resolved by name across t
 from __future__ import annotations
 
 from agent_cluster import Cluster
-from tuplenet.model import LR, LS, LSR
+from tuplenet.model import LR, LS, LSP, LSR
 from tuplenet.sandbox import packets as P
 
 
@@ -56,7 +56,6 @@ def test_later_port_repeating_a_mac_or_ip_is_ignored_until_the_original_goes(clu
     """Records written straight to etcd (0.3 allowed it): the later duplicate must not steal the original's
     traffic; deleting the original lets it take effect. (Port ids are an IP's low 16 bits and must be unique
     per router, hence 10.10.x.)"""
-    from tuplenet.model import LSP
 
     c = cluster
     c.put(LS("LS-A", 1), LS("LS-B", 2), LR("R", 3))
@@ -88,8 +87,6 @@ def test_later_port_repeating_a_mac_or_ip_is_ignored_until_the_original_goes(clu
 
 
 def test_later_switch_repeating_an_id_is_ignored_until_the_original_goes(cluster: Cluster) -> None:
-    from tuplenet.model import LSP
-
     c = cluster
     c.put(LS("LS-A", 5))
     a1 = c.vm("hv1", "LS-A", "a1", "10.1.0.2", "f2:01:0a:01:00:02")

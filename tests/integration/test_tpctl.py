@@ -231,3 +231,16 @@ def test_usage_errors(etcd, prefix):
     fails(etcd, prefix, "lsp", match="require a subcommand of lsp")
     fails(etcd, prefix, "lnat", "del", "lr1", match="require router, NAT name")
     assert "patchport" in run(etcd, prefix, "--help").out
+
+
+def test_patchport_refuses_names_the_agent_cannot_own(etcd, prefix, store):
+    ok(etcd, prefix, "ls", "add", "ls1")
+    before = {kv.key: kv.value for kv in store.get_prefix("")[0]}
+    fails(etcd, prefix, "patchport", "add", "ls1", "p", "hv1", "br-int",
+          match="peer bridge cannot be the integration bridge br-int")
+    for name in ("br-int", "tupleNet-flowbased", "br-ex"):
+        fails(etcd, prefix, "patchport", "add", "ls1", name, "hv1", "br-ex", match=f"patch port name {name}")
+    fails(etcd, prefix, "lsp", "add", "ls1", "p", "255.255.255.255", "ff:ff:ff:ff:ff:ee", "br-int",
+          match="integration bridge")
+    assert {kv.key: kv.value for kv in store.get_prefix("")[0]} == before
+    assert ok(etcd, prefix, "patchport", "add", "ls1", "p", "hv1", "br-ex") == "switch ls1 patchport p created\n"

@@ -319,3 +319,35 @@ def test_link_with_mac_and_port_with_empty_mac(ctl):
     assert (p.mac, p.peer) == ("f2:01:0a:00:00:02", "lr9")
     with pytest.raises(InvalidArgument, match='"," is not allowed'):
         ctl.add_switch_port("ls1", "p2", "10.0.0.3", None, "a,b")
+
+
+@pytest.mark.parametrize("name,bridge,reason", [
+    ("p", "br-int", "peer bridge cannot be the integration bridge br-int"),
+    ("br-int", "br-ex", "patch port name br-int is the name of a bridge"),
+    ("br-ex", "br-ex", "patch port name br-ex is the name of a bridge"),
+    ("x", "x-peer", "patch port name x-peer is the name of a bridge"),
+    ("tupleNet-3232235777", "br-ex", "reserved prefix tupleNet-"),
+    ("tupleNet-flowbased", "br-ex", "reserved prefix tupleNet-"),
+    ("p", "tupleNet-1", "reserved prefix tupleNet-"),
+    ("p", "br-way-too-long-name", "invalid OVS bridge name"),
+    ("p", "br:1", "invalid OVS bridge name"),
+    ("p", "br ex", "invalid OVS bridge name"),
+    ("p", "brü", "invalid OVS bridge name"),
+    ("pé", "br-ex", "invalid OVS port name"),
+    ("p q", "br-ex", "invalid OVS port name"),
+    ("p" * 61, "br-ex", "invalid OVS port name"),
+])
+def test_patch_port_names_the_agent_cannot_own_are_refused(ctl, name, bridge, reason):
+    ctl.add_switch("ls1")
+    before = dict(ctl.store.data)
+    with pytest.raises(InvalidArgument, match=reason):
+        ctl.add_patch_port("ls1", name, "hv1", bridge)
+    with pytest.raises(InvalidArgument, match=reason):  # the same record through lsp add
+        ctl.add_switch_port("ls1", name, "255.255.255.255", None, bridge)
+    assert ctl.store.data == before
+    text = format_export([("entity_view/LS/ls1", "id=1"),
+                          (f"entity_view/LS/ls1/lsp/{name}",
+                           f"ip=255.255.255.255,mac=ff:ff:ff:ff:ff:ee,peer={bridge},chassis=hv1")])
+    with pytest.raises(InvalidArgument, match=reason):
+        ctl.import_records(parse_export(text), overwrite=True)
+    assert ctl.store.data == before

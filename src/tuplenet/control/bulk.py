@@ -32,6 +32,7 @@ from tuplenet.model import (
     parse_value,
     port_id,
 )
+from tuplenet.model.ovsnames import patch_port_problem
 from tuplenet.model.roaring import decode_bitmap, encode_bitmap
 from tuplenet.store import KV, Compare, Op
 
@@ -136,6 +137,9 @@ class Importer:
                 continue
             if any("," in part or not part.strip() for part in ident):
                 errors.append(f"line {n}: {key}: bad name")
+            ent = entities[key]
+            if ent.kind == "lsp" and ent.is_patch and ent.peer and (problem := patch_port_problem(ent.name, ent.peer)):
+                errors.append(f"line {n}: {key}: {problem}")
             if key in tree and not overwrite:
                 errors.append(f"line {n}: {key} already exists (use --overwrite to replace it)")
         for key, ent in entities.items():

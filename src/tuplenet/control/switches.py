@@ -13,6 +13,7 @@ from tuplenet.model import (
     normalize_mac,
     validate_name,
 )
+from tuplenet.model.ovsnames import check_patch_port
 
 from .base import checked
 from .devices import DeviceOps
@@ -48,14 +49,21 @@ class SwitchOps(DeviceOps):
         ip = checked(normalize_ip, ip)
         mac = checked(normalize_mac, mac) if mac and mac.strip() else derive_mac(ip)
         port = LSP(switch, name, ip, mac, _opt_name(peer), _opt_name(chassis))
+        if port.is_patch and port.peer:  # a patch port in disguise: same rules as patchport add
+            checked(check_patch_port, port.name, port.peer)
         return self.commit(lambda: self.plan_ports_add(
             [port], lambda p: f"switch {switch} port {p.name} exists"))[0]
 
     def add_patch_port(self, switch: str, name: str, chassis: str, peer_bridge: str) -> LSP:
-        """A port bridging the switch to an OVS bridge on one chassis; one per switch (port id 0xffff)."""
+        """A port bridging the switch to an OVS bridge on one chassis; one per switch (port id 0xffff).
+
+        Names the agent would have to create on OVS are checked here (not br-int, not a tunnel port name...),
+        so a bad patch port never reaches etcd and the chassis's agent.
+        """
         name = checked(validate_name, name)
-        port = LSP(switch, name, PATCH_PORT_IP, PATCH_PORT_MAC, checked(validate_name, peer_bridge),
-                   checked(validate_name, chassis))
+        peer_bridge = checked(validate_name, peer_bridge)
+        checked(check_patch_port, name, peer_bridge)
+        port = LSP(switch, name, PATCH_PORT_IP, PATCH_PORT_MAC, peer_bridge, checked(validate_name, chassis))
         return self.commit(lambda: self.plan_ports_add(
             [port], lambda p: f"switch {switch} port {p.name} exists"))[0]
 

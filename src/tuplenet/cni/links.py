@@ -1,0 +1,87 @@
+"""The veth pair: host end on this host, container end inside the sandbox, configured with `ip -batch`.
+
+Two process spawns per ADD (host side, then `nsenter --net` for the container side); `ip` accepts a netns
+path after `netns`, so the container end is born inside the sandbox and never collides with host names.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from .errors import IO_FAILURE, UNKNOWN_CONTAINER, CniError
+from .spec import NetConf, ip_text
+
+IP = "ip"
+NSENTER = "nsenter"
+
+
+def _run(argv: list[str], script: str | None = None, what: str = "") -> str:
+    try:
+        proc = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise CniError(IO_FAILURE, f"{what or argv[0]}: {exc}") from None
+    if proc.returncode != 0:
+        err = " ".join(proc.stderr.split())[:300]
+        raise CniError(IO_FAILURE, f"{what or ' '.join(argv)}: {err or f'exit status {proc.returncode}'}")
+    return proc.stdout
+
+
+def check_netns(netns: str) -> None:
+    if not os.path.exists(netns):
+        raise CniError(UNKNOWN_CONTAINER, f"network namespace {netns} does not exist")
+
+
+def create(host_if: str, host_mac: str, ifname: str, mac: str, mtu: int, netns: str) -> None:
+    """The pair with both MACs and MTU set; the host end up. A failure leaves no host end behind."""
+    check_netns(netns)
+    script = (f"link add {host_if} address {host_mac} mtu {mtu} type veth peer name {ifname} address {mac} "
+              f"mtu {mtu} netns {netns}\nlink set {host_if} up\n")
+    try:
+        _run([IP, "-batch", "-"], script, f"creating veth {host_if} / {ifname} in {netns}")
+    except CniError:
+        delete(host_if)
+        raise
+
+
+def configure(conf: NetConf, netns: str, ifname: str, address: str, tx_offload: bool) -> None:
+    """Inside the sandbox: interface up, address, routes via the gateway (optionally tx offload off)."""
+    lines = [f"link set {ifname} up", f"addr add {address}/{conf.prefix_len} dev {ifname}"]
+    for r in conf.routes:
+        gw = ip_text(r.gw if r.gw is not None else conf.gateway)
+        lines.append(f"route add {ip_text(r.dst)}/{r.prefix} via {gw} dev {ifname}")
+    argv = [NSENTER, f"--net={netns}", IP, "-batch", "-"]
+    _run(argv, "\n".join(lines) + "\n", f"configuring {ifname} in {netns}")
+    if not tx_offload:
+        _run([NSENTER, f"--net={netns}", "ethtool", "-K", ifname, "tx", "off"],
+             what=f"turning tx offload off on {ifname}")
+
+
+def delete(host_if: str) -> bool:
+    """Remove the pair by its host end (the kernel removes the peer); False if it was not there."""
+    proc = subprocess.run([IP, "link", "del", host_if], capture_output=True, text=True, timeout=30)
+    if proc.returncode == 0:
+        return True
+    if "Cannot find device" in proc.stderr or "does not exist" in proc.stderr:
+        return False
+    raise CniError(IO_FAILURE, f"deleting {host_if}: {' '.join(proc.stderr.split())[:300]}")
+
+
+def exists(name: str) -> bool:
+    """Whether `name` exists in this namespace (netlink, not /sys: sysfs may show another namespace)."""
+    return subprocess.run([IP, "link", "show", name], capture_output=True).returncode == 0
+
+
+def container_addresses(netns: str, ifname: str) -> tuple[str, list[str], int]:
+    """(mac, ["a.b.c.d/len", ...], mtu) of `ifname` inside the sandbox; CniError if it is missing."""
+    import json
+
+    check_netns(netns)
+    out = _run([NSENTER, f"--net={netns}", IP, "-j", "addr", "show", "dev", ifname],
+               what=f"reading {ifname} in {netns}")
+    try:
+        info = json.loads(out)[0]
+    except (ValueError, IndexError):
+        raise CniError(IO_FAILURE, f"unreadable `ip -j addr` output for {ifname}") from None
+    addrs = [f"{a['local']}/{a['prefixlen']}" for a in info.get("addr_info", []) if a.get("family") == "inet"]
+    return str(info.get("address", "")), addrs, int(info.get("mtu", 0))

@@ -1,0 +1,254 @@
+"""The CNI commands. Names are derived, never stored: the lsp is `lsp-<ifname>-<container id>` (0.3's name)
+and the host veth a hash of both, so DEL and GC find every leftover of a crashed ADD without local state.
+
+ADD order, chosen so the agent works while we do: lsp (one etcd write, chassis already set) -> veth -> OVS
+port -> address and routes inside the sandbox -> wait for the agent's readiness mark. A failure undoes what
+was done, so an ADD error leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import links
+from .errors import (
+    ALREADY_ATTACHED,
+    CHECK_FAILED,
+    INTERNAL,
+    INVALID_CONFIG,
+    IO_FAILURE,
+    NO_ADDRESS,
+    NOT_AVAILABLE,
+    TRY_AGAIN_LATER,
+    CniError,
+)
+from .ovsdb import READY_KEY, Ovsdb
+from .result import add_result, container_address
+from .spec import Env, NetConf, ip_text
+
+T = TypeVar("T")
+
+
+def lsp_name(ifname: str, container_id: str) -> str:
+    return f"lsp-{ifname}-{container_id}"
+
+
+def host_names(container_id: str, ifname: str) -> tuple[str, str]:
+    """(host veth name, its MAC): stable per (container, interface), 13 characters, locally administered."""
+    from hashlib import blake2s
+
+    digest = blake2s(f"{container_id}/{ifname}".encode(), digest_size=8).digest()
+    return "tp" + digest.hex()[:11], "02:" + ":".join(f"{b:02x}" for b in digest[:5])
+
+
+def controller(conf: NetConf) -> Any:
+    from tuplenet.control import Controller
+    from tuplenet.store import Store
+
+    try:
+        return Controller(Store(conf.etcd_endpoints, conf.etcd_prefix, timeout=conf.etcd_timeout))
+    except Exception as exc:  # bad endpoint syntax and the like
+        raise CniError(INVALID_CONFIG, f"etcdEndpoints: {exc}") from None
+
+
+def etcd(conf: NetConf, call: Callable[[], T]) -> T:
+    """Run a control operation, translating its errors into CNI codes."""
+    from tuplenet.control import AlreadyExists, Conflict, ControlError, InvalidArgument, NotFound
+    from tuplenet.store import StoreError, Unavailable
+
+    try:
+        return call()
+    except NotFound as exc:
+        if f"switch {conf.switch}:" in str(exc) or "unable to get switch " in str(exc):
+            raise CniError(INVALID_CONFIG, f"switch {conf.switch} does not exist in etcd "
+                                           f"(prefix {conf.etcd_prefix})") from None
+        raise CniError(INVALID_CONFIG, str(exc)) from None
+    except AlreadyExists as exc:
+        raise CniError(ALREADY_ATTACHED, f"{exc}: this container interface is attached already (DEL it first)") \
+            from None
+    except InvalidArgument as exc:
+        code = NO_ADDRESS if "no free IP" in str(exc) else INVALID_CONFIG
+        raise CniError(code, str(exc)) from None
+    except Conflict as exc:
+        code = NO_ADDRESS if "conflict with other IP" in str(exc) else TRY_AGAIN_LATER
+        raise CniError(code, str(exc)) from None
+    except ControlError as exc:
+        raise CniError(INVALID_CONFIG, str(exc)) from None
+    except Unavailable as exc:
+        raise CniError(TRY_AGAIN_LATER, str(exc)) from None
+    except StoreError as exc:
+        raise CniError(IO_FAILURE, f"etcd: {exc}") from None
+
+
+# ---- ADD ------------------------------------------------------------------------------------------------
+
+def cmd_add(env: Env, conf: NetConf) -> dict[str, Any]:
+    links.check_netns(env.netns)
+    name = lsp_name(env.ifname, env.container_id)
+    host_if, host_mac = host_names(env.container_id, env.ifname)
+    ovs = Ovsdb(conf.ovsdb)
+    try:
+        chassis = ovs.system_id(conf.bridge)
+        ctl = controller(conf)
+        lsp = etcd(conf, lambda: ctl.allocate_switch_port(conf.switch, name, conf.subnet, ip_text(conf.gateway),
+                                                           chassis))
+        try:
+            links.create(host_if, host_mac, env.ifname, lsp.mac, conf.mtu, env.netns)
+            ovs.add_port(conf.bridge, host_if, {
+                "iface-id": name, "attached-mac": lsp.mac, "tpcni-network": conf.name,
+                "tpcni-container": env.container_id, "tpcni-ifname": env.ifname, "tpcni-switch": conf.switch})
+            links.configure(conf, env.netns, env.ifname, lsp.ip, conf.tx_offload)
+            if conf.readiness_timeout > 0 and not ovs.wait_ready(host_if, conf.readiness_timeout):
+                raise CniError(TRY_AGAIN_LATER, f"the TupleNet agent did not mark port {name} ready within "
+                                                f"{conf.readiness_timeout:g}s (is the agent running on chassis "
+                                                f"{chassis}?); nothing was kept")
+        except BaseException as exc:
+            problems = _release(ovs, ctl, conf, host_if, name, chassis)
+            if isinstance(exc, CniError) and problems:
+                exc.details = ("cleanup: " + "; ".join(problems))[:500]
+            raise
+    finally:
+        ovs.close()
+    return add_result(conf, env.ifname, env.netns, host_if, host_mac, lsp.ip, lsp.mac)
+
+
+def _release(ovs: Ovsdb, ctl: Any, conf: NetConf, host_if: str, name: str, chassis: str | None,
+             switch: str | None = None) -> list[str]:
+    """Remove the OVS port, the veth and the lsp (if it is ours); every step runs, problems are returned."""
+    problems: list[str] = []
+    for step in (lambda: ovs.del_port(host_if), lambda: links.delete(host_if),
+                 lambda: _delete_lsp(ctl, conf, switch or conf.switch, name, chassis)):
+        try:
+            step()
+        except CniError as exc:
+            problems.append(exc.msg)
+    return problems
+
+
+def _delete_lsp(ctl: Any, conf: NetConf, switch: str, name: str, chassis: str | None) -> None:
+    """Delete the lsp in one guarded txn, unless another chassis owns it now (it moved; not ours to drop)."""
+    from tuplenet.control import NotFound
+
+    def plan() -> Any:
+        p = ctl.plan_port_delete("lsp", switch, name)
+        owner = getattr(p.result, "chassis", None)
+        if chassis is not None and owner not in (None, chassis):
+            raise _Foreign(owner)
+        return p
+
+    try:
+        etcd(conf, lambda: ctl.commit(plan))
+    except CniError as exc:
+        if "does not exist" not in exc.msg and "key not found" not in exc.msg:
+            raise
+    except (_Foreign, NotFound):
+        pass
+
+
+class _Foreign(Exception):
+    """The lsp is bound to another chassis now."""
+
+
+# ---- DEL ------------------------------------------------------------------------------------------------
+
+def cmd_del(env: Env, conf: NetConf) -> None:
+    """Idempotent: whatever of port, veth and lsp still exists is removed; missing pieces are fine."""
+    host_if, _ = host_names(env.container_id, env.ifname)
+    ovs = Ovsdb(conf.ovsdb)
+    try:
+        chassis = ovs.system_id(conf.bridge)
+        problems = _release(ovs, controller(conf), conf, host_if, lsp_name(env.ifname, env.container_id), chassis)
+    finally:
+        ovs.close()
+    if problems:
+        raise CniError(TRY_AGAIN_LATER if any("unavailable" in p for p in problems) else IO_FAILURE,
+                       "DEL incomplete: " + "; ".join(problems)[:400])
+
+
+# ---- CHECK ----------------------------------------------------------------------------------------------
+
+def cmd_check(env: Env, conf: NetConf) -> None:
+    if conf.prev_result is None:
+        raise CniError(INVALID_CONFIG, "CHECK needs prevResult")
+    found = container_address(conf, env.ifname)
+    if found is None:
+        raise CniError(CHECK_FAILED, f"prevResult has no address on {env.ifname}")
+    address, mac = found
+    name = lsp_name(env.ifname, env.container_id)
+    host_if, _ = host_names(env.container_id, env.ifname)
+    ovs = Ovsdb(conf.ovsdb)
+    try:
+        chassis = ovs.system_id(conf.bridge)
+        ctl = controller(conf)
+        lsp = etcd(conf, lambda: ctl.get_switch_port(conf.switch, name))
+        want_ip = address.split("/")[0]
+        if (lsp.ip, lsp.mac, lsp.chassis) != (want_ip, mac, chassis):
+            raise CniError(CHECK_FAILED, f"lsp {name} is ip={lsp.ip} mac={lsp.mac} chassis={lsp.chassis}, "
+                                         f"expected ip={want_ip} mac={mac} chassis={chassis}")
+        ports = {i["name"]: i for i in ovs.interfaces({"iface-id": name})}
+        if host_if not in ports:
+            raise CniError(CHECK_FAILED, f"OVS port {host_if} with iface-id {name} is missing")
+        if conf.readiness_timeout > 0 and ports[host_if]["external_ids"].get(READY_KEY) != "true":
+            raise CniError(CHECK_FAILED, f"OVS port {host_if} is not marked ready by the agent")
+    finally:
+        ovs.close()
+    got_mac, addrs, mtu = links.container_addresses(env.netns, env.ifname)
+    if got_mac != mac or address not in addrs:
+        raise CniError(CHECK_FAILED, f"{env.ifname} has mac {got_mac} and {addrs}, expected {mac} and {address}")
+    if mtu != conf.mtu:
+        raise CniError(CHECK_FAILED, f"{env.ifname} has mtu {mtu}, expected {conf.mtu}")
+
+
+# ---- STATUS and GC (CNI 1.1) ----------------------------------------------------------------------------
+
+def cmd_status(env: Env, conf: NetConf) -> None:
+    ovs = Ovsdb(conf.ovsdb, timeout=5)
+    try:
+        ovs.system_id(conf.bridge)
+        ctl = controller(conf)
+        etcd(conf, lambda: ctl.get_switch(conf.switch))
+    except CniError as exc:
+        raise CniError(NOT_AVAILABLE, f"not ready for ADD: {exc.msg}") from None
+    finally:
+        ovs.close()
+
+
+def cmd_gc(env: Env, conf: NetConf) -> None:
+    """Release every attachment of this network on this host that the runtime no longer lists as valid."""
+    valid = {lsp_name(ifname, cid) for cid, ifname in conf.valid_attachments}
+    ovs = Ovsdb(conf.ovsdb)
+    problems: list[str] = []
+    try:
+        chassis = ovs.system_id(conf.bridge)
+        ctl = controller(conf)
+        for iface in ovs.interfaces({"tpcni-network": conf.name}):
+            ids = iface["external_ids"]
+            name = ids.get("iface-id", "")
+            if name in valid:
+                continue
+            problems += _release(ovs, ctl, conf, iface["name"], name, chassis, ids.get("tpcni-switch"))
+        bound = {i["external_ids"].get("iface-id") for i in ovs.interfaces({})}
+        for lsp in etcd(conf, lambda: ctl.list_switch_ports(conf.switch)):
+            # An lsp of ours on this chassis with no local port at all: an ADD that died before its OVS port.
+            if lsp.chassis == chassis and lsp.name.startswith("lsp-") and lsp.name not in valid \
+                    and lsp.name not in bound and lsp.peer is None:
+                try:
+                    _delete_lsp(ctl, conf, conf.switch, lsp.name, chassis)
+                except CniError as exc:
+                    problems.append(exc.msg)
+    finally:
+        ovs.close()
+    if problems:
+        raise CniError(IO_FAILURE, "GC incomplete: " + "; ".join(problems)[:400])
+
+
+COMMANDS: dict[str, Callable[[Env, NetConf], Any]] = {
+    "ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "STATUS": cmd_status, "GC": cmd_gc}
+
+
+def run(env: Env, conf: NetConf) -> Any:
+    try:
+        return COMMANDS[env.command](env, conf)
+    except KeyError:
+        raise CniError(INTERNAL, f"no handler for {env.command}") from None

@@ -6,7 +6,7 @@ from ..flow import Flow
 from ..view import Reader
 from . import const, nat, physical, routing, switching
 
-OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "tunfb")
+OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun")
 
 
 def compute(r: Reader, owner: tuple) -> list[Flow]:
@@ -27,6 +27,6 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
         return nat.lnat_flows(r, owner, obj)
     if kind == "chassis":
         return physical.chassis_flows(r, owner, obj)
-    if kind in ("tun", "tunfb"):
+    if kind == "tun":
         return physical.tunnel_flows(obj)
     return []

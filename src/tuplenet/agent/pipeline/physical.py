@@ -22,24 +22,30 @@ _ANY_IN_PORT = Load("in_port", 0)
 
 
 def tunnel_flows(ofport: int) -> list[Flow]:
-    """Geneve arriving on any of our tunnel ports enters the pipeline."""
+    """Geneve arriving on a chassis's own tunnel port enters the pipeline (OVS delivers to that port only
+    what comes from its remote IP)."""
     return [Flow(T.CLASSIFY, 2, match(in_port=ofport), _INGRESS)]
 
 
 def chassis_flows(r: Reader, key: tuple, ch: Any) -> list[Flow]:
-    """Chassis (by tunnel IP) → the tunnel port that reaches it."""
+    """Chassis (by tunnel IP) → the tunnel port that reaches it; and Geneve from that IP on the flow-based
+    port is accepted. The flow-based port takes packets from any underlay address, so without a known
+    chassis as source a frame there would reach any switch and port (a spoofing hole): no flow, no entry."""
     if key[1] == r.self_id:
         return []
     ip = ip_int(ch.ip)
+    flows = []
+    flowbased = r.get(("tunfb",))
+    if flowbased is not None:
+        flows.append(Flow(T.CLASSIFY, 2, match(in_port=flowbased, tun_src=ip), _INGRESS))
     own = r.get(("tun", key[1]))
     if own is not None:
         actions: tuple = (Load(T.R_OFPORT, own), _DECIDED, _ANY_IN_PORT)
-    else:
-        flowbased = r.get(("tunfb",))
-        if flowbased is None:
-            return []
+    elif flowbased is not None:
         actions = (SetField("tun_dst", ip), Load(T.R_OFPORT, flowbased), _DECIDED, _ANY_IN_PORT)
-    return [Flow(T.TO_CHASSIS, 1, match(M(T.R_CHASSIS, ip)), actions)]
+    else:
+        return flows
+    return [*flows, Flow(T.TO_CHASSIS, 1, match(M(T.R_CHASSIS, ip)), actions)]
 
 
 

@@ -66,6 +66,10 @@ def _leaf(parser: argparse.ArgumentParser, group: str, argtext: str, action: str
         parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     if group == "import":
         parser.add_argument("--overwrite", action="store_true", help="replace objects that already exist")
+        parser.add_argument("--resume", action="store_true",
+                            help="complete an interrupted import of FILE (skips records already written)")
+        parser.add_argument("--abandon", action="store_true",
+                            help="drop the marker of an interrupted import (no FILE; what it wrote stays)")
 
 
 def _resolve(group: str, action: str | None) -> tuple[str, str]:
@@ -99,7 +103,8 @@ def run(argv: list[str]) -> int:
         raise UsageError(usage)
     ctx = Ctx(opts.endpoints, opts.prefix, opts.timeout, opts.json or getattr(opts, "json_leaf", False),
               recursive=getattr(opts, "recursive", False), yes=getattr(opts, "yes", False),
-              overwrite=getattr(opts, "overwrite", False))
+              overwrite=getattr(opts, "overwrite", False), resume=getattr(opts, "resume", False),
+              abandon=getattr(opts, "abandon", False))
     try:
         return handler(ctx, args)
     except Canceled as exc:

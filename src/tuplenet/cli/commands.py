@@ -21,9 +21,10 @@ class Ctx:
     """What a command runs with; the controller (and its etcd connection) is made on first use."""
 
     def __init__(self, endpoints: str, prefix: str, timeout: float, as_json: bool, recursive: bool = False,
-                 yes: bool = False, overwrite: bool = False) -> None:
+                 yes: bool = False, overwrite: bool = False, resume: bool = False, abandon: bool = False) -> None:
         self.endpoints, self.prefix, self.timeout, self.as_json = endpoints, prefix, timeout, as_json
         self.recursive, self.yes, self.overwrite = recursive, yes, overwrite
+        self.resume, self.abandon = resume, abandon
         self._ctl: Any = None
 
     @property
@@ -258,15 +259,23 @@ def graph_cmd(ctx: Ctx, a: list[str]) -> int:
 
 def import_cmd(ctx: Ctx, a: list[str]) -> int:
     from tuplenet.control import parse_export
+    from tuplenet.control.errors import InvalidArgument
 
+    if ctx.abandon:
+        if a or ctx.resume:
+            raise InvalidArgument("--abandon takes no FILE and no --resume")
+        return say(f"import marker removed ({ctx.ctl.abandon_import().describe()}); what it wrote stays")
+    if not a:
+        raise InvalidArgument("require a file name (- for stdin)")
     if a[0] == "-":
         text = sys.stdin.read()
     else:
         with open(a[0], encoding="utf-8") as fh:
             text = fh.read()
-    res = ctx.ctl.import_records(parse_export(text), overwrite=ctx.overwrite)
+    res = ctx.ctl.import_records(parse_export(text), overwrite=ctx.overwrite, resume=ctx.resume)
+    present = f", {res.present} already present" if res.resumed else ""
     return say(f"imported {res.created + res.replaced} records ({res.created} created, {res.replaced} replaced, "
-               f"{res.ids_assigned} ids assigned) in {res.batches} transactions")
+               f"{res.ids_assigned} ids assigned{present}) in {res.batches} transactions")
 
 
 Handler = Callable[[Ctx, list[str]], int]
@@ -310,5 +319,5 @@ COMMANDS: dict[tuple[str, str], tuple[tuple[str, ...], int, int, str, str, Handl
     ("toolbox", "decode-id-string"): ((), 1, 1, "require an id string", "B64", tb_decode_id_string),
     ("export", ""): ((), 0, 1, "require at most one file name", "[FILE]", export_cmd),
     ("graph", ""): ((), 0, 1, "require at most one file name", "[FILE.dot|FILE.png|FILE.svg]", graph_cmd),
-    ("import", ""): ((), 1, 1, "require a file name (- for stdin)", "FILE", import_cmd),
+    ("import", ""): ((), 0, 1, "require a file name (- for stdin)", "FILE", import_cmd),
 }

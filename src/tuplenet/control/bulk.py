@@ -8,8 +8,9 @@ one whose id is already taken in the target.
 Import validates everything before writing (record syntax, parents, names, port-id uniqueness per LS/LR
 across file and target, existing keys). etcd caps a transaction at 128 ops, so the write is cut into batches
 grouped by parent: a switch with its ports and its port-id book travel together, so each group commits
-atomically when it fits one batch, and every batch is guarded by compares. If a batch still fails (a
-concurrent writer), the batches already written are rolled back, so on error nothing of the import remains.
+atomically when it fits one batch, and every batch is guarded by compares. Several batches are written
+behind the import marker (see importwrite): agents hold changes until the last batch, an interrupted import
+is completed by re-running it (`--resume`), and a batch that loses a race rolls the run back.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from typing import Any
 
 from tuplenet.model import (
     DEVICE_IDS_KEY,
+    IMPORT_MARKER_KEY,
     IP_BOOK_ROOT,
     ROOT,
-    SCHEMA_VERSION,
-    VERSION_KEY,
     ModelError,
     decode,
     entity_key,
@@ -32,34 +32,27 @@ from tuplenet.model import (
     parse_value,
     port_id,
 )
+from tuplenet.model.importmark import ImportMarker, records_digest
 from tuplenet.model.ovsnames import patch_port_problem
 from tuplenet.model.roaring import decode_bitmap, encode_bitmap
 from tuplenet.store import KV, Compare, Op
 
 from .base import PORT_KIND, ControllerBase, DeviceBook, record_id
-from .errors import ControlError, InvalidArgument
+from .errors import Conflict, ControlError, InvalidArgument
+from .importwrite import BATCH_OPS, ImportWriter, Unit
 
-BATCH_OPS = 120  # below etcd's 128, leaving room for parent/version compares
 MAX_REPORTED = 20
 
 
 class ImportResult:
-    """Counts of an import: objects created/replaced, LS/LR ids assigned, transactions used."""
+    """Counts of an import: objects created/replaced, LS/LR ids assigned, transactions used, and records
+    skipped by a resume because an earlier run (or anyone) already wrote them."""
 
-    __slots__ = ("created", "replaced", "ids_assigned", "batches")
+    __slots__ = ("created", "replaced", "ids_assigned", "batches", "present", "resumed")
 
     def __init__(self) -> None:
-        self.created = self.replaced = self.ids_assigned = self.batches = 0
-
-
-class _Unit:
-    """Puts that should commit together, with their guards."""
-
-    __slots__ = ("compares", "ops")
-
-    def __init__(self, compares: list[Compare] | None = None, ops: list[Op] | None = None) -> None:
-        self.compares = compares if compares is not None else []
-        self.ops = ops if ops is not None else []
+        self.created = self.replaced = self.ids_assigned = self.batches = self.present = 0
+        self.resumed = False
 
 
 def format_export(records: Iterable[tuple[str, str]], header: str = "") -> str:
@@ -100,15 +93,48 @@ class Importer:
         self.ctl = ctl
         self.store = ctl.store
         self.device_book = ctl.device_book
+        self.trust_book = True
 
-    def run(self, records: list[tuple[int, str, str]], overwrite: bool = False) -> ImportResult:
+    def run(self, records: list[tuple[int, str, str]], overwrite: bool = False,
+            resume: bool = False) -> ImportResult:
+        """Validate then write `records`. A marker left by an interrupted run of the same records (or
+        `resume`) makes this a resume: records already written are skipped, the rest is written."""
         self.ctl.ensure_version()
+        marker = ImportMarker(records_digest([(k, v) for _, k, v in records], overwrite), len(records))
+        marker_kv = self.store.get(IMPORT_MARKER_KEY)
+        if marker_kv is not None:
+            current = ImportMarker.parse(marker_kv.value)
+            if current.digest != marker.digest:
+                raise Conflict(f"another import is in progress ({current.describe()}): complete it with "
+                               "`tpctl import --resume FILE` of its file, or drop its marker with "
+                               "`tpctl import --abandon`")
         dev_kv = self.store.get(DEVICE_IDS_KEY)  # bookkeeping before the tree (see PortBook)
         book_kvs = {kv.key: kv for kv in self.store.get_prefix(IP_BOOK_ROOT)[0]}
-        tree = {kv.key: kv for kv in self.store.get_prefix(ROOT)[0]}
+        tree = {kv.key: kv for kv in self.store.get_prefix(ROOT)[0] if kv.key != IMPORT_MARKER_KEY}
+        resuming = resume or marker_kv is not None
+        present = 0
+        if resuming:
+            records, present = self._skip_present(records, tree, marker_kv)
+            # The interrupted run reserved ids in the book for devices it never wrote: take ids from the tree.
+            self.trust_book = marker_kv is None
         entities, dev_ids, result = self._validate(records, tree, dev_kv, overwrite)
+        result.present, result.resumed = present, resuming
         units = self._units(entities, tree, book_kvs, dev_kv, dev_ids)
-        return self._write(units, tree, book_kvs, dev_kv, result)
+        before: dict[str, KV | None] = {**tree, **book_kvs, DEVICE_IDS_KEY: dev_kv}
+        result.batches = ImportWriter(self.store, marker, marker_kv, before).write(units)
+        return result
+
+    def _skip_present(self, records: list[tuple[int, str, str]], tree: dict[str, KV],
+                      marker_kv: KV | None) -> tuple[list[tuple[int, str, str]], int]:
+        """Records a resume need not write: written since the marker appeared, or already equal."""
+        keep = []
+        for rec in records:
+            kv = tree.get(rec[1])
+            if kv is not None and ((marker_kv is not None and kv.mod_revision >= marker_kv.create_revision)
+                                   or _same(rec[1], kv.value, rec[2])):
+                continue
+            keep.append(rec)
+        return keep, len(records) - len(keep)
 
     # ---- validation --------------------------------------------------------------------------------------
 
@@ -183,7 +209,7 @@ class Importer:
 
         Ids of devices being replaced are free for their replacement. Returns the new device-id set.
         """
-        used = self.device_book(dev_kv).ids
+        used = self.device_book(dev_kv).ids if self.trust_book else set()
         target_ids: dict[str, int] = {}
         for key, kv in tree.items():
             parsed = parse_key(key)
@@ -210,7 +236,7 @@ class Importer:
     # ---- writing -----------------------------------------------------------------------------------------
 
     def _units(self, entities: list[Any], tree: dict[str, KV], book_kvs: dict[str, KV],
-               dev_kv: KV | None, dev_ids: set[int]) -> list[_Unit]:
+               dev_kv: KV | None, dev_ids: set[int]) -> list[Unit]:
         def guard(key: str) -> Compare:
             kv = tree.get(key) or book_kvs.get(key)
             return Compare.mod_revision(key, "=", kv.mod_revision) if kv else Compare.missing(key)
@@ -219,18 +245,18 @@ class Importer:
         for ent in entities:
             gkey = ("chassis", ent.name) if ent.kind == "chassis" else (ent.parent_kind or ent.kind, ent.ident[0])
             groups.setdefault(gkey, []).append(ent)
-        units: list[_Unit] = []
+        units: list[Unit] = []
         if any(e.kind in ("LS", "LR") for e in entities):  # reserve the ids first: ls add trusts this book
-            units.append(_Unit([DeviceBook(dev_kv, set()).guard()], [Op.put(DEVICE_IDS_KEY, encode_bitmap(dev_ids))]))
+            units.append(Unit([DeviceBook(dev_kv, set()).guard()], [Op.put(DEVICE_IDS_KEY, encode_bitmap(dev_ids))]))
         for (gkind, gname), members in sorted(groups.items()):
             members.sort(key=lambda e: (e.parent_kind is not None, e.key))
-            unit = _Unit()
+            unit = Unit()
             if gkind in ("LS", "LR") and members[0].kind != gkind:
                 unit.compares.append(Compare.exists(entity_key(gkind, (gname,))))
             for ent in members:
                 if len(unit.ops) >= BATCH_OPS - 1:
                     units.append(unit)
-                    unit = _Unit()
+                    unit = Unit()
                 unit.compares.append(guard(ent.key))
                 unit.ops.append(Op.put(ent.key, ent.to_value()))
             if gkind in ("LS", "LR") and any(e.kind == PORT_KIND[gkind] for e in members):
@@ -250,48 +276,23 @@ class Importer:
             units.append(unit)
         return units
 
-    def _write(self, units: list[_Unit], tree: dict[str, KV], book_kvs: dict[str, KV], dev_kv: KV | None,
-               result: ImportResult) -> ImportResult:
-        batches: list[_Unit] = []
-        for unit in units:
-            if batches and len(batches[-1].ops) + len(unit.ops) <= BATCH_OPS \
-                    and len(batches[-1].compares) + len(unit.compares) <= BATCH_OPS:
-                batches[-1].compares += unit.compares
-                batches[-1].ops += unit.ops
-            else:
-                batches.append(_Unit(list(unit.compares), list(unit.ops)))
-        done: list[tuple[_Unit, int]] = []
-        version = Compare.value(VERSION_KEY, "=", str(SCHEMA_VERSION))
-        for batch in batches:
-            res = self.store.txn([*batch.compares, version], batch.ops)
-            if not res.succeeded:
-                undone = self._rollback(done, {**tree, **book_kvs, DEVICE_IDS_KEY: dev_kv})
-                raise ControlError(f"import aborted: data changed concurrently during batch {len(done) + 1} "
-                                   f"of {len(batches)}; " + ("rolled back, nothing written" if undone else
-                                                             "rollback incomplete, check the tree"))
-            done.append((batch, res.revision))
-        result.batches = len(done)
-        return result
-
-    def _rollback(self, done: list[tuple[_Unit, int]], before: dict[str, KV | None]) -> bool:
-        """Undo committed batches, newest first, only where a key still holds what we wrote."""
-        clean = True
-        for batch, rev in reversed(done):
-            pairs = []
-            for op in batch.ops:
-                old = before.get(op.key)
-                undo = Op.put(op.key, old.value) if old else Op.delete(op.key)
-                pairs.append((Compare.mod_revision(op.key, "=", rev), undo))
-            for i in range(0, len(pairs), BATCH_OPS):
-                chunk = pairs[i:i + BATCH_OPS]
-                if not self.store.txn([c for c, _ in chunk], [o for _, o in chunk]).succeeded:
-                    for c, o in chunk:  # someone touched a key since: undo the others one by one
-                        clean &= self.store.txn([c], [o]).succeeded
-        return clean
-
 
 def _bits(value: str) -> set[int] | None:
     try:
         return decode_bitmap(value)
     except ModelError:
         return None
+
+
+def _same(key: str, old: str, new: str) -> bool:
+    """Whether record `new` is already in force as `old` (an LS/LR without an id matches any id)."""
+    parsed = parse_key(key)
+    if parsed is None:
+        return False
+    try:
+        have = decode(parsed[0], parsed[1], old)
+        if parsed[0] in ("LS", "LR") and (parse_value(new).get("id", "") == "" or record_id(new) == 0):
+            new = ",".join(s for s in new.split(",") if s.partition("=")[0].strip() != "id") + f",id={have.id}"
+        return decode(parsed[0], parsed[1], new) == have
+    except ModelError:
+        return False

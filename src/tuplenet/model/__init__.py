@@ -41,6 +41,7 @@ from .entities import (
 from .ipam import first_free_ip, subnet_range
 from .keys import (
     DEVICE_IDS_KEY,
+    IMPORT_MARKER_KEY,
     IP_BOOK_ROOT,
     LIVENESS_PREFIX,
     SCHEMA_VERSION,
@@ -50,7 +51,7 @@ from .keys import (
 )
 
 __all__ = [
-    "CHILD_KINDS", "DEVICE_IDS_KEY", "ENTITY_TYPES", "IP_BOOK_ROOT", "LIVENESS_PREFIX", "LNAT", "LR", "LRP", "LS", "LSP", "LSR",
+    "CHILD_KINDS", "DEVICE_IDS_KEY", "ENTITY_TYPES", "IMPORT_MARKER_KEY", "IP_BOOK_ROOT", "LIVENESS_PREFIX", "LNAT", "LR", "LRP", "LS", "LSP", "LSR",
     "MAX_DEVICE_ID", "PATCH_PORT_IP", "PATCH_PORT_MAC", "ROOT", "SCHEMA_VERSION", "VERSION_KEY", "Chassis",
     "Entity", "ModelError", "children_prefix", "decode", "decode_kv", "derive_mac", "entity_key",
     "first_free_ip", "format_value", "int_to_ip", "ip_book_key", "ip_to_int", "is_ip", "liveness_key",

@@ -7,6 +7,10 @@ SCHEMA_VERSION = 1  # what 0.3 wrote; we keep the layout, so the version stays
 DEVICE_IDS_KEY = "globals/device_ids"
 IP_BOOK_ROOT = "ip_book/"
 LIVENESS_PREFIX = "liveness/chassis/"
+# Present while a multi-transaction `tpctl import` is writing. It lives under entity_view/ so agents see it
+# in the same watch, ordered with the records it guards, and hold topology changes until it is deleted
+# (in the import's last transaction). Not an entity: parse_key() ignores it.
+IMPORT_MARKER_KEY = "entity_view/import_in_progress"
 
 
 def ip_book_key(kind: str, name: str) -> str:

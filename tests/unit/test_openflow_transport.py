@@ -3,81 +3,15 @@ matching, callbacks on the dispatcher thread, disconnects and reconnects."""
 
 from __future__ import annotations
 
-import queue
-import socket
 import struct
 import threading
-from collections.abc import Callable
 
 import pytest
+from openflow_fake import FakeSwitch
 
 from tuplenet.agent.openflow import OpenFlowConnection, OpenFlowDisconnected, OpenFlowError, OpenFlowTimeout
 from tuplenet.agent.openflow import codec as c
 from tuplenet.sandbox.ovsd import poll
-
-Reply = Callable[[int, int, bytes], bytes | None]
-
-
-class FakeSwitch:
-    """Accepts connections on a unix socket, says HELLO, answers barriers; `script` answers the rest."""
-
-    def __init__(self, path: str, versions: int = 0x7E, script: Reply | None = None) -> None:
-        self.path, self.versions, self.script = path, versions, script
-        self.received: queue.Queue[tuple[int, int, bytes]] = queue.Queue()
-        self.clients: list[socket.socket] = []
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        self.srv.listen(4)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.srv.accept()
-            except OSError:
-                return
-            self.clients.append(sock)
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
-
-    def _serve(self, sock: socket.socket) -> None:
-        sock.sendall(struct.pack("!BBHIHHI", 6, c.OFPT_HELLO, 16, 0, 1, 8, self.versions))
-        buf = bytearray()
-        while True:
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            buf += data
-            msgs, used = c.split_messages(buf)
-            del buf[:used]
-            for _v, mtype, xid, body in msgs:
-                self.received.put((mtype, xid, body))
-                reply = self.script(mtype, xid, body) if self.script else None
-                if reply is None and mtype == c.OFPT_BARRIER_REQUEST:
-                    reply = c.msg(c.OFPT_BARRIER_REPLY, b"", xid)
-                if reply:
-                    sock.sendall(reply)
-
-    def send(self, data: bytes) -> None:
-        self.clients[-1].sendall(data)
-
-    def drop(self) -> None:
-        for s in self.clients:
-            s.shutdown(socket.SHUT_RDWR)
-            s.close()
-        self.clients.clear()
-
-    def expect(self, mtype: int, timeout: float = 5.0) -> tuple[int, bytes]:
-        while True:
-            t, xid, body = self.received.get(timeout=timeout)
-            if t == mtype:
-                return xid, body
-
-    def close(self) -> None:
-        self.drop()
-        self.srv.close()
 
 
 @pytest.fixture

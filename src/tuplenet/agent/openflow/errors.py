@@ -68,7 +68,7 @@ class ErrorMsg:
         if self.type == OFPET_EXPERIMENTER:
             if self.experimenter == NX_VENDOR_ID and self.code in NX_ERRORS:
                 return NX_ERRORS[self.code]
-            return f"EXPERIMENTER(vendor={self.experimenter:#x},code={self.code})"
+            return f"EXPERIMENTER(vendor={self.experimenter or 0:#x},code={self.code})"
         prefix, codes = _CODES.get(self.type, ("", []))
         if prefix and self.code < len(codes):
             return f"{prefix}_{codes[self.code]}"
@@ -85,7 +85,10 @@ class ErrorMsg:
 
 
 def parse_error(xid: int, body: bytes) -> ErrorMsg:
-    """`body` is the OFPT_ERROR message after its 8-byte header."""
+    """`body` is the OFPT_ERROR message after its 8-byte header. Never raises: a short body (a broken
+    or hostile switch) still yields an ErrorMsg, with the missing fields zero."""
+    if len(body) < 4:
+        body = bytes(body) + bytes(4 - len(body))
     etype, code = _ERROR_BODY.unpack_from(body)
     if etype == OFPET_EXPERIMENTER and len(body) >= 8:
         _, code, exp = _EXP_BODY.unpack_from(body)

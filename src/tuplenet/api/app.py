@@ -43,7 +43,7 @@ def health(request: Request) -> JSONResponse:
 
 
 def build_routes(app: FastAPI) -> None:
-    for r in (health_router, routes_switches.router, routes_routers.router, routes_misc.router):
+    for r in (health_router, routes_switches.routes, routes_routers.routes, routes_misc.routes):
         app.include_router(r, prefix=PREFIX)
 
 

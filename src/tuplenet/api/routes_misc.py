@@ -15,7 +15,7 @@ from .common import ERRORS, controller, logged
 from .render import FORMATS, draw
 from .schemas import BooksChanged, ChassisOut, Deleted, DeviceIds, IdMembers, ImportOut, Problems
 
-router = APIRouter(responses=ERRORS)
+routes = APIRouter(responses=ERRORS)
 Ctl = Annotated[Controller, Depends(controller)]
 
 
@@ -24,39 +24,40 @@ def _chassis_json(row: tuple) -> dict:
     return {**chassis.to_json(), "live": live}
 
 
-@router.get("/chassis", response_model=list[ChassisOut], tags=["chassis"], summary="list chassis (ch show)")
+@routes.get("/chassis", response_model=list[ChassisOut], tags=["chassis"], summary="list chassis (ch show)")
 def list_chassis(ctl: Ctl) -> JSONResponse:
     rows = sorted(ctl.list_chassis(), key=lambda r: r[0].name)
     logged(ctl)
     return JSONResponse([_chassis_json(r) for r in rows])
 
 
-@router.get("/chassis/{name}", response_model=ChassisOut, tags=["chassis"], summary="one chassis (ch show NAME)")
-def get_chassis(name: str, ctl: Ctl) -> JSONResponse:
-    return JSONResponse(_chassis_json(ctl.get_chassis(name)))
+@routes.get("/chassis/{chassis}", response_model=ChassisOut, tags=["chassis"],
+            summary="one chassis (ch show NAME)")
+def get_chassis(chassis: str, ctl: Ctl) -> JSONResponse:
+    return JSONResponse(_chassis_json(ctl.get_chassis(chassis)))
 
 
-@router.delete("/chassis/{name_or_ip}", response_model=Deleted, tags=["chassis"],
-               summary="delete a chassis by name, or every chassis with that IP (ch del)")
-def delete_chassis(name_or_ip: str, ctl: Ctl) -> JSONResponse:
-    return JSONResponse({"deleted": ctl.delete_chassis(name_or_ip)})
+@routes.delete("/chassis/{chassis}", response_model=Deleted, tags=["chassis"],
+               summary="delete a chassis by name, or every chassis registered with that IP (ch del NAME|IP)")
+def delete_chassis(chassis: str, ctl: Ctl) -> JSONResponse:
+    return JSONResponse({"deleted": ctl.delete_chassis(chassis)})
 
 
 # ---- toolbox -----------------------------------------------------------------------------------------------
 
-@router.post("/toolbox/sync-device-map", response_model=DeviceIds, tags=["toolbox"],
+@routes.post("/toolbox/sync-device-map", response_model=DeviceIds, tags=["toolbox"],
              summary="rebuild globals/device_ids from the ids of all switches and routers")
 def sync_device_map(ctl: Ctl) -> JSONResponse:
     return JSONResponse({"device_ids": sorted(ctl.sync_device_map())})
 
 
-@router.post("/toolbox/rebuild-ip-book", response_model=BooksChanged, tags=["toolbox"],
+@routes.post("/toolbox/rebuild-ip-book", response_model=BooksChanged, tags=["toolbox"],
              summary="recompute every port-id book from the ports")
 def rebuild_ip_book(ctl: Ctl) -> JSONResponse:
     return JSONResponse({"books_changed": ctl.rebuild_ip_books()})
 
 
-@router.get("/toolbox/ip-conflicts", response_model=Problems, tags=["toolbox"],
+@routes.get("/toolbox/ip-conflicts", response_model=Problems, tags=["toolbox"],
             summary="ports of one switch/router sharing an IP or a port id (find-ip-conflict)")
 def ip_conflicts(ctl: Ctl) -> JSONResponse:
     problems = ctl.find_ip_conflicts()
@@ -64,7 +65,7 @@ def ip_conflicts(ctl: Ctl) -> JSONResponse:
     return JSONResponse({"problems": problems})
 
 
-@router.get("/toolbox/id-conflicts", response_model=Problems, tags=["toolbox"],
+@routes.get("/toolbox/id-conflicts", response_model=Problems, tags=["toolbox"],
             summary="switches/routers sharing a datapath id (find-id-conflict)")
 def id_conflicts(ctl: Ctl) -> JSONResponse:
     problems = ctl.find_id_conflicts()
@@ -72,7 +73,7 @@ def id_conflicts(ctl: Ctl) -> JSONResponse:
     return JSONResponse({"problems": problems})
 
 
-@router.get("/toolbox/decode-id-string", response_model=IdMembers, tags=["toolbox"],
+@routes.get("/toolbox/decode-id-string", response_model=IdMembers, tags=["toolbox"],
             summary="members of a 0.3 bookkeeping bitmap (decode-id-string)")
 def decode_id_string(value: Annotated[str, Query(description="base64 bitmap")]) -> JSONResponse:
     members = Controller.decode_id_string(value)
@@ -81,7 +82,7 @@ def decode_id_string(value: Annotated[str, Query(description="base64 bitmap")]) 
 
 # ---- export / import / graph -------------------------------------------------------------------------------
 
-@router.get("/export", response_class=PlainTextResponse, tags=["bulk"],
+@routes.get("/export", response_class=PlainTextResponse, tags=["bulk"],
             summary="every object as '<key>TAB<value>' lines (tpctl export)")
 def export(ctl: Ctl) -> Response:
     records, rev = ctl.export_records()
@@ -93,7 +94,7 @@ _IMPORT_BODY = {"requestBody": {"required": True, "content": {"text/plain": {"sc
     "type": "string", "description": "lines as written by GET /export (tpctl export)"}}}}}
 
 
-@router.post("/import", response_model=ImportOut, tags=["bulk"], openapi_extra=_IMPORT_BODY,
+@routes.post("/import", response_model=ImportOut, tags=["bulk"], openapi_extra=_IMPORT_BODY,
              summary="validate then write an export (nothing is written if any record is bad)")
 async def import_records(request: Request,
                          overwrite: Annotated[bool, Query(description="replace existing objects")] = False,
@@ -109,7 +110,7 @@ async def import_records(request: Request,
                          "batches": res.batches})
 
 
-@router.get("/graph", tags=["bulk"], summary="the topology drawn as Graphviz source, SVG or text (tpctl graph)",
+@routes.get("/graph", tags=["bulk"], summary="the topology drawn as Graphviz source, SVG or text (tpctl graph)",
             responses={200: {"content": {t.split(";")[0]: {} for t in FORMATS.values()}}},
             response_class=Response)
 def graph(ctl: Ctl, format: Literal["dot", "svg", "text"] = "dot") -> Response:  # noqa: A002 - query name

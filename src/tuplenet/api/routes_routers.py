@@ -23,39 +23,39 @@ from .schemas import (
     StaticRouteIn,
 )
 
-router = APIRouter(tags=["routers"], responses=ERRORS)
+routes = APIRouter(tags=["routers"], responses=ERRORS)
 Ctl = Annotated[Controller, Depends(controller)]
 Recursive = Annotated[bool, Query(description="also delete its ports, routes and NAT rules (tpctl del -r)")]
 
 
-@router.get("/routers", response_model=list[Router], summary="list routers (lr show)")
+@routes.get("/routers", response_model=list[Router], summary="list routers (lr show)")
 def list_routers(ctl: Ctl) -> JSONResponse:
     return many(ctl, ctl.list_routers())
 
 
-@router.post("/routers", status_code=201, response_model=Router, summary="create a router (lr add)")
+@routes.post("/routers", status_code=201, response_model=Router, summary="create a router (lr add)")
 def add_router(body: RouterIn, ctl: Ctl) -> JSONResponse:
     lr = ctl.add_router(body.name, body.chassis)
     return one(lr, 201, location("routers", lr.name))
 
 
-@router.get("/routers/{router_name}", response_model=Router, summary="one router (lr show NAME)")
-def get_router(router_name: str, ctl: Ctl) -> JSONResponse:
-    return one(ctl.get_router(router_name))
+@routes.get("/routers/{router}", response_model=Router, summary="one router (lr show NAME)")
+def get_router(router: str, ctl: Ctl) -> JSONResponse:
+    return one(ctl.get_router(router))
 
 
-@router.delete("/routers/{router_name}", status_code=204, summary="delete a router (lr del [-r])")
-def delete_router(router_name: str, ctl: Ctl, recursive: Recursive = False) -> Response:
-    ctl.delete_router(router_name, recursive=recursive)
+@routes.delete("/routers/{router}", status_code=204, summary="delete a router (lr del [-r])")
+def delete_router(router: str, ctl: Ctl, recursive: Recursive = False) -> Response:
+    ctl.delete_router(router, recursive=recursive)
     return no_content()
 
 
-@router.post("/routers/{router_name}/links", status_code=201, response_model=Link,
+@routes.post("/routers/{router}/links", status_code=201, response_model=Link,
              summary="connect the router to a switch (lr link): a peered switch port and router port")
-def link(router_name: str, body: LinkIn, ctl: Ctl) -> JSONResponse:
-    sp, rp = ctl.link(router_name, body.switch, body.cidr, body.mac)
+def link(router: str, body: LinkIn, ctl: Ctl) -> JSONResponse:
+    sp, rp = ctl.link(router, body.switch, body.cidr, body.mac)
     return JSONResponse({"switch_port": sp.to_json(), "router_port": rp.to_json()}, status_code=201,
-                        headers={"Location": location("routers", router_name, "ports", rp.name)})
+                        headers={"Location": location("routers", router, "ports", rp.name)})
 
 
 def _children(kind: str, out: type, summary: str) -> None:
@@ -68,42 +68,42 @@ def _children(kind: str, out: type, summary: str) -> None:
     }[kind]
     list_op, get_op, del_op = ops
 
-    @router.get(f"/routers/{{router_name}}/{kind}", response_model=list[out], name=f"list_{kind}",
+    @routes.get(f"/routers/{{router}}/{kind}", response_model=list[out], name=f"list_{kind}",
                 summary=f"list {summary} ({noun} show)")
-    def list_children(router_name: str, ctl: Ctl) -> JSONResponse:
-        return many(ctl, getattr(ctl, list_op)(router_name))
+    def list_children(router: str, ctl: Ctl) -> JSONResponse:
+        return many(ctl, getattr(ctl, list_op)(router))
 
-    @router.get(f"/routers/{{router_name}}/{kind}/{{name}}", response_model=out, name=f"get_{kind}",
+    @routes.get(f"/routers/{{router}}/{kind}/{{name}}", response_model=out, name=f"get_{kind}",
                 summary=f"one of the {summary} ({noun} show)")
-    def get_child(router_name: str, name: str, ctl: Ctl) -> JSONResponse:
-        return one(getattr(ctl, get_op)(router_name, name))
+    def get_child(router: str, name: str, ctl: Ctl) -> JSONResponse:
+        return one(getattr(ctl, get_op)(router, name))
 
-    @router.delete(f"/routers/{{router_name}}/{kind}/{{name}}", status_code=204, name=f"delete_{kind}",
+    @routes.delete(f"/routers/{{router}}/{kind}/{{name}}", status_code=204, name=f"delete_{kind}",
                    summary=f"delete one of the {summary} ({noun} del)")
-    def delete_child(router_name: str, name: str, ctl: Ctl) -> Response:
-        getattr(ctl, del_op)(router_name, name)
+    def delete_child(router: str, name: str, ctl: Ctl) -> Response:
+        getattr(ctl, del_op)(router, name)
         return no_content()
 
 
-@router.post("/routers/{router_name}/ports", status_code=201, response_model=RouterPort,
+@routes.post("/routers/{router}/ports", status_code=201, response_model=RouterPort,
              summary="create a router port (lrp add)")
-def add_router_port(router_name: str, body: RouterPortIn, ctl: Ctl) -> JSONResponse:
-    port = ctl.add_router_port(router_name, body.name, body.cidr, body.mac, body.peer)
-    return one(port, 201, location("routers", router_name, "ports", port.name))
+def add_router_port(router: str, body: RouterPortIn, ctl: Ctl) -> JSONResponse:
+    port = ctl.add_router_port(router, body.name, body.cidr, body.mac, body.peer)
+    return one(port, 201, location("routers", router, "ports", port.name))
 
 
-@router.post("/routers/{router_name}/routes", status_code=201, response_model=StaticRoute,
+@routes.post("/routers/{router}/routes", status_code=201, response_model=StaticRoute,
              summary="create a static route (lsr add)")
-def add_static_route(router_name: str, body: StaticRouteIn, ctl: Ctl) -> JSONResponse:
-    route = ctl.add_static_route(router_name, body.name, body.cidr, body.next_hop, body.outport)
-    return one(route, 201, location("routers", router_name, "routes", route.name))
+def add_static_route(router: str, body: StaticRouteIn, ctl: Ctl) -> JSONResponse:
+    route = ctl.add_static_route(router, body.name, body.cidr, body.next_hop, body.outport)
+    return one(route, 201, location("routers", router, "routes", route.name))
 
 
-@router.post("/routers/{router_name}/nats", status_code=201, response_model=Nat,
+@routes.post("/routers/{router}/nats", status_code=201, response_model=Nat,
              summary="create a NAT rule (lnat add)")
-def add_nat(router_name: str, body: NatIn, ctl: Ctl) -> JSONResponse:
-    nat = ctl.add_nat(router_name, body.name, body.cidr, body.xlate_type, body.xlate_ip)
-    return one(nat, 201, location("routers", router_name, "nats", nat.name))
+def add_nat(router: str, body: NatIn, ctl: Ctl) -> JSONResponse:
+    nat = ctl.add_nat(router, body.name, body.cidr, body.xlate_type, body.xlate_ip)
+    return one(nat, 201, location("routers", router, "nats", nat.name))
 
 
 _children("ports", RouterPort, "router ports")

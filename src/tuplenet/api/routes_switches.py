@@ -12,39 +12,39 @@ from tuplenet.control import Controller, InvalidArgument
 from .common import ERRORS, controller, location, many, no_content, one
 from .schemas import PatchPortIn, Switch, SwitchIn, SwitchPort, SwitchPortIn
 
-router = APIRouter(tags=["switches"], responses=ERRORS)
+routes = APIRouter(tags=["switches"], responses=ERRORS)
 Ctl = Annotated[Controller, Depends(controller)]
 Recursive = Annotated[bool, Query(description="also delete everything under it (tpctl del -r)")]
 
 
-@router.get("/switches", response_model=list[Switch], summary="list switches (ls show)")
+@routes.get("/switches", response_model=list[Switch], summary="list switches (ls show)")
 def list_switches(ctl: Ctl) -> JSONResponse:
     return many(ctl, ctl.list_switches())
 
 
-@router.post("/switches", status_code=201, response_model=Switch, summary="create a switch (ls add)")
+@routes.post("/switches", status_code=201, response_model=Switch, summary="create a switch (ls add)")
 def add_switch(body: SwitchIn, ctl: Ctl) -> JSONResponse:
     ls = ctl.add_switch(body.name)
     return one(ls, 201, location("switches", ls.name))
 
 
-@router.get("/switches/{switch}", response_model=Switch, summary="one switch (ls show NAME)")
+@routes.get("/switches/{switch}", response_model=Switch, summary="one switch (ls show NAME)")
 def get_switch(switch: str, ctl: Ctl) -> JSONResponse:
     return one(ctl.get_switch(switch))
 
 
-@router.delete("/switches/{switch}", status_code=204, summary="delete a switch (ls del [-r])")
+@routes.delete("/switches/{switch}", status_code=204, summary="delete a switch (ls del [-r])")
 def delete_switch(switch: str, ctl: Ctl, recursive: Recursive = False) -> Response:
     ctl.delete_switch(switch, recursive=recursive)
     return no_content()
 
 
-@router.get("/switches/{switch}/ports", response_model=list[SwitchPort], summary="list ports (lsp show)")
+@routes.get("/switches/{switch}/ports", response_model=list[SwitchPort], summary="list ports (lsp show)")
 def list_switch_ports(switch: str, ctl: Ctl) -> JSONResponse:
     return many(ctl, ctl.list_switch_ports(switch))
 
 
-@router.post("/switches/{switch}/ports", status_code=201, response_model=SwitchPort,
+@routes.post("/switches/{switch}/ports", status_code=201, response_model=SwitchPort,
              summary="create a port with an IP (lsp add) or the first free IP of a subnet")
 def add_switch_port(switch: str, body: SwitchPortIn, ctl: Ctl) -> JSONResponse:
     if (body.ip is None) == (body.subnet is None):
@@ -60,18 +60,18 @@ def add_switch_port(switch: str, body: SwitchPortIn, ctl: Ctl) -> JSONResponse:
     return one(port, 201, location("switches", switch, "ports", port.name))
 
 
-@router.get("/switches/{switch}/ports/{port}", response_model=SwitchPort, summary="one port (lsp show)")
+@routes.get("/switches/{switch}/ports/{port}", response_model=SwitchPort, summary="one port (lsp show)")
 def get_switch_port(switch: str, port: str, ctl: Ctl) -> JSONResponse:
     return one(ctl.get_switch_port(switch, port))
 
 
-@router.delete("/switches/{switch}/ports/{port}", status_code=204, summary="delete a port (lsp del)")
+@routes.delete("/switches/{switch}/ports/{port}", status_code=204, summary="delete a port (lsp del)")
 def delete_switch_port(switch: str, port: str, ctl: Ctl) -> Response:
     ctl.delete_switch_port(switch, port)
     return no_content()
 
 
-@router.post("/switches/{switch}/patch-ports", status_code=201, response_model=SwitchPort,
+@routes.post("/switches/{switch}/patch-ports", status_code=201, response_model=SwitchPort,
              summary="bridge the switch to an OVS bridge on one chassis (patchport add)")
 def add_patch_port(switch: str, body: PatchPortIn, ctl: Ctl) -> JSONResponse:
     port = ctl.add_patch_port(switch, body.name, body.chassis, body.peer_bridge)

@@ -364,3 +364,87 @@ def test_binding_latency(host: OvsHost, lo: LocalOvs) -> None:
                       f"{statistics.median(vsctl) * 1000:.1f} ms; seen before it returned {before_return}/20)")
         assert med < 0.5
     print("\nbinding latency over 20 add-ports, ovs-vsctl start -> subscriber:\n  " + "\n  ".join(report))
+
+
+class FailOnce:
+    """Wraps a callable so its next call raises (an unexpected bug in the IDL thread's path)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.armed = False
+        self.fired = 0
+
+    def __call__(self, *a: Any, **kw: Any) -> Any:
+        if self.armed:
+            self.armed = False
+            self.fired += 1
+            raise RuntimeError("injected failure")
+        return self.fn(*a, **kw)
+
+
+def _survives(host: OvsHost, lo: LocalOvs, inject: FailOnce) -> None:
+    """After the injected error the thread is alive: a later wish converges and subscribers see it."""
+    rec = Recorder()
+    lo.subscribe(rec)
+    rec.wait(lambda s: s.bridge_exists, what="replayed state")
+    inject.armed = True
+    lo.set_tunnels({"hv2": "192.168.100.2"})
+    wait_for(lambda: inject.fired, 5, 0.005, "the injected failure")
+    fut = lo.set_tunnels({"hv2": "192.168.100.2", "hv3": "192.168.100.3"})
+    fut.result(10)
+    rec.wait(lambda s: {"hv2", "hv3"} <= set(s.tunnels), timeout=10, what="tunnels after the failure")
+    assert lo._thread is not None and lo._thread.is_alive()
+    assert lo.stats["thread_errors"] == 1
+    host.vsctl("add-port", "br-int", "vm1", "--", "set", "Interface", "vm1", "type=dummy",
+               "external_ids:iface-id=lsp1")
+    rec.wait(lambda s: "lsp1" in s.bindings, what="monitoring continues")
+
+
+def test_thread_survives_an_error_while_committing(host: OvsHost, lo: LocalOvs,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import ovs.db.idl
+
+    lo.ensure_bridge()
+    inject = FailOnce(ovs.db.idl.Transaction.commit)
+    monkeypatch.setattr(ovs.db.idl.Transaction, "commit", lambda self: inject(self))
+    _survives(host, lo, inject)
+
+
+def test_thread_survives_an_error_while_publishing(host: OvsHost, lo: LocalOvs,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuplenet.agent import ovsdb_thread
+
+    lo.ensure_bridge()
+    inject = FailOnce(ovsdb_thread.state_from_view)
+    monkeypatch.setattr(ovsdb_thread, "state_from_view", inject)
+    _survives(host, lo, inject)
+
+
+def test_readiness_marks_follow_the_wish(host: OvsHost, lo: LocalOvs) -> None:
+    lo.ensure_bridge()
+    for name in ("vm1", "vm2"):
+        host.vsctl("add-port", "br-int", name, "--", "set", "Interface", name, "type=dummy",
+                   f"external_ids:iface-id=lsp-{name}", "external_ids:other=kept")
+    st = lo.wait_state(lambda s: {"lsp-vm1", "lsp-vm2"} <= set(s.bindings))
+    lo.set_installed({"lsp-vm1": st.bindings["lsp-vm1"], "lsp-vm2": 999}).result(5)  # vm2: stale ofport
+    assert host.record("Interface", "vm1")["external_ids"] == {
+        "iface-id": "lsp-vm1", "other": "kept", "tuplenet-installed": "true"}
+    assert "tuplenet-installed" not in host.record("Interface", "vm2")["external_ids"]
+    lo.set_installed({}).result(5)
+    assert host.record("Interface", "vm1")["external_ids"] == {"iface-id": "lsp-vm1", "other": "kept"}
+
+
+def test_patch_port_never_touches_a_port_it_did_not_create(host: OvsHost, lo: LocalOvs) -> None:
+    lo.ensure_bridge()
+    host.vsctl("add-br", "br-ext", "--", "set", "Bridge", "br-ext", "datapath_type=dummy")
+    host.vsctl("add-port", "br-int", "eth0", "--", "set", "Interface", "eth0", "type=dummy")
+    before = host.record("Interface", "eth0")
+    # eth0 is someone else's port, br-int the integration bridge itself: both ignored, nothing raised.
+    lo.set_patch_ports({"eth0": "br-ext", "p-bad": "br-int", "br-int": "br-ext", "ok": "br-ext"}).result(5)
+    assert host.port_names("br-int") >= {"eth0", "ok"} and "p-bad" not in host.port_names("br-int")
+    assert host.port_names("br-ext") == {"ok-peer"}
+    after = host.record("Interface", "eth0")
+    assert (after["type"], after["options"], after["external_ids"]) == (
+        before["type"], before["options"], before["external_ids"])
+    assert host.record("Interface", "br-int")["type"] == "internal"
+    assert lo.stats["patch_ignored"] == 2 and lo.stats["foreign_ports"] == 1

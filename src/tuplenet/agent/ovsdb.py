@@ -27,12 +27,14 @@ from tuplenet.agent.ovsdb_model import (
     D_BFD,
     D_BRIDGE,
     D_EXTIDS,
+    D_MARKS,
     D_PATCH,
     D_TUNNELS,
     Desired,
     OvsdbError,
     OvsState,
     Planner,
+    patch_port_problem,
     tunnel_port_name,
     validate_tunnels,
 )
@@ -80,7 +82,10 @@ class LocalOvs(IdlThread):
         self._retry_at = 0.0
         self._error_backoff = 0.0
         self._unsettled = 0
-        self.stats = {"txns": 0, "txn_errors": 0, "try_again": 0, "states": 0, "reconnects": 0}
+        self.stats = {"txns": 0, "txn_errors": 0, "try_again": 0, "states": 0, "reconnects": 0,
+                      "thread_errors": 0, "patch_ignored": 0, "foreign_ports": 0}
+        self._bad_patches: dict[str, str] = {}
+        self._foreign: dict[str, str] = {}  # IDL thread only: wanted names taken by others' ports (logged once)
 
     # ---- lifecycle ----
 
@@ -177,12 +182,28 @@ class LocalOvs(IdlThread):
         return self._submit(lambda: setattr(self._desired, "tunnels", tunnels), D_TUNNELS)
 
     def set_patch_ports(self, desired: Mapping[str, str]) -> Future[None]:
-        """Reconcile patch pairs lsp name -> peer bridge (created only while the peer bridge exists)."""
-        patches = dict(desired)
-        bad = [lsp for lsp, peer in patches.items() if not lsp or not peer or peer == self.bridge]
-        if bad:
-            raise ValueError(f"bad patch ports (need an lsp name and a peer bridge other than {self.bridge}): {bad}")
+        """Reconcile patch pairs lsp name -> peer bridge (created only while the peer bridge exists). Pairs
+        that must not exist here (peer = the integration bridge, reserved or bridge names) are ignored,
+        logged once and counted in stats["patch_ignored"]; ports named like someone else's are never touched."""
+        patches: dict[str, str] = {}
+        bad: dict[str, str] = {}
+        for lsp, peer in desired.items():
+            why = patch_port_problem(lsp, peer, self.bridge)
+            if why is None:
+                patches[lsp] = peer
+            else:
+                bad[lsp] = why
+                if self._bad_patches.get(lsp) != why:
+                    log.error("ignoring patch port %s (peer bridge %s): %s", lsp, peer, why)
+        self._bad_patches = bad
+        self.stats["patch_ignored"] = len(bad)
         return self._submit(lambda: setattr(self._desired, "patch_ports", patches), D_PATCH)
+
+    def set_installed(self, ready: Mapping[str, int]) -> Future[None]:
+        """Mark the interfaces of these ports (iface-id -> ofport) `external_ids:tuplenet-installed=true` and
+        unmark every other interface of the bridge. Asynchronous: callers on the hot path do not wait."""
+        marks = dict(ready)
+        return self._submit(lambda: setattr(self._desired, "installed", marks), D_MARKS)
 
     def set_bfd(self, chassis_ids: set[str] | frozenset[str], enable: bool) -> Future[None]:
         """Set Interface bfd:enable on those chassis' tunnel ports (remembered for ports created later)."""

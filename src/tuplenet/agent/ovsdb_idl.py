@@ -247,6 +247,9 @@ def _fix_iface(row: Any, a: FixIface) -> None:
     if a.options is not None:
         row.options = dict(a.options)
     for k, v in a.external_ids.items():
-        row.setkey("external_ids", k, v)
+        if v is None:
+            row.delkey("external_ids", k)
+        else:
+            row.setkey("external_ids", k, v)
     for k, v in a.bfd.items():
         row.setkey("bfd", k, v)

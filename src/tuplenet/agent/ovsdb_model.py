@@ -19,6 +19,7 @@ ROLE_FLOWBASED = "flowbased"
 ROLE_PATCH = "patch"
 CHASSIS_KEY = "chassis-id"
 IFACE_ID_KEY = "iface-id"
+INSTALLED_KEY = "tuplenet-installed"  # readiness mark: every flow of the port is installed (OVN: ovn-installed)
 OF_PROTOCOLS = ("OpenFlow10", "OpenFlow13", "OpenFlow14", "OpenFlow15")
 
 # Reconciliation domains: every request belongs to one, and is reported done when its domain converges.
@@ -27,6 +28,7 @@ D_EXTIDS = "external_ids"
 D_TUNNELS = "tunnels"
 D_PATCH = "patch"
 D_BFD = "bfd"
+D_MARKS = "marks"
 
 
 class OvsdbError(Exception):
@@ -181,6 +183,23 @@ class Desired:
     tunnels: dict[str, str] | None = None
     patch_ports: dict[str, str] | None = None
     bfd: dict[str, bool] = field(default_factory=dict)
+    installed: dict[str, int] | None = None  # iface-id -> ofport of the ports to mark ready
+
+
+def patch_port_problem(lsp: str, peer: str, bridge: str) -> str | None:
+    """Why a patch lsp must not become an OVS patch pair on this host (None: fine). Records written straight
+    to etcd can name anything; the agent ignores these instead of failing or touching others' ports."""
+    if not lsp or not peer:
+        return "empty port or peer bridge name"
+    if peer == bridge:
+        return f"its peer bridge is the integration bridge {bridge}"
+    if lsp in (bridge, peer):
+        return "it is named like a bridge"
+    if lsp.startswith(TUNNEL_PREFIX):
+        return f"names starting with {TUNNEL_PREFIX} are the agent's tunnel ports"
+    if any(c.isspace() or not c.isprintable() for c in lsp + peer) or "/" in lsp + peer:
+        return "the name is not a valid OVS port name"
+    return None
 
 
 @dataclass(frozen=True)
@@ -238,7 +257,7 @@ class FixIface:
     domain: str
     type: str | None = None
     options: Mapping[str, str] | None = None
-    external_ids: Mapping[str, str] = field(default_factory=dict)
+    external_ids: Mapping[str, str | None] = field(default_factory=dict)  # None value: delete the key
     bfd: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -250,6 +269,7 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     blocked: set[str] = field(default_factory=set)  # cannot progress yet (e.g. br-int missing)
     errors: dict[str, str] = field(default_factory=dict)  # will not progress: fail the domain's requests
+    foreign: dict[str, str] = field(default_factory=dict)  # wanted name taken by a port we did not create
 
     def converged(self, domain: str) -> bool:
         return (domain not in self.blocked and domain not in self.errors
@@ -343,7 +363,7 @@ class Planner:
         name = desired.bridge
         br = view.bridges.get(name)
         if br is None:
-            p.blocked |= {D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD}
+            p.blocked |= {D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS}
             if desired.ensure_bridge:
                 if not view.has_root:
                     p.errors[D_BRIDGE] = "the Open_vSwitch table is empty (has `ovs-vsctl init` run?)"
@@ -368,8 +388,14 @@ class Planner:
             for port in b.ports:
                 existing[port.name] = (b.name, port)
         specs, keep = self._wanted(view, desired, generation)
+        for spec in specs:
+            have = existing.get(spec.name)
+            if have is not None and not _owned(have[1], spec):
+                p.foreign[spec.name] = f"port {spec.name} on {have[0]} was not created by tuplenet"
         wanted: set[str] = set()
         for spec in specs:
+            if spec.name in p.foreign or (spec.domain == D_PATCH and spec.options.get("peer") in p.foreign):
+                continue  # never retype or move someone else's port; the pair waits until the name is free
             if spec.name in wanted:
                 p.errors[spec.domain] = f"port name {spec.name} wanted twice"
                 continue
@@ -398,7 +424,38 @@ class Planner:
                 domain = _owner(port, b.name == name, desired)
                 if domain is not None:
                     p.actions.append(DelPort(b.name, port.name, domain))
+        if desired.installed is not None:
+            p.actions += _marks(br, desired.installed)
         return p
+
+
+def _marks(br: BridgeView, installed: Mapping[str, int]) -> list[Action]:
+    """Set the readiness mark on the interfaces of ready ports (matching ofport), remove it elsewhere."""
+    out: list[Action] = []
+    for port in br.ports:
+        for iface in port.ifaces:
+            ext = iface.external_ids
+            iface_id = ext.get(IFACE_ID_KEY)
+            want = iface_id is not None and iface.ofport >= 1 and installed.get(iface_id) == iface.ofport
+            has = ext.get(INSTALLED_KEY)
+            if want and has != "true":
+                out.append(FixIface(iface.name, D_MARKS, external_ids={INSTALLED_KEY: "true"}))
+            elif not want and has is not None:
+                out.append(FixIface(iface.name, D_MARKS, external_ids={INSTALLED_KEY: None}))
+    return out
+
+
+def _owned(port: PortView, spec: PortSpec) -> bool:
+    """May the agent edit this existing port to match `spec`? Only if it carries our marks (a 0.3 patch port
+    already pointing at the wanted peer counts as ours); tunnel names are our reserved namespace."""
+    if spec.domain != D_PATCH:
+        return True
+    for iface in port.ifaces:
+        if iface.external_ids.get(ROLE_KEY) == ROLE_PATCH:
+            return True
+        if iface.type == "patch" and iface.options.get("peer") == spec.options.get("peer"):
+            return True
+    return False
 
 
 def _owner(port: PortView, on_bridge: bool, desired: Desired) -> str | None:

@@ -20,6 +20,7 @@ from tuplenet.agent.ovsdb_model import (
     D_BFD,
     D_BRIDGE,
     D_EXTIDS,
+    D_MARKS,
     D_PATCH,
     D_TUNNELS,
     OvsdbError,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tuplenet.agent.ovsdb")
 
-_DOMAINS = (D_BRIDGE, D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD)
+_DOMAINS = (D_BRIDGE, D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS)
 _PUBLISH_INTERVAL = 0.05  # s between state rebuilds during bursts of OVSDB updates
 _RECONNECT_BACKOFF_MS = (1000, 2000)  # ovs.reconnect's floor is 1 s; cap low so a restarted db is back fast
 _ERROR_BACKOFF = (0.5, 10.0)  # hard transaction errors: retry with exponential backoff
@@ -112,49 +113,97 @@ class IdlThread:
         self._next_publish = 0.0
         self._pub_seqno = -1
         while not self._stopping:
-            self._drain_requests()
-            idl.run()
-            self._check_txn(idl)
-            connected = idl.connected()
-            now = time.monotonic()
-            changed = idl.change_seqno != last_seqno or connected != was_connected
-            # Rebuilding the state is O(interfaces): during a burst (thousands of tunnel ports getting
-            # their ofports one update at a time) do it at most every _PUBLISH_INTERVAL, not per update.
-            if changed and (now >= self._next_publish or connected != was_connected):
-                if connected and not was_connected:
-                    self.stats["reconnects"] += ever_connected
-                    ever_connected = True
-                if connected or self._state is not None:
-                    self._publish(state_from_view(idl.view(), self.bridge, connected, 0))
-                last_seqno, was_connected = idl.change_seqno, connected
-                self._pub_seqno = last_seqno
-                self._dirty = True
-                self._next_publish = now + _PUBLISH_INTERVAL
-                changed = False
-            if connected and self._txn is None and self._dirty and now >= self._retry_at and (
-                    self._settle_seqno is None or idl.change_seqno != self._settle_seqno
-                    or now >= self._settle_deadline):
-                try:
-                    self._reconcile(idl)
-                except Exception as exc:  # noqa: BLE001 - a planning bug must not end the agent's session
-                    log.exception("OVSDB reconcile failed")
-                    self._give_up_for_now(OvsdbError(f"internal error while reconciling: {exc}"), set(_DOMAINS))
-            poller = ovs.poller.Poller()
-            idl.wait(poller)
-            if self._txn is not None:
-                self._txn.wait(poller)
-            poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
-            if connected and self._dirty and self._txn is None:
-                wake_at = max(self._retry_at, self._settle_deadline if self._settle_seqno is not None else 0.0)
-                poller.timer_wait(max(0, int((wake_at - time.monotonic()) * 1000)) + 1)
-            if changed:  # a publish is due once the interval has passed
-                poller.timer_wait(max(0, int((self._next_publish - time.monotonic()) * 1000)) + 1)
-            poller.block()
+            try:
+                last_seqno, was_connected, ever_connected = self._step(idl, last_seqno, was_connected,
+                                                                       ever_connected)
+            except Exception as exc:  # noqa: BLE001 - one unexpected error must not end the session
+                self._recover(idl, exc)
+                last_seqno, was_connected = -1, False
+
+    def _recover(self, idl: ovsdb_idl.TrackingIdl, exc: Exception) -> None:
+        """Log and count the error, drop the transaction in flight, and resync from a fresh session after a
+        backoff; the wishes (and callers' pending requests) stay and converge on the new session."""
+        self.stats["thread_errors"] += 1
+        log.error("OVSDB thread error (%d so far): %r; reconnecting and resyncing", self.stats["thread_errors"],
+                  exc, exc_info=True)
+        self._drop_txn(idl)
+        self._settle_seqno = None
+        self._dirty = True
+        self._error_backoff = min(max(self._error_backoff * 2, _ERROR_BACKOFF[0]), _ERROR_BACKOFF[1])
+        self._retry_at = time.monotonic() + self._error_backoff
+        try:
+            idl.force_reconnect()
+        except Exception:  # noqa: BLE001
+            log.exception("OVSDB reconnect after an error failed")
+        poller = ovs.poller.Poller()
+        poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
+        poller.timer_wait(int(self._error_backoff * 1000))
+        poller.block()
+
+    def _drop_txn(self, idl: ovsdb_idl.TrackingIdl) -> None:
+        """Forget the transaction in flight after an error, so the IDL accepts the next one."""
+        if self._txn is not None:
+            try:
+                self._txn.abort()
+            except Exception:  # noqa: BLE001 - the transaction may be in any state
+                pass
+        self._txn = None
+        idl.txn = None
+
+    def _step(self, idl: ovsdb_idl.TrackingIdl, last_seqno: int, was_connected: bool,
+              ever_connected: bool) -> tuple[int, bool, bool]:
+        """One turn of the IDL loop: run the IDL, publish, plan and commit, then block until there is work."""
+        self._drain_requests()
+        idl.run()
+        self._check_txn(idl)
+        connected = idl.connected()
+        now = time.monotonic()
+        changed = idl.change_seqno != last_seqno or connected != was_connected
+        # Rebuilding the state is O(interfaces): during a burst (thousands of tunnel ports getting
+        # their ofports one update at a time) do it at most every _PUBLISH_INTERVAL, not per update.
+        if changed and (now >= self._next_publish or connected != was_connected):
+            if connected and not was_connected:
+                self.stats["reconnects"] += ever_connected
+                ever_connected = True
+            if connected or self._state is not None:
+                self._publish(state_from_view(idl.view(), self.bridge, connected, 0))
+            last_seqno, was_connected = idl.change_seqno, connected
+            self._pub_seqno = last_seqno
+            self._dirty = True
+            self._next_publish = now + _PUBLISH_INTERVAL
+            changed = False
+        if connected and self._txn is None and self._dirty and now >= self._retry_at and (
+                self._settle_seqno is None or idl.change_seqno != self._settle_seqno
+                or now >= self._settle_deadline):
+            try:
+                self._reconcile(idl)
+            except Exception as exc:  # noqa: BLE001 - a planning bug must not end the agent's session
+                self.stats["thread_errors"] += 1
+                log.exception("OVSDB reconcile failed")
+                self._drop_txn(idl)
+                self._give_up_for_now(OvsdbError(f"internal error while reconciling: {exc}"), set(_DOMAINS))
+        poller = ovs.poller.Poller()
+        idl.wait(poller)
+        if self._txn is not None:
+            self._txn.wait(poller)
+        poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
+        if connected and self._dirty and self._txn is None:
+            wake_at = max(self._retry_at, self._settle_deadline if self._settle_seqno is not None else 0.0)
+            poller.timer_wait(max(0, int((wake_at - time.monotonic()) * 1000)) + 1)
+        if changed:  # a publish is due once the interval has passed
+            poller.timer_wait(max(0, int((self._next_publish - time.monotonic()) * 1000)) + 1)
+        poller.block()
+        return last_seqno, was_connected, ever_connected
 
     def _reconcile(self, idl: ovsdb_idl.TrackingIdl) -> None:
         self._dirty = False
         self._settle_seqno = None
         p = self._planner.plan(idl.view(), self._desired, self._desired_gen)
+        if p.foreign.keys() != self._foreign.keys():
+            for name in p.foreign.keys() - self._foreign.keys():
+                log.error("not touching %s: a patch port of that name is wanted", p.foreign[name])
+            self._foreign = p.foreign
+            self.stats["foreign_ports"] = len(p.foreign)
         if self._pub_seqno != idl.change_seqno:
             # Callers blocked on a request must see its effect in snapshot() when they wake.
             self._publish(state_from_view(idl.view(), self.bridge, idl.connected(), 0))

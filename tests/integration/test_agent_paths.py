@@ -144,3 +144,26 @@ def test_geneve_from_an_unknown_underlay_address_is_not_accepted(cluster: Cluste
         c.net.main.appctl("netdev-dummy/receive", "hv3", _respoof(geneve, "192.168.100.99", rogue_mac).hex())
     with pytest.raises(TimeoutError):
         hv1.wait_tx_after("v1", mark, 1, timeout=0.7)
+
+
+def test_a_look_alike_link_in_another_switch_does_not_take_over_a_router(cluster: Cluster) -> None:
+    """Peers are bare names: another tenant creates switch LS-0 (sorting first) with a port named like the
+    victim's router link, pointing back at the victim's router port, and a VM with the victim VM's
+    addresses. The victim router's traffic must still go to the victim's switch."""
+    from tuplenet.model import LSP
+
+    c = cluster
+    c.put(LS("LS-v", 1), LS("LS-w", 2), LR("LR-v", 3))
+    lrp, lsp = c.link("LR-v", "LS-v", "10.10.1.1", 24, "f2:01:0a:0a:01:01")
+    c.link("LR-v", "LS-w", "10.10.2.1", 24, "f2:01:0a:0a:02:01")
+    victim = c.vm("hv1", "LS-v", "victim", "10.10.1.2", "f2:01:0a:0a:01:02")
+    src = c.vm("hv2", "LS-w", "src", "10.10.2.2", "f2:01:0a:0a:02:02")
+    c.start_agents("hv1", "hv2")
+    f = icmp(src.mac, "f2:01:0a:0a:02:01", src.ip, victim.ip)
+    c.send_until("hv2", "src", f, "hv1", "victim")
+    c.put(LS("LS-0", 9), LSP("LS-0", lsp.name, lsp.ip, lsp.mac, lrp.name))
+    c.vm("hv1", "LS-0", "spy", victim.ip, victim.mac)
+    c.wait_converged("hv1", "hv2")
+    c.expect_none("hv2", "src", f, "hv1", "spy")
+    got = c.send_until("hv2", "src", f, "hv1", "victim")
+    assert got.eth_src == "f2:01:0a:0a:01:01" and got.ip_ttl == 63

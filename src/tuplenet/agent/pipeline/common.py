@@ -52,21 +52,28 @@ def lr_here(r: Reader, lr: Any) -> bool:
     return not lr.chassis or lr.chassis == r.self_id
 
 
-def _peer(r: Reader, index: str, name: str | None, me: str) -> tuple[tuple, Any] | tuple[None, None]:
-    """The object named `name` (peers are named, not keyed, in 0.3), preferring one that points back."""
+def _link(r: Reader, index: str, back: str, me: tuple, name: str | None) -> tuple[tuple, Any] | tuple[None, None]:
+    """The object `me` is linked to. Peers are bare names in 0.3, and names are not unique across switches
+    and routers, so anyone could create a port named like another tenant's link. A link counts only when
+    both sides name each other, and the oldest such partner of each side wins on both sides: a later
+    look-alike never takes over an existing link (it is ignored until the original goes)."""
     if not name:
         return None, None
-    cands = [(k, o) for k in r.members(("I", index, name)) if (o := r.get(k)) is not None]
-    if not cands:
+    cands = [k for k in r.members(("I", index, name)) if (o := r.get(k)) is not None and o.peer == me[2]]
+    best = winner(cands, r.created)
+    if best is None:
         return None, None
-    return next(((k, o) for k, o in cands if o.peer == me), cands[0])
+    rivals = [k for k in r.members(("I", back, me[2])) if (o := r.get(k)) is not None and o.peer == best[2]]
+    if winner(rivals, r.created) != me:
+        return None, None
+    return best, r.get(best)
 
 
-def peer_lrp(r: Reader, lsp_name: str, peer: str) -> tuple[tuple, Any] | tuple[None, None]:
-    """The router port a router-facing switch port points at."""
-    return _peer(r, "lrp_name", peer, lsp_name)
+def peer_lrp(r: Reader, lsp_key: tuple, peer: str | None) -> tuple[tuple, Any] | tuple[None, None]:
+    """The router port a router-facing switch port is linked to."""
+    return _link(r, "lrp_name", "lsp_name", lsp_key, peer)
 
 
-def peer_lsp(r: Reader, lrp_name: str, peer: str | None) -> tuple[tuple, Any] | tuple[None, None]:
-    """The switch port a router port points at."""
-    return _peer(r, "lsp_name", peer, lrp_name)
+def peer_lsp(r: Reader, lrp_key: tuple, peer: str | None) -> tuple[tuple, Any] | tuple[None, None]:
+    """The switch port a router port is linked to."""
+    return _link(r, "lsp_name", "lrp_name", lrp_key, peer)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import cache
 
 from .. import tables as T
-from ..flow import Controller, DecTtl, Flow, Load, M, Move, OutputReg, Resubmit, match
+from ..flow import Controller, DecTtl, Flow, Load, M, Meter, Move, OutputReg, Resubmit, match
+from ..openflow.meters import MeterSpec, meter_id
 
 ETH_IP = 0x0800
 ETH_ARP = 0x0806
@@ -71,6 +72,27 @@ def flows() -> list[Flow]:
         Flow(T.FROM_TUNNEL, 0, (), (Resubmit(T.LS_OUT_START),)),
         Flow(T.DROP, 0),
     ]
-    fl += [Flow(T.LR_IN_TTL, 2, match(dl_type=ETH_IP, nw_ttl=ttl),
-                (Controller(T.OP_TTL_EXCEEDED.to_bytes(4, "big")),)) for ttl in (0, 1)]
+    # Every controller() goes through a meter, so a flood costs the agent a bounded packet-in rate. TTL
+    # exceeded: one meter per source-IP bucket (low bits of nw_src), so one VM flooding TTL-1 frames
+    # exhausts only its own bucket and others' traceroutes are still answered (pinctrl limits per source
+    # again, behind the meters).
+    fl += [Flow(T.LR_IN_TTL, 2, match(M("nw_src", b, TTL_METER_BUCKETS - 1), dl_type=ETH_IP, nw_ttl=ttl),
+                (Meter(ttl_meter(b)), Controller(T.OP_TTL_EXCEEDED.to_bytes(4, "big"))))
+           for ttl in (0, 1) for b in range(TTL_METER_BUCKETS)]
     return fl
+
+
+TTL_METER_BUCKETS = 64  # a power of two: the bucket is nw_src & (TTL_METER_BUCKETS - 1)
+TTL_METER_RATE = 50  # packets/s per bucket: a traceroute needs a few
+TTL_METER_BURST = 50
+
+
+def ttl_meter(bucket: int) -> int:
+    """Meter ids: our tag in the top 16 bits; indexes 0-63 are the TTL-exceeded buckets."""
+    return meter_id(bucket)
+
+
+@cache
+def meters() -> list[MeterSpec]:
+    """The meters the constant flows use; the agent installs them before the flows (ofctrl)."""
+    return [MeterSpec(ttl_meter(b), TTL_METER_RATE, TTL_METER_BURST) for b in range(TTL_METER_BUCKETS)]

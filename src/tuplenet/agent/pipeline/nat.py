@@ -24,7 +24,7 @@ def lnat_flows(r: Reader, key: tuple, nat: Any) -> list[Flow]:
     flows = []
     for lrp_key in r.members(("I", "lr_lrps", key[1])):
         lrp = r.get(lrp_key)
-        lsp_key, lsp = peer_lsp(r, lrp_key[2], lrp.peer)
+        lsp_key, lsp = peer_lsp(r, lrp_key, lrp.peer)
         if lsp is None:
             continue
         dp = ls_id(r, lsp_key[1])

@@ -56,7 +56,7 @@ def lrp_flows(r: Reader, key: tuple, lrp: Any) -> list[Flow]:
     if idx is not None:
         flows.append(Flow(T.LR_IN_ROUTE, (lrp.prefix << 10) + idx, route_match(lr.id, lrp.ip, lrp.prefix),
                           _route_actions(lrp, None)))
-    lsp_key, lsp = peer_lsp(r, key[2], lrp.peer)
+    lsp_key, lsp = peer_lsp(r, key, lrp.peer)
     if lsp is not None:
         dp = ls_id(r, lsp_key[1])
         if dp is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import tables as T
+from ..binding import bound_lsp
 from ..flow import Flow, Load, M, Move, Resubmit, SetField, ip_int, mac_int, match
 from ..view import PATCH_IP, Reader
 from .common import lr_here, lr_of, ls_id, lsp_shadowed, peer_lrp
@@ -57,7 +58,7 @@ def _vm_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: int)
         return []
     if lsp.chassis == self_id:
         ofport = r.get(("bind", lsp.name))
-        if ofport is None:
+        if ofport is None or bound_lsp(r, lsp.name) != key:  # one iface-id, one port (tenant isolation)
             return []
         return _local_port(dp, pid, mac, ofport)
     ch = r.get(("chassis", lsp.chassis))
@@ -83,7 +84,7 @@ def _remote_lookup(dp: int, pid: int, mac: int, chassis_ip: str) -> Flow:
 
 
 def _router_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: int) -> list[Flow]:
-    lrp_key, lrp = peer_lrp(r, key[2], lsp.peer)
+    lrp_key, lrp = peer_lrp(r, key, lsp.peer)
     if lrp is None:
         return []
     lr = lr_of(r, lrp_key[1])

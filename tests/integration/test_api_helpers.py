@@ -5,6 +5,7 @@ client over http.client, and an in-process ASGI driver for the fuzz targets (no 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -84,15 +85,30 @@ def err(reply: Reply, status: int, match: str = "", kind: str = "") -> str:
     return body["error"]
 
 
-@pytest.fixture(name="api")
-def api_fixture(etcd, prefix) -> Iterator[ApiProcess]:
-    """The server on a fresh prefix of the session etcd (import it as `api_fixture`, use it as `api`)."""
-    base = tempfile.mkdtemp(prefix="tn-api-")
-    proc = ApiProcess(base, etcd.endpoint, prefix).start()
+_servers = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def api_server(etcd_server) -> Iterator[ApiProcess]:
+    """One server per test module (starting one costs seconds); its prefix is emptied after every test."""
+    prefix = f"/api{os.getpid()}-{next(_servers)}/"
+    proc = ApiProcess(tempfile.mkdtemp(prefix="tn-api-"), etcd_server.endpoint, prefix).start()
     yield proc
     proc.stop()
-    with Store(etcd.endpoint, prefix=prefix) as s:
+
+
+@pytest.fixture(name="api")
+def api_fixture(api_server, etcd) -> Iterator[ApiProcess]:
+    """The module's server (import as `api_fixture`, use as `api`); the tree it serves is empty."""
+    yield api_server
+    with Store(etcd.endpoint, prefix=api_server.prefix) as s:
         s.delete_prefix("")
+
+
+@pytest.fixture(name="prefix")
+def prefix_fixture(api_server) -> str:
+    """The conftest `prefix`, overridden: tests of the API use the prefix the server serves."""
+    return api_server.prefix
 
 
 @pytest.fixture(name="client")

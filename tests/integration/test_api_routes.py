@@ -9,7 +9,15 @@ import re
 import tempfile
 
 import pytest
-from test_api_helpers import Client, api_fixture, client_fixture, err, ok  # noqa: F401  (fixtures)
+from test_api_helpers import (  # noqa: F401  (fixtures)
+    Client,
+    api_fixture,
+    api_server,
+    client_fixture,
+    err,
+    ok,
+    prefix_fixture,
+)
 from test_tpctl_helpers import ok as tpctl_ok
 
 from tuplenet.api.proc import ApiProcess
@@ -20,8 +28,8 @@ from tuplenet.store import Store
 
 
 @pytest.fixture
-def store(etcd, prefix):
-    with Store(etcd.endpoint, prefix=prefix) as s:
+def store(etcd, api):
+    with Store(etcd.endpoint, prefix=api.prefix) as s:
         yield s
 
 

@@ -1,34 +1,224 @@
-"""Port binding: a local interface whose iface-id names a logical port claims it for this chassis.
+"""Port binding: which logical port a local interface stands for, and when this chassis may claim it.
 
-The claim is written back to etcd as `chassis=<self>` with a compare-and-swap on the revision the agent
-saw, never a blind overwrite (0.3 defect §7.6): a concurrent admin change wins and is re-evaluated.
+The rule converges whatever the other chassis have plugged (live migration, a cloned VM, ports of one
+name in two switches), so two agents can never take a port from each other in a loop:
+- candidates for iface-id X are the ordinary lsps named X (not router-facing, not patch ports). One
+  candidate: that one. Several (one name in several switches): the one already recorded on this chassis
+  if exactly one is, else the iface-id is ambiguous and nothing is bound here.
+- claim it (write `chassis=<self>` with a compare-and-swap on the revision seen, never a blind overwrite,
+  0.3 §7.6) only if it is unbound, recorded on a chassis that is not live (no `liveness/chassis/<id>`
+  key), or its `requested_chassis` names this chassis. An lsp that requests another chassis is never
+  claimed, and a port recorded on another live chassis is never taken otherwise.
+- claims of one port are spaced by an exponential backoff (1 s doubling to 60 s), so agents that do not
+  follow this rule, or a split view of liveness, cost at most one write a minute.
+
+`bound_lsp` is the one definition of the candidate rule: the pipeline reads it through the engine's
+Reader (dependencies tracked), the claimer through a plain Reader.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..model import PATCH_PORT_IP
 from ..store import KV, Compare, Op, Store, StoreError
-from .view import View
+from .view import Reader, View
 
 log = logging.getLogger(__name__)
 
+BOUND, CLAIM, CONFLICT, REQUESTED, AMBIGUOUS, NONE = "bound", "claim", "conflict", "requested", "ambiguous", "none"
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0  # seconds between claims of one port after the first
 
-def claims(view: View, self_id: str) -> list[tuple[tuple, Any]]:
-    """(lsp fact key, lsp) pairs bound to a local interface here but recorded on another chassis."""
+
+def live_key(chassis: str) -> tuple:
+    """View fact present while the chassis' liveness key exists in etcd."""
+    return ("live", chassis)
+
+
+def _candidates(r: Reader, iface_id: str) -> list[tuple[tuple, Any]]:
     out = []
-    for fkey in view.members(("I", "binds")):
-        keys = sorted(view.members(("I", "lsp_name", fkey[1])))
-        ordinary = [(k, view.facts[k]) for k in keys if not view.facts[k].peer
-                    and view.facts[k].ip != PATCH_PORT_IP]
-        if len(ordinary) > 1:
-            log.warning("iface-id %s matches ports in several switches: %s", fkey[1],
-                        ", ".join(k[1] for k, _ in ordinary))
-        out += [(k, lsp) for k, lsp in ordinary if lsp.chassis != self_id]
+    for k in r.members(("I", "lsp_name", iface_id)):
+        lsp = r.get(k)
+        if lsp is not None and not lsp.peer and lsp.ip != PATCH_PORT_IP:
+            out.append((k, lsp))
     return out
+
+
+def bound_lsp(r: Reader, iface_id: str) -> tuple | None:
+    """The lsp key a local interface with this iface-id stands for, or None (no such port, or ambiguous)."""
+    cands = _candidates(r, iface_id)
+    if len(cands) == 1:
+        return cands[0][0]
+    self_id = r.self_id
+    mine = [k for k, lsp in cands if lsp.chassis == self_id]
+    return mine[0] if len(mine) == 1 else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: str
+    lsp: tuple | None = None
+    holder: str | None = None  # the chassis recorded on the lsp
+    requested: str | None = None
+    ambiguous: tuple[tuple, ...] = ()
+
+
+def decide(view: View, iface_id: str) -> Decision:
+    """What this chassis does about a local interface with `iface_id` (pure)."""
+    r = Reader(view)
+    self_id = r.self_id
+    cands = _candidates(r, iface_id)
+    if not cands:
+        return Decision(NONE)
+    key = bound_lsp(r, iface_id)
+    if key is None:
+        return Decision(AMBIGUOUS, ambiguous=tuple(k for k, _ in cands))
+    lsp = view.facts[key]
+    holder, requested = lsp.chassis or None, lsp.requested_chassis or None
+    if holder == self_id:
+        return Decision(BOUND, key, holder, requested)
+    if requested is not None and requested != self_id:
+        return Decision(REQUESTED, key, holder, requested)
+    if holder is not None and requested is None and live_key(holder) in view.facts:
+        return Decision(CONFLICT, key, holder)
+    return Decision(CLAIM, key, holder, requested)
+
+
+def _name(key: tuple) -> str:
+    return f"{key[1]}/{key[2]}"
+
+
+@dataclass
+class _Backoff:
+    delay: float = 0.0  # 0: the next claim may go at once
+    next_at: float = 0.0
+    held_since: float | None = None
+
+    def claimed(self, now: float) -> None:
+        self.delay = BACKOFF_FIRST if self.delay == 0 else min(2 * self.delay, BACKOFF_MAX)
+        self.next_at = now + self.delay
+        self.held_since = None
+
+    def observe(self, state: str, now: float) -> None:
+        """A claim that held for BACKOFF_MAX resets the backoff (a later move is not a flap)."""
+        if state == BOUND:
+            if self.held_since is None:
+                self.held_since = now
+            elif now - self.held_since >= BACKOFF_MAX:
+                self.delay = 0.0
+        else:
+            self.held_since = None
+
+
+class Binder:
+    """Binding decisions for local interfaces, recomputed only for the iface-ids a batch touched."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self.clock = clock
+        self.states: dict[str, Decision] = {}
+        self._backoff: dict[tuple, _Backoff] = {}
+        self._due: dict[str, float] = {}  # iface-id -> when its deferred claim may go
+        self.claims = 0
+        self.deferred = 0
+
+    def _affected(self, view: View, changed: Iterable[tuple] | None) -> set[str]:
+        if changed is None:
+            return {k[1] for k in view.members(("I", "binds"))} | set(self.states)
+        out: set[str] = set()
+        for k in changed:
+            kind = k[0]
+            if kind == "bind":
+                out.add(k[1])
+            elif kind == "lsp":
+                out.add(k[2])
+            elif kind == "live":
+                out.update(i for i, d in self.states.items() if d.holder == k[1])
+            elif kind == "self":
+                return self._affected(view, None)
+        return out
+
+    def update(self, view: View, changed: Iterable[tuple] | None) -> list[tuple[tuple, Any]]:
+        """(lsp key, lsp) claims to write now; `changed` None re-decides every local interface."""
+        now = self.clock()
+        ids = self._affected(view, changed)
+        ids.update(i for i, at in self._due.items() if at <= now)
+        out = []
+        for i in ids:
+            if ("bind", i) not in view.facts:
+                self._due.pop(i, None)
+                old = self.states.pop(i, None)
+                if old is not None and old.state != NONE:
+                    log.info("iface-id %s: interface gone", i)
+                continue
+            d = decide(view, i)
+            self._note(i, d)
+            b = self._backoff.get(d.lsp) if d.lsp is not None else None
+            if b is not None:
+                b.observe(d.state, now)
+            if d.state != CLAIM:
+                self._due.pop(i, None)
+                continue
+            if b is None:
+                b = self._backoff[d.lsp] = _Backoff()
+            if now < b.next_at:
+                if i not in self._due:
+                    self.deferred += 1
+                    log.info("iface-id %s: claim of %s deferred %.0f s (claimed and lost before)", i,
+                             _name(d.lsp), b.next_at - now)
+                self._due[i] = b.next_at
+                continue
+            self._due.pop(i, None)
+            b.claimed(now)
+            self.claims += 1
+            out.append((d.lsp, view.facts[d.lsp]))
+        return out
+
+    def next_due(self) -> float | None:
+        return min(self._due.values(), default=None)
+
+    def _note(self, iface: str, d: Decision) -> None:
+        """Log once per state change, not per batch."""
+        old = self.states.get(iface)
+        self.states[iface] = d
+        if old == d:
+            return
+        if d.state == BOUND:
+            log.info("iface-id %s: bound to %s", iface, _name(d.lsp))
+        elif d.state == CONFLICT:
+            log.warning("iface-id %s: %s is bound to live chassis %s; not taking it (set its "
+                        "requested_chassis to move it)", iface, _name(d.lsp), d.holder)
+        elif d.state == REQUESTED:
+            log.warning("iface-id %s: %s is requested by chassis %s; not binding it here", iface, _name(d.lsp),
+                        d.requested)
+        elif d.state == AMBIGUOUS:
+            log.warning("iface-id %s names ports in several switches (%s) and not exactly one is recorded on "
+                        "this chassis; binding none of them", iface, ", ".join(map(_name, d.ambiguous)))
+        elif d.state == CLAIM:
+            why = ("requested here" if d.requested else f"chassis {d.holder} is not live" if d.holder
+                   else "unbound")
+            log.info("iface-id %s: claiming %s (%s)", iface, _name(d.lsp), why)
+
+    def status(self) -> dict[str, Any]:
+        bound = conflicts = 0
+        conf: dict[str, dict[str, str]] = {}
+        amb: dict[str, list[str]] = {}
+        for i, d in self.states.items():
+            if d.state == BOUND:
+                bound += 1
+            elif d.state in (CONFLICT, REQUESTED):
+                conflicts += 1
+                if len(conf) < 100:
+                    conf[i] = {"lsp": _name(d.lsp), "chassis": d.holder or ""}
+                    if d.requested:
+                        conf[i]["requested_chassis"] = d.requested
+            elif d.state == AMBIGUOUS and len(amb) < 100:
+                amb[i] = [_name(k) for k in d.ambiguous]
+        return {"bound": bound, "conflicts": conf, "ambiguous": amb, "claims": self.claims,
+                "deferred": self.deferred, "waiting": len(self._due)}
 
 
 def write_claim(store: Store, lsp: Any, kv: KV | None, self_id: str) -> bool:

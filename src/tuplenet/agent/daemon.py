@@ -25,6 +25,8 @@ from .etcdsync import Change, TopologySync
 from .ofctrl import FlowControl
 from .ovsdb import LocalOvs, OvsdbError, OvsState
 from .pinctrl import PacketIns
+from .pipeline.const import meters as pipeline_meters
+from .readiness import Readiness
 from .view import View
 
 log = logging.getLogger("tuplenet")
@@ -82,6 +84,8 @@ class Agent:
         self.view = View()
         self.engine = Engine(self.view)
         self.shadowing = Shadowing()
+        self.binder = binding.Binder()
+        self.readiness = Readiness()
         self.kvs: dict[tuple, KV] = {}  # lsp and chassis records only: what CAS writes compare against
         self.ovs: LocalOvs | None = None
         self.conn = None
@@ -166,15 +170,21 @@ class Agent:
     def _connect_openflow(self) -> None:
         from .openflow.conn import OpenFlowConnection
 
-        self.conn = OpenFlowConnection(self.cfg.mgmt_socket, on_packet_in=lambda p: self.q.put(("pin", p)),
+        self.conn = OpenFlowConnection(self.cfg.mgmt_socket, on_packet_in=self._on_packet_in,
                                        on_connect=lambda: self.q.put(("ofconnect",)))
         try:
             self.conn.start(timeout=10.0)
         except Exception as exc:
             raise StartupError(f"cannot open OpenFlow connection {self.cfg.mgmt_socket}: {exc}") from None
         self.conn.ensure_tlv_map()
-        self.ofctrl = FlowControl(self.conn)
-        self.pins = PacketIns(self.conn, self.view)
+        self.ofctrl = FlowControl(self.conn, meters=pipeline_meters())
+        self.pins = PacketIns(self.conn, self.view, meter_drops=self.ofctrl.meter_drops)
+
+    def _on_packet_in(self, pin) -> None:
+        """From the OpenFlow dispatcher: packet-ins wait in pinctrl's bounded queue and the main loop is
+        woken once per batch, so a flood can neither grow the event queue nor crowd out other events."""
+        if self.pins is not None and self.pins.offer(pin):
+            self.q.put(("pin",))
 
     # ------------------------------------------------------------------ main loop
     def _emit(self, kind: str, changes: list[Change], rev: int) -> None:
@@ -220,7 +230,8 @@ class Agent:
             elif kind == "ovs":
                 self._apply_ovs(it[1], changed)
             elif kind == "pin":
-                self.pins.handle(it[1])
+                if self.pins.drain():  # a budget per iteration; the rest after the next batch of events
+                    self.q.put(("pin",))
             elif kind == "ofconnect":
                 if self._of_connects > 0:  # the first one is the start-up connection, already reconciled
                     reconnect = True
@@ -241,8 +252,8 @@ class Agent:
                 log.error("flow reconcile failed: %s", exc)
                 self.q.put(("ofconnect",))
                 time.sleep(0.2)
-        if topo or changed:
-            self._side_effects()
+        if topo or changed or reconnect or (self.binder.next_due() or float("inf")) <= time.monotonic():
+            self._side_effects(changed)
             self._register()
 
     def _apply_changes(self, changes: list[Change], changed: set[tuple]) -> None:
@@ -276,7 +287,8 @@ class Agent:
                 self.view.apply(k, v, changed)
         self._ovs_facts = new
 
-    def _side_effects(self) -> None:
+    def _side_effects(self, changed: set[tuple] | None = None) -> None:
+        """OVS wishes, binding claims and readiness marks for what `changed` touched (None: everything)."""
         tunnels = desired_tunnels(self.view, self.self_id, self.cfg.tunnel_ip)
         if tunnels != self._tunnels:
             self._tunnels = tunnels
@@ -285,8 +297,11 @@ class Agent:
         if patches != self._patches:
             self._patches = patches
             self.ovs.set_patch_ports(patches)
-        for fkey, lsp in binding.claims(self.view, self.self_id):
+        for fkey, lsp in self.binder.update(self.view, changed):
             binding.write_claim(self.store, lsp, self.kvs.get(fkey), self.self_id)
+        marks = self.readiness.update(self.view, self.engine, self.ofctrl.installed, changed)
+        if marks is not None:
+            self.ovs.set_installed(marks)  # asynchronous: the IDL thread writes it, nobody waits
 
     def _register(self) -> None:
         if self.presence is None:
@@ -311,7 +326,11 @@ class Agent:
                        "owners_computed": es.owners_computed, "last_run_ms": round(es.last_run_ms, 3),
                        "conflicts": es.conflicts, "resyncs": es.extra.get("resyncs", 0)},
             "openflow": of.__dict__ if of else {},
+            "openflow_session": {**self.conn.stats, "decode_errors": dict(self.conn.decode_errors)} if self.conn else {},
+            "packet_ins": self.pins.status() if self.pins else {},
             "bad_records": self.sync.decoder.bad_records if self.sync else 0,
+            "bindings": {**self.binder.status(), "ready": len(self.readiness.ready)},
+            "ovsdb": dict(self.ovs.stats) if self.ovs else {},
             "duplicates": self.shadowing.status(),
             "etcd_revision": self.sync.revision if self.sync else 0,
         }

@@ -48,6 +48,84 @@ class Decoder:
         return fkey, obj, kv
 
 
+LIVENESS = "liveness/chassis/"
+
+
+class LivenessSync:
+    """`liveness/chassis/<id>` keys (lease-backed, see chassis.py) -> `("live", id)` facts, which the binding
+    claim rule reads: a port recorded on a live chassis is never taken. Listed with the topology, then
+    watched in its own thread; a compacted watch re-lists and emits only the difference."""
+
+    def __init__(self, store: Store, emit: Callable[[str, list[Change], int], None]) -> None:
+        self.store = store
+        self.emit = emit
+        self.live: set[str] = set()
+        self.revision = 0
+        self._watch = None
+        self._stop = threading.Event()
+
+    def listing(self) -> list[Change]:
+        kvs, rev = self.store.get_prefix(LIVENESS)
+        self.revision = rev
+        new = {kv.key[len(LIVENESS):] for kv in kvs if kv.key.startswith(LIVENESS)} - {""}
+        out: list[Change] = [(("live", c), None, None) for c in sorted(self.live - new)]
+        out += [(("live", c), True, None) for c in sorted(new - self.live)]
+        self.live = new
+        return out
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="etcd-liveness", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._watch = self.store.watch(LIVENESS, self.revision + 1)
+                for batch in self._watch:
+                    if self._stop.is_set():
+                        return
+                    out: list[Change] = []
+                    for ev in batch.events:
+                        name = ev.kv.key[len(LIVENESS):] if ev.kv.key.startswith(LIVENESS) else ""
+                        if not name:
+                            continue
+                        if ev.type == "DELETE":
+                            self.live.discard(name)
+                            out.append((("live", name), None, None))
+                        else:
+                            self.live.add(name)
+                            out.append((("live", name), True, None))
+                    self.revision = max(self.revision, batch.revision)
+                    if out:
+                        self.emit("etcd", out, self.revision)
+            except Compacted:
+                self._relist()
+            except StoreError as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("etcd liveness watch failed: %s; retrying", exc)
+                self._stop.wait(0.5)
+            except Exception:  # never let the watch thread die silently
+                log.exception("etcd liveness watch crashed; retrying")
+                self._stop.wait(0.5)
+
+    def _relist(self) -> None:
+        while not self._stop.is_set():
+            try:
+                out = self.listing()
+            except StoreError as exc:
+                log.warning("liveness re-list failed: %s; retrying", exc)
+                self._stop.wait(0.5)
+                continue
+            if out:
+                self.emit("etcd", out, self.revision)
+            return
+
+
 class TopologySync:
     """Owns the etcd side of the agent's view."""
 
@@ -55,6 +133,7 @@ class TopologySync:
         self.store = store
         self.emit = emit
         self.decoder = Decoder()
+        self.liveness = LivenessSync(store, emit)
         self.revision = 0
         self.resyncs = 0
         self._watch = None
@@ -62,6 +141,11 @@ class TopologySync:
         self._stop = threading.Event()
 
     def listing(self) -> tuple[list[Change], int]:
+        """The start-up listing: topology plus liveness (claims must know who is live from the start)."""
+        out, rev = self.topology_listing()
+        return out + self.liveness.listing(), rev
+
+    def topology_listing(self) -> tuple[list[Change], int]:
         kvs, rev = self.store.get_prefix(TOPOLOGY)
         out = [c for kv in kvs if (c := self.decoder.change(kv, False)) is not None]
         return out, rev
@@ -70,9 +154,11 @@ class TopologySync:
         self.revision = revision
         self._thread = threading.Thread(target=self._run, name="etcd-watch", daemon=True)
         self._thread.start()
+        self.liveness.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self.liveness.stop()
         if self._watch is not None:
             self._watch.close()
 
@@ -104,7 +190,7 @@ class TopologySync:
     def _relist(self) -> None:
         while not self._stop.is_set():
             try:
-                changes, rev = self.listing()
+                changes, rev = self.topology_listing()
             except StoreError as exc:
                 log.warning("re-list failed: %s; retrying", exc)
                 self._stop.wait(0.5)

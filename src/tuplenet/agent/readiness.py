@@ -1,0 +1,79 @@
+"""Readiness mark: which local ports have every flow installed (OVN's `ovn-installed`).
+
+A CNI plugin or a VM manager waits for `external_ids:tuplenet-installed="true"` on the OVS Interface
+before it lets the workload talk, so its first ARP is not lost. A port is ready when the lsp bound to it
+here (`binding.bound_lsp`, recorded on this chassis) has its local flows computed for the interface's
+ofport and every flow of that lsp is in the installed set (bundles are acknowledged before `installed`
+changes). Only the ports a batch may have affected are re-checked: those named by changed bind/lsp keys,
+the lsp owners the engine recomputed for the changed keys, and ports still waiting for their flows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from . import tables as T
+from .binding import bound_lsp
+from .engine import Engine
+from .view import Reader, View
+
+
+def port_ready(view: View, engine: Engine, installed: set[int] | frozenset[int], iface_id: str) -> bool | None:
+    """True: every flow installed; False: bound here, flows missing; None: not a port bound here."""
+    ofport = view.facts.get(("bind", iface_id))
+    if ofport is None:
+        return None
+    key = bound_lsp(Reader(view), iface_id)
+    if key is None:
+        return None
+    lsp = view.facts[key]
+    if lsp.chassis != view.facts.get(("self",)):
+        return None
+    flows = engine.owner_flows.get(key, ())
+    local = any(f.table == T.CLASSIFY and any(m.field == "in_port" and m.value == ofport for m in f.match)
+                for f in flows)
+    return local and all(f.cookie in installed for f in flows)
+
+
+class Readiness:
+    """iface-id -> ofport of the local ports to mark; `update` returns a new mapping only when it changed."""
+
+    def __init__(self) -> None:
+        self.ready: dict[str, int] = {}
+        self.waiting: set[str] = set()  # bound here, flows not (all) installed yet
+
+    def _affected(self, view: View, engine: Engine, changed: Iterable[tuple] | None) -> set[str]:
+        if changed is None:
+            return {k[1] for k in view.members(("I", "binds"))} | set(self.ready) | self.waiting
+        out = set(self.waiting)
+        for k in changed:
+            if k[0] == "bind":
+                out.add(k[1])
+            elif k[0] == "lsp":
+                out.add(k[2])
+            for o in engine.rdeps.get(k, ()):
+                if o[0] == "lsp":
+                    out.add(o[2])
+        return out
+
+    def update(self, view: View, engine: Engine, installed: set[int] | frozenset[int],
+               changed: Iterable[tuple] | None) -> dict[str, int] | None:
+        new = None
+        for i in self._affected(view, engine, changed):
+            ok = port_ready(view, engine, installed, i)
+            if ok is False:
+                self.waiting.add(i)
+            else:
+                self.waiting.discard(i)
+            want = view.facts[("bind", i)] if ok else None
+            if self.ready.get(i) != want:
+                if new is None:
+                    new = dict(self.ready)
+                if want is None:
+                    new.pop(i, None)
+                else:
+                    new[i] = want
+        if new is None:
+            return None
+        self.ready = new
+        return dict(new)

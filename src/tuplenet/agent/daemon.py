@@ -329,6 +329,7 @@ class Agent:
             "openflow_session": {**self.conn.stats, "decode_errors": dict(self.conn.decode_errors)} if self.conn else {},
             "packet_ins": self.pins.status() if self.pins else {},
             "bad_records": self.sync.decoder.bad_records if self.sync else 0,
+            "import_hold": self.sync.hold.status() if self.sync else {},
             "bindings": {**self.binder.status(), "ready": len(self.readiness.ready)},
             "ovsdb": dict(self.ovs.stats) if self.ovs else {},
             "duplicates": self.shadowing.status(),

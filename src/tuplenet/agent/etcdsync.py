@@ -10,6 +10,7 @@ from typing import Any
 
 from ..model import ModelError, decode, parse_key
 from ..store import KV, Compacted, Store, StoreError
+from .importhold import ImportHold
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ class TopologySync:
         self.emit = emit
         self.decoder = Decoder()
         self.liveness = LivenessSync(store, emit)
+        # Changes are held while a `tpctl import` is half written (see importhold).
+        self.hold = ImportHold(self.decoder.change, lambda changes: self.emit("etcd", changes, self.revision))
         self.revision = 0
         self.resyncs = 0
         self._watch = None
@@ -146,7 +149,7 @@ class TopologySync:
         return out + self.liveness.listing(), rev
 
     def topology_listing(self) -> tuple[list[Change], int]:
-        kvs, rev = self.store.get_prefix(TOPOLOGY)
+        kvs, rev = self.hold.listing(self.store, *self.store.get_prefix(TOPOLOGY))
         out = [c for kv in kvs if (c := self.decoder.change(kv, False)) is not None]
         return out, rev
 
@@ -159,6 +162,7 @@ class TopologySync:
     def stop(self) -> None:
         self._stop.set()
         self.liveness.stop()
+        self.hold.close()
         if self._watch is not None:
             self._watch.close()
 
@@ -169,8 +173,7 @@ class TopologySync:
                 for batch in self._watch:
                     if self._stop.is_set():
                         return
-                    changes = [c for ev in batch.events
-                               if (c := self.decoder.change(ev.kv, ev.type == "DELETE")) is not None]
+                    changes = self.hold.feed(batch.events)
                     self.revision = max(self.revision, batch.revision)
                     if changes or batch.events:
                         self.emit("etcd", changes, self.revision)

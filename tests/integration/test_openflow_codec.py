@@ -32,7 +32,7 @@ from tuplenet.agent.flow import (
     mac_int,
     match,
 )
-from tuplenet.agent.openflow import codec
+from tuplenet.agent.openflow import OpenFlowError, codec
 from tuplenet.agent.openflow.conn import OpenFlowConnection
 from tuplenet.agent.openflow.testing import DummyOvs
 
@@ -239,3 +239,42 @@ def test_whole_field_move_with_tun_metadata_text_is_accepted(ovs: DummyOvs) -> N
     bad = _ofctl_rejects(ovs, [Flow(7, 7, (), (Move("metadata", "tun_metadata0"),)),
                                Flow(7, 8, (), (Move("tun_metadata0", "metadata"),))])
     assert not bad, "\n".join(bad)
+
+
+def test_meter_mods_and_metered_flows_match_ovs_ofctl(ovs: DummyOvs) -> None:
+    """Meters written by our codec on MA and by `ovs-ofctl add-meter` on MB dump identically; so do flows
+    with a meter instruction; modify and delete act on exactly the meter named."""
+    from tuplenet.agent.flow import Meter
+    from tuplenet.agent.openflow import meters as mt
+
+    ovs.add_bridge("MA", {"ma1": 1})
+    ovs.add_bridge("MB", {"mb1": 1})
+    specs = [mt.MeterSpec(mt.meter_id(0), 50, 50), mt.MeterSpec(mt.meter_id(63), 1000, 10),
+             mt.MeterSpec(7, 1, 5)]
+    metered = [Flow(32, 2, match(M("nw_src", 5, 0x3F), dl_type=0x0800, nw_ttl=1),
+                    (Meter(specs[0].meter_id), Controller(b"\x00\x00\x00\x10"))),
+               Flow(3, 9, match(in_port=1), (Meter(7),))]
+    with OpenFlowConnection(ovs.mgmt("MA")).start() as conn:
+        conn.meter_mods(add=specs)
+        conn.apply([], metered)
+        assert {m: c.spec() for m, c in conn.dump_meters().items()} == {s.meter_id: s for s in specs}
+        for s in specs:
+            ovs.ofctl("-O", "OpenFlow14", "add-meter", "MB", s.text())
+        ovs.ofctl("-O", "OpenFlow15", "add-flows", "MB", "-", input="".join(f.to_text() + "\n" for f in metered))
+
+        def meters(bridge: str) -> list[str]:
+            out = ovs.ofctl("-O", "OpenFlow14", "dump-meters", bridge).splitlines()[1:]
+            return sorted(" ".join(out).replace(" type=", "\ntype=").split("meter="))
+
+        assert meters("MA") == meters("MB") and len(meters("MA")) == 4, meters("MA")
+        assert ovs.flows("MA") == ovs.flows("MB") and any("meter:1953497088" in f for f in ovs.flows("MA"))
+        stats = {s.meter_id: s for s in conn.meter_stats()}
+        assert stats[specs[0].meter_id].flow_count == 1 and stats[specs[0].meter_id].band_packets == (0,)
+        conn.meter_mods(modify=[specs[0]._replace(rate=20)], delete=[specs[1].meter_id])
+        ovs.ofctl("-O", "OpenFlow14", "mod-meter", "MB", specs[0]._replace(rate=20).text())
+        ovs.ofctl("-O", "OpenFlow14", "del-meter", "MB", f"meter={specs[1].meter_id}")
+        assert meters("MA") == meters("MB") and len(meters("MA")) == 3
+        with pytest.raises(OpenFlowError, match="OFPMMFC_UNKNOWN_METER|meter changes rejected"):
+            conn.meter_mods(modify=[mt.MeterSpec(mt.meter_id(5), 1, 1)])
+    assert "OFPT_METER_MOD (OF1.4) (xid=0x3): ADD meter=7 pktps burst stats bands=" in ovs.ofctl(
+        "ofp-print", mt.meter_mod(mt.OFPMC_ADD, specs[2], 3).hex())

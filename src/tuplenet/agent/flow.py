@@ -228,6 +228,16 @@ class Controller(NamedTuple):
         return f"controller({','.join(parts)})"
 
 
+class Meter(NamedTuple):
+    """Pass the packet through OpenFlow meter `meter_id` (an OFPIT_METER instruction): only as a flow's
+    first action, and it rate-limits the whole flow, so give it flows whose job is the metered action."""
+
+    meter_id: int
+
+    def text(self) -> str:
+        return f"meter:{self.meter_id}"
+
+
 class BundleLoad(NamedTuple):
     """Pick a live member port by hash and load it into a register (NXAST_BUNDLE_LOAD)."""
 
@@ -274,7 +284,7 @@ class Ct(NamedTuple):
         return f"ct({','.join(parts)})"
 
 
-Action = Output | OutputReg | Resubmit | SetField | Load | Move | DecTtl | Controller | BundleLoad | Ct
+Action = Output | OutputReg | Resubmit | SetField | Load | Move | DecTtl | Controller | Meter | BundleLoad | Ct
 
 
 # ------------------------------------------------------------------------------------------------- flows

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import tables as T
@@ -57,38 +61,135 @@ def router_port_ip(view: View, lr_id: int, port_id: int) -> str | None:
     return None
 
 
-class PacketIns:
-    """Turns packet-ins into packet-outs; rate-limited so a flood cannot starve the agent."""
+@dataclass
+class PinStats:
+    received: int = 0
+    handled: int = 0
+    replies: int = 0
+    dropped_queue: int = 0  # the agent's queue was full
+    dropped_source_rate: int = 0  # one source over its rate
+    dropped_total_rate: int = 0  # all sources together over the total rate
+    errors: int = 0
+    by_op: dict[str, int] = field(default_factory=dict)
 
-    def __init__(self, conn, view: View, rate: float = 200.0) -> None:
+
+_OPS = {T.OP_TTL_EXCEEDED: "ttl_exceeded"}
+
+
+class TokenBuckets:
+    """Per-key token buckets (`rate` per second, up to `burst`), remembering at most `max_keys` keys (the
+    least recently seen are forgotten: a forgotten key starts again with a full bucket)."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 4096) -> None:
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self._buckets: OrderedDict[object, tuple[float, float]] = OrderedDict()
+
+    def allow(self, key: object, now: float) -> bool:
+        tokens, last = self._buckets.pop(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        ok = tokens >= 1
+        self._buckets[key] = (tokens - 1 if ok else tokens, now)
+        if len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return ok
+
+
+def source_key(frame: bytes) -> bytes:
+    """Who sent the frame: its IPv4 source address, else its source MAC (what the meters bucket by too)."""
+    if len(frame) >= 34 and frame[12:14] == b"\x08\x00":
+        return frame[26:30]
+    return frame[6:12]
+
+
+class PacketIns:
+    """Turns packet-ins into packet-outs without letting a flood starve the agent.
+
+    Defences, in order: the OpenFlow meters in front of every controller() (pipeline.const); a bounded
+    queue between the OpenFlow dispatcher and the main loop (the newest are dropped when full); a budget
+    of packet-ins per main-loop iteration (other events run in between); a per-source and a total rate.
+    """
+
+    def __init__(self, conn, view: View, queue_max: int = 1024, budget: int = 64, source_rate: float = 20.0,
+                 source_burst: float = 20.0, total_rate: float = 1000.0,
+                 meter_drops: Callable[[], int] | None = None) -> None:
         self.conn = conn
         self.view = view
-        self.rate = rate
-        self._tokens = rate
-        self._last = time.monotonic()
-        self.handled = 0
-        self.dropped = 0
+        self.queue_max = queue_max
+        self.budget = budget
+        self.stats = PinStats()
+        self._meter_drops = meter_drops
+        self._queue: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self._sources = TokenBuckets(source_rate, source_burst)
+        self._total = TokenBuckets(total_rate, total_rate, 1)
+        self._logged: set[str] = set()
 
-    def _allow(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
+    # ---------------------------------------------------------------- queue (any thread -> main loop)
+    def offer(self, pin: Any) -> bool:
+        """Queue a packet-in (from the OpenFlow dispatcher). True when the queue was empty, i.e. the
+        main loop must be woken; later ones ride on that wake-up."""
+        with self._lock:
+            self.stats.received += 1
+            if len(self._queue) >= self.queue_max:
+                self.stats.dropped_queue += 1
+                return False
+            self._queue.append(pin)
+            return len(self._queue) == 1
 
+    def drain(self, budget: int | None = None) -> bool:
+        """Handle up to `budget` queued packet-ins (main loop); True if more are waiting."""
+        for _ in range(self.budget if budget is None else budget):
+            with self._lock:
+                if not self._queue:
+                    return False
+                pin = self._queue.popleft()
+            self.handle(pin)
+        with self._lock:
+            return bool(self._queue)
+
+    def status(self) -> dict[str, Any]:
+        st = self.stats
+        out: dict[str, Any] = {
+            "received": st.received, "handled": st.handled, "replies": st.replies, "by_op": dict(st.by_op),
+            "dropped_queue": st.dropped_queue, "dropped_source_rate": st.dropped_source_rate,
+            "dropped_total_rate": st.dropped_total_rate, "errors": st.errors, "queued": len(self._queue)}
+        cstats = getattr(self.conn, "stats", None)
+        if isinstance(cstats, dict):
+            out["openflow_received"] = cstats.get("packet_ins", 0)
+            out["dropped_openflow_queue"] = cstats.get("packet_ins_dropped", 0)
+        if self._meter_drops is not None:
+            out["dropped_meter"] = self._meter_drops()
+        return out
+
+    # ---------------------------------------------------------------------------------- handling
     def handle(self, pin: Any) -> None:
-        if not self._allow():
-            self.dropped += 1
-            return
+        """One packet-in. Whatever it holds, nothing escapes: failures are counted and logged once per kind."""
+        try:
+            self._handle(pin)
+        except Exception as exc:  # noqa: BLE001 - a packet must never stop the agent
+            self.stats.errors += 1
+            kind = f"{type(exc).__name__}"
+            if kind not in self._logged:
+                self._logged.add(kind)
+                log.warning("packet-in handling failed (%s: %s); counting further ones silently", kind, exc)
+
+    def _handle(self, pin: Any) -> None:
         userdata = bytes(getattr(pin, "userdata", b"") or b"")
-        if len(userdata) < 4:
+        op = int.from_bytes(userdata[:4], "big") if len(userdata) >= 4 else None
+        name = _OPS.get(op, "unknown") if op is not None else "no_opcode"
+        self.stats.by_op[name] = self.stats.by_op.get(name, 0) + 1
+        if op not in _OPS:
             return
-        op = int.from_bytes(userdata[:4], "big")
+        now = time.monotonic()
+        if not self._sources.allow(source_key(bytes(pin.data)), now):
+            self.stats.dropped_source_rate += 1
+            return
+        if not self._total.allow(None, now):
+            self.stats.dropped_total_rate += 1
+            return
         if op == T.OP_TTL_EXCEEDED:
             self._ttl_exceeded(pin)
-        self.handled += 1
+        self.stats.handled += 1
 
     def _ttl_exceeded(self, pin: Any) -> None:
         md = pin.metadata
@@ -102,3 +203,4 @@ class PacketIns:
         actions = (SetField("metadata", lr_id), Load(T.R_SRC_PORT, port), Load(T.R_FLAGS, T.F_LOOPBACK),
                    Resubmit(T.LR_IN_TTL))
         self.conn.packet_out(reply, actions)
+        self.stats.replies += 1

@@ -18,6 +18,7 @@ from tuplenet.agent.flow import (
     Ct,
     DecTtl,
     Load,
+    Meter,
     Move,
     Nat,
     Output,
@@ -56,6 +57,8 @@ NX_NAT_F_DST = 2
 NX_NAT_RANGE_IPV4_MIN = 1
 
 OFPIT_APPLY_ACTIONS = 4
+OFPIT_METER = 6
+OFPM_MAX = 0xFFFF0000
 OFPCML_NO_BUFFER = 0xFFFF
 OFPP_IN_PORT_16 = 0xFFF8
 NXM_OF_IN_PORT = 0x00000002  # bundle member type: OpenFlow port numbers
@@ -76,6 +79,7 @@ _CT = struct.Struct("!HHIHHIHB3xH")
 _NAT = struct.Struct("!HHIH2xHH")
 _PROP = struct.Struct("!HH")
 _INSTRUCTION = struct.Struct("!HH4x")
+_METER_INSTRUCTION = struct.Struct("!HHI")
 _CACHE_LIMIT = 65_536  # per cache; cleared when full
 
 
@@ -210,9 +214,20 @@ def _ct(a: Ct) -> bytes:
                     NX_CT_F_COMMIT if a.commit else 0, 0, a.zone or 0, table, 0) + nested
 
 
+def _meter_misplaced(a: Meter) -> bytes:
+    raise ValueError(f"{a.text()} must be a flow's first action (it is an instruction in OpenFlow 1.4)")
+
+
+def _meter_instruction(a: Meter) -> bytes:
+    if not 0 < a.meter_id <= OFPM_MAX:
+        raise ValueError(f"bad meter id {a.meter_id}")
+    return _METER_INSTRUCTION.pack(OFPIT_METER, 8, a.meter_id)
+
+
 _ENCODERS = {
     Output: _output, OutputReg: _output_reg, Resubmit: _resubmit, SetField: _set_field, Load: _load,
     Move: _move, DecTtl: lambda a: _DEC_TTL, Controller: _controller, BundleLoad: _bundle_load, Ct: _ct,
+    Meter: _meter_misplaced,
 }
 
 # Caches are keyed by type as well as value: actions may be NamedTuples, and Output(3) == Resubmit(3).
@@ -240,16 +255,20 @@ def encode_actions(actions: tuple[Action, ...]) -> bytes:
 
 
 def encode_instructions(actions: tuple[Action, ...]) -> bytes:
-    """One APPLY_ACTIONS instruction holding `actions`; nothing at all for a drop flow."""
+    """One APPLY_ACTIONS instruction holding `actions`; nothing at all for a drop flow. A leading Meter
+    becomes an OFPIT_METER instruction ahead of it."""
     types = tuple(map(type, actions))
     got = _list_cache.get(actions)
     if got is not None and got[0] == types:
         return got[1]
-    if not actions:
-        enc = b""
+    meter, rest = b"", actions
+    if actions and types[0] is Meter:
+        meter, rest = _meter_instruction(actions[0]), actions[1:]
+    if not rest:
+        enc = meter
     else:
-        body = encode_actions(actions)
-        enc = _INSTRUCTION.pack(OFPIT_APPLY_ACTIONS, 8 + len(body)) + body
+        body = encode_actions(rest)
+        enc = meter + _INSTRUCTION.pack(OFPIT_APPLY_ACTIONS, 8 + len(body)) + body
     if len(_list_cache) >= _CACHE_LIMIT:
         _list_cache.clear()
     _list_cache[actions] = (types, enc)

@@ -17,6 +17,7 @@ from functools import partial
 from tuplenet.agent.flow import COOKIE_TAG, COOKIE_TAG_MASK, COOKIE_TAG_SHIFT, OFPP_CONTROLLER, Action, Flow
 
 from . import codec as c
+from . import meters as mt
 from .errors import ErrorMsg, OpenFlowDisconnected, OpenFlowError, OpenFlowTimeout
 from .transport import Transport
 
@@ -176,6 +177,47 @@ class OpenFlowConnection(Transport):
         ck, mask = (COOKIE_TAG << COOKIE_TAG_SHIFT, COOKIE_TAG_MASK) if tag_only else (0, 0)
         self.request(lambda x: c.flow_stats_request(ck, mask, xid=x), timeout, "flow dump", sink=sink)
         return out
+
+    # ------------------------------------------------------------------------------------- meters
+    def dump_meters(self, timeout: float = 5.0) -> dict[int, mt.MeterConfig]:
+        """meter id -> configuration of every meter on the bridge (ours and others')."""
+        out: dict[int, mt.MeterConfig] = {}
+
+        def sink(body: bytes) -> None:
+            out.update((m.meter_id, m) for m in mt.iter_meter_configs(body))
+
+        self.request(lambda x: mt.meter_config_request(xid=x), timeout, "meter config dump", sink=sink)
+        return out
+
+    def meter_stats(self, timeout: float = 5.0) -> list[mt.MeterStats]:
+        out: list[mt.MeterStats] = []
+        self.request(lambda x: mt.meter_stats_request(xid=x), timeout, "meter stats",
+                     sink=lambda body: out.extend(mt.iter_meter_stats(body)))
+        return out
+
+    def meter_mods(self, add: Iterable[mt.MeterSpec] = (), modify: Iterable[mt.MeterSpec] = (),
+                   delete: Iterable[int] = (), timeout: float = 5.0) -> None:
+        """Send the meter changes (meters cannot go in a bundle) and a barrier; raise naming each
+        meter the switch rejected (the others are applied)."""
+        msgs: list[tuple[str, Callable[[int], bytes]]] = []
+        msgs += [(f"add {m.text()}", partial(mt.meter_mod, mt.OFPMC_ADD, m)) for m in add]
+        msgs += [(f"modify {m.text()}", partial(mt.meter_mod, mt.OFPMC_MODIFY, m)) for m in modify]
+        msgs += [(f"delete meter {i:#x}", partial(mt.meter_delete, i)) for i in delete]
+        if not msgs:
+            return
+        first = self._xids(len(msgs))
+        pend = [self._register((first + i) % (1 << 32)) for i in range(len(msgs))]
+        try:
+            self._send(b"".join(build((first + i) % (1 << 32)) for i, (_w, build) in enumerate(msgs)))
+            self.barrier(timeout)
+        finally:
+            with self._pending_lock:
+                for i in range(len(msgs)):
+                    self._pending.pop((first + i) % (1 << 32), None)
+        failed = [(what, p.error) for (what, _b), p in zip(msgs, pend, strict=True) if p.error is not None]
+        if failed:
+            raise OpenFlowError("meter changes rejected: " + "; ".join(f"{w}: {e.name}" for w, e in failed),
+                                [e for _w, e in failed if e is not None])
 
     # ------------------------------------------------------------------------------- packets, TLV
     def packet_out(self, data: bytes, actions: tuple[Action, ...], in_port: int = OFPP_CONTROLLER) -> None:

@@ -167,3 +167,30 @@ def test_a_look_alike_link_in_another_switch_does_not_take_over_a_router(cluster
     c.expect_none("hv2", "src", f, "hv1", "spy")
     got = c.send_until("hv2", "src", f, "hv1", "victim")
     assert got.eth_src == "f2:01:0a:0a:01:01" and got.ip_ttl == 63
+
+
+def test_port_security_drops_spoofed_mac_ip_and_arp(cluster: Cluster) -> None:
+    """On by default: a VM port sends only from its own MAC and IP (ARP sender addresses too);
+    `port_security=false` on the port turns it off (routers in VMs)."""
+    from dataclasses import replace
+
+    c = cluster
+    c.put(LS("LS-A", 1))
+    a = c.vm("hv1", "LS-A", "a", "10.10.1.2", "f2:01:0a:0a:01:02")
+    b = c.vm("hv2", "LS-A", "b", "10.10.1.3", "f2:01:0a:0a:01:03")
+    c.start_agents("hv1", "hv2")
+    good = icmp(a.mac, b.mac, a.ip, b.ip)
+    assert c.send_until("hv1", "a", good, "hv2", "b").raw == good
+    c.expect_none("hv1", "a", icmp("f2:01:0a:0a:01:09", b.mac, a.ip, b.ip), "hv2", "b")  # spoofed MAC
+    spoofed_ip = icmp(a.mac, b.mac, "10.10.1.9", b.ip)
+    c.expect_none("hv1", "a", spoofed_ip, "hv2", "b")
+    # A gratuitous ARP reply claiming someone else's IP, and one with a forged sender MAC.
+    c.expect_none("hv1", "a", P.arp_reply(a.mac, "10.10.1.9", b.mac, b.ip), "hv2", "b")
+    c.expect_none("hv1", "a", P.eth(b.mac, a.mac, P.ETH_ARP, P.arp(2, "f2:01:0a:0a:01:09", a.ip, b.mac, b.ip)),
+                  "hv2", "b")
+    # The ARP responder answers a's honest request, not a spoofed one.
+    assert c.send_until("hv1", "a", P.arp_request(a.mac, a.ip, b.ip), "hv1", "a").arp_spa == b.ip
+    c.expect_none("hv1", "a", P.arp_request(a.mac, "10.10.1.9", b.ip), "hv1", "a")
+    c.put(replace(a, port_security=False))
+    got = c.send_until("hv1", "a", spoofed_ip, "hv2", "b")
+    assert got.raw == spoofed_ip

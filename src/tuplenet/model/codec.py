@@ -25,6 +25,15 @@ def parse_value(value: str) -> dict[str, str]:
     return out
 
 
+def parse_bool(text: str) -> bool:
+    """Go's strconv.ParseBool spellings."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise ModelError(f"{text!r} is not a boolean (true or false)")
+
+
 class _Fields:
     """Typed access to a record's fields that turns every problem into 'field: reason'."""
 
@@ -69,9 +78,11 @@ def _decode(kind: str, ident: tuple[str, ...], raw: dict[str, str]) -> Entity:
         f = _Fields(raw, ("id", "chassis"))
         return LR(ident[0], f.req("id", parse_device_id), f.opt("chassis"), extra=f.extra())  # type: ignore[arg-type]
     if kind == "lsp":
-        f = _Fields(raw, ("ip", "mac", "peer", "chassis", "requested_chassis"))
+        f = _Fields(raw, ("ip", "mac", "peer", "chassis", "requested_chassis", "port_security"))
         return LSP(ident[0], ident[1], f.req("ip", normalize_ip), f.req("mac", normalize_mac),  # type: ignore[arg-type]
-                   f.opt("peer"), f.opt("chassis"), f.opt("requested_chassis"), extra=f.extra())
+                   f.opt("peer"), f.opt("chassis"), f.opt("requested_chassis"),
+                   _Fields._conv("port_security", raw.get("port_security") or "true", parse_bool),  # type: ignore[arg-type]
+                   extra=f.extra())
     if kind == "lrp":
         f = _Fields(raw, ("ip", "prefix", "mac", "peer"))
         return LRP(ident[0], ident[1], f.req("ip", normalize_ip), f.req("prefix", parse_prefix),  # type: ignore[arg-type]

@@ -113,6 +113,9 @@ class LSP(_Entity):
     # When set, only that chassis may bind the port (OVN's requested-chassis): how an operator moves a port
     # that is live on another chassis (migration); the agents never take a port from a live chassis otherwise.
     requested_chassis: str | None = None
+    # Port security (on unless the record says `port_security=false`): a VM port may send only from its
+    # own MAC and IP. Off for VMs that route or bridge for others (routers in VMs, nested networks).
+    port_security: bool = True
     extra: Extra = field(default=(), compare=False, repr=False)
     kind: ClassVar[str] = "lsp"
     parent_kind: ClassVar[str | None] = "LS"
@@ -134,6 +137,8 @@ class LSP(_Entity):
             pairs.append(("chassis", self.chassis))
         if self.requested_chassis:
             pairs.append(("requested_chassis", self.requested_chassis))
+        if not self.port_security:
+            pairs.append(("port_security", "false"))
         return pairs
 
 

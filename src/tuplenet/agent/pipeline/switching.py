@@ -10,7 +10,7 @@ from ..binding import bound_lsp
 from ..flow import Flow, Load, M, Move, Resubmit, SetField, ip_int, mac_int, match
 from ..view import PATCH_IP, Reader
 from .common import lr_here, lr_of, ls_id, lsp_shadowed, peer_lrp
-from .const import ETH_ARP
+from .const import ETH_ARP, ETH_IP
 
 
 def lsp_flows(r: Reader, key: tuple, lsp: Any) -> list[Flow]:
@@ -60,20 +60,35 @@ def _vm_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: int)
         ofport = r.get(("bind", lsp.name))
         if ofport is None or bound_lsp(r, lsp.name) != key:  # one iface-id, one port (tenant isolation)
             return []
-        return _local_port(dp, pid, mac, ofport)
+        return _local_port(dp, pid, mac, ofport, lsp)
     ch = r.get(("chassis", lsp.chassis))
     if ch is None:
         return []
     return [_remote_lookup(dp, pid, mac, ch.ip)]
 
 
-def _local_port(dp: int, pid: int, mac: int, ofport: int) -> list[Flow]:
+def _local_port(dp: int, pid: int, mac: int, ofport: int, lsp: Any) -> list[Flow]:
     return [
-        Flow(T.CLASSIFY, 2, match(in_port=ofport), (
-            Load(T.R_SRC_PORT, pid), SetField("metadata", dp), Load(T.R_FLAGS, 0), Resubmit(T.LS_IN_START))),
+        *classify_vm(dp, pid, mac, ofport, lsp.ip if lsp.port_security else None),
         Flow(T.LS_IN_LOOKUP, 4, match(metadata=dp, dl_dst=mac), (Load(T.R_DST_PORT, pid), _TO_OUTPUT)),
         Flow(T.LS_OUT_PORT, 3, match(M("metadata", dp), M(T.R_DST_PORT, pid)), (
             Load(T.R_OFPORT, ofport), _DECIDED, _TO_TO_ROUTER)),
+    ]
+
+
+def classify_vm(dp: int, pid: int, mac: int, ofport: int, ip: str | None) -> list[Flow]:
+    """Frames from a VM enter its switch. With port security (`ip` given) only from the port's own MAC,
+    and only IPv4 from its own IP or ARP with its own sender addresses: no spoofed MAC, IP or ARP reply
+    can poison a neighbour or impersonate another port. The rest is dropped by a per-port flow whose
+    counters tell the operator which port misbehaves."""
+    enter = (Load(T.R_SRC_PORT, pid), SetField("metadata", dp), Load(T.R_FLAGS, 0), Resubmit(T.LS_IN_START))
+    if ip is None:
+        return [Flow(T.CLASSIFY, 2, match(in_port=ofport), enter)]
+    ipn = ip_int(ip)
+    return [
+        Flow(T.CLASSIFY, 3, match(in_port=ofport, dl_src=mac, dl_type=ETH_IP, nw_src=ipn), enter),
+        Flow(T.CLASSIFY, 3, match(in_port=ofport, dl_src=mac, dl_type=ETH_ARP, arp_spa=ipn, arp_sha=mac), enter),
+        Flow(T.CLASSIFY, 2, match(in_port=ofport), ()),
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 from typing import Any
 
@@ -73,6 +74,13 @@ def serve(driver: Driver, sock_path: str, spec: str | None = None, **uvicorn_opt
     """Serve until SIGTERM/SIGINT; the socket (and spec file) are removed on the way out."""
     import uvicorn
 
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn shuts down on SIGTERM/SIGINT, then re-raises the signal with the previous handler: make that
+    # an exit that runs the clean-up below instead of a kill that leaves the socket behind.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     sock = bind_socket(sock_path)
     try:
         if spec:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..store import KV, Store, StoreError
 from . import binding
+from .barrier import Barrier
 from .chassis import ChassisPresence
 from .config import Config
 from .duplicates import Shadowing
@@ -84,6 +85,8 @@ class Agent:
         self.view = View()
         self.engine = Engine(self.view)
         self.shadowing = Shadowing()
+        self.barrier = Barrier()
+        self._needs_full = False
         self.binder = binding.Binder()
         self.readiness = Readiness()
         self.kvs: dict[tuple, KV] = {}  # lsp and chassis records only: what CAS writes compare against
@@ -216,34 +219,47 @@ class Agent:
         self.q.put(("stop",))
 
     def _handle(self, items: list[tuple]) -> None:
+        """One batch of events. Every step runs behind the barrier (barrier.py): a bad event is counted and
+        logged, never fatal; a failed computation or install is repaired by a full recompute + reconcile."""
         changed: set[tuple] = set()
         topo = False
         reconnect = False
+        guard = self.barrier.run
+        if self._needs_full:
+            self._needs_full = False
+            if guard("full recompute", self.engine.full):
+                reconnect = True  # reconcile what is installed with the fresh result
+            else:
+                self._needs_full = True
         for it in items:
             kind = it[0]
             if kind == "etcd":
-                self._apply_changes(it[1], changed)
+                self._apply_changes(it[1], changed)  # a barrier per change inside
                 topo = True
             elif kind == "resync":
-                self._resync(it[1], changed)
+                guard("apply etcd re-listing", self._resync, it[1], changed)
                 topo = True
             elif kind == "ovs":
-                self._apply_ovs(it[1], changed)
+                guard("apply OVS state", self._apply_ovs, it[1], changed)
             elif kind == "pin":
-                if self.pins.drain():  # a budget per iteration; the rest after the next batch of events
-                    self.q.put(("pin",))
+                guard("packet-in", self._drain_packet_ins)
             elif kind == "ofconnect":
                 if self._of_connects > 0:  # the first one is the start-up connection, already reconciled
                     reconnect = True
                 self._of_connects += 1
         if changed:
-            self.shadowing.update(self.view.index, self.view.created, changed)
-            deletes, adds = self.engine.process(changed)
-            try:
-                self.ofctrl.apply(deletes, adds)
-            except Exception as exc:  # noqa: BLE001 - resync below repairs whatever did not apply
-                log.error("installing %d/%d flow changes failed: %s; resyncing", len(deletes), len(adds), exc)
-                reconnect = True
+            guard("duplicate check", self.shadowing.update, self.view.index, self.view.created, changed)
+            delta: list = []
+            if not guard("flow computation", lambda: delta.extend(self.engine.process(changed))):
+                self._needs_full = True
+                self.q.put(("recompute",))
+            elif delta:
+                deletes, adds = delta
+                try:
+                    self.ofctrl.apply(deletes, adds)
+                except Exception as exc:  # noqa: BLE001 - resync below repairs whatever did not apply
+                    log.error("installing %d/%d flow changes failed: %s; resyncing", len(deletes), len(adds), exc)
+                    reconnect = True
         if reconnect:
             try:
                 self.conn.ensure_tlv_map()  # lost, like the flows, when ovs-vswitchd restarts
@@ -253,16 +269,24 @@ class Agent:
                 self.q.put(("ofconnect",))
                 time.sleep(0.2)
         if topo or changed or reconnect or (self.binder.next_due() or float("inf")) <= time.monotonic():
-            self._side_effects(changed)
-            self._register()
+            guard("side effects (tunnels, patch ports, bindings)", self._side_effects, changed)
+            guard("chassis registration", self._register)
+
+    def _drain_packet_ins(self) -> None:
+        if self.pins.drain():  # a budget per iteration; the rest after the next batch of events
+            self.q.put(("pin",))
 
     def _apply_changes(self, changes: list[Change], changed: set[tuple]) -> None:
-        for fkey, obj, kv in changes:
-            self.view.apply(fkey, obj, changed, kv.create_revision if kv is not None else 0)
-            if obj is None:
-                self.kvs.pop(fkey, None)
-            elif kv is not None and fkey[0] in ("lsp", "chassis"):
-                self.kvs[fkey] = KV(kv.key, "", kv.mod_revision, kv.create_revision, kv.version, kv.lease)
+        for change in changes:
+            self.barrier.run("apply etcd change", self._apply_change, change, changed)
+
+    def _apply_change(self, change: Change, changed: set[tuple]) -> None:
+        fkey, obj, kv = change
+        self.view.apply(fkey, obj, changed, kv.create_revision if kv is not None else 0)
+        if obj is None:
+            self.kvs.pop(fkey, None)
+        elif kv is not None and fkey[0] in ("lsp", "chassis"):
+            self.kvs[fkey] = KV(kv.key, "", kv.mod_revision, kv.create_revision, kv.version, kv.lease)
 
     def _resync(self, changes: list[Change], changed: set[tuple]) -> None:
         """After compaction: apply the difference between the view and a fresh listing (incremental)."""
@@ -333,6 +357,7 @@ class Agent:
             "bindings": {**self.binder.status(), "ready": len(self.readiness.ready)},
             "ovsdb": dict(self.ovs.stats) if self.ovs else {},
             "duplicates": self.shadowing.status(),
+            "event_errors": self.barrier.status(),
             "etcd_revision": self.sync.revision if self.sync else 0,
         }
 

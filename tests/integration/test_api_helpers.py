@@ -5,6 +5,7 @@ client over http.client, and an in-process ASGI driver for the fuzz targets (no 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import itertools
 import json
 import os
@@ -52,9 +53,18 @@ class Client:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         if data is not None:
             headers["Content-Type"] = content_type
-        self.conn.request(method, V2 + path, body=data, headers=headers)
-        resp = self.conn.getresponse()
-        return Reply(resp.status, resp.read(), {k.lower(): v for k, v in resp.getheaders()})
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, V2 + path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                return Reply(resp.status, resp.read(), {k.lower(): v for k, v in resp.getheaders()})
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # The server closes idle keep-alive connections (5 s); reconnect once, as browsers do.
+                self.conn.close()
+                self.conn = self.api.connection()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def get(self, path: str, **kw: Any) -> Reply:
         return self.request("GET", path, **kw)

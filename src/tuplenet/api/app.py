@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -71,6 +72,7 @@ def create_app(store: Any, auth: Auth | None, threads: int | None = None) -> Fas
     app = FastAPI(title=TITLE, version=tuplenet.__version__, description=DESCRIPTION, docs_url=None,
                   redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.store = store
+    app.state.write_lock = asyncio.Lock()
     build_routes(app)
 
     @app.get(PREFIX + "/openapi.json", include_in_schema=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tuplenet.control import Controller
 
+from .auth import READ_METHODS
 from .schemas import ErrorOut
 
 log = logging.getLogger("tuplenet.api")
@@ -22,10 +23,20 @@ _E = {"model": ErrorOut}
 ERRORS: dict[int | str, dict[str, Any]] = {400: _E, 401: _E, 403: _E, 404: _E, 409: _E, 503: _E}
 
 
-async def controller(request: Request) -> Controller:
-    """A controller per request over the app's shared (thread-safe) store. Async on purpose: FastAPI runs a
-    sync dependency in a worker thread of its own, one more thread hop per request for nothing."""
-    return Controller(request.app.state.store)
+async def controller(request: Request) -> AsyncIterator[Controller]:
+    """A controller per request over the app's shared (thread-safe) store; writes hold the app's write lock.
+
+    Writes of one server are serialised: CAS keeps concurrent writers correct, but 20 of them racing on one
+    switch would mostly re-plan and could exhaust the controller's retries (409 "gave up") for nothing. CAS
+    still guards against other servers and tpctl. The lock is an asyncio lock, so waiting writers hold no
+    worker thread and reads never wait. Async on purpose: a sync dependency costs one more thread hop.
+    """
+    ctl = Controller(request.app.state.store)
+    if request.method in READ_METHODS:
+        yield ctl
+        return
+    async with request.app.state.write_lock:
+        yield ctl
 
 
 def logged(ctl: Controller) -> None:

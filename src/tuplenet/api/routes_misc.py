@@ -96,7 +96,7 @@ _IMPORT_BODY = {"requestBody": {"required": True, "content": {"text/plain": {"sc
 
 @routes.post("/import", response_model=ImportOut, tags=["bulk"], openapi_extra=_IMPORT_BODY,
              summary="validate then write an export (nothing is written if any record is bad)")
-async def import_records(request: Request,
+async def import_records(request: Request, ctl: Ctl,
                          overwrite: Annotated[bool, Query(description="replace existing objects")] = False,
                          ) -> JSONResponse:
     raw = await request.body()
@@ -104,7 +104,6 @@ async def import_records(request: Request,
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidArgument(f"the import body is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    ctl = await controller(request)
     res = await run_in_threadpool(lambda: ctl.import_records(parse_export(text), overwrite=overwrite))
     return JSONResponse({"created": res.created, "replaced": res.replaced, "ids_assigned": res.ids_assigned,
                          "batches": res.batches})

@@ -207,3 +207,40 @@ def test_incremental_planner_notices_changed_rows_and_wishes() -> None:
     with_ext = view(FLOWBASED, tun("10.0.0.2", "hv2"), others={"br-ext": BridgeView("br-ext")})
     added = {a.spec.name for a in planner.plan(with_ext, d, generation=3).actions if isinstance(a, AddPort)}
     assert added == {"lsp", "lsp-peer"}
+
+
+def test_patch_port_named_like_a_foreign_port_touches_nothing() -> None:
+    """A patch lsp named like someone else's port (eth0, a VM tap, the bridge's own port) is never retyped,
+    moved or deleted; a 0.3 patch port already pointing at the wanted peer is adopted."""
+    ext = BridgeView("br-ext", ports=(PortView("br-ext", (IfaceView("br-ext", "internal"),)),))
+    eth0 = PortView("eth0", (IfaceView("eth0", "system", {}, {"other": "x"}, ofport=7),))
+    tap = vm("tap1", "vm1", 8)
+    own = PortView("br-int", (IfaceView("br-int", "internal", ofport=65534),))
+    v = view(eth0, tap, own, others={"br-ext": ext})
+    p = plan(v, Desired(patch_ports={"eth0": "br-ext", "tap1": "br-ext", "br-int": "br-ext"}))
+    assert p.actions == []
+    assert set(p.foreign) == {"eth0", "tap1", "br-int"}
+    old = PortView("p03", (IfaceView("p03", "patch", {"peer": "p03-peer"}, {"iface-id": "p03"}, ofport=9),))
+    p = plan(view(old, others={"br-ext": ext}), Desired(patch_ports={"p03": "br-ext"}))
+    assert not p.foreign and FixIface("p03", D_PATCH, external_ids={"tuplenet-role": "patch"}) in p.actions
+
+
+def test_patch_port_problems() -> None:
+    from tuplenet.agent.ovsdb_model import patch_port_problem
+
+    assert patch_port_problem("p1", "br-ext", "br-int") is None
+    assert "integration bridge" in patch_port_problem("p1", "br-int", "br-int")
+    assert "bridge" in patch_port_problem("br-int", "br-ext", "br-int")
+    assert "tunnel" in patch_port_problem("tupleNet-1", "br-ext", "br-int")
+    assert "valid" in patch_port_problem("a b", "br-ext", "br-int")
+
+
+def test_readiness_marks_planned_per_ofport() -> None:
+    marked = PortView("vm2", (IfaceView("vm2", "dummy", {}, {"iface-id": "lsp2", "tuplenet-installed": "true"},
+                                        ofport=4),))
+    v = view(vm("vm1", "lsp1", 3), marked)
+    p = plan(v, Desired(installed={"lsp1": 3}))
+    assert p.actions == [FixIface("vm1", "marks", external_ids={"tuplenet-installed": "true"}),
+                         FixIface("vm2", "marks", external_ids={"tuplenet-installed": None})]
+    assert plan(v, Desired(installed={"lsp1": 99, "lsp2": 4})).actions == []
+    assert plan(v, Desired()).actions == []  # not managed yet: marks left as they are

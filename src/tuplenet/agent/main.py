@@ -127,7 +127,22 @@ def show_status(argv: list[str]) -> int:
           f"{e.get('conflicts')} conflicts, {e.get('resyncs')} resyncs; bad records {st.get('bad_records')}")
     print(f"  openflow: {of.get('bundles')} bundles, +{of.get('flows_added')} / -{of.get('flows_deleted')} flows, "
           f"{of.get('failures')} failures, last bundle {round(of.get('last_bundle_ms', 0), 1)} ms")
+    _print_bindings(st.get("bindings") or {})
     return 0 if alive else 1
+
+
+def _print_bindings(b: dict) -> None:
+    """Binding state: the ports bound here and every iface-id this chassis does not bind, with why."""
+    if not b:
+        return
+    conflicts, ambiguous = b.get("conflicts", {}), b.get("ambiguous", {})
+    print(f"  bindings: {b.get('bound')} bound, {b.get('ready')} ready, {len(conflicts)} held elsewhere, "
+          f"{len(ambiguous)} ambiguous, {b.get('claims')} claims written, {b.get('waiting')} waiting (backoff)")
+    for iface, c in sorted(conflicts.items()):
+        req = f", requested by {c['requested_chassis']}" if c.get("requested_chassis") else ""
+        print(f"    iface-id {iface}: {c['lsp']} is bound to chassis {c['chassis'] or '(none)'}{req}")
+    for iface, lsps in sorted(ambiguous.items()):
+        print(f"    iface-id {iface}: ambiguous, names {', '.join(lsps)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,7 +66,9 @@ def test_binding_written_back_with_cas(cluster: Cluster) -> None:
                   timeout=10, what="binding written back")
     assert kv.value == "ip=10.0.0.5,mac=f2:01:0a:00:00:05,chassis=hv2"
     c.wait_converged("hv2")
-    assert any("priority=2,in_port=" in f and "set_field:0x5->reg0" in f for f in c.flows("hv2"))
+    # Classified into its switch from its own addresses only (port security).
+    assert any("priority=3,ip,in_port=" in f and "nw_src=10.0.0.5" in f and "set_field:0x5->reg0" in f
+               for f in c.flows("hv2"))
 
 
 def test_malformed_record_reported_once_skipped_then_applied(cluster: Cluster) -> None:

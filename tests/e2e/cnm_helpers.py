@@ -43,10 +43,10 @@ class Driver:
             return ""
 
     def post(self, method: str, body: Any = None, raw: bytes | None = None) -> tuple[int, dict]:
-        """POST like dockerd: no Content-Type, empty body for the first two calls."""
+        """POST like dockerd: no Content-Type, the socket's path as Host, empty body for the first two calls."""
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         with httpx.Client(transport=httpx.HTTPTransport(uds=self.sock), timeout=60) as c:
-            r = c.post(f"http://plugin/{method}", content=data)
+            r = c.post(f"http://plugin/{method}", content=data, headers={"Host": self.sock})
         return r.status_code, r.json()
 
     def ok(self, method: str, body: Any = None) -> dict:

@@ -32,7 +32,8 @@ class SocketBusy(Exception):
 def make_app(driver: Driver) -> Starlette:
     async def call(request: Request) -> Response:
         body = await request.body()
-        status, answer = await run_in_threadpool(handle, driver, request.url.path, body)
+        # scope["path"], not request.url: dockerd sends the socket's file name as Host, which garbles the URL
+        status, answer = await run_in_threadpool(handle, driver, request.scope["path"], body)
         return Response(json.dumps(answer), status_code=status, media_type=CONTENT_TYPE)
 
     return Starlette(routes=[Route("/{method:path}", call, methods=["POST"])])

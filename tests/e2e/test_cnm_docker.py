@@ -1,0 +1,200 @@
+"""Docker itself with tpcnm: Debian's dockerd on two namespace hosts, `docker network create -d tuplenet`,
+containers from a local busybox image ping each other across the hosts and through a router.
+
+Each dockerd runs inside its host's network namespace with private data, exec root, socket and pidfile
+(lab-findings W3). Plugin discovery only looks at the fixed path /run/docker/plugins, so each dockerd gets
+its own view of it: a bind mount
+of the host's own plugin directory there shows that dockerd its host's driver only (in a mount namespace of
+its own: `ip netns exec` would also hide the cgroup mounts dockerd needs)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from cnm_helpers import PREFIX, Driver
+
+from conftest import e2e_skip_reason
+from tuplenet.control import Controller
+from tuplenet.sandbox.netns import NetnsSandbox
+from tuplenet.sandbox.procs import stop_pid, wait_for
+from tuplenet.store import Store
+
+pytestmark = pytest.mark.e2e
+DOCKER = "/usr/bin/docker"  # Debian's CLI (20.10), same API as the daemon
+IMAGE = "localhost/bbox:1"
+HOSTS = {"hv1": "10.66.0.64/27", "hv2": "10.66.0.96/27"}  # disjoint --ip-range per host: docker's IPAM is local
+APPLETS = ["sh", "ping", "ip", "wget", "httpd", "sleep", "echo", "cat", "mkdir"]
+
+
+def docker_skip_reason() -> str | None:
+    missing = [b for b in ("dockerd", "containerd", "runc", "busybox") if shutil.which(b) is None]
+    if missing or not os.path.exists(DOCKER):
+        return f"needs Debian's docker.io and busybox-static (missing: {', '.join(missing) or DOCKER})"
+    return None
+
+
+def build_image_tar(workdir: str) -> str:
+    """A 2 MB rootfs of static busybox (no registry needed, lab-findings W1)."""
+    root = os.path.join(workdir, "rootfs")
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "www"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy(shutil.which("busybox") or "/bin/busybox", os.path.join(root, "bin", "busybox"))
+    for a in APPLETS:
+        os.symlink("busybox", os.path.join(root, "bin", a))
+    with open(os.path.join(root, "etc", "passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\n")
+    with open(os.path.join(root, "www", "index.html"), "w") as f:
+        f.write("hello from tuplenet\n")
+    tar = os.path.join(workdir, "bbroot.tar")
+    subprocess.run(["tar", "-C", root, "--numeric-owner", "-cf", tar, "."], check=True)
+    return tar
+
+
+class Dockerd:
+    def __init__(self, sb: NetnsSandbox, host: str, plugins: str) -> None:
+        self.sb, self.host = sb, host
+        self.dir = os.path.join(sb.host_dir(host), "docker")
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, "docker.sock")
+        self.pidfile = os.path.join(self.dir, "dockerd.pid")
+        cmd = (f"mount --bind {plugins} /run/docker/plugins && exec dockerd --data-root {self.dir}/data "
+               f"--exec-root {self.dir}/exec --pidfile {self.pidfile} -H unix://{self.sock} --iptables=false "
+               f"--ip-masq=false --bridge=none --userland-proxy=false --containerd-namespace tnx{host} "
+               f"--containerd-plugins-namespace tnx{host}p --config-file {self.dir}/daemon.json")
+        with open(os.path.join(self.dir, "daemon.json"), "w") as f:
+            f.write("{}\n")
+        # Not `ip netns exec`: it remounts /sys for the namespace, which hides the cgroup mounts dockerd
+        # needs. nsenter changes only the network namespace; unshare gives the private plugin view.
+        argv = ["nsenter", f"--net=/run/netns/{sb.ns(host)}", "unshare", "-m", "--propagation", "slave",
+                "sh", "-c", cmd]
+        with open(os.path.join(self.dir, "dockerd.log"), "ab") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        wait_for(self.up, timeout=60, what=f"dockerd on {host}")
+
+    def up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"dockerd on {self.host} exited: {self.log()}")
+        return self.cli("info", "--format", "{{.Driver}}", check=False).returncode == 0
+
+    def log(self) -> str:
+        with open(os.path.join(self.dir, "dockerd.log")) as f:
+            return f.read()[-3000:]
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run([DOCKER, "-H", f"unix://{self.sock}", *args], capture_output=True, text=True,
+                           timeout=timeout)
+        assert not check or r.returncode == 0, f"docker {' '.join(args)} on {self.host}: {r.stderr}"
+        return r
+
+    def stop(self) -> None:
+        self.cli("rm", "-f", *self.cli("ps", "-aq", check=False).stdout.split(), check=False)
+        stop_pid(self.proc.pid, timeout=20)
+
+
+class Cluster:
+    def __init__(self, sb: NetnsSandbox) -> None:
+        self.sb = sb
+        self.ctl = Controller(Store(sb.etcd_endpoint, prefix=PREFIX))
+        self.drivers: dict[str, Driver] = {}
+        self.dockerds: dict[str, Dockerd] = {}
+
+
+@pytest.fixture(scope="module")
+def cluster_docker() -> Iterator[Cluster]:
+    if reason := e2e_skip_reason() or docker_skip_reason():
+        pytest.skip(reason)
+    made = [p for p in ("/run/docker", "/run/containerd") if not os.path.exists(p)]
+    os.makedirs("/run/docker/plugins", exist_ok=True)  # mount point for each dockerd's private view
+    sb = NetnsSandbox(workdir=f"/tmp/tn-dk-{os.getpid()}", name_prefix="tnx")
+    c = None
+    try:
+        sb.up(hosts=2, prefix=PREFIX)
+        sb.wait_agents()
+        c = Cluster(sb)
+        c.ctl.add_router("R1")
+        tar = build_image_tar(sb.workdir)
+        for host in HOSTS:
+            plugins = os.path.join(sb.host_dir(host), "plugins")
+            os.makedirs(plugins, exist_ok=True)
+            c.drivers[host] = Driver(sb, host, os.path.join(plugins, "tuplenet.sock"))
+            c.dockerds[host] = Dockerd(sb, host, plugins)
+            c.dockerds[host].cli("import", "-c", 'CMD ["/bin/sh"]', tar, IMAGE)
+        yield c
+    finally:
+        if c:
+            for d in c.dockerds.values():
+                d.stop()
+            for drv in c.drivers.values():
+                drv.stop()
+        sb.down()
+        for p in made:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def test_two_hosts_ping_across_and_through_a_router(cluster_docker: Cluster) -> None:
+    c = cluster_docker
+    ips = {}
+    for host, ip_range in HOSTS.items():
+        d = c.dockerds[host]
+        d.cli("network", "create", "-d", "tuplenet", "--subnet", "10.66.0.0/24", "--gateway", "10.66.0.1",
+              "--ip-range", ip_range, "-o", "switch=dnet", "-o", "router=R1", "dnet")
+        assert d.cli("network", "inspect", "-f", "{{.Driver}} {{.Scope}}", "dnet").stdout.split() == ["tuplenet",
+                                                                                                      "local"]
+        t0 = time.monotonic()
+        d.cli("run", "-d", "--name", f"c-{host}", "--network", "dnet", IMAGE, "sleep", "600")
+        ips[host] = d.cli("inspect", "-f", "{{.NetworkSettings.Networks.dnet.IPAddress}}", f"c-{host}").stdout.strip()
+        print(f"docker run on {host}: {time.monotonic() - t0:.2f}s, address {ips[host]}")
+    assert ips["hv1"].startswith("10.66.0.") and ips["hv1"] != ips["hv2"]
+    ports = {p.name: p for p in c.ctl.list_switch_ports("dnet")}
+    assert {p.chassis for n, p in ports.items() if n != "dnet_to_R1"} == {"hv1", "hv2"}
+
+    d1, d2 = c.dockerds["hv1"], c.dockerds["hv2"]
+    addr = d1.cli("exec", "c-hv1", "ip", "addr", "show", "eth0").stdout
+    assert f"inet {ips['hv1']}/24" in addr and "mtu 1400" in addr
+    assert "default via 10.66.0.1" in d1.cli("exec", "c-hv1", "ip", "route").stdout
+    t0 = time.monotonic()
+    r = d1.cli("exec", "c-hv1", "ping", "-c", "3", "-W", "2", ips["hv2"], check=False)
+    assert r.returncode == 0, r.stdout
+    print(f"first ping hv1 -> hv2: {time.monotonic() - t0:.2f}s for 3 packets")
+    assert d1.cli("exec", "c-hv1", "ping", "-c", "1", "-W", "2", "10.66.0.1", check=False).returncode == 0
+
+    # TCP across hosts (container checksums are complete on the userspace datapath)
+    d2.cli("exec", "-d", "c-hv2", "httpd", "-f", "-p", "8080", "-h", "/www")
+    page = wait_for(lambda: d1.cli("exec", "c-hv1", "wget", "-q", "-T", "2", "-O", "-",
+                                   f"http://{ips['hv2']}:8080/", check=False).stdout, timeout=20, what="http")
+    assert page == "hello from tuplenet\n"
+
+    # a second network on hv2 behind the same router: reached from hv1 through R1
+    d2.cli("network", "create", "-d", "tuplenet", "--subnet", "10.67.1.0/24", "--gateway", "10.67.1.1",
+           "-o", "switch=dnet2", "-o", "router=R1", "dnet2")
+    d2.cli("run", "-d", "--name", "c-other", "--network", "dnet2", IMAGE, "sleep", "600")
+    other = d2.cli("inspect", "-f", "{{.NetworkSettings.Networks.dnet2.IPAddress}}", "c-other").stdout.strip()
+    assert d1.cli("exec", "c-hv1", "ping", "-c", "2", "-W", "2", other, check=False).returncode == 0
+
+    for host, d in c.dockerds.items():
+        d.cli("rm", "-f", *(["c-hv2", "c-other"] if host == "hv2" else ["c-hv1"]))
+        d.cli("network", "rm", *(["dnet", "dnet2"] if host == "hv2" else ["dnet"]))
+    assert c.ctl.list_switches() == [] and c.ctl.list_router_ports("R1") == []
+    assert c.ctl.store.get_prefix("cnm/")[0] == []
+    for host in HOSTS:
+        out = c.sb.exec(host, ["ip", "-o", "link"]).stdout
+        assert " tpe" not in out and " tpc" not in out
+        assert not [p for p in c.sb.ovs(host, "list-ports", "br-int").split() if p.startswith("tpe")]
+
+
+def test_driver_errors_reach_the_docker_user(cluster_docker: Cluster) -> None:
+    d = cluster_docker.dockerds["hv1"]
+    r = d.cli("network", "create", "-d", "tuplenet", "--subnet", "10.68.0.0/24", "-o", "router=nope", "bad",
+              check=False)
+    assert r.returncode != 0 and "unable to get router nope" in r.stderr
+    r = d.cli("network", "create", "-d", "tuplenet", "--subnet", "10.68.0.0/24", "-o", "colour=red", "bad",
+              check=False)
+    assert r.returncode != 0 and "unknown driver option 'colour'" in r.stderr
+    assert cluster_docker.ctl.list_switches() == []
+    assert d.cli("network", "ls", "-q", "-f", "name=bad").stdout.strip() == ""

@@ -5,21 +5,24 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .errors import INTERNAL, CniError
 from .spec import SUPPORTED_VERSIONS, load_json, parse_conf, parse_env, version_of
 
 
-def handle(environ: dict[str, str] | os._Environ[str], data: bytes) -> tuple[int, dict | None]:
-    """(exit status, JSON to print) for one invocation; the whole protocol without process concerns."""
+def handle(environ: Mapping[str, str], data: bytes, run: Callable[..., Any] | None = None) -> tuple[int, Any]:
+    """(exit status, JSON to print) for one invocation; the whole protocol without process concerns.
+    `run(env, conf)` executes a parsed command (tuplenet.cni.plugin.run unless given)."""
     version = version_of(data)
     try:
         env = parse_env(environ)
         if env.command == "VERSION":
             return 0, {"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}
         conf = parse_conf(load_json(data), environ, env.command)
-        from .plugin import run
-
+        if run is None:
+            from .plugin import run
         return 0, run(env, conf)
     except CniError as exc:
         return 1, exc.to_json(version)

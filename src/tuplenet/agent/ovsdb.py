@@ -203,7 +203,8 @@ class LocalOvs(IdlThread):
         """Mark the interfaces of these ports (iface-id -> ofport) `external_ids:tuplenet-installed=true` and
         unmark every other interface of the bridge. Asynchronous: callers on the hot path do not wait."""
         marks = dict(ready)
-        return self._submit(lambda: setattr(self._desired, "installed", marks), D_MARKS)
+        # Not a change of the wanted ports: keep the planner's port cache (thousands of tunnels) warm.
+        return self._submit(lambda: setattr(self._desired, "installed", marks), D_MARKS, ports=False)
 
     def set_bfd(self, chassis_ids: set[str] | frozenset[str], enable: bool) -> Future[None]:
         """Set Interface bfd:enable on those chassis' tunnel ports (remembered for ports created later)."""
@@ -217,12 +218,14 @@ class LocalOvs(IdlThread):
 
     # ---- plumbing for callers ----
 
-    def _submit(self, fn: Callable[[], None], domain: str | None = None) -> Future[None]:
+    def _submit(self, fn: Callable[[], None], domain: str | None = None, ports: bool = True) -> Future[None]:
+        """Queue a change of the wish for the IDL thread; `ports` False: the wanted ports stay the same."""
         fut: Future[None] = Future()
 
         def run() -> None:
             fn()
-            self._desired_gen += 1
+            if ports:
+                self._desired_gen += 1
             self._dirty = True
             if domain is not None:
                 self._pending[domain].append(fut)

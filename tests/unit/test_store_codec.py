@@ -49,12 +49,19 @@ def test_range_fields() -> None:
 
 
 def test_parse_endpoints() -> None:
-    assert parse_endpoints("127.0.0.1:2379,127.0.0.1:2479") == [("127.0.0.1", 2379), ("127.0.0.1", 2479)]
+    assert parse_endpoints("127.0.0.1:2379,127.0.0.1:2479") == [("127.0.0.1", 2379, False),
+                                                                ("127.0.0.1", 2479, False)]
     assert parse_endpoints(["http://h1:1", " h2:2 ", "h3", "[::1]:5", "::1"]) == [
-        ("h1", 1), ("h2", 2), ("h3", 2379), ("::1", 5), ("::1", 2379)]
-    for bad in ("", "h:port", "https://h:1"):
+        ("h1", 1, False), ("h2", 2, False), ("h3", 2379, False), ("::1", 5, False), ("::1", 2379, False)]
+    for bad in ("", "h:port", "unix://h:1", "h:0", "h:70000", "h:１２", "h:1_0", "h:+1", ":1"):
         with pytest.raises(StoreError):
             parse_endpoints(bad)
+
+
+def test_parse_endpoints_tls_by_scheme_or_by_options() -> None:
+    assert parse_endpoints("https://h:1,http://h:2,h:3") == [("h", 1, True), ("h", 2, False), ("h", 3, False)]
+    # TLS files given: endpoints without a scheme use https (as etcdctl), an explicit http:// stays plain
+    assert parse_endpoints("h:3,http://h:2", tls=True) == [("h", 3, True), ("h", 2, False)]
 
 
 def test_decode_kv_strips_prefix_and_defaults_missing_fields() -> None:

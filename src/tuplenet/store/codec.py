@@ -9,12 +9,34 @@ import binascii
 import json
 from typing import Any
 
-from .errors import StoreError
+from .errors import MalformedAnswer, StoreError
 from .types import KV, Compare, Event, Op
 
 _a2b = binascii.a2b_base64
 _b2a = binascii.b2a_base64
 _loads = json.loads
+
+# What decoding a malformed answer raises in Python (binascii.Error and UnicodeError are ValueErrors).
+DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError)
+
+
+class decoding:  # noqa: N801 - used as a context manager, named like one
+    """`with decoding("/v3/kv/range"):` turns what a malformed answer raises into MalformedAnswer, so callers
+    see only StoreError whatever a broken or hostile peer sends. Free on the normal path."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> decoding:
+        return self
+
+    def __exit__(self, tp: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if tp is not None and issubclass(tp, DECODE_ERRORS) and not issubclass(tp, StoreError):
+            detail = " ".join(f"{tp.__name__}: {exc}".split())[:160]
+            raise MalformedAnswer(f"etcd {self.what}: malformed answer ({detail})") from exc
+        return False
 
 
 def normalise_prefix(prefix: str) -> str:
@@ -91,8 +113,11 @@ def decode_events(raw_events: list[dict[str, Any]], plen: int) -> list[Event]:
         kv = ev["kv"]
         get = kv.get
         value = get("value")
+        kind = ev.get("type", "PUT")
+        if kind != "PUT" and kind != "DELETE":
+            raise ValueError(f"unknown event type {str(kind)[:40]!r}")
         append(Event(
-            ev.get("type", "PUT"),
+            kind,
             KV(
                 _a2b(kv["key"])[plen:].decode("utf-8", "surrogateescape"),
                 _a2b(value).decode("utf-8", "surrogateescape") if value else "",
@@ -106,7 +131,15 @@ def decode_events(raw_events: list[dict[str, Any]], plen: int) -> list[Event]:
 
 
 def decode_watch_line(line: bytes | str, plen: int) -> WatchMessage:
-    """Parse one line of /v3/watch; a stream-level error becomes canceled with reason="error: ..."."""
+    """Parse one line of /v3/watch; a stream-level error becomes canceled with reason="error: ...".
+
+    MalformedAnswer (and nothing else) for a line that is not a well-formed watch response.
+    """
+    with decoding("/v3/watch"):
+        return _watch_message(line, plen)
+
+
+def _watch_message(line: bytes | str, plen: int) -> WatchMessage:
     msg = _loads(line)
     result = msg.get("result")
     if result is None:
@@ -122,7 +155,7 @@ def decode_watch_line(line: bytes | str, plen: int) -> WatchMessage:
         bool(result.get("created", False)),
         bool(result.get("canceled", False)),
         int(result.get("compact_revision", 0)),
-        result.get("cancel_reason", ""),
+        str(result.get("cancel_reason") or ""),
     )
 
 

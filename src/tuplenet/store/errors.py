@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+# gRPC status codes etcd puts in its error answers ("code").
+GRPC_INVALID_ARGUMENT = 3
+GRPC_NOT_FOUND = 5
+GRPC_PERMISSION_DENIED = 7
+GRPC_OUT_OF_RANGE = 11
+GRPC_UNAVAILABLE = 14
+GRPC_UNAUTHENTICATED = 16
+
 
 class StoreError(Exception):
     """Any failure talking to etcd; the message is one line meant for an operator."""
@@ -37,3 +45,16 @@ class LeaseExpired(StoreError):
     def __init__(self, lease_id: int) -> None:
         super().__init__(f"lease {lease_id:x} not found (expired or revoked)")
         self.lease_id = lease_id
+
+
+class AuthFailed(StoreError):
+    """etcd refused our credentials: wrong user or password, or etcd needs a user and none was given."""
+
+
+class TLSError(StoreError):
+    """TLS could not be set up: a certificate file is unusable, etcd's certificate is not trusted (--cacert),
+    or etcd refused our client certificate (--cert/--key)."""
+
+
+class MalformedAnswer(StoreError):
+    """etcd (or whatever answers on its port) sent something this client cannot decode."""

@@ -6,8 +6,9 @@ import logging
 import threading
 from collections.abc import Callable
 
+from .codec import decoding
 from .errors import LeaseExpired, StoreError
-from .transport import GRPC_NOT_FOUND, EtcdError, Transport
+from .transport import GRPC_NOT_FOUND, EtcdError, Transport, one_line
 
 log = logging.getLogger("tuplenet.store")
 
@@ -18,13 +19,21 @@ def grant(transport: Transport, ttl: int) -> int:
         raise StoreError(f"lease ttl must be at least 1 second, got {ttl}")
     answer = transport.call("/v3/lease/grant", {"TTL": str(int(ttl)), "ID": "0"})
     if answer.get("error"):
-        raise StoreError(f"lease grant refused: {answer['error']}")
-    return int(answer["ID"])
+        raise StoreError(f"lease grant refused: {one_line(str(answer['error']))}")
+    with decoding("/v3/lease/grant"):
+        lease_id = int(answer["ID"])
+        if lease_id <= 0:
+            raise ValueError(f"lease ID {lease_id}")
+        return lease_id
 
 
 class Lease:
     """An etcd lease. start_keepalive() keeps it alive from a daemon thread and re-grants it if it expired
-    (e.g. etcd was down longer than the ttl), calling on_regrant(new_id) so the owner can re-put its keys."""
+    (e.g. etcd was down longer than the ttl), calling on_regrant(new_id) so the owner can re-put its keys.
+
+    The keepalive thread survives every failure (etcd down, garbage answers, a bug): it logs, counts it in
+    `failures` / `last_error`, and tries again sooner than the normal period.
+    """
 
     def __init__(self, transport: Transport, lease_id: int, ttl: int) -> None:
         self._transport = transport
@@ -32,6 +41,9 @@ class Lease:
         self.ttl = ttl
         self.on_regrant: Callable[[int], object] | None = None
         self.regrants = 0
+        self.refreshes = 0
+        self.failures = 0
+        self.last_error = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -43,8 +55,9 @@ class Lease:
         answer = self._transport.call("/v3/lease/keepalive", {"ID": str(self.id)}, timeout=timeout)
         result = answer.get("result")
         if result is None:
-            raise StoreError(f"lease {self.id:x} keepalive failed: {answer.get('error', answer)}")
-        ttl = int(result.get("TTL", 0))
+            raise StoreError(f"lease {self.id:x} keepalive failed: {one_line(str(answer.get('error', answer)))}")
+        with decoding("/v3/lease/keepalive"):
+            ttl = int(result.get("TTL", 0))
         if ttl <= 0:
             raise LeaseExpired(self.id)
         return ttl
@@ -52,7 +65,8 @@ class Lease:
     def time_to_live(self) -> int:
         """Seconds left, or -1 if the lease is gone."""
         answer = self._transport.call("/v3/lease/timetolive", {"ID": str(self.id)})
-        return int(answer.get("TTL", -1))
+        with decoding("/v3/lease/timetolive"):
+            return int(answer.get("TTL", -1))
 
     def revoke(self) -> None:
         """Stop the keepalive and delete the lease and its keys now; a lease already gone is not an error."""
@@ -91,12 +105,22 @@ class Lease:
         while not self._stop.wait(wait):
             try:
                 self.refresh(timeout=max(period, 0.5))
+                self.refreshes += 1
                 wait = period
             except LeaseExpired:
                 wait = period if self._regrant() else retry
             except StoreError as exc:
+                self._failed(str(exc))
                 log.warning("lease %x keepalive failed: %s", self.id, exc)
                 wait = retry
+            except Exception as exc:  # noqa: BLE001 - a bug must not end the keepalive (the lease would expire)
+                self._failed(f"{type(exc).__name__}: {exc}")
+                log.exception("lease %x keepalive failed unexpectedly", self.id)
+                wait = retry
+
+    def _failed(self, why: str) -> None:
+        self.failures += 1
+        self.last_error = one_line(why)
 
     def _regrant(self) -> bool:
         try:

@@ -12,6 +12,7 @@ from .codec import (
     b64,
     decode_kv,
     decode_op_response,
+    decoding,
     encode_compare,
     encode_op,
     normalise_prefix,
@@ -20,6 +21,7 @@ from .codec import (
 )
 from .errors import Compacted, LeaseExpired, StoreError
 from .lease import Lease, grant
+from .security import EtcdSecurity
 from .transport import GRPC_NOT_FOUND, EtcdError, Transport
 from .txn import check_txn_size, split_ops
 from .types import KV, Compare, Member, Op, Status, TxnResult
@@ -34,17 +36,19 @@ RELIST_ATTEMPTS = 3
 class Store:
     """Connection to an etcd cluster (v3 JSON gateway) under one key prefix; thread-safe.
 
-    endpoints: "h:p,h:p" or a list; the endpoint that answered last is tried first, then the others, until
-    `timeout` seconds have passed (then Unavailable). Reads are linearizable.
+    endpoints: "h:p,h:p" or a list; "https://h:p" (or any endpoint when `security` has TLS files) uses TLS.
+    The endpoint that answered last is tried first, then the others, until `timeout` seconds have passed (then
+    Unavailable). Reads are linearizable. `security` carries CA, client certificate and etcd user (see
+    tuplenet.store.security); a bad certificate file raises TLSError here, bad credentials AuthFailed on use.
     """
 
     def __init__(self, endpoints: str | Sequence[str] = "127.0.0.1:2379", prefix: str = "/tuplenet/",
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, security: EtcdSecurity | None = None) -> None:
         self.prefix = normalise_prefix(prefix)
         self.timeout = timeout
         self._pfx = to_bytes(self.prefix)
         self._plen = len(self._pfx)
-        self._t = Transport(endpoints, timeout)
+        self._t = Transport(endpoints, timeout, security)
         self._watches: weakref.WeakSet[Watch] = weakref.WeakSet()
         self._leases: weakref.WeakSet[Lease] = weakref.WeakSet()
 
@@ -76,8 +80,9 @@ class Store:
 
     def get(self, key: str) -> KV | None:
         answer = self._t.call("/v3/kv/range", range_fields(self._full(key), False))
-        kvs = answer.get("kvs")
-        return decode_kv(kvs[0], self._plen) if kvs else None
+        with decoding("/v3/kv/range"):
+            kvs = answer.get("kvs")
+            return decode_kv(kvs[0], self._plen) if kvs else None
 
     def revision(self) -> int:
         """The current store revision (a cheap count-only read)."""
@@ -102,8 +107,9 @@ class Store:
         start = None if after is None else self._full(after) + b"\x00"
         answer = self._range_page(self._full(key_prefix), start, limit, revision)
         plen = self._plen
-        kvs = [decode_kv(kv, plen) for kv in answer.get("kvs", ())]
-        return kvs, _header_revision(answer), bool(answer.get("more"))
+        with decoding("/v3/kv/range"):
+            kvs = [decode_kv(kv, plen) for kv in answer.get("kvs", ())]
+            return kvs, _header_revision(answer), bool(answer.get("more"))
 
     def get_prefix(self, key_prefix: str = "", page_size: int = 1000) -> tuple[list[KV], int]:
         """Every key under key_prefix, sorted by key, all read at one revision; returns (kvs, revision).
@@ -116,7 +122,8 @@ class Store:
             raise StoreError("page_size must be at least 1")
         for attempt in range(RELIST_ATTEMPTS):
             try:
-                return self._read_all(self._full(key_prefix), page_size)
+                with decoding("/v3/kv/range"):
+                    return self._read_all(self._full(key_prefix), page_size)
             except Compacted:
                 if attempt == RELIST_ATTEMPTS - 1:
                     raise
@@ -150,21 +157,24 @@ class Store:
         if lease:
             body["lease"] = str(lease)
         try:
-            return _header_revision(self._t.call("/v3/kv/put", body))
+            answer = self._t.call("/v3/kv/put", body)
         except EtcdError as exc:
             if lease and exc.code == GRPC_NOT_FOUND:
                 raise LeaseExpired(lease) from exc
             raise
+        return _header_revision(answer)
 
     def delete(self, key: str) -> int:
         """Delete one key; returns how many keys were deleted (0 or 1)."""
         answer = self._t.call("/v3/kv/deleterange", range_fields(self._full(key), False))
-        return int(answer.get("deleted", 0))
+        with decoding("/v3/kv/deleterange"):
+            return int(answer.get("deleted", 0))
 
     def delete_prefix(self, key_prefix: str) -> int:
         """Delete every key under key_prefix ("" = everything under the store prefix); returns the count."""
         answer = self._t.call("/v3/kv/deleterange", range_fields(self._full(key_prefix), True))
-        return int(answer.get("deleted", 0))
+        with decoding("/v3/kv/deleterange"):
+            return int(answer.get("deleted", 0))
 
     def txn(self, compares: Sequence[Compare], success: Sequence[Op],
             failure: Sequence[Op] = ()) -> TxnResult:
@@ -181,12 +191,13 @@ class Store:
                 "failure": [encode_op(op, pfx) for op in failure]}
         read_only = all(op.kind in ("get", "get_prefix") for op in (*success, *failure))
         answer = self._t.call("/v3/kv/txn", body, idempotent=read_only or not compares)
-        succeeded = bool(answer.get("succeeded", False))
-        revision = _header_revision(answer)
-        ops = success if succeeded else failure
-        responses = [decode_op_response(op, resp, self._plen, revision)
-                     for op, resp in zip(ops, answer.get("responses", ()), strict=False)]
-        return TxnResult(succeeded, revision, responses)
+        with decoding("/v3/kv/txn"):
+            succeeded = bool(answer.get("succeeded", False))
+            revision = _header_revision(answer)
+            ops = success if succeeded else failure
+            responses = [decode_op_response(op, resp, self._plen, revision)
+                         for op, resp in zip(ops, answer.get("responses", ()), strict=False)]
+            return TxnResult(succeeded, revision, responses)
 
     def txn_batches(self, ops: Sequence[Op], compares: Sequence[Compare] = ()) -> list[TxnResult]:
         """Run many ops as consecutive transactions of at most 128 ops (and ~1 MiB) each.
@@ -235,16 +246,18 @@ class Store:
     def status(self) -> Status:
         """Status of the endpoint that answered."""
         answer = self._t.call("/v3/maintenance/status", {})
-        header = answer.get("header", {})
-        return Status(self._t.names[self._t.preferred], answer.get("version", ""),
-                      int(answer.get("dbSize", 0)), int(answer.get("leader", 0)),
-                      int(header.get("member_id", 0)), int(header.get("revision", 0)),
-                      int(answer.get("raftTerm", header.get("raft_term", 0))))
+        with decoding("/v3/maintenance/status"):
+            header = answer.get("header", {})
+            return Status(self._t.names[self._t.preferred], str(answer.get("version", "")),
+                          int(answer.get("dbSize", 0)), int(answer.get("leader", 0)),
+                          int(header.get("member_id", 0)), int(header.get("revision", 0)),
+                          int(answer.get("raftTerm", header.get("raft_term", 0))))
 
     def members(self) -> list[Member]:
         answer = self._t.call("/v3/cluster/member/list", {})
-        return [Member(int(m.get("ID", 0)), m.get("name", ""), list(m.get("peerURLs", ())),
-                       list(m.get("clientURLs", ()))) for m in answer.get("members", ())]
+        with decoding("/v3/cluster/member/list"):
+            return [Member(int(m.get("ID", 0)), str(m.get("name", "")), [str(u) for u in m.get("peerURLs", ())],
+                           [str(u) for u in m.get("clientURLs", ())]) for m in answer.get("members", ())]
 
 
 class _Background:
@@ -270,4 +283,5 @@ class _Background:
 
 
 def _header_revision(answer: dict[str, Any]) -> int:
-    return int(answer.get("header", {}).get("revision", 0))
+    with decoding("header"):
+        return int(answer.get("header", {}).get("revision", 0))

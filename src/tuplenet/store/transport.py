@@ -1,11 +1,12 @@
-"""HTTP/1.1 to etcd's v3 JSON gateway: one keep-alive connection pool per endpoint, failover, deadlines.
+"""HTTP/1.1 (plain or TLS) to etcd's v3 JSON gateway: a keep-alive pool per endpoint, failover, deadlines, auth.
 
 Retry rule: a request that was never handed to the kernel (connect refused, send failed) is retried on the
 next endpoint until the deadline. Idle connections are checked before use (a readable idle socket means etcd
 closed it, e.g. it restarted), so a stale connection never costs a send. A request that may have reached etcd
 is retried only if the caller says that is harmless (`idempotent`); otherwise the caller gets Unavailable
 saying the outcome is unknown, because a blind txn retry could apply twice (and then report its own write as
-a conflict).
+a conflict). A request refused for its auth token was not executed, so it is retried once with a new token.
+TLS failures that repeat on every endpoint are configuration errors: TLSError at once, not Unavailable later.
 """
 
 from __future__ import annotations
@@ -14,20 +15,33 @@ import http.client
 import json
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from .errors import Compacted, StoreError, Unavailable
+from .auth import Auth
+from .errors import (
+    GRPC_INVALID_ARGUMENT,
+    GRPC_NOT_FOUND,
+    GRPC_OUT_OF_RANGE,
+    GRPC_UNAVAILABLE,
+    AuthFailed,
+    Compacted,
+    MalformedAnswer,
+    StoreError,
+    TLSError,
+    Unavailable,
+)
+from .security import EtcdSecurity
 
+__all__ = ["GRPC_NOT_FOUND", "EtcdError", "Endpoint", "Transport", "gateway_error", "parse_endpoints"]
 _HEADERS = {"Content-Type": "application/json"}
 _NET_ERRORS = (OSError, http.client.HTTPException)
-GRPC_NOT_FOUND = 5
-GRPC_OUT_OF_RANGE = 11
-GRPC_UNAVAILABLE = 14
 BACKOFF_MIN = 0.05
 BACKOFF_MAX = 1.0
+TLS_PASSES = 2  # rotations in a row where every endpoint failed TLS before that is reported as TLSError
 
 
 class EtcdError(StoreError):
@@ -38,28 +52,45 @@ class EtcdError(StoreError):
         self.code = code
 
 
+class Endpoint(NamedTuple):
+    host: str
+    port: int
+    tls: bool = False
+
+
 class _Retry(Exception):
-    """Internal: this endpoint failed in a way that is safe to retry elsewhere."""
+    """Internal: this endpoint failed in a way that is safe to retry elsewhere; `tls` marks TLS failures."""
+
+    def __init__(self, message: str, tls: bool = False) -> None:
+        super().__init__(message)
+        self.tls = tls
 
 
-def parse_endpoints(endpoints: str | Sequence[str]) -> list[tuple[str, int]]:
-    """ "h:p,h:p" or ["h:p", "http://h:p", "[::1]:p"] -> [(host, port)]; port defaults to 2379."""
+def parse_endpoints(endpoints: str | Sequence[str], tls: bool = False) -> list[Endpoint]:
+    """ "h:p,h:p" or ["h:p", "http://h:p", "https://h:p", "[::1]:p"] -> [Endpoint]; port defaults to 2379.
+
+    An endpoint without a scheme uses TLS if `tls` (TLS options were given), as etcdctl does.
+    """
     items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
-    out: list[tuple[str, int]] = []
-    for item in (i.strip() for i in items):
-        if not item:
+    out: list[Endpoint] = []
+    for raw in (i.strip() for i in items):
+        if not raw:
             continue
+        item, secure = raw, tls
         if item.startswith("https://"):
-            raise StoreError(f"endpoint {item}: TLS is not supported by this client; use http://")
-        item = item.removeprefix("http://").rstrip("/")
+            item, secure = item[len("https://"):], True
+        elif item.startswith("http://"):
+            item, secure = item[len("http://"):], False
+        elif "://" in item:
+            raise StoreError(f"bad etcd endpoint {raw!r}: the scheme must be http:// or https://")
+        item = item.rstrip("/")
         host, sep, port = item.rpartition(":")
         if not sep or host.endswith(":") or (host.count(":") and not host.startswith("[")):
             host, port = item, "2379"  # no port, or a bare IPv6 address
         host = host.strip("[]")
-        try:
-            out.append((host, int(port)))
-        except ValueError:
-            raise StoreError(f"bad etcd endpoint {item!r}: expected host:port") from None
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+            raise StoreError(f"bad etcd endpoint {raw!r}: expected host:port")
+        out.append(Endpoint(host, int(port), secure))
     if not out:
         raise StoreError("no etcd endpoints given")
     return out
@@ -74,27 +105,59 @@ def enable_keepalive(sock: socket.socket, idle: int = 5, interval: int = 2, coun
             sock.setsockopt(socket.IPPROTO_TCP, opt, value)
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """Whatever a peer sent, as one bounded line fit for a log or an error message."""
+    return " ".join(text.split())[:limit]
+
+
 def gateway_error(path: str, status: int, data: bytes) -> StoreError:
-    """Map an error answer of the gateway to an exception with a one-line message."""
+    """Map an error answer of the gateway (or of anything else on that port) to a one-line exception."""
     try:
         body = json.loads(data)
-        message, code = str(body.get("message") or body.get("error")), int(body.get("code", 0))
-    except (ValueError, AttributeError):
-        text = data.decode("utf-8", "replace").strip().splitlines()
-        return StoreError(f"etcd {path}: HTTP {status}: {text[0][:200] if text else ''}")
+    except (ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        text = one_line(data[:4096].decode("utf-8", "replace"), 200)
+        if "CommonName" in text:
+            text += (" (with --client-cert-auth, etcd's JSON gateway needs a client certificate without a CN;"
+                     " name the user with --user)")
+        return StoreError(f"etcd {path}: HTTP {status}: {text}" if text else f"etcd {path}: HTTP {status}")
+    message = body.get("message") or body.get("error")
+    message = one_line(str(message)) if message else f"HTTP {status}"
+    code = body.get("code")
+    if type(code) is not int or not 0 <= code < 1 << 16:
+        code = 0
     if code == GRPC_OUT_OF_RANGE and "compacted" in message:
         return Compacted(0, f"etcd {path}: {message}")
     return EtcdError(f"etcd {path}: {message}", code)
 
 
-class Transport:
-    """Endpoints, their idle keep-alive connections, and the request loop with failover."""
+def decode_answer(path: str, data: bytes) -> dict[str, Any]:
+    """A 200 answer's JSON object; MalformedAnswer for anything else (HTML, truncated JSON, a list...)."""
+    if not data:
+        return {}
+    try:
+        answer = json.loads(data)
+    except (ValueError, RecursionError):
+        answer = None
+    if not isinstance(answer, dict):
+        snippet = one_line(data[:200].decode("utf-8", "replace"), 80)
+        raise MalformedAnswer(f"etcd {path}: the answer is not a JSON object: {snippet!r}")
+    return answer
 
-    def __init__(self, endpoints: str | Sequence[str], timeout: float = 5.0) -> None:
-        self.endpoints = parse_endpoints(endpoints)
-        self.names = [f"{h}:{p}" if ":" not in h else f"[{h}]:{p}" for h, p in self.endpoints]
+
+class Transport:
+    """Endpoints, their idle keep-alive connections, the request loop with failover, and the auth token."""
+
+    def __init__(self, endpoints: str | Sequence[str], timeout: float = 5.0,
+                 security: EtcdSecurity | None = None) -> None:
+        self.security = security or EtcdSecurity()
+        self.endpoints = parse_endpoints(endpoints, self.security.tls)
+        self.names = [f"{h}:{p}" if ":" not in h else f"[{h}]:{p}" for h, p, _ in self.endpoints]
         self.timeout = timeout
         self.preferred = 0  # the endpoint that answered last; tried first
+        self._ssl = self.security.ssl_context() if any(e.tls for e in self.endpoints) else None
+        self.auth = Auth(self.security, self._authenticate)
         self._idle: list[list[http.client.HTTPConnection]] = [[] for _ in self.endpoints]
         self._lock = threading.Lock()
         self._closed = False
@@ -104,8 +167,13 @@ class Transport:
         return [(start + k) % n for k in range(n)]
 
     def new_connection(self, index: int, timeout: float) -> http.client.HTTPConnection:
-        host, port = self.endpoints[index]
+        host, port, tls = self.endpoints[index]
+        if tls:
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
         return http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def headers(self, token: str | None) -> dict[str, str]:
+        return {**_HEADERS, "Authorization": token} if token else _HEADERS
 
     def attempt_timeout(self, budget: float) -> float:
         """Time one endpoint gets per attempt: with several endpoints a blackholed or hung one must not eat
@@ -134,7 +202,8 @@ class Transport:
             conn.connect()
         except _NET_ERRORS as exc:
             conn.close()
-            raise _Retry(_describe(exc)) from exc
+            tls = connect_tls_failure(exc)
+            raise _Retry(tls or _describe(exc), tls is not None) from exc
         conn.sock.settimeout(timeout)
         return conn, False
 
@@ -145,11 +214,11 @@ class Transport:
                 return
         conn.close()
 
-    def _roundtrip(self, index: int, path: str, payload: bytes, timeout: float,
-                   idempotent: bool) -> tuple[int, bytes]:
-        conn, _ = self._acquire(index, timeout)
+    def _roundtrip(self, index: int, path: str, payload: bytes, timeout: float, idempotent: bool,
+                   headers: dict[str, str]) -> tuple[int, bytes]:
+        conn, reused = self._acquire(index, timeout)
         try:
-            conn.request("POST", path, payload, _HEADERS)
+            conn.request("POST", path, payload, headers)
         except _NET_ERRORS as exc:
             conn.close()
             raise _Retry(_describe(exc)) from exc  # not (completely) sent: etcd cannot have acted on it
@@ -158,9 +227,15 @@ class Transport:
             data = resp.read()
         except _NET_ERRORS as exc:
             conn.close()
+            # A fresh TLS connection closed before any answer: the usual sign of a refused client certificate
+            # (TLS 1.3 reports it only at the first read).
+            tls = _CERT_REFUSED if not reused and isinstance(exc, ssl.SSLError) else None
+            why = tls or _describe(exc)
+            if not reused and isinstance(exc, http.client.RemoteDisconnected) and not self.endpoints[index].tls:
+                why += " (is it an https endpoint? give it as https://)"
             if idempotent:
-                raise _Retry(_describe(exc)) from exc
-            raise Unavailable(f"etcd {path} on {self.names[index]}: {_describe(exc)}; "
+                raise _Retry(why, tls is not None) from exc
+            raise Unavailable(f"etcd {path} on {self.names[index]}: {why}; "
                               "the outcome of this write is unknown", self.names) from exc
         if resp.will_close:
             conn.close()
@@ -170,43 +245,92 @@ class Transport:
 
     def call(self, path: str, body: dict[str, Any], idempotent: bool = True,
              timeout: float | None = None) -> dict[str, Any]:
-        """POST `body` to `path` on the first endpoint that answers; parsed JSON answer or an exception."""
+        """POST `body` to `path` on the first endpoint that answers; the answer's JSON object or an exception.
+
+        With a user configured the request carries a token, fetched on first use and again when etcd says it
+        expired (the refused request did not run, so it is sent again even if not idempotent).
+        """
+        token = self.auth.token(timeout)
+        try:
+            return self.request(path, body, idempotent, timeout, token)
+        except EtcdError as exc:
+            if not self.auth.rejected(exc):
+                raise self.auth.explain(exc) from None
+        token = self.auth.token(timeout, stale=token)
+        try:
+            return self.request(path, body, idempotent, timeout, token)
+        except EtcdError as exc:
+            raise self.auth.explain(exc) from None
+
+    def request(self, path: str, body: dict[str, Any], idempotent: bool = True, timeout: float | None = None,
+                token: str | None = None) -> dict[str, Any]:
+        """One request with failover until the deadline, carrying `token` as is (no auth handling)."""
         budget = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         payload = json.dumps(body, separators=(",", ":")).encode()
+        headers = self.headers(token)
         failures: dict[str, str] = {}
         delay = BACKOFF_MIN
         per_attempt = self.attempt_timeout(budget)
+        tls_passes = 0
         while True:
+            tls_only = True
             for index in self.rotation():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    tls_only = False
                     break
                 try:
                     status, data = self._roundtrip(index, path, payload, min(remaining, per_attempt),
-                                                   idempotent)
+                                                   idempotent, headers)
                 except _Retry as exc:
                     failures[self.names[index]] = str(exc)
+                    tls_only &= exc.tls
                     if index == self.preferred:  # later calls start with the next endpoint
                         self.preferred = (index + 1) % len(self.endpoints)
                     continue
                 if status == 200:
                     self.preferred = index
-                    return json.loads(data) if data else {}
+                    return decode_answer(path, data)
                 err = gateway_error(path, status, data)
                 if isinstance(err, EtcdError) and err.code == GRPC_UNAVAILABLE:
                     if not idempotent:  # e.g. "request timed out": it may still be applied
                         raise Unavailable(f"{err}; the outcome of this write is unknown", self.names) from err
                     failures[self.names[index]] = str(err)
+                    tls_only = False
                     continue
                 raise err
+            tls_passes = tls_passes + 1 if tls_only else 0
+            if tls_passes >= TLS_PASSES:
+                raise TLSError(f"etcd TLS failed: {self._failure_detail(failures)}")
             if time.monotonic() + delay >= deadline:
                 raise Unavailable(self._unavailable_message(budget, failures), self.names)
             time.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
 
+    def _authenticate(self, user: str, password: str, timeout: float | None) -> str:
+        """A fresh token for `user` ("" if etcd has authentication disabled)."""
+        try:
+            answer = self.request("/v3/auth/authenticate", {"name": user, "password": password},
+                                  timeout=timeout)
+        except EtcdError as exc:
+            text = str(exc)
+            if "authentication is not enabled" in text:
+                return ""
+            if exc.code == GRPC_INVALID_ARGUMENT or "authentication failed" in text:
+                raise AuthFailed(f"etcd authentication as user {user!r} failed: "
+                                 f"{text.split(': ', 1)[-1]}") from None
+            raise
+        token = answer.get("token")
+        if not isinstance(token, str) or not token.isascii() or not token.isprintable() or " " in token:
+            raise MalformedAnswer("etcd /v3/auth/authenticate: the answer has no usable token")
+        return token
+
+    def _failure_detail(self, failures: dict[str, str]) -> str:
+        return "; ".join(f"{name}: {why}" for name, why in failures.items())
+
     def _unavailable_message(self, budget: float, failures: dict[str, str]) -> str:
-        detail = "; ".join(f"{name}: {why}" for name, why in failures.items())
+        detail = self._failure_detail(failures)
         return (f"etcd unavailable: no answer from {', '.join(self.names)} within {budget:g}s"
                 + (f" ({detail})" if detail else ""))
 
@@ -217,6 +341,20 @@ class Transport:
         for conns in idle:
             for conn in conns:
                 conn.close()
+
+
+_CERT_REFUSED = ("etcd closed the TLS connection without answering: client certificate missing or not "
+                 "signed by a CA etcd trusts? (check --cert/--key)")
+
+
+def connect_tls_failure(exc: BaseException) -> str | None:
+    """What a failed TLS handshake says about the configuration, or None if it was no TLS failure."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"etcd's certificate is not trusted: {exc.verify_message or exc.reason} (check --cacert)"
+    if isinstance(exc, ssl.SSLError):
+        return (f"TLS handshake failed ({exc.reason or _describe(exc)}): is this endpoint serving https? "
+                "(check the endpoint's scheme, --cert/--key)")
+    return None
 
 
 def _peer_closed(sock: socket.socket) -> bool:

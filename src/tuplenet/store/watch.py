@@ -2,7 +2,9 @@
 
 The stream is /v3/watch: one JSON object per line over a chunked HTTP/1.1 response. The watch remembers the
 last revision it delivered; after any connection problem it reconnects (50 ms .. 1 s backoff, rotating over
-the endpoints) with start_revision = last + 1 and drops any replayed event at or below `last`.
+the endpoints) with start_revision = last + 1 and drops any replayed event at or below `last`. A line that
+cannot be decoded is counted, logged and treated like a broken connection (resume, so nothing is lost); an
+expired auth token is renewed and the watch resumes at once.
 """
 
 from __future__ import annotations
@@ -14,9 +16,19 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 
+from .auth import token_refused
 from .codec import WatchMessage, decode_watch_line, range_fields, to_bytes
-from .errors import Compacted, StoreError
-from .transport import BACKOFF_MAX, BACKOFF_MIN, Transport, enable_keepalive, gateway_error
+from .errors import GRPC_PERMISSION_DENIED, AuthFailed, Compacted, MalformedAnswer, StoreError
+from .transport import (
+    BACKOFF_MAX,
+    BACKOFF_MIN,
+    EtcdError,
+    Transport,
+    connect_tls_failure,
+    enable_keepalive,
+    gateway_error,
+    one_line,
+)
 from .types import WatchBatch
 
 log = logging.getLogger("tuplenet.store")
@@ -25,7 +37,11 @@ _NET_ERRORS = (OSError, http.client.HTTPException, ValueError)
 
 
 class _StreamEnded(Exception):
-    """Internal: the server closed the stream or cancelled the watch; reconnect."""
+    """Internal: the server closed the stream or cancelled the watch; reconnect (at once if `now`)."""
+
+    def __init__(self, message: str, now: bool = False) -> None:
+        super().__init__(message)
+        self.now = now
 
 
 def iter_lines(read1: Callable[[int], bytes]) -> Iterator[bytes]:
@@ -68,7 +84,10 @@ class Watch:
         self._lock = threading.Lock()
         self._conn: http.client.HTTPConnection | None = None
         self._gen: Iterator[WatchBatch] | None = None
+        self._token: str | None = None  # the token the current stream was opened with
+        self._stale: str | None = None  # a token etcd refused: renew it before the next connect
         self.reconnects = 0
+        self.bad_lines = 0
 
     @property
     def revision(self) -> int:
@@ -111,6 +130,8 @@ class Watch:
             try:
                 conn, resp = self._connect()
                 for msg in self._messages(resp):
+                    if msg.canceled:  # also when created: etcd refused to start it (token, permission)
+                        self._canceled(msg)
                     if msg.created:
                         delay = BACKOFF_MIN
                         if self._last is None:
@@ -121,25 +142,47 @@ class Watch:
                         if self._closed.is_set():
                             return
                         yield batch
-            except (_StreamEnded, *_NET_ERRORS) as exc:
+            except MalformedAnswer as exc:
+                self.bad_lines += 1
+                log.warning("etcd watch: undecodable line skipped (%s, %d so far); resuming at revision %s",
+                            exc, self.bad_lines, (self._last or 0) + 1)
+            except _StreamEnded as exc:
+                if exc.now:
+                    delay = 0.0
+                if not self._closed.is_set():
+                    log.info("etcd watch interrupted (%s); resuming at revision %s", exc, (self._last or 0) + 1)
+            except _NET_ERRORS as exc:
                 if not self._closed.is_set():
                     log.info("etcd watch interrupted (%s); resuming at revision %s",
-                             exc or type(exc).__name__, (self._last or 0) + 1)
+                             one_line(str(exc)) or type(exc).__name__, (self._last or 0) + 1)
             finally:
                 if conn is not None:
                     self._drop(conn)
             if self._closed.wait(delay):
                 break
             self.reconnects += 1
-            delay = min(delay * 2, BACKOFF_MAX)
+            delay = min(max(delay * 2, BACKOFF_MIN), BACKOFF_MAX)
+
+    def _canceled(self, msg: WatchMessage) -> None:
+        """etcd ended the watch: resume, renew the token, or end the iteration with the reason."""
+        if msg.compact_revision:
+            self.close()
+            raise Compacted(msg.compact_revision)
+        reason = one_line(msg.reason) or "watch cancelled by etcd"
+        auth = self._transport.auth
+        if token_refused(reason):
+            if auth.user:
+                self._stale = self._token
+                raise _StreamEnded(reason, now=True)
+            self.close()
+            raise auth.explain(StoreError(f"etcd /v3/watch: {reason}"))
+        if "permission denied" in reason.lower():
+            self.close()
+            raise auth.explain(EtcdError(f"etcd /v3/watch: {reason}", GRPC_PERMISSION_DENIED))
+        raise _StreamEnded(reason)
 
     def _batch(self, msg: WatchMessage) -> WatchBatch | None:
         last = self._last or 0
-        if msg.canceled:
-            if msg.compact_revision:
-                self.close()
-                raise Compacted(msg.compact_revision)
-            raise _StreamEnded(msg.reason or "watch cancelled by etcd")
         events = msg.events
         if events:
             if events[0].kv.mod_revision <= last:  # replayed after a reconnect: drop what was delivered
@@ -166,6 +209,7 @@ class Watch:
         if self._progress_notify:
             create["progress_notify"] = True
         payload = json.dumps({"create_request": create}).encode()
+        headers = self._headers()
         errors = []
         for index in self._transport.rotation():
             if self._closed.is_set():
@@ -179,21 +223,46 @@ class Watch:
                 enable_keepalive(conn.sock)
                 if self._closed.is_set():
                     raise _StreamEnded("closed")
-                conn.request("POST", "/v3/watch", payload, {"Content-Type": "application/json"})
+                conn.request("POST", "/v3/watch", payload, headers)
                 resp = conn.getresponse()
                 if resp.status != 200:
-                    err = gateway_error("/v3/watch", resp.status, resp.read())
-                    raise err if resp.status < 500 else _StreamEnded(str(err))
+                    err = gateway_error("/v3/watch", resp.status, resp.read(1 << 16))
+                    if self._transport.auth.rejected(err):
+                        self._stale = self._token
+                        raise _StreamEnded(str(err), now=True)
+                    raise self._transport.auth.explain(err) if resp.status < 500 else _StreamEnded(str(err))
                 conn.sock.settimeout(None)  # block until data or close(); keepalive detects dead peers
                 self._transport.preferred = index
                 return conn, resp
-            except (_StreamEnded, *_NET_ERRORS) as exc:
+            except _StreamEnded as exc:
                 self._drop(conn)
-                errors.append(f"{self._transport.names[index]}: {exc or type(exc).__name__}")
+                if exc.now:
+                    raise
+                errors.append(f"{self._transport.names[index]}: {exc}")
+            except _NET_ERRORS as exc:
+                self._drop(conn)
+                tls = connect_tls_failure(exc)
+                if tls:
+                    log.warning("etcd watch on %s: %s", self._transport.names[index], tls)
+                errors.append(f"{self._transport.names[index]}: {tls or one_line(str(exc)) or type(exc).__name__}")
             except StoreError:
                 self._drop(conn)
                 raise
         raise _StreamEnded("; ".join(errors))
+
+    def _headers(self) -> dict[str, str]:
+        """Request headers with a valid token; a renewal that fails for a passing reason only delays the
+        resume (_StreamEnded), wrong credentials end the watch (AuthFailed)."""
+        auth = self._transport.auth
+        try:
+            self._token = auth.token(stale=self._stale)
+        except AuthFailed:
+            self.close()
+            raise
+        except StoreError as exc:
+            raise _StreamEnded(f"cannot renew the etcd auth token: {exc}") from None
+        self._stale = None
+        return self._transport.headers(self._token)
 
     def _drop(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:

@@ -1,0 +1,61 @@
+"""etcd user/password authentication: one token per store, fetched lazily and renewed when etcd refuses it.
+
+etcd's gateway takes the token from /v3/auth/authenticate as a bare `Authorization: <token>` header. Simple
+tokens expire (--auth-token-ttl, default 300 s idle) and vanish when etcd restarts; a request refused for its
+token never ran, so it is safe to fetch a new token and send it again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .errors import GRPC_PERMISSION_DENIED, GRPC_UNAUTHENTICATED, AuthFailed, StoreError
+from .security import EtcdSecurity
+
+# (user, password, timeout) -> token ("" when etcd has authentication disabled)
+Authenticator = Callable[[str, str, "float | None"], str]
+
+
+def token_refused(message: str) -> bool:
+    """etcd says the request's token is bad or missing (an error answer or a watch's cancel reason)."""
+    return "invalid auth token" in message or "user name is empty" in message
+
+
+class Auth:
+    """The current token of one store; thread-safe, at most one authentication in flight."""
+
+    def __init__(self, security: EtcdSecurity, authenticate: Authenticator) -> None:
+        self.user = security.user
+        self._password = security.password or ""
+        self._authenticate = authenticate
+        self._token: str | None = None
+        self._lock = threading.Lock()
+        self.renewals = 0
+
+    def token(self, timeout: float | None = None, stale: str | None = None) -> str | None:
+        """The token to send (None without a user); a new one if none yet or the current one is `stale`."""
+        if not self.user:
+            return None
+        with self._lock:
+            if self._token is None or (stale is not None and self._token == stale):
+                if self._token is not None:
+                    self.renewals += 1
+                self._token = None
+                self._token = self._authenticate(self.user, self._password, timeout)
+            return self._token
+
+    def rejected(self, exc: StoreError) -> bool:
+        """True if `exc` is etcd refusing our token, which a fresh token cures (only with a user to log in)."""
+        code = getattr(exc, "code", 0)
+        return bool(self.user) and (code == GRPC_UNAUTHENTICATED or token_refused(str(exc)))
+
+    def explain(self, exc: StoreError) -> StoreError:
+        """`exc` with what the operator has to do when it is about credentials."""
+        text = str(exc)
+        if "user name is empty" in text and not self.user:
+            return AuthFailed(f"{text}: etcd has authentication enabled; give a user with --user USER[:PASSWORD] "
+                              "or ETCDCTL_USER")
+        if getattr(exc, "code", 0) == GRPC_PERMISSION_DENIED and self.user:
+            exc.args = (f"{text} (etcd user {self.user!r})",)
+        return exc

@@ -26,6 +26,7 @@ class Ctx:
         self.recursive, self.yes, self.overwrite = recursive, yes, overwrite
         self.resume, self.abandon = resume, abandon
         self._ctl: Any = None
+        self.security: Any = None  # tuplenet.store.EtcdSecurity (TLS files, etcd user), set by tpctl
 
     @property
     def ctl(self) -> Any:
@@ -33,7 +34,8 @@ class Ctx:
             from tuplenet.control import Controller
             from tuplenet.store import Store
 
-            self._ctl = Controller(Store(self.endpoints, prefix=self.prefix, timeout=self.timeout))
+            self._ctl = Controller(Store(self.endpoints, prefix=self.prefix, timeout=self.timeout,
+                                         security=self.security))
         return self._ctl
 
     def close(self) -> None:

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--json", action="store_true", help="output as JSON")
     p.add_argument("-t", "--timeout", type=float, default=5.0, help="seconds to wait for etcd (default 5)")
     p.add_argument("-v", "--version", action="store_true", help="print the version")
+    from tuplenet.store.security import add_arguments as add_etcd_security
+
+    add_etcd_security(p)  # --cacert --cert --key --user --password, as etcdctl spells them
     common = _Parser(add_help=False)
     common.add_argument("-j", "--json", dest="json_leaf", action="store_true", help="output as JSON")
     groups = p.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
@@ -85,6 +88,10 @@ def _resolve(group: str, action: str | None) -> tuple[str, str]:
 
 
 def run(argv: list[str]) -> int:
+    import os
+
+    from tuplenet.store.security import from_args as etcd_security
+
     from .commands import COMMANDS, Canceled, Ctx
 
     parser = build_parser()
@@ -105,6 +112,7 @@ def run(argv: list[str]) -> int:
               recursive=getattr(opts, "recursive", False), yes=getattr(opts, "yes", False),
               overwrite=getattr(opts, "overwrite", False), resume=getattr(opts, "resume", False),
               abandon=getattr(opts, "abandon", False))
+    ctx.security = etcd_security(opts, os.environ)
     try:
         return handler(ctx, args)
     except Canceled as exc:

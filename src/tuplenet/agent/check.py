@@ -22,7 +22,7 @@ def compute_desired(cfg) -> tuple[Engine, str]:
         ovs.stop()
     view = View()
     changed: set = set()
-    store = Store(cfg.endpoints, prefix=cfg.prefix)
+    store = Store(cfg.endpoints, prefix=cfg.prefix, security=cfg.security)
     try:
         changes, _ = TopologySync(store, lambda *a: None).listing()
     finally:

@@ -8,9 +8,13 @@ import ipaddress
 import os
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import __version__
+from ..store import EtcdSecurity, StoreError
+from ..store.security import add_arguments as add_etcd_security
+from ..store.security import from_args as etcd_security
+from ..store.transport import parse_endpoints
 
 HASH_FNS = ("eth_src", "symmetric_l4", "symmetric_l3l4", "symmetric_l3l4+udp", "nw_src", "nw_dst")
 
@@ -39,6 +43,7 @@ class Config:
     datapath_type: str | None
     liveness_ttl: int
     ovsdb_timeout: float = 10.0
+    security: EtcdSecurity = field(default_factory=EtcdSecurity)  # etcd TLS files and user
 
     @property
     def mgmt_socket(self) -> str:
@@ -54,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--interval", type=int, default=1, help="accepted for 0.3 compatibility (event driven)")
     p.add_argument("-l", "--log", default="", help="log directory (empty: log to stderr)")
     p.add_argument("-v", "--version", action="version", version=f"tuplenet {__version__}")
+    add_etcd_security(p)  # --cacert --cert --key --user --password (and ETCDCTL_*), as etcdctl spells them
     return p
 
 
@@ -97,6 +103,12 @@ def load(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Co
     env = dict(os.environ if env is None else env)
     args = parser().parse_args(argv)
     prefix = args.prefix if args.prefix.endswith("/") else args.prefix + "/"
+    try:
+        security = etcd_security(args, env)
+        if any(e.tls for e in parse_endpoints(args.host, security.tls)):
+            security.ssl_context()  # unreadable certificate files: refuse to start now, not on first use
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
     hash_fn = env.get("HASH_FN", "nw_dst")
     if hash_fn not in HASH_FNS:
         hash_fn = "nw_dst"
@@ -136,6 +148,7 @@ def load(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Co
         datapath_type=env.get("TUPLENET_DATAPATH_TYPE") or None,
         liveness_ttl=_positive(env, "TUPLENET_LIVENESS_TTL", 10),
         ovsdb_timeout=_positive(env, "TUPLENET_OVSDB_TIMEOUT", 10),
+        security=security,
     )
 
 

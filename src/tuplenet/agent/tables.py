@@ -1,59 +1,66 @@
-"""Table numbers, registers and flags of the pipeline: the one place they are defined.
+"""Table numbers, registers and flags by the names the pipeline modules use. All of them come from the
+stage registry (`stages.py`), the one place the layout is declared."""
 
-The layout follows TupleNet 0.3 (reference §3.7–§3.8) so traces and operators' habits carry over.
-"""
+from .stages import REGISTERS, table
 
 # Physical → logical
-CLASSIFY = 0
+CLASSIFY = table("classify")
 # Logical switch ingress
-LS_IN_START = 1
-LS_IN_HOOK = 2
-THIRD_PARTY = 201  # flows of other software live here; ours only add the pass-through at priority 0
-LS_IN_ARP_CTL = 3
-LS_IN_ARP = 4
-LS_IN_LOOKUP = 6
-LS_IN_OUTPUT = 7
+LS_IN_START = table("ls_in_start")
+LS_IN_HOOK = table("ls_in_hook")
+THIRD_PARTY = table("third_party")  # flows of other software live here; ours only add the pass-through
+LS_IN_ARP_CTL = table("ls_in_arp_ctl")
+LS_IN_ACL = table("ls_in_acl")
+LS_IN_LB = table("ls_in_lb")
+LS_IN_QOS = table("ls_in_qos")
+LS_IN_MIRROR = table("ls_in_mirror")
+LS_IN_ARP = table("ls_in_arp")
+LS_IN_LOOKUP = table("ls_in_lookup")
+LS_IN_OUTPUT = table("ls_in_output")
 # Logical switch egress
-LS_OUT_START = 20
-LS_OUT_LOOPBACK = 21
-LS_OUT_PORT = 22
-LS_OUT_TO_ROUTER = 23
+LS_OUT_START = table("ls_out_start")
+LS_OUT_LOOPBACK = table("ls_out_loopback")
+LS_OUT_ACL = table("ls_out_acl")
+LS_OUT_MIRROR = table("ls_out_mirror")
+LS_OUT_PORT = table("ls_out_port")
+LS_OUT_TO_ROUTER = table("ls_out_to_router")
 # Logical router ingress
-LR_IN_START = 30
-LR_IN_ICMP = 31
-LR_IN_TTL = 32
-LR_IN_UNSNAT = 33
-LR_IN_DNAT = 35
-LR_IN_ROUTE = 37
-LR_IN_ECMP = 38
+LR_IN_START = table("lr_in_start")
+LR_IN_ICMP = table("lr_in_icmp")
+LR_IN_TTL = table("lr_in_ttl")
+LR_IN_UNSNAT = table("lr_in_unsnat")
+LR_IN_LB = table("lr_in_lb")
+LR_IN_DNAT = table("lr_in_dnat")
+LR_IN_ROUTE = table("lr_in_route")
+LR_IN_ECMP = table("lr_in_ecmp")
 # Logical router egress
-LR_OUT_START = 50
-LR_OUT_UNDNAT = 51
-LR_OUT_SNAT = 53
-LR_OUT_NEXTHOP = 55
-LR_OUT_TO_SWITCH = 57
-LS_MAC_BIND = 59  # (switch, IP) → MAC: resolves a router's next hop once the packet is in the switch
+LR_OUT_START = table("lr_out_start")
+LR_OUT_UNDNAT = table("lr_out_undnat")
+LR_OUT_SNAT = table("lr_out_snat")
+LR_OUT_NEXTHOP = table("lr_out_nexthop")
+LR_OUT_TO_SWITCH = table("lr_out_to_switch")
+LS_MAC_BIND = table("ls_mac_bind")  # (switch, IP) → MAC: resolves a router's next hop once in the switch
 # Shared
-TO_CHASSIS = 93  # chassis (by tunnel IP in reg9) → its tunnel ofport; the only flows that know ofports
-OUTPUT = 94
-ARP_RESPOND = 96
-EMBED = 97
-EXTRACT = 98
-FROM_TUNNEL = 99
-DROP = 101
+TO_CHASSIS = table("to_chassis")  # chassis (tunnel IP in reg9) → its tunnel ofport; the only flows that know ofports
+OUTPUT = table("output")
+ARP_RESPOND = table("arp_respond")
+EMBED = table("embed")
+EXTRACT = table("extract")
+FROM_TUNNEL = table("from_tunnel")
+DROP = table("drop")
 
 # Registers
-R_SRC_PORT = "reg0"      # source port id (16 bit)
-R_DST_PORT = "reg1"      # destination port id, 0 = unknown
-R_NEXT_HOP = "reg2"      # IP to resolve (next hop or destination)
-R_OUT_LRP_IP = "reg3"    # IP of the egress router port
-R_OFPORT = "reg4"        # output ofport (0xffff = none)
-R_DECIDED = "reg5"       # 1 once the output is decided
-R_NEXT_LR = "reg6"       # router id on the LS → LR hand-off
-R_NEXT_LRP = "reg7"      # router port id on the LS → LR hand-off
-R_SCRATCH = "reg8"       # scratch (IP swap in the ICMP responder)
-R_CHASSIS = "reg9"       # destination chassis, as its tunnel IP
-R_FLAGS = "reg10"        # flags below; bits 8–15 trace sequence; 16–31 trace command id
+R_SRC_PORT = REGISTERS["src_port"]
+R_DST_PORT = REGISTERS["dst_port"]
+R_NEXT_HOP = REGISTERS["next_hop"]
+R_OUT_LRP_IP = REGISTERS["out_lrp_ip"]
+R_OFPORT = REGISTERS["ofport"]
+R_DECIDED = REGISTERS["decided"]
+R_NEXT_LR = REGISTERS["next_lr"]
+R_NEXT_LRP = REGISTERS["next_lrp"]
+R_SCRATCH = REGISTERS["scratch"]
+R_CHASSIS = REGISTERS["chassis"]
+R_FLAGS = REGISTERS["flags"]
 
 F_LOOPBACK = 0x1  # the packet may leave through the port it came in on
 F_TRACE = 0x2

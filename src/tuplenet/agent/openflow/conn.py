@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from tuplenet.agent.flow import COOKIE_TAG, COOKIE_TAG_MASK, COOKIE_TAG_SHIFT, OFPP_CONTROLLER, Action, Flow
+from tuplenet.agent.stages import GENEVE_OPTION
 
 from . import codec as c
 from . import meters as mt
 from .errors import ErrorMsg, OpenFlowDisconnected, OpenFlowError, OpenFlowTimeout
 from .transport import Transport
 
-TUN_METADATA0 = c.TlvMapping(0xFFEE, 0, 8, 0)
+TUN_METADATA0 = c.TlvMapping(*GENEVE_OPTION, 0)  # the option the stage registry declares, as tun_metadata0
 _CHUNK_BYTES = 1 << 20
 _MAX_MSG = 0xFFFF
 _MAX_LINES = 20

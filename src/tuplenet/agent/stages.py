@@ -1,0 +1,200 @@
+"""The pipeline as one ordered, declarative registry: every stage's table, where it may continue, its trace
+point, its named priority bands, and which fields its flows may match and set.
+
+Everything else derives from it: the table constants (`tables.py`), the pass-through and default flows
+(`pipeline/const.py` via `default_flows()`), the register and Geneve-option layout (`GENEVE_LAYOUT`), the
+trace's stage names, and the contract test (`tests/unit/test_stages.py`) that checks every flow the
+pipeline generates against its stage, as Faucet's table checks do. A new feature adds a stage (or fills a
+reserved one) and a module that emits flows into it; nothing is renumbered.
+
+Table numbers follow TupleNet 0.3 (reference §3.7-§3.8) where the stage existed there, so operators'
+habits and traces carry over; new stages take unused numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Fields shared by many stages.
+_REGS = frozenset(f"reg{i}" for i in range(16))
+_L2 = frozenset({"dl_src", "dl_dst", "dl_type"})
+_L3 = frozenset({"nw_src", "nw_dst", "nw_proto", "nw_ttl"})
+_L4 = frozenset({"icmp_type", "icmp_code", "tcp_src", "tcp_dst", "udp_src", "udp_dst"})
+_ARP = frozenset({"arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha"})
+_CT = frozenset({"ct_state", "ct_zone"})
+_ANY_MATCH = _REGS | _L2 | _L3 | _L4 | _ARP | _CT | {"metadata", "in_port"}
+
+DEFAULT_BAND = (0, 0)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    table: int
+    # Stages this one may resubmit to. A stage with no `next` is a subroutine: it returns to its caller.
+    next: tuple[str, ...] = ()
+    # The priority-0 flow generated for the stage: the name of a stage to pass to, "" for a plain drop /
+    # return, or None when the stage writes its own default (its module owns it).
+    default: str | None = ""
+    doc: str = ""
+    matches: frozenset[str] = field(default=frozenset())
+    sets: frozenset[str] = field(default=frozenset())
+    # Named priority bands (inclusive ranges); every flow of the stage lies in one of them.
+    bands: tuple[tuple[str, int, int], ...] = (("default", 0, 0),)
+    # Reserved for a feature not built yet: only its pass-through exists.
+    reserved: bool = False
+
+    @property
+    def trace_point(self) -> str:
+        """What a trace reports for a step in this stage."""
+        return self.name
+
+    def band(self, priority: int) -> str | None:
+        return next((n for n, lo, hi in self.bands if lo <= priority <= hi), None)
+
+
+def _s(name: str, table: int, next: tuple[str, ...] = (), default: str | None = "", doc: str = "",
+       matches: frozenset[str] | set[str] = frozenset(), sets: frozenset[str] | set[str] = frozenset(),
+       bands: tuple[tuple[str, int, int], ...] = (("default", 0, 0),), reserved: bool = False) -> Stage:
+    return Stage(name, table, next, default, doc, frozenset(matches), frozenset(sets), bands, reserved)
+
+
+def _reserved(name: str, table: int, nxt: str, doc: str) -> Stage:
+    return _s(name, table, (nxt,), nxt, doc, matches=_ANY_MATCH, sets=_REGS | {"ct_zone"},
+              bands=(("default", 0, 0), ("rules", 1, 65535)), reserved=True)
+
+
+_PORT_BANDS = (("default", 0, 0), ("generic", 1, 2), ("port", 3, 5))
+
+STAGES: tuple[Stage, ...] = (
+    # ---- physical -> logical
+    _s("classify", 0, ("ls_in_start", "extract", "from_tunnel"), "",
+       "VM/patch ports and tunnels enter the pipeline; port security; unknown sources drop",
+       matches={"in_port", "dl_src", "dl_type", "nw_src", "arp_spa", "arp_sha", "tun_src"},
+       sets={"reg0", "reg10", "metadata"}, bands=_PORT_BANDS),
+    # ---- logical switch ingress
+    _s("ls_in_start", 1, ("ls_in_hook",), None, "clear per-switch registers (a packet may come from a router)",
+       sets={"reg1", "reg4", "reg5"}),
+    _s("ls_in_hook", 2, ("third_party",), "third_party", "hand-off to third-party flows"),
+    _s("third_party", 201, ("ls_in_arp_ctl",), "ls_in_arp_ctl",
+       "other software's flows live here (their cookies); ours only pass through"),
+    _s("ls_in_arp_ctl", 3, ("ls_in_acl",), "ls_in_acl", "ARP to the controller (on-demand, edges)"),
+    _reserved("ls_in_acl", 8, "ls_in_lb", "ACLs / security groups, ingress"),
+    _reserved("ls_in_lb", 9, "ls_in_qos", "load balancer on switches"),
+    _reserved("ls_in_qos", 10, "ls_in_mirror", "QoS marking and policing, ingress"),
+    _reserved("ls_in_mirror", 11, "ls_in_arp", "port mirroring, ingress"),
+    _s("ls_in_arp", 4, ("arp_respond", "ls_in_lookup"), "ls_in_lookup", "ARP requests go to the responder",
+       matches={"dl_type", "arp_op"}, bands=(("default", 0, 0), ("arp", 2, 2))),
+    _s("ls_in_lookup", 6, ("ls_in_output", "ls_out_start", "to_chassis", "drop"), "drop",
+       "destination port by MAC (here, through a tunnel, or the patch port)",
+       matches={"metadata", "dl_dst"}, sets={"reg1", "reg9"},
+       bands=(("default", 0, 0), ("patch", 2, 2), ("remote", 3, 3), ("local", 4, 5))),
+    _s("ls_in_output", 7, ("embed", "output", "ls_out_start"), None,
+       "decided (tunnel) outputs leave; the rest go through switch egress",
+       matches={"reg5"}, bands=(("default", 0, 0), ("undecided", 1, 1), ("decided", 2, 2))),
+    # ---- logical switch egress
+    _s("ls_out_start", 20, ("ls_out_loopback",), "ls_out_loopback", "switch egress"),
+    _s("ls_out_loopback", 21, ("ls_out_acl",), "ls_out_acl", "a reply may leave through its ingress port",
+       matches={"reg10"}, sets={"in_port"}, bands=(("default", 0, 0), ("loopback", 2, 2))),
+    _reserved("ls_out_acl", 24, "ls_out_mirror", "ACLs / security groups, egress"),
+    _reserved("ls_out_mirror", 25, "ls_out_port", "port mirroring, egress"),
+    _s("ls_out_port", 22, ("ls_out_to_router", "drop"), "drop", "output port (local VM, patch, router)",
+       matches={"metadata", "reg1"}, sets={"reg4", "reg5", "reg6", "reg7"},
+       bands=(("default", 0, 0), ("router", 2, 2), ("port", 3, 3))),
+    _s("ls_out_to_router", 23, ("output", "lr_in_start"), None, "leave, or enter the next router",
+       matches={"reg5"}, sets={"metadata", "reg0", "reg6", "reg7"},
+       bands=(("default", 0, 0), ("to_router", 1, 1), ("decided", 2, 2))),
+    # ---- logical router ingress
+    _s("lr_in_start", 30, ("lr_in_icmp",), None, "router ingress", sets={"reg1"}),
+    _s("lr_in_icmp", 31, ("lr_in_ttl", "drop"), None, "echo replies from any router interface; IPv4 only",
+       matches={"metadata", "dl_type", "nw_proto", "nw_dst", "icmp_type", "icmp_code"},
+       sets={"reg8", "nw_src", "nw_dst", "icmp_type", "nw_ttl", "reg10"},
+       bands=(("default", 0, 0), ("ipv4", 1, 1), ("echo", 3, 3))),
+    _s("lr_in_ttl", 32, ("lr_in_unsnat",), None, "TTL: expired packets go to the agent (metered), others -1",
+       matches={"dl_type", "nw_ttl", "nw_src"}, sets={"nw_ttl"},
+       bands=(("default", 0, 0), ("expired", 2, 2))),
+    _s("lr_in_unsnat", 33, ("lr_in_lb",), "lr_in_lb", "un-SNAT replies (edges)"),
+    _reserved("lr_in_lb", 34, "lr_in_dnat", "load balancer on routers"),
+    _s("lr_in_dnat", 35, ("lr_in_route",), "lr_in_route", "DNAT (edges)"),
+    _s("lr_in_route", 37, ("lr_in_ecmp", "drop"), "drop", "longest prefix match over connected + static routes",
+       matches={"metadata", "dl_type", "nw_dst"}, sets={"reg1", "reg2", "reg3", "dl_src"},
+       bands=(("default", 0, 0), ("route", 1, 33 << 10))),
+    _s("lr_in_ecmp", 38, ("lr_out_start",), "lr_out_start", "equal-cost next hops (edges)"),
+    # ---- logical router egress
+    _s("lr_out_start", 50, ("lr_out_undnat",), "lr_out_undnat", "router egress"),
+    _s("lr_out_undnat", 51, ("lr_out_snat",), "lr_out_snat", "un-DNAT replies (edges)"),
+    _s("lr_out_snat", 53, ("lr_out_nexthop",), "lr_out_nexthop", "SNAT (edges)"),
+    _s("lr_out_nexthop", 55, ("lr_out_to_switch",), "lr_out_to_switch", "reserved for next-hop rewrites"),
+    _s("lr_out_to_switch", 57, ("ls_mac_bind", "ls_in_start", "drop"), "drop",
+       "into the next switch, resolving the next hop's MAC there",
+       matches={"metadata", "reg1"}, sets={"dl_dst", "metadata", "reg0"},
+       bands=(("default", 0, 0), ("port", 1, 1))),
+    _s("ls_mac_bind", 59, (), "", "next hop IP in a switch -> MAC (a subroutine; unknown keeps the zero MAC)",
+       matches={"metadata", "reg2"}, sets={"dl_dst"}, bands=(("default", 0, 0), ("binding", 1, 1))),
+    # ---- shared
+    _s("to_chassis", 93, (), "", "chassis (tunnel IP in reg9) -> its tunnel port (a subroutine)",
+       matches={"reg9"}, sets={"reg4", "reg5", "in_port", "tun_dst"},
+       bands=(("default", 0, 0), ("chassis", 1, 1))),
+    _s("output", 94, ("drop",), None, "output to the decided port",
+       matches={"reg4"}, bands=(("default", 0, 0), ("none", 1, 1))),
+    _s("arp_respond", 96, (), None, "ARP replies from the responder (a subroutine)",
+       matches={"metadata", "dl_type", "arp_op", "arp_tpa"},
+       sets={"dl_src", "dl_dst", "arp_op", "arp_sha", "arp_spa", "arp_tha", "arp_tpa", "reg1", "reg10"},
+       bands=(("address", 1, 1),)),
+    _s("embed", 97, (), None, "logical context into the Geneve header (a subroutine)",
+       sets={"tun_id", "tun_metadata0"}),
+    _s("extract", 98, (), None, "logical context out of the Geneve header (a subroutine)",
+       sets={"metadata", "reg0", "reg1", "reg10"}),
+    _s("from_tunnel", 99, ("ls_out_start",), "ls_out_start", "tunnel ingress continues in switch egress"),
+    _s("drop", 101, (), "", "explicit drops end here (counted per flow)"),
+)
+
+BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
+BY_TABLE: dict[int, Stage] = {s.table: s for s in STAGES}
+
+
+def table(name: str) -> int:
+    return BY_NAME[name].table
+
+
+def stage_of(table_id: int) -> Stage | None:
+    return BY_TABLE.get(table_id)
+
+
+# ---- registers: the layout, declared once
+REGISTERS = {
+    "src_port": "reg0",     # source port id (16 bit)
+    "dst_port": "reg1",     # destination port id, 0 = unknown
+    "next_hop": "reg2",     # IP to resolve (next hop or destination)
+    "out_lrp_ip": "reg3",   # IP of the egress router port
+    "ofport": "reg4",       # output ofport (0xffff = none)
+    "decided": "reg5",      # 1 once the output is decided
+    "next_lr": "reg6",      # router id on the LS -> LR hand-off
+    "next_lrp": "reg7",     # router port id on the LS -> LR hand-off
+    "scratch": "reg8",      # scratch (IP swap in the ICMP responder)
+    "chassis": "reg9",      # destination chassis, as its tunnel IP
+    "flags": "reg10",       # flags; bits 8-15 trace sequence; 16-31 trace command id
+}
+
+# ---- Geneve: one option (class, type, length in bytes) mapped to tun_metadata0, and what it carries:
+# (register, bit offset in the option, bits). The VNI carries the datapath id.
+GENEVE_OPTION = (0xFFEE, 0, 8)
+GENEVE_LAYOUT = ((REGISTERS["src_port"], 0, 16), (REGISTERS["dst_port"], 16, 16), (REGISTERS["flags"], 32, 32))
+VNI_BITS = 24
+
+
+def check() -> None:
+    """The registry is consistent: unique names and tables, every `next`/default names a stage."""
+    names = [s.name for s in STAGES]
+    tables = [s.table for s in STAGES]
+    if len(set(names)) != len(names) or len(set(tables)) != len(tables):
+        raise ValueError("stage names and tables must be unique")
+    for s in STAGES:
+        for n in (*s.next, *([s.default] if s.default else [])):
+            if n not in BY_NAME:
+                raise ValueError(f"stage {s.name} continues to unknown stage {n}")
+        if s.default and s.default not in s.next:
+            raise ValueError(f"stage {s.name}: default {s.default} is not among its next stages")
+
+
+check()

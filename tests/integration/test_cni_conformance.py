@@ -78,8 +78,8 @@ class Lab:
         return self.sb.ovs(host, "list-ports", "br-int").split()
 
     def iface_ids(self, host: str, port: str) -> dict[str, str]:
-        out = self.sb.ovs(host, "--format=json", "get", "Interface", port, "external_ids")
-        return dict(json.loads(out)[1]) if out.strip() else {}
+        out = self.sb.ovs(host, "--format=json", "--columns=external_ids", "list", "Interface", port)
+        return dict(json.loads(out)["data"][0][0][1])
 
     def host_link(self, host: str, name: str) -> bool:
         return self.sb.exec(host, ["ip", "link", "show", name], check=False).returncode == 0
@@ -173,21 +173,31 @@ def test_add_check_del(lab: Lab) -> None:
     _del(lab, "hv1", cid, "")  # the runtime may have lost the netns already
 
 
+def _pings(netns: str, ip: str) -> bool:
+    return subprocess.run(["nsenter", f"--net={netns}", "ping", "-c1", "-W1", ip], capture_output=True).returncode == 0
+
+
 def test_across_hosts_and_router(lab: Lab) -> None:
-    a, b, c = lab.new_netns("x1"), lab.new_netns("x2"), lab.new_netns("x3")
+    """Across hosts in one switch and through R1. Once the hosts' underlay knows each other (the first frame
+    into a Geneve tunnel waits for the underlay's ARP in OVS's userspace datapath), a new container's very
+    first packet to another host is answered: ADD returned only after its flows were in."""
+    a, b, c, d = (lab.new_netns(t) for t in ("x1", "x2", "x3", "x4"))
     ra = _add(lab, "hv1", "cross1", a)
     rb = _add(lab, "hv2", "cross2", b)
     rc = _add(lab, "hv2", "cross3", c, switch="LS-B", subnet="10.10.2.0/24")
-    ip_b, ip_c = rb["ips"][0]["address"].split("/")[0], rc["ips"][0]["address"].split("/")[0]
+    ip_a, ip_b, ip_c = (r["ips"][0]["address"].split("/")[0] for r in (ra, rb, rc))
     assert rc["ips"][0]["gateway"] == "10.10.2.1"
     try:
-        assert lab.in_ns(a, "ping", "-c1", "-W2", ip_b).returncode == 0  # same switch, other host
-        assert lab.in_ns(a, "ping", "-c1", "-W2", ip_c).returncode == 0  # through R1, other host
-        assert lab.in_ns(c, "ping", "-c1", "-W2", ra["ips"][0]["address"].split("/")[0]).returncode == 0
+        wait_for(lambda: _pings(a, ip_b), timeout=20, what="a -> b, same switch, other host")
+        assert _pings(a, ip_c)  # through R1, other host
+        assert _pings(c, ip_a)
+        _add(lab, "hv1", "cross4", d)
+        assert _pings(d, ip_c) and _pings(d, ip_b)  # first packets of a new container
     finally:
         _del(lab, "hv1", "cross1", a)
         _del(lab, "hv2", "cross2", b)
         _del(lab, "hv2", "cross3", c, switch="LS-B", subnet="10.10.2.0/24")
+        _del(lab, "hv1", "cross4", d)
 
 
 def test_chained_reference_plugins(lab: Lab) -> None:
@@ -212,7 +222,9 @@ def test_chained_reference_plugins(lab: Lab) -> None:
     nat = lab.sb.exec("hv1", ["iptables-save", "-t", "nat"]).stdout
     assert "18080" in nat and f"{ip}:80" in nat
     assert lab.in_ns(netns, "ping", "-c1", "-W2", "10.10.1.1").returncode == 0
-    rt.check(netlist, cid, netns, "eth0", res, runtime_config=rc)
+    # CHECK down the list except portmap: its 1.1.1 CHECK looks for an IPv6 chain it never creates for an
+    # IPv4-only container and fails whatever the plugin before it did.
+    rt.check({**netlist, "plugins": netlist["plugins"][:3]}, cid, netns, "eth0", res)
 
     rt.delete(netlist, cid, netns, "eth0", prev=res, runtime_config=rc)
     lab.assert_released("hv1", cid)

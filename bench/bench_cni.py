@@ -1,0 +1,128 @@
+"""tpcni figures on real hosts (namespaces, userspace OVS, Geneve, real agents, real etcd):
+
+1. ADD wall time of the plugin process (budget: median <= 150 ms), including the wait for the agent's
+   readiness mark; DEL wall time (budget: median <= 100 ms).
+2. Container created (its network namespace exists, the runtime calls ADD) -> first successful ping to a
+   container on another host: median over the samples.
+3. The floor: VERSION (interpreter start + our imports, no I/O) and `nsenter true` (the runtime-side cost
+   of running the plugin inside the host namespace, included in 1).
+
+The plugin runs as deployed: with its bytecode cached (PYTHONPYCACHEPREFIX under the work dir, warmed once).
+Needs root. Usage: python bench/bench_cni.py [--samples 20] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from tuplenet.cni.runtime import Runtime, write_launcher
+from tuplenet.control import Controller
+from tuplenet.sandbox.netns import NetnsSandbox
+from tuplenet.store import Store
+
+PREFIX = "/tuplenet/"
+WORKDIR = "/tmp/tn-bench-cni"
+
+
+def ms(values: list[float]) -> dict[str, float]:
+    s = sorted(values)
+    return {"median_ms": round(statistics.median(s) * 1000, 1), "p90_ms": round(s[int(0.9 * (len(s) - 1))] * 1000, 1),
+            "min_ms": round(s[0] * 1000, 1), "max_ms": round(s[-1] * 1000, 1)}
+
+
+def first_ping(netns: str, ip: str, t0: float, timeout: float = 20.0) -> float:
+    while time.perf_counter() - t0 < timeout:
+        r = subprocess.run(["nsenter", f"--net={netns}", "ping", "-c1", "-W0.2", ip], capture_output=True)
+        if r.returncode == 0:
+            return time.perf_counter() - t0
+    raise TimeoutError(f"no reply from {ip} within {timeout}s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    sb = NetnsSandbox(workdir=WORKDIR, name_prefix="tnbc")
+    made: list[str] = []
+    store = None
+    try:
+        sb.up(hosts=2, prefix=PREFIX)
+        sb.wait_agents()
+        store = Store(sb.etcd_endpoint, PREFIX)
+        ctl = Controller(store)
+        ctl.add_switch("LS-A")
+        ctl.add_router("R1")
+        ctl.link("R1", "LS-A", "10.10.1.1/24")
+        bindir = os.path.join(WORKDIR, "cni-bin")
+        write_launcher(bindir, sys.executable)
+        env = {"PYTHONPYCACHEPREFIX": os.path.join(WORKDIR, "pyc")}
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # deployed code has its bytecode cached
+
+        def runtime(host: str) -> Runtime:
+            return Runtime([bindir, "/usr/lib/cni"], prefix=["nsenter", f"--net=/run/netns/{sb.ns(host)}"], env=env)
+
+        def conf(host: str) -> dict:
+            return {"cniVersion": "1.0.0", "name": "tn", "type": "tpcni", "switch": "LS-A", "subnet": "10.10.1.0/24",
+                    "etcdEndpoints": sb.agent_etcd_endpoint, "ovsdbSocket": os.path.join(sb.host_dir(host), "db.sock")}
+
+        def netns(tag: str) -> str:
+            name = f"tnbc-c{tag}"
+            subprocess.run(["ip", "netns", "add", name], check=True)
+            made.append(name)
+            return f"/run/netns/{name}"
+
+        rt1, rt2 = runtime("hv1"), runtime("hv2")
+        version = [rt1.invoke("tpcni", "VERSION", {"cniVersion": "1.0.0"}).seconds for _ in range(args_n(a) + 1)][1:]
+        ns_floor = []
+        for _ in range(args_n(a)):
+            t = time.perf_counter()
+            subprocess.run(["nsenter", f"--net=/run/netns/{sb.ns('hv1')}", "true"], check=True)
+            ns_floor.append(time.perf_counter() - t)
+        peer_ns = netns("peer")
+        peer = rt2.invoke("tpcni", "ADD", conf("hv2"), "peer", peer_ns, "eth0")
+        assert peer.status == 0, peer.stdout
+        peer_ip = peer.json["ips"][0]["address"].split("/")[0]
+        warm_ns = netns("warm")  # first run compiles and caches the bytecode
+        assert rt1.invoke("tpcni", "ADD", conf("hv1"), "warm", warm_ns, "eth0").status == 0
+        assert rt1.invoke("tpcni", "DEL", conf("hv1"), "warm", warm_ns, "eth0").status == 0
+
+        adds, dels, pings = [], [], []
+        for i in range(a.samples):
+            cns = netns(str(i))
+            t0 = time.perf_counter()
+            r = rt1.invoke("tpcni", "ADD", conf("hv1"), f"b{i}", cns, "eth0")
+            assert r.status == 0, r.stdout
+            pings.append(first_ping(cns, peer_ip, t0))
+            adds.append(r.seconds)
+        for i in range(a.samples):
+            r = rt1.invoke("tpcni", "DEL", conf("hv1"), f"b{i}", f"/run/netns/tnbc-c{i}", "eth0")
+            assert r.status == 0, r.stdout
+            dels.append(r.seconds)
+        out = {"samples": a.samples, "add": ms(adds), "del": ms(dels), "created_to_first_ping_other_host": ms(pings),
+               "version_floor": ms(version), "nsenter_floor": ms(ns_floor)}
+        if a.json:
+            print(json.dumps(out))
+        else:
+            for k, v in out.items():
+                print(f"{k:34} {v}")
+    finally:
+        for name in made:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        if store is not None:
+            store.close()
+        sb.down()
+
+
+def args_n(a: argparse.Namespace) -> int:
+    return max(5, a.samples)
+
+
+if __name__ == "__main__":
+    main()

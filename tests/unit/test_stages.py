@@ -111,3 +111,10 @@ def test_geneve_layout_fits_the_option() -> None:
     used = sorted((ofs, ofs + bits) for _, ofs, bits in S.GENEVE_LAYOUT)
     assert all(a[1] <= b[0] for a, b in zip(used, used[1:], strict=False))
     assert used[-1][1] <= nbytes * 8
+
+
+def test_architecture_doc_shows_the_current_layout() -> None:
+    import pathlib
+
+    doc = (pathlib.Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
+    assert S.markdown() in doc, "regenerate the stage table in docs/architecture.md from stages.markdown()"

@@ -198,3 +198,14 @@ def check() -> None:
 
 
 check()
+
+
+def markdown() -> str:
+    """The layout as a Markdown table (docs/architecture.md embeds it; a test keeps the two equal)."""
+    rows = ["| table | stage | continues to | default | bands | job |", "|---|---|---|---|---|---|"]
+    for s in STAGES:
+        default = "(own flows)" if s.default is None else (s.default or "drop / return")
+        bands = ", ".join(f"{n} {lo}" + (f"–{hi}" if hi != lo else "") for n, lo, hi in s.bands)
+        job = ("reserved: " if s.reserved else "") + s.doc
+        rows.append(f"| {s.table} | `{s.name}` | {', '.join(s.next) or '(returns)'} | {default} | {bands} | {job} |")
+    return "\n".join(rows)

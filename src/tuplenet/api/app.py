@@ -70,7 +70,7 @@ def create_app(store: Any, auth: Auth | None, threads: int | None = None) -> Fas
         yield
 
     app = FastAPI(title=TITLE, version=tuplenet.__version__, description=DESCRIPTION, docs_url=None,
-                  redoc_url=None, openapi_url=None, lifespan=lifespan)
+                  redoc_url=None, openapi_url=None, lifespan=lifespan, redirect_slashes=False)
     app.state.store = store
     app.state.write_lock = asyncio.Lock()
     build_routes(app)

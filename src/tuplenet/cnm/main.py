@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds Join waits for the agent to mark the port ready; 0 = do not wait (default 10)")
     p.add_argument("-t", "--timeout", type=float, default=5.0, help="seconds to wait for etcd (default 5)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request outcome")
+    from tuplenet.store.security import add_arguments as add_etcd_security
+
+    add_etcd_security(p)  # --cacert --cert --key --user --password (and ETCDCTL_*), as etcdctl spells them
     return p.parse_args(argv)
 
 
@@ -39,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s tpcnm %(levelname)s %(message)s")
     from tuplenet.control import ControlError, Controller
     from tuplenet.store import Store, StoreError
+    from tuplenet.store.security import from_args as etcd_security
 
     from .driver import CnmDriver, _parse_mtu
     from .host import HostError, LinuxHost
@@ -49,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         mtu = _parse_mtu(opts.mtu)
         if opts.ready_timeout < 0:
             raise DriverError("--ready-timeout must be >= 0")
+        security = etcd_security(opts, os.environ)
+        if security.tls:
+            security.ssl_context()  # unreadable certificate files: refuse to start now, not on first use
         host = LinuxHost(opts.ovsdb, opts.bridge)
         chassis = host.probe()
-        ctl = Controller(Store(opts.endpoints, prefix=opts.prefix, timeout=opts.timeout))
+        ctl = Controller(Store(opts.endpoints, prefix=opts.prefix, timeout=opts.timeout, security=security))
         ctl.ensure_version()
         if opts.router:
             ctl.get_router(opts.router)

@@ -329,15 +329,10 @@ class Transport:
         partial_since: float | None = None
         while not self._closed.is_set():
             if buf:
-                msgs, used = c.split_messages(buf)  # ValueError on a bad length: broken stream
-                del buf[:used]
-                for version, mtype, xid, body in msgs:
-                    if version != c.OFP_VERSION:
-                        raise ValueError(f"message of version {version:#x} on an OpenFlow 1.4 session")
-                    self._handle_safely(mtype, xid, body)
+                progress = self._consume(buf)
                 if not buf:
                     partial_since = None
-                elif msgs or partial_since is None:
+                elif progress or partial_since is None:
                     partial_since = time.monotonic()
             now = time.monotonic()
             waits = []
@@ -363,6 +358,17 @@ class Transport:
             unanswered = 0
             last_rx = time.monotonic()
             buf += data
+
+    def _consume(self, buf: bytearray) -> bool:
+        """Handle (and remove) the complete messages at the start of `buf`; True if there were any.
+        Raises ValueError, and only that, when the stream is broken (bad length, another version)."""
+        msgs, used = c.split_messages(buf)
+        del buf[:used]
+        for version, mtype, xid, body in msgs:
+            if version != c.OFP_VERSION:
+                raise ValueError(f"message of version {version:#x} on an OpenFlow 1.4 session")
+            self._handle_safely(mtype, xid, body)
+        return bool(msgs)
 
     def reset(self, reason: str) -> None:
         """Drop the connection now: waiters fail at once, the reader reconnects and on_connect runs
@@ -421,9 +427,10 @@ class Transport:
                 p.done.set()
             elif not self._route_error(err):
                 self.stats["async_errors"] += 1
-                n = self.async_errors.get(err.name, 0)
-                self.async_errors[err.name] = n + 1
-                if not n:  # once per kind: a broken switch may send thousands
+                name = err.name if err.name in self.async_errors or len(self.async_errors) < 64 else "other"
+                n = self.async_errors.get(name, 0)
+                self.async_errors[name] = n + 1
+                if not n:  # once per kind (at most 65 kinds): a broken switch may send thousands
                     self.log.warning("OpenFlow error from %s (xid=%#x): %s; counting further ones silently",
                                      self.path, xid, err.name)
             return

@@ -106,7 +106,12 @@ def decode(kind: str, ident: tuple[str, ...], value: str) -> Entity:
     try:
         return _decode(kind, ident, parse_value(value))
     except ModelError as exc:
-        raise ModelError(f"{entity_key(kind, ident)}: {exc}") from None
+        raise ModelError(one_line(f"{entity_key(kind, ident)}: {exc}")) from None
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters escaped: keys and values come from etcd and end up in logs."""
+    return text if text.isprintable() else ascii(text)[1:-1]
 
 
 def decode_kv(key: str, value: str) -> Entity | None:

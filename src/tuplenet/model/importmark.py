@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .addr import ModelError, parse_uint
-from .codec import parse_value
+from .codec import one_line, parse_value
 from .entities import format_value
 
 
@@ -40,15 +40,18 @@ class ImportMarker:
             except ModelError:
                 return 0
 
-        return cls(raw.get("digest", ""), num("records"), num("batches"), num("started"), raw.get("host", ""),
-                   num("pid"))
+        return cls(one_line(raw.get("digest", "")), num("records"), num("batches"), num("started"),
+                   one_line(raw.get("host", "")), num("pid"))
 
     def age(self, now: float | None = None) -> float:
         """Seconds since the import (re)started; 0 for a marker from the future (clock skew)."""
         return max(0.0, (time.time() if now is None else now) - self.started)
 
     def describe(self) -> str:
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
+        try:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
+        except (OverflowError, OSError, ValueError):  # a hand-written marker from the far future
+            when = f"at {self.started}"
         who = f" by {self.host} pid {self.pid}" if self.host else ""
         return f"{self.records} records, digest {self.digest or '?'}, started {when}{who}"
 

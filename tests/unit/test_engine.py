@@ -69,6 +69,7 @@ def test_incremental_equals_full(steps: list[tuple[tuple, int]]) -> None:
     fresh = Engine(fresh_view)
     fresh.full()
     assert snapshot(engine) == snapshot(fresh)
+    assert {t: n for t, n in engine.per_table.items() if n} == fresh.per_table  # the metrics' flow counts
     assert installed == {f.cookie for f in fresh.active.values()}
 
 

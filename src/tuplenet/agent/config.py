@@ -44,6 +44,7 @@ class Config:
     liveness_ttl: int
     ovsdb_timeout: float = 10.0
     security: EtcdSecurity = field(default_factory=EtcdSecurity)  # etcd TLS files and user
+    metrics_address: str | None = None  # host:port of the Prometheus endpoint; None = off
 
     @property
     def mgmt_socket(self) -> str:
@@ -59,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--interval", type=int, default=1, help="accepted for 0.3 compatibility (event driven)")
     p.add_argument("-l", "--log", default="", help="log directory (empty: log to stderr)")
     p.add_argument("-v", "--version", action="version", version=f"tuplenet {__version__}")
+    p.add_argument("--metrics-address", default=None, metavar="HOST:PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (off by default; "
+                        "env TUPLENET_METRICS_ADDRESS)")
     add_etcd_security(p)  # --cacert --cert --key --user --password (and ETCDCTL_*), as etcdctl spells them
     return p
 
@@ -129,6 +133,14 @@ def load(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Co
     except ValueError as exc:
         raise ConfigError("IPFIX_SAMPLING_RATE must be a positive integer") from exc
     ovs_rundir = env.get("OVS_RUNDIR", "/var/run/openvswitch")
+    metrics = args.metrics_address or env.get("TUPLENET_METRICS_ADDRESS") or None
+    if metrics:
+        from .metrics import parse_address
+
+        try:
+            parse_address(metrics)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return Config(
         endpoints=args.host,
         prefix=prefix,
@@ -149,6 +161,7 @@ def load(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Co
         liveness_ttl=_positive(env, "TUPLENET_LIVENESS_TTL", 10),
         ovsdb_timeout=_positive(env, "TUPLENET_OVSDB_TIMEOUT", 10),
         security=security,
+        metrics_address=metrics,
     )
 
 

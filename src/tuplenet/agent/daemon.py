@@ -86,6 +86,9 @@ class Agent:
         self.engine = Engine(self.view)
         self.shadowing = Shadowing()
         self.barrier = Barrier()
+        self._watch_lag_ms = 0.0
+        self.snapshot: dict = {}  # the latest status, read by the metrics thread
+        self._metrics = None
         self._needs_full = False
         self.binder = binding.Binder()
         self.readiness = Readiness()
@@ -169,6 +172,13 @@ class Agent:
         log.info("agent %s ready in %.0f ms (%s ms): %d flows, %d facts", sid, self.ready_ms, ", ".join(parts),
                  len(self.ofctrl.installed), len(self.view.facts))
         self._write_status()
+        if cfg.metrics_address:
+            from .metrics import serve
+
+            try:
+                self._metrics = serve(cfg.metrics_address, lambda: self.snapshot)
+            except OSError as exc:
+                raise StartupError(f"cannot serve metrics on {cfg.metrics_address}: {exc}") from None
 
     def _connect_openflow(self) -> None:
         from .openflow.conn import OpenFlowConnection
@@ -191,7 +201,7 @@ class Agent:
 
     # ------------------------------------------------------------------ main loop
     def _emit(self, kind: str, changes: list[Change], rev: int) -> None:
-        self.q.put((kind, changes, rev))
+        self.q.put((kind, changes, rev, time.monotonic()))  # arrival time: the watch lag metric
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self._request_stop())
@@ -234,6 +244,8 @@ class Agent:
         for it in items:
             kind = it[0]
             if kind == "etcd":
+                if len(it) > 3:
+                    self._watch_lag_ms = (time.monotonic() - it[3]) * 1000
                 self._apply_changes(it[1], changed)  # a barrier per change inside
                 topo = True
             elif kind == "resync":
@@ -343,6 +355,8 @@ class Agent:
             "chassis": self.self_id, "pid": os.getpid(), "ready_ms": round(self.ready_ms, 1),
             "start_phases_ms": getattr(self, "start_phases", {}),
             "facts": len(self.view.facts), "flows": len(self.engine.active),
+            "flows_by_table": {t: n for t, n in self.engine.per_table.items() if n},
+            "meters": len(pipeline_meters()),
             "installed": len(self.ofctrl.installed) if self.ofctrl else 0,
             "tunnels": sum(1 for k in self._ovs_facts if k[0] == "tun"),  # local facts only: no topology scan
             "rss_mb": _rss_mb(),
@@ -359,14 +373,18 @@ class Agent:
             "duplicates": self.shadowing.status(),
             "event_errors": self.barrier.status(),
             "etcd_revision": self.sync.revision if self.sync else 0,
+            "etcd": {"watch_lag_ms": round(self._watch_lag_ms, 3),
+                     "watch_restarts": self.sync.watch_restarts if self.sync else 0},
+            "openflow_reconnects": max(0, self._of_connects - 1),
         }
 
     def _write_status(self) -> None:
         try:
             os.makedirs(self.cfg.rundir, exist_ok=True)
             tmp = os.path.join(self.cfg.rundir, "status.json.tmp")
+            self.snapshot = self.status()
             with open(tmp, "w") as f:
-                json.dump(self.status(), f)
+                json.dump(self.snapshot, f)
             os.replace(tmp, os.path.join(self.cfg.rundir, "status.json"))
         except OSError as exc:
             log.debug("status file not written: %s", exc)
@@ -375,6 +393,8 @@ class Agent:
         """Stop cleanly, leaving flows, ports and the chassis record in place (the data plane keeps
         forwarding while the agent is away)."""
         log.info("agent stopping")
+        if self._metrics is not None:
+            self._metrics.shutdown()
         if self.sync:
             self.sync.stop()
         if self.presence:

@@ -41,6 +41,7 @@ class Engine:
         self.rdeps: dict[tuple, set[tuple]] = {}
         self.cand: dict[tuple, dict[int, list]] = {}  # flow key -> cookie -> [flow, refcount]
         self.active: dict[tuple, Flow] = {}  # flow key -> installed-to-be flow
+        self.per_table: dict[int, int] = {}  # active flows per table (metrics), kept with `active`
         self._touched: set[tuple] = set()
         self._conflicts_seen: set[tuple] = set()
         self._memo: dict = {}
@@ -112,6 +113,9 @@ class Engine:
                 self._conflict(k, f)
             self.active[k] = f
             adds.append(f)
+        per = self.per_table
+        for k in self.active:
+            per[k[0]] = per.get(k[0], 0) + 1
         self.stats.last_run_ms = (time.perf_counter() - t0) * 1000
         return [], adds
 
@@ -239,7 +243,10 @@ class Engine:
             if new is not None:
                 adds.append(new)
                 self.active[k] = new
+                if old is None:
+                    self.per_table[k[0]] = self.per_table.get(k[0], 0) + 1
             else:
                 del self.active[k]
+                self.per_table[k[0]] -= 1
         self._touched.clear()
         return deletes, adds

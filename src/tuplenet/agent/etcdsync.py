@@ -139,6 +139,7 @@ class TopologySync:
         self.hold = ImportHold(self.decoder.change, lambda changes: self.emit("etcd", changes, self.revision))
         self.revision = 0
         self.resyncs = 0
+        self.watch_restarts = 0  # the watch failed and was re-opened (the store resumes inside too)
         self._watch = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -184,9 +185,11 @@ class TopologySync:
             except StoreError as exc:
                 if self._stop.is_set():
                     return
+                self.watch_restarts += 1
                 log.warning("etcd watch failed: %s; retrying", exc)
                 self._stop.wait(0.5)
             except Exception:  # never let the watch thread die silently
+                self.watch_restarts += 1
                 log.exception("etcd watch crashed; retrying")
                 self._stop.wait(0.5)
 

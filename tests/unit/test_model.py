@@ -225,3 +225,12 @@ def test_numbers_go_accepts():
     for bad in ("10.0.0.1/+24", "10.0.0.1/２４", "10.0.0.1/2_4", "10.0.0.1/-0", "１0.0.0.1/24"):
         with pytest.raises(ModelError, match="invalid CIDR address"):
             parse_cidr(bad)
+
+
+def test_decode_errors_are_one_printable_line():
+    """Keys and values come from etcd and end up in logs and tpctl's one-line errors (found by fuzzing)."""
+    for kind, ident, value in (("LS", ("a\nb",), ""), ("lsp", ("s", "p"), "ip=1\n2,mac=x"),
+                               ("chassis", ("h\x00",), "ip=1.2.3.4,tick=\x1b[31m")):
+        with pytest.raises(ModelError) as exc:
+            decode(kind, ident, value)
+        assert str(exc.value).isprintable(), str(exc.value)

@@ -33,7 +33,7 @@ class Driver:
     def answers(self) -> bool:
         if self.proc.poll() is not None:
             raise AssertionError(f"tpcnm on {self.host} exited {self.proc.returncode}: {self.logtext()}")
-        return os.path.exists(self.sock) and self.post("Plugin.Activate")[1] == {"Implements": ["NetworkDriver"]}
+        return os.path.exists(self.sock) and self.post("Plugin.Activate")[1] == {"Implements": ["NetworkDriver", "IpamDriver"]}
 
     def logtext(self) -> str:
         try:

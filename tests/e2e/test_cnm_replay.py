@@ -54,7 +54,7 @@ def env() -> Iterator[Env]:
 def test_docker_sequence_two_hosts_ping_and_clean_up(env: Env) -> None:
     d1, d2, ctl, sb = env.drivers["hv1"], env.drivers["hv2"], env.ctl, env.sb
     for d in (d1, d2):
-        assert d.ok("Plugin.Activate") == {"Implements": ["NetworkDriver"]}
+        assert d.ok("Plugin.Activate") == {"Implements": ["NetworkDriver", "IpamDriver"]}
         assert d.ok("NetworkDriver.GetCapabilities") == {"Scope": "local", "ConnectivityScope": "global"}
     d1.ok("NetworkDriver.CreateNetwork", network_body(N1, "10.77.0.0/24", "10.77.0.1/24", switch="web", router="R1"))
     d2.ok("NetworkDriver.CreateNetwork", network_body(N2, "10.77.0.0/24", "10.77.0.1/24", switch="web", router="R1"))

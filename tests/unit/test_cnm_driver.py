@@ -93,7 +93,7 @@ def test_docker_sequence_with_router_creates_and_removes_everything():
     d, host = make_driver()
     d.ctl.add_router("R1")
     before = entity_keys(d)
-    assert ok(d, "Plugin.Activate") == {"Implements": ["NetworkDriver"]}
+    assert ok(d, "Plugin.Activate") == {"Implements": ["NetworkDriver", "IpamDriver"]}
     assert ok(d, "NetworkDriver.GetCapabilities") == {"Scope": "local", "ConnectivityScope": "global"}
     assert create_net(d, generic={"switch": "web", "router": "R1"}) == {}
     link = d.ctl.get_switch_port("web", "web_to_R1")

@@ -21,10 +21,12 @@ from tuplenet.control import Controller
 
 FIELDS = ["NetworkID", "EndpointID", "Options", "IPv4Data", "IPv6Data", "Interface", "SandboxKey", "Address",
           "AddressIPv6", "MacAddress", "Pool", "Gateway", "com.docker.network.generic",
-          "com.docker.network.enable_ipv6", "switch", "router", "mtu"]
+          "com.docker.network.enable_ipv6", "switch", "router", "mtu", "PoolID", "SubPool", "V6",
+          "RequestAddressType"]
 scalars = st.one_of(
     st.sampled_from([NID, EID, "10.99.0.0/24", "10.99.0.1/24", "10.99.0.3/24", "10.99.0.2", "0.0.0.0/0",
                      "f2:01:0a:63:00:09", "", "R1", "web", "1500", "99", "a,b", "/", "::1/64", None, True, 0,
+                     "com.docker.network.gateway", "10.99.0.0/30",
                      -1, 1.5, 2 ** 70]),
     st.text(max_size=8))
 small = st.one_of(scalars, st.dictionaries(st.sampled_from(FIELDS), scalars, max_size=3))

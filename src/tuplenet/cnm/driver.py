@@ -21,6 +21,7 @@ from tuplenet.model import ModelError, normalize_mac, validate_name
 from tuplenet.store import Compare, Op
 
 from .host import Host, HostError, veth_names
+from .ipam import CnmIpam
 from .protocol import DriverError, show
 from .records import NETWORK_PREFIX, NetworkRecord, RecordError, network_key, switch_key
 
@@ -84,6 +85,7 @@ class CnmDriver:
                  mtu: int = 1400, ready_timeout: float = 10.0) -> None:
         self.ctl, self.host, self.chassis = ctl, host, chassis
         self.default_router, self.mtu, self.ready_timeout = default_router, mtu, ready_timeout
+        self.ipam = CnmIpam(ctl.store)
 
     @property
     def store(self) -> Any:
@@ -118,7 +120,7 @@ class CnmDriver:
     # ---- plugin -------------------------------------------------------------------------------------------
 
     def activate(self) -> dict[str, Any]:
-        return {"Implements": ["NetworkDriver"]}
+        return {"Implements": ["NetworkDriver", "IpamDriver"]}
 
     def capabilities(self) -> dict[str, Any]:
         # Networks are created per docker daemon (no cluster store); the switch connects hosts.

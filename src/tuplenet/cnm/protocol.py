@@ -38,6 +38,8 @@ class Driver(Protocol):
     def leave(self, nid: str, eid: str) -> None: ...
     def delete_endpoint(self, nid: str, eid: str) -> None: ...
     def check_network(self, nid: str) -> None: ...
+    @property
+    def ipam(self) -> Any: ...  # cnm.ipam.CnmIpam
 
 
 def show(value: Any, limit: int = 80) -> str:
@@ -139,6 +141,27 @@ def _global_only(d: Driver, req: dict[str, Any]) -> dict[str, Any]:
     raise DriverError("not supported: tuplenet is a local-scope driver (no swarm network allocation)")
 
 
+def _request_pool(d: Driver, req: dict[str, Any]) -> dict[str, Any]:
+    v6 = req.get("V6", False)
+    if not isinstance(v6, bool):
+        raise DriverError(f"V6 must be true or false, got {show(v6)}")
+    return d.ipam.request_pool(get_str(req, "Pool", False), get_str(req, "SubPool", False), v6)
+
+
+def _release_pool(d: Driver, req: dict[str, Any]) -> dict[str, Any]:
+    d.ipam.release_pool(get_str(req, "PoolID"))
+    return {}
+
+
+def _request_address(d: Driver, req: dict[str, Any]) -> dict[str, Any]:
+    return d.ipam.request_address(get_str(req, "PoolID"), get_str(req, "Address", False), get_dict(req, "Options"))
+
+
+def _release_address(d: Driver, req: dict[str, Any]) -> dict[str, Any]:
+    d.ipam.release_address(get_str(req, "PoolID"), get_str(req, "Address"))
+    return {}
+
+
 ROUTES: dict[str, Callable[[Driver, dict[str, Any]], dict[str, Any]]] = {
     "/Plugin.Activate": lambda d, req: d.activate(),
     "/NetworkDriver.GetCapabilities": lambda d, req: d.capabilities(),
@@ -155,6 +178,12 @@ ROUTES: dict[str, Callable[[Driver, dict[str, Any]], dict[str, Any]]] = {
     "/NetworkDriver.DiscoverDelete": _nothing,
     "/NetworkDriver.AllocateNetwork": _global_only,
     "/NetworkDriver.FreeNetwork": _global_only,
+    "/IpamDriver.GetCapabilities": lambda d, req: d.ipam.capabilities(),
+    "/IpamDriver.GetDefaultAddressSpaces": lambda d, req: d.ipam.address_spaces(),
+    "/IpamDriver.RequestPool": _request_pool,
+    "/IpamDriver.ReleasePool": _release_pool,
+    "/IpamDriver.RequestAddress": _request_address,
+    "/IpamDriver.ReleaseAddress": _release_address,
 }
 
 INTERNAL = "internal error"

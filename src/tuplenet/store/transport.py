@@ -217,19 +217,20 @@ class Transport:
     def _roundtrip(self, index: int, path: str, payload: bytes, timeout: float, idempotent: bool,
                    headers: dict[str, str]) -> tuple[int, bytes]:
         conn, reused = self._acquire(index, timeout)
+        # A fresh TLS connection that fails right after the handshake: the usual sign of a refused client
+        # certificate (TLS 1.3 reports it only after the handshake, at the next send or read).
         try:
             conn.request("POST", path, payload, headers)
         except _NET_ERRORS as exc:
             conn.close()
-            raise _Retry(_describe(exc)) from exc  # not (completely) sent: etcd cannot have acted on it
+            tls = self._cert_refused(index, reused, exc)
+            raise _Retry(tls or _describe(exc), tls is not None) from exc  # not sent: etcd did not act on it
         try:
             resp = conn.getresponse()
             data = resp.read()
         except _NET_ERRORS as exc:
             conn.close()
-            # A fresh TLS connection closed before any answer: the usual sign of a refused client certificate
-            # (TLS 1.3 reports it only at the first read).
-            tls = _CERT_REFUSED if not reused and isinstance(exc, ssl.SSLError) else None
+            tls = self._cert_refused(index, reused, exc)
             why = tls or _describe(exc)
             if not reused and isinstance(exc, http.client.RemoteDisconnected) and not self.endpoints[index].tls:
                 why += " (is it an https endpoint? give it as https://)"
@@ -242,6 +243,11 @@ class Transport:
         else:
             self._release(index, conn)
         return resp.status, data
+
+    def _cert_refused(self, index: int, reused: bool, exc: BaseException) -> str | None:
+        if reused or not self.endpoints[index].tls:
+            return None
+        return _CERT_REFUSED if isinstance(exc, ssl.SSLError | ConnectionError) else None
 
     def call(self, path: str, body: dict[str, Any], idempotent: bool = True,
              timeout: float | None = None) -> dict[str, Any]:

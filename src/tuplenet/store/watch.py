@@ -4,7 +4,7 @@ The stream is /v3/watch: one JSON object per line over a chunked HTTP/1.1 respon
 last revision it delivered; after any connection problem it reconnects (50 ms .. 1 s backoff, rotating over
 the endpoints) with start_revision = last + 1 and drops any replayed event at or below `last`. A line that
 cannot be decoded is counted, logged and treated like a broken connection (resume, so nothing is lost); an
-expired auth token is renewed and the watch resumes at once.
+expired auth token is renewed before the watch resumes.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ _NET_ERRORS = (OSError, http.client.HTTPException, ValueError)
 
 
 class _StreamEnded(Exception):
-    """Internal: the server closed the stream or cancelled the watch; reconnect (at once if `now`)."""
+    """Internal: the server closed the stream or cancelled the watch; reconnect. `renew`: etcd refused the
+    token, so the next connect renews it (and trying the other endpoints with it first is pointless)."""
 
-    def __init__(self, message: str, now: bool = False) -> None:
+    def __init__(self, message: str, renew: bool = False) -> None:
         super().__init__(message)
-        self.now = now
+        self.renew = renew
 
 
 def iter_lines(read1: Callable[[int], bytes]) -> Iterator[bytes]:
@@ -147,8 +148,6 @@ class Watch:
                 log.warning("etcd watch: undecodable line skipped (%s, %d so far); resuming at revision %s",
                             exc, self.bad_lines, (self._last or 0) + 1)
             except _StreamEnded as exc:
-                if exc.now:
-                    delay = 0.0
                 if not self._closed.is_set():
                     log.info("etcd watch interrupted (%s); resuming at revision %s", exc, (self._last or 0) + 1)
             except _NET_ERRORS as exc:
@@ -161,7 +160,7 @@ class Watch:
             if self._closed.wait(delay):
                 break
             self.reconnects += 1
-            delay = min(max(delay * 2, BACKOFF_MIN), BACKOFF_MAX)
+            delay = min(delay * 2, BACKOFF_MAX)
 
     def _canceled(self, msg: WatchMessage) -> None:
         """etcd ended the watch: resume, renew the token, or end the iteration with the reason."""
@@ -173,7 +172,7 @@ class Watch:
         if token_refused(reason):
             if auth.user:
                 self._stale = self._token
-                raise _StreamEnded(reason, now=True)
+                raise _StreamEnded(reason, renew=True)
             self.close()
             raise auth.explain(StoreError(f"etcd /v3/watch: {reason}"))
         if "permission denied" in reason.lower():
@@ -229,14 +228,14 @@ class Watch:
                     err = gateway_error("/v3/watch", resp.status, resp.read(1 << 16))
                     if self._transport.auth.rejected(err):
                         self._stale = self._token
-                        raise _StreamEnded(str(err), now=True)
+                        raise _StreamEnded(str(err), renew=True)
                     raise self._transport.auth.explain(err) if resp.status < 500 else _StreamEnded(str(err))
                 conn.sock.settimeout(None)  # block until data or close(); keepalive detects dead peers
                 self._transport.preferred = index
                 return conn, resp
             except _StreamEnded as exc:
                 self._drop(conn)
-                if exc.now:
+                if exc.renew:
                     raise
                 errors.append(f"{self._transport.names[index]}: {exc}")
             except _NET_ERRORS as exc:

@@ -64,22 +64,29 @@ def flows() -> list[Flow]:
         Flow(T.OUTPUT, 0, (), (OutputReg(T.R_OFPORT, 0, 16),)),
     ]
     # Every controller() goes through a meter, so a flood costs the agent a bounded packet-in rate. TTL
-    # exceeded: one meter per source-IP bucket (low bits of nw_src), so one VM flooding TTL-1 frames
-    # exhausts only its own bucket and others' traceroutes are still answered (pinctrl limits per source
-    # again, behind the meters).
-    fl += [Flow(T.LR_IN_TTL, 2, match(M("nw_src", b, TTL_METER_BUCKETS - 1), dl_type=ETH_IP, nw_ttl=ttl),
+    # exceeded: one meter per source-IP bucket, so a VM flooding TTL-1 frames exhausts only its own bucket
+    # and other sources' traceroutes are still answered; pinctrl limits per source again behind the meters.
+    fl += [Flow(T.LR_IN_TTL, 2, match(M("nw_src", ttl_bucket_bits(b), TTL_BUCKET_MASK), dl_type=ETH_IP, nw_ttl=ttl),
                 (Meter(ttl_meter(b)), Controller(T.OP_TTL_EXCEEDED.to_bytes(4, "big"))))
            for ttl in (0, 1) for b in range(TTL_METER_BUCKETS)]
     return fl
 
 
-TTL_METER_BUCKETS = 64  # a power of two: the bucket is nw_src & (TTL_METER_BUCKETS - 1)
-TTL_METER_RATE = 50  # packets/s per bucket: a traceroute needs a few
-TTL_METER_BURST = 50
+# A source's bucket is the low nibble of the last two octets of its IP: hosts of one subnet spread over 16
+# buckets and the same host part in different subnets (10.0.1.2, 10.0.2.2) lands in different ones.
+TTL_BUCKET_MASK = 0x00000F0F
+TTL_METER_BUCKETS = 256
+TTL_METER_RATE = 20  # packets/s per bucket: a traceroute needs a few
+TTL_METER_BURST = 20
+
+
+def ttl_bucket_bits(bucket: int) -> int:
+    """The nw_src bits (under TTL_BUCKET_MASK) of bucket 0-255."""
+    return ((bucket >> 4) << 8) | (bucket & 0xF)
 
 
 def ttl_meter(bucket: int) -> int:
-    """Meter ids: our tag in the top 16 bits; indexes 0-63 are the TTL-exceeded buckets."""
+    """Meter ids: our tag in the top 16 bits; indexes 0-255 are the TTL-exceeded buckets."""
     return meter_id(bucket)
 
 

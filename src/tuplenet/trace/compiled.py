@@ -1,0 +1,146 @@
+"""One chassis's flows, indexed for lookup and with their actions compiled to tuples.
+
+A table is a list of match *signatures* (the fields and masks a flow matches on); each signature holds a
+dict from the masked field values to the highest-priority flow with them (OVS's tuple-space search). A
+lookup hashes the packet once per signature, highest priority first, and stops as soon as no remaining
+signature can beat the best hit: a few dict lookups per table whatever the number of ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+from ..agent import flow as F
+from .packet import WIDTH
+
+# Compiled action opcodes: (code, *args).
+OUTPUT, OUTPUT_REG, RESUBMIT, SET, MOVE, DEC_TTL, CONTROLLER, METER, BUNDLE, CT, OTHER = range(11)
+
+
+class Entry(NamedTuple):
+    priority: int
+    flow: F.Flow
+    actions: tuple
+    owner: tuple | None
+
+
+def _ones(n: int) -> int:
+    return (1 << n) - 1
+
+
+def compile_action(a: Any) -> tuple:
+    if isinstance(a, F.Resubmit):
+        return (RESUBMIT, a.table)
+    if isinstance(a, F.Load):
+        width = WIDTH[a.field]
+        nbits = width - a.ofs if a.nbits is None else a.nbits
+        mask = _ones(nbits) << a.ofs
+        return (SET, a.field, _ones(width) ^ mask, (a.value << a.ofs) & mask)
+    if isinstance(a, F.SetField):
+        width = WIDTH[a.field]
+        return (SET, a.field, 0, a.value & _ones(width))
+    if isinstance(a, F.Move):
+        nbits = min(WIDTH[a.src], WIDTH[a.dst]) if a.nbits is None else a.nbits
+        return (MOVE, a.src, a.src_ofs, a.dst, a.dst_ofs, _ones(nbits))
+    if isinstance(a, F.Output):
+        return (OUTPUT, a.port)
+    if isinstance(a, F.OutputReg):
+        return (OUTPUT_REG, a.field, a.ofs, _ones(a.nbits))
+    if isinstance(a, F.DecTtl):
+        return (DEC_TTL,)
+    if isinstance(a, F.Controller):
+        return (CONTROLLER, a.userdata, a.pause)
+    if isinstance(a, F.Meter):
+        return (METER, a.meter_id)
+    if isinstance(a, F.BundleLoad):
+        return (BUNDLE, a)
+    if isinstance(a, F.Ct):
+        return (CT, a)
+    return (OTHER, a)
+
+
+class _Group:
+    """Flows sharing one signature: `fields` with `masks` (None = exact match on every field)."""
+
+    __slots__ = ("max_priority", "getter", "fields", "masks", "hits")
+
+    def __init__(self, fields: tuple[str, ...], masks: tuple[int, ...] | None) -> None:
+        self.fields, self.masks = fields, masks
+        self.getter = itemgetter(*fields) if fields and masks is None else None
+        self.max_priority = -1
+        self.hits: dict[Any, Entry] = {}
+
+    def key_of_flow(self, m: tuple[F.M, ...]) -> Any:
+        if not self.fields:
+            return ()
+        if self.masks is None:
+            vals = tuple(x.value for x in m)
+            return vals[0] if len(vals) == 1 else vals
+        return tuple(x.value & mk for x, mk in zip(m, self.masks, strict=True))
+
+    def key_of_packet(self, pkt: dict[str, int]) -> Any:
+        if self.getter is not None:
+            return self.getter(pkt)
+        if not self.fields:
+            return ()
+        return tuple([pkt[f] & mk for f, mk in zip(self.fields, self.masks, strict=True)])  # type: ignore[arg-type]
+
+    def add(self, e: Entry) -> None:
+        k = self.key_of_flow(e.flow.match)
+        old = self.hits.get(k)
+        if old is None or e.priority > old.priority or (e.priority == old.priority
+                                                        and e.flow.cookie < old.flow.cookie):
+            self.hits[k] = e
+        self.max_priority = max(self.max_priority, e.priority)
+
+
+class Table:
+    __slots__ = ("groups", "size")
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        groups: dict[tuple, _Group] = {}
+        self.size = 0
+        for e in entries:
+            m = e.flow.match
+            fields = tuple(x.field for x in m)
+            exact = all(x.mask is None for x in m)
+            masks = None if exact else tuple(_ones(WIDTH[x.field]) if x.mask is None else x.mask for x in m)
+            sig = (fields, masks)
+            g = groups.get(sig)
+            if g is None:
+                g = groups[sig] = _Group(fields, masks)
+            g.add(e)
+            self.size += 1
+        # Highest priority first; ties broken by signature so the order never depends on arrival.
+        self.groups = sorted(groups.values(), key=lambda g: (-g.max_priority, g.fields, g.masks or ()))
+
+    def lookup(self, pkt: dict[str, int]) -> Entry | None:
+        best: Entry | None = None
+        bp = -1
+        for g in self.groups:
+            if g.max_priority <= bp:
+                break
+            e = g.hits.get(g.key_of_packet(pkt))
+            if e is not None and e.priority > bp:
+                best, bp = e, e.priority
+        return best
+
+
+def compile_tables(flows: Iterable[F.Flow], owners: dict[int, tuple]) -> dict[int, Table]:
+    """table id -> Table of the given (installed) flows; `owners` maps a cookie to its logical owner."""
+    by_table: dict[int, list[Entry]] = {}
+    for f in flows:
+        e = Entry(f.priority, f, tuple(compile_action(a) for a in f.actions), owners.get(f.cookie))
+        by_table.setdefault(f.table, []).append(e)
+    return {t: Table(es) for t, es in by_table.items()}
+
+
+def owner_index(owner_flows: dict[tuple, tuple[F.Flow, ...]]) -> dict[int, tuple]:
+    """cookie -> owner; when several owners produce one flow, the smallest owner key (deterministic)."""
+    out: dict[int, tuple] = {}
+    for owner in sorted(owner_flows, key=repr):
+        for f in owner_flows[owner]:
+            out.setdefault(f.cookie, owner)
+    return out

@@ -1,0 +1,214 @@
+"""Walk one chassis's flows with a packet, as ovs-vswitchd translates it: highest-priority match per
+table, actions in order, `resubmit` recursing with the packet as modified so far and returning to the
+rest of the action list, output to the input port skipped, translation depth capped like OVS's.
+
+Every table visit is a `Step` (table, flow, owner, datapath and ports at that moment); outputs, packet-ins
+and dead ends are `Event`s pointing at the step whose actions caused them. Output to a tunnel port ends the
+walk on this chassis with a `Send` the fabric follows into the next chassis.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ..agent import tables as T
+from ..agent.flow import OFPP_IN_PORT, Flow, fmt_ip
+from . import compiled as C
+from .names import Names
+from .stages import DeadEndContext, dead_end, opcode_meaning
+
+# OVS's translation limits: nested resubmits to the same or an earlier table (a resubmit to a later table
+# does not deepen), and resubmits in all. Over either, OVS drops the whole packet.
+MAX_DEPTH = 64
+MAX_RESUBMITS = 4096
+
+
+class Step(NamedTuple):
+    depth: int
+    table: int
+    priority: int | None  # None: no flow matched
+    flow: Flow | None
+    owner: tuple | None
+    dp: int   # metadata (datapath id) when the table was entered
+    src: int  # reg0: source port id
+    dst: int  # reg1: destination port id
+
+
+class Event(NamedTuple):
+    kind: str  # deliver | patch | tunnel | controller | meter | skip | dead_end | note | error
+    step: int  # index of the step whose actions caused it
+    text: str
+    data: dict[str, Any]
+
+
+class Send(NamedTuple):
+    """A copy of the packet leaving through a tunnel towards `chassis` (None: no chassis has that IP)."""
+
+    chassis: str | None
+    via_ofport: int
+    pkt: dict[str, int]
+
+
+class Port(NamedTuple):
+    kind: str         # vif | patch | tunnel | tunfb
+    name: str         # iface-id / chassis name
+    switch: str = ""  # logical switch of a vif or patch port
+
+
+class HopTrace(NamedTuple):
+    chassis: str
+    in_port: int
+    entry: dict[str, int]  # the packet as it entered this chassis
+    steps: list[Step]
+    events: list[Event]
+    sends: list[Send]
+
+
+class ChassisPipeline:
+    """The compiled flows of one chassis plus what its ofports are."""
+
+    def __init__(self, chassis: str, tables: dict[int, C.Table], ports: dict[int, Port], names: Names,
+                 chassis_by_ip: dict[int, str]) -> None:
+        self.chassis, self.tables, self.ports, self.names = chassis, tables, ports, names
+        self.chassis_by_ip = chassis_by_ip
+
+    def walk(self, pkt: dict[str, int], in_port: int) -> HopTrace:
+        """Translate `pkt` entering on `in_port` (the dict is copied, never modified)."""
+        w = _Walk(self, dict(pkt, in_port=in_port))
+        entry = dict(w.pkt)
+        try:
+            w.table(T.CLASSIFY, 0, 0, None)
+        except _Stop:
+            w.sends.clear()  # OVS drops the whole packet when translation fails
+        return HopTrace(self.chassis, in_port, entry, w.steps, w.events, w.sends)
+
+    def port_label(self, ofport: int) -> str:
+        p = self.ports.get(ofport)
+        if p is None:
+            return f"ofport {ofport}"
+        if p.kind in ("vif", "patch"):
+            return f"{p.switch}/{p.name}"
+        if p.kind == "tunnel":
+            return f"tunnel port of {p.name}"
+        return "flow-based tunnel port"
+
+
+class _Stop(Exception):
+    """The whole translation fails (OVS's depth/resubmit limits): the packet is dropped."""
+
+
+class _Walk:
+    __slots__ = ("cp", "pkt", "steps", "events", "sends", "resubmits")
+
+    def __init__(self, cp: ChassisPipeline, pkt: dict[str, int]) -> None:
+        self.cp, self.pkt = cp, pkt
+        self.steps: list[Step] = []
+        self.events: list[Event] = []
+        self.sends: list[Send] = []
+        self.resubmits = 0
+
+    def table(self, tid: int, depth: int, deep: int, parent: int | None) -> None:
+        pkt = self.pkt
+        t = self.cp.tables.get(tid)
+        e = t.lookup(pkt) if t is not None else None
+        idx = len(self.steps)
+        if e is None:
+            self.steps.append(Step(depth, tid, None, None, None, pkt["metadata"], pkt["reg0"], pkt["reg1"]))
+            self._dead_end(idx, tid, None, parent, False)
+            return
+        self.steps.append(Step(depth, tid, e.priority, e.flow, e.owner, pkt["metadata"], pkt["reg0"], pkt["reg1"]))
+        if not e.actions:
+            self._dead_end(idx, tid, e.priority, parent, True)
+            return
+        self.run(e.actions, idx, tid, depth, deep)
+
+    def run(self, actions: tuple, idx: int, tid: int, depth: int, deep: int) -> None:
+        pkt = self.pkt
+        for a in actions:
+            code = a[0]
+            if code == C.SET:
+                f = a[1]
+                pkt[f] = (pkt[f] & a[2]) | a[3]
+            elif code == C.RESUBMIT:
+                if deep >= MAX_DEPTH:
+                    self._fail(idx, f"over max translation depth {MAX_DEPTH}")
+                if self.resubmits >= MAX_RESUBMITS:
+                    self._fail(idx, f"over {MAX_RESUBMITS} resubmit actions")
+                self.resubmits += 1
+                self.table(a[1], depth + 1, deep + (a[1] <= tid), tid)
+            elif code == C.MOVE:
+                m = a[5]
+                v = (pkt[a[1]] >> a[2]) & m
+                dst, ofs = a[3], a[4]
+                pkt[dst] = (pkt[dst] & ~(m << ofs)) | (v << ofs)
+            elif code == C.OUTPUT:
+                port = pkt["in_port"] if a[1] == OFPP_IN_PORT else a[1]
+                self.output(port, idx, a[1] == OFPP_IN_PORT)
+            elif code == C.OUTPUT_REG:
+                self.output((pkt[a[1]] >> a[2]) & a[3], idx, False)
+            elif code == C.DEC_TTL:
+                if pkt["nw_ttl"] <= 1:
+                    self._event("dead_end", idx, f"dec_ttl: TTL {pkt['nw_ttl']} expired, processing of this "
+                                "table stops", ttl=pkt["nw_ttl"])
+                    return
+                pkt["nw_ttl"] -= 1
+            elif code == C.CONTROLLER:
+                op, meaning = opcode_meaning(a[1])
+                self._event("controller", idx, f"to the agent: {meaning}", opcode=op, meaning=meaning,
+                            pause=a[2])
+            elif code == C.METER:
+                self._event("meter", idx, f"meter {a[1]:#x} (rate-limited; assumed within its rate)", meter=a[1])
+            else:
+                self._special(a, idx, depth, deep)
+
+    def _special(self, a: tuple, idx: int, depth: int, deep: int) -> None:
+        act = a[1]
+        if a[0] == C.BUNDLE:
+            member = act.members[0] if act.members else 0xFFFF
+            width = act.nbits
+            f = act.dst
+            mask = ((1 << width) - 1) << act.ofs
+            self.pkt[f] = (self.pkt[f] & ~mask) | ((member << act.ofs) & mask)
+            self._event("note", idx, f"bundle_load: assumed member {member} (the hash is not simulated)",
+                        member=member)
+        elif a[0] == C.CT:
+            self._event("note", idx, "conntrack is not simulated: ct() treated as a new connection, no NAT",
+                        action=act.text())
+            if act.table is not None:
+                self.pkt["ct_state"] = 0x21  # +new+trk
+                self.table(act.table, depth + 1, deep, None)
+        else:
+            self._event("note", idx, f"action not simulated: {act.text()}", action=act.text())
+
+    def output(self, port: int, idx: int, explicit_in_port: bool) -> None:
+        pkt, cp = self.pkt, self.cp
+        if port == pkt["in_port"] and not explicit_in_port:
+            self._event("skip", idx, f"output to the input port {port} is skipped by OVS", ofport=port)
+            return
+        p = cp.ports.get(port)
+        if p is None:
+            self._event("dead_end", idx, f"output to ofport {port}, which does not exist", ofport=port)
+            return
+        if p.kind == "vif":
+            self._event("deliver", idx, f"output to {p.switch}/{p.name} on {cp.chassis}", ofport=port,
+                        switch=p.switch, port=p.name, chassis=cp.chassis)
+        elif p.kind == "patch":
+            self._event("patch", idx, f"output to patch port {p.switch}/{p.name} (physical bridge) on "
+                        f"{cp.chassis}", ofport=port, switch=p.switch, port=p.name, chassis=cp.chassis)
+        else:
+            dst = p.name if p.kind == "tunnel" else cp.chassis_by_ip.get(pkt["tun_dst"])
+            where = dst or f"unknown underlay address {fmt_ip(pkt['tun_dst'])}"
+            self._event("tunnel", idx, f"tunnel to {where} (vni {pkt['tun_id'] & 0xFFFFFF:#x})", ofport=port,
+                        to_chassis=dst, vni=pkt["tun_id"] & 0xFFFFFF)
+            self.sends.append(Send(dst, port, dict(pkt)))
+
+    def _dead_end(self, idx: int, tid: int, priority: int | None, parent: int | None, empty: bool) -> None:
+        ctx = DeadEndContext(self.pkt, self.cp.names, self.pkt["in_port"], self.cp.port_label)
+        self._event("dead_end", idx, dead_end(tid, priority, parent, empty, ctx), table=tid)
+
+    def _event(self, kind: str, idx: int, text: str, **data: Any) -> None:
+        self.events.append(Event(kind, idx, text, data))
+
+    def _fail(self, idx: int, text: str) -> None:
+        self._event("error", idx, text)
+        raise _Stop(text)

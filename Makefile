@@ -39,7 +39,7 @@ fuzz: deps
 	TUPLENET_FUZZ_EXAMPLES=200000 TUPLENET_FUZZ_RANDOM=1 $(VENV)/bin/pytest -q -p no:cacheprovider -m fuzz tests
 
 bench: deps
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -29,7 +29,7 @@ from tuplenet.agent.flow import (
     match,
 )
 from tuplenet.agent.openflow import OpenFlowConnection, actions, codec, oxm
-from tuplenet.agent.openflow.testing import DummyOvs
+from tuplenet.sandbox.dummy_ovs import DummyOvs
 
 IP = 0x0800
 

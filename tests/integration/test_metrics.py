@@ -7,9 +7,9 @@ import subprocess
 import urllib.request
 
 import pytest
-from agent_cluster import Cluster, tutorial
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent_cluster import Cluster, tutorial
 from tuplenet.agent.config import ConfigError, load
 from tuplenet.sandbox.procs import free_port, wait_for
 

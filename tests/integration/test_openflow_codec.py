@@ -34,7 +34,7 @@ from tuplenet.agent.flow import (
 )
 from tuplenet.agent.openflow import OpenFlowError, codec
 from tuplenet.agent.openflow.conn import OpenFlowConnection
-from tuplenet.agent.openflow.testing import DummyOvs
+from tuplenet.sandbox.dummy_ovs import DummyOvs
 
 IP = {"dl_type": 0x0800}
 TCP = {"dl_type": 0x0800, "nw_proto": 6}

@@ -8,7 +8,7 @@ import pytest
 
 from tuplenet.agent.flow import Controller, Flow, Load, Output, Resubmit, SetField, match
 from tuplenet.agent.openflow import OpenFlowConnection, OpenFlowError, PacketIn, TlvMapping
-from tuplenet.agent.openflow.testing import DummyOvs
+from tuplenet.sandbox.dummy_ovs import DummyOvs
 from tuplenet.sandbox.ovsd import poll
 from tuplenet.sandbox.packets import icmp_frame
 from tuplenet.sandbox.pcap import read_pcap

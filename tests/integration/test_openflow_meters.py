@@ -9,7 +9,7 @@ from tuplenet.agent.flow import Flow, Meter, Output, match
 from tuplenet.agent.ofctrl import FlowControl
 from tuplenet.agent.openflow import OpenFlowConnection
 from tuplenet.agent.openflow import meters as mt
-from tuplenet.agent.openflow.testing import DummyOvs
+from tuplenet.sandbox.dummy_ovs import DummyOvs
 from tuplenet.sandbox.ovsd import poll
 from tuplenet.sandbox.packets import icmp_frame
 

@@ -1,4 +1,5 @@
-"""`tuplenet`: the agent (0.3 options), plus `tuplenet check` and `tuplenet sandbox ...`."""
+"""The agent (0.3 options), plus `tuplenet check` and `tuplenet status` (the `tuplenet` command adds
+`tuplenet sandbox ...`, see cli/tuplenet_cmd.py)."""
 
 from __future__ import annotations
 
@@ -147,10 +148,6 @@ def _print_bindings(b: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "sandbox":
-        from ..sandbox.cli import main as sandbox_main
-
-        return sandbox_main(argv[1:])
     if argv and argv[0] == "check":
         from .check import main as check_main
 

@@ -1,4 +1,4 @@
-"""A bare switch for the OpenFlow tests and benchmark: one sandbox OvsSim with plain dummy bridges.
+"""A bare switch (the OpenFlow tests and benchmark use it): one sandbox OvsSim with plain dummy bridges.
 
 The connection needs nothing of a simulated host (uplinks, tunnels, agents): just bridges speaking
 every OpenFlow version, the Geneve TLV map, and dummy ports with tx pcaps. Lives in a temp dir that
@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 
-from tuplenet.sandbox.ovsd import SCHEMA, OvsSim, poll, run_tool
+from .ovsd import SCHEMA, OvsSim, poll, run_tool
 
 ALL_PROTOCOLS = "OpenFlow10,OpenFlow11,OpenFlow12,OpenFlow13,OpenFlow14,OpenFlow15"
 TLV_MAP = "{class=0xffee,type=0,len=8}->tun_metadata0"

@@ -32,21 +32,50 @@ def check_netns(netns: str) -> None:
         raise CniError(UNKNOWN_CONTAINER, f"network namespace {netns} does not exist")
 
 
-def create(host_if: str, host_mac: str, ifname: str, mac: str, mtu: int, netns: str) -> None:
-    """The pair with both MACs and MTU set; the host end up. A failure leaves no host end behind."""
-    check_netns(netns)
-    script = (f"link add {host_if} address {host_mac} mtu {mtu} type veth peer name {ifname} address {mac} "
-              f"mtu {mtu} netns {netns}\nlink set {host_if} up\n")
-    try:
-        _run([IP, "-batch", "-"], script, f"creating veth {host_if} / {ifname} in {netns}")
-    except CniError:
-        delete(host_if)
-        raise
+class Creation:
+    """`ip link add` of the pair running in the background (it overlaps the etcd work of ADD)."""
+
+    def __init__(self, host_if: str, host_mac: str, ifname: str, mtu: int, netns: str) -> None:
+        check_netns(netns)
+        self.host_if, self.what = host_if, f"creating veth {host_if} / {ifname} in {netns}"
+        self.created = False
+        script = (f"link add {host_if} address {host_mac} mtu {mtu} type veth peer name {ifname} mtu {mtu} "
+                  f"netns {netns}\nlink set {host_if} up\n")
+        try:
+            self.proc: subprocess.Popen[str] | None = subprocess.Popen(
+                [IP, "-batch", "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                text=True)
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(script)
+            self.proc.stdin.close()
+        except OSError as exc:
+            raise CniError(IO_FAILURE, f"{self.what}: {exc}") from None
+
+    def wait(self) -> None:
+        """Raise CniError if it failed (no host end is left behind then)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        err = proc.stderr.read() if proc.stderr else ""
+        if proc.wait(timeout=30) != 0:
+            if "File exists" not in err:  # never remove a pair that was there before us
+                delete(self.host_if)
+            raise CniError(IO_FAILURE, f"{self.what}: {' '.join(err.split())[:300]}")
+        self.created = True
+
+    def undo(self) -> None:
+        """On a failure elsewhere: let it finish, then remove the pair if this run created it."""
+        try:
+            self.wait()
+        except CniError:
+            return
+        delete(self.host_if)
 
 
-def configure(conf: NetConf, netns: str, ifname: str, address: str, tx_offload: bool) -> None:
-    """Inside the sandbox: interface up, address, routes via the gateway (optionally tx offload off)."""
-    lines = [f"link set {ifname} up", f"addr add {address}/{conf.prefix_len} dev {ifname}"]
+def configure(conf: NetConf, netns: str, ifname: str, mac: str, address: str, tx_offload: bool) -> None:
+    """Inside the sandbox: MAC, up, address, routes via the gateway (optionally tx offload off)."""
+    lines = [f"link set {ifname} address {mac}", f"link set {ifname} up",
+             f"addr add {address}/{conf.prefix_len} dev {ifname}"]
     for r in conf.routes:
         gw = ip_text(r.gw if r.gw is not None else conf.gateway)
         lines.append(f"route add {ip_text(r.dst)}/{r.prefix} via {gw} dev {ifname}")

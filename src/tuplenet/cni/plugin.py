@@ -84,33 +84,71 @@ def etcd(conf: NetConf, call: Callable[[], T]) -> T:
 # ---- ADD ------------------------------------------------------------------------------------------------
 
 def cmd_add(env: Env, conf: NetConf) -> dict[str, Any]:
-    links.check_netns(env.netns)
+    trace = Trace()
     name = lsp_name(env.ifname, env.container_id)
     host_if, host_mac = host_names(env.container_id, env.ifname)
+    veth = links.Creation(host_if, host_mac, env.ifname, conf.mtu, env.netns)  # runs while etcd works
     ovs = Ovsdb(conf.ovsdb)
+    released = False
     try:
         chassis = ovs.system_id(conf.bridge)
         ctl = controller(conf)
+        trace("start")
         lsp = etcd(conf, lambda: ctl.allocate_switch_port(conf.switch, name, conf.subnet, ip_text(conf.gateway),
                                                            chassis))
+        trace("etcd")
         try:
-            links.create(host_if, host_mac, env.ifname, lsp.mac, conf.mtu, env.netns)
+            veth.wait()
             ovs.add_port(conf.bridge, host_if, {
                 "iface-id": name, "attached-mac": lsp.mac, "tpcni-network": conf.name,
                 "tpcni-container": env.container_id, "tpcni-ifname": env.ifname, "tpcni-switch": conf.switch})
-            links.configure(conf, env.netns, env.ifname, lsp.ip, conf.tx_offload)
+            trace("veth+port")
+            links.configure(conf, env.netns, env.ifname, lsp.mac, lsp.ip, conf.tx_offload)
+            trace("address")
             if conf.readiness_timeout > 0 and not ovs.wait_ready(host_if, conf.readiness_timeout):
                 raise CniError(TRY_AGAIN_LATER, f"the TupleNet agent did not mark port {name} ready within "
                                                 f"{conf.readiness_timeout:g}s (is the agent running on chassis "
                                                 f"{chassis}?); nothing was kept")
+            trace("ready")
         except BaseException as exc:
+            released = True
             problems = _release(ovs, ctl, conf, host_if, name, chassis)
             if isinstance(exc, CniError) and problems:
                 exc.details = ("cleanup: " + "; ".join(problems))[:500]
             raise
+    except BaseException:
+        if not released:  # failed before the lsp existed: only our veth can
+            veth.undo()
+        raise
     finally:
         ovs.close()
+    trace.done()
     return add_result(conf, env.ifname, env.netns, host_if, host_mac, lsp.ip, lsp.mac)
+
+
+class Trace:
+    """Stage times on stderr when TPCNI_TRACE is set (for finding where an ADD spends its time)."""
+
+    def __init__(self) -> None:
+        import os
+        import time
+
+        self.on = bool(os.environ.get("TPCNI_TRACE"))
+        self.clock = time.perf_counter
+        self.last = self.clock()
+        self.parts: list[str] = []
+
+    def __call__(self, stage: str) -> None:
+        if self.on:
+            now = self.clock()
+            self.parts.append(f"{stage}={(now - self.last) * 1000:.1f}ms")
+            self.last = now
+
+    def done(self) -> None:
+        if self.on:
+            import sys
+
+            sys.stderr.write("tpcni trace: " + " ".join(self.parts) + "\n")
 
 
 def _release(ovs: Ovsdb, ctl: Any, conf: NetConf, host_if: str, name: str, chassis: str | None,

@@ -6,7 +6,7 @@ into the sandbox itself (the driver must not touch the sandbox, lab-findings W3)
 
 from __future__ import annotations
 
-import os
+import socket
 import subprocess
 from typing import Protocol
 
@@ -20,6 +20,15 @@ class HostError(Exception):
 def veth_names(eid: str) -> tuple[str, str]:
     """(host end, container end): 15-byte link names derived from the endpoint id."""
     return "tpe" + eid[:12], "tpc" + eid[:12]
+
+
+def _link_exists(name: str) -> bool:
+    """Asks the kernel of our network namespace (sysfs may belong to another one, e.g. under nsenter)."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
 
 
 class Host(Protocol):
@@ -71,7 +80,7 @@ class LinuxHost:
 
     def add_port(self, eid: str, iface_id: str, mac: str, mtu: int) -> None:
         host, cont = veth_names(eid)
-        if os.path.exists(f"/sys/class/net/{host}"):  # left by an interrupted earlier attempt: start afresh
+        if _link_exists(host):  # left by an interrupted earlier attempt: start afresh
             self.delete_port(eid)
         self._run("creating veth", ["ip", "link", "add", host, "mtu", str(mtu), "type", "veth", "peer", "name",
                                     cont, "address", mac, "mtu", str(mtu)])
@@ -86,7 +95,7 @@ class LinuxHost:
             raise
 
     def has_port(self, eid: str) -> bool:
-        return os.path.exists(f"/sys/class/net/{veth_names(eid)[0]}")
+        return _link_exists(veth_names(eid)[0])
 
     def wait_ready(self, eid: str, timeout: float) -> bool:
         """Until the agent marks the port's flows installed (True) or `timeout` seconds pass (False)."""

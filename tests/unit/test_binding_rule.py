@@ -164,3 +164,18 @@ def test_readiness_needs_every_flow_installed() -> None:
     e.view.apply(("lsp", "ls1", "vm1"), None, changed := set())
     d, _ = e.process(changed)
     assert r.update(v, e, installed - set(d), changed) == {}
+
+
+def test_patch_lsp_named_like_a_vm_interface_does_not_capture_it() -> None:
+    """A patch lsp (another tenant's switch) named like a VM's iface-id: the VM's interface is not an OVS
+    patch port the agent made, so the patch flows must not classify its frames into that switch."""
+    f = facts(p=vm(chassis="hv1"))
+    f[("lsp", "ls2", "vm1")] = LSP("ls2", "vm1", "255.255.255.255", "ff:ff:ff:ff:ff:ee", "br-phy", "hv1")
+    e = Engine(build_view(f))
+    e.full()
+    assert local_flows(e, 5) == {"into": {1}, "out": {1}}
+    # Our own patch port (a separate fact from VM interfaces) is what the patch lsp uses.
+    e.view.apply(("patchport", "vm1"), 9, changed := set())
+    e.process(changed)
+    assert local_flows(e, 9) == {"into": {2}, "out": {2}}
+    assert local_flows(e, 5) == {"into": {1}, "out": {1}}

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
             sub[group] = gp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
         leaf = sub[group].add_parser(action, aliases=list(aliases), parents=[common], help=usage)
         _leaf(leaf, group, argtext, action)
+    from .trace import add_parser as add_trace
+
+    add_trace(groups, common)
     return p
 
 
@@ -103,6 +106,10 @@ def run(argv: list[str]) -> int:
     if not opts.group:
         parser.print_help()
         return 1
+    if opts.group == "trace":
+        from .trace import run as trace
+
+        return trace(opts, opts.json or opts.json_leaf)
     key = _resolve(opts.group, getattr(opts, "action", None))
     _aliases, lo, hi, usage, _argtext, handler = COMMANDS[key]
     args = opts.args

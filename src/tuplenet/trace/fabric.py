@@ -216,13 +216,13 @@ def hop_outcomes(hop: HopTrace) -> list[dict[str, Any]]:
     for e in hop.events:
         if e.kind == "deliver":
             out.append({"result": "delivered", "chassis": hop.chassis, "switch": e.data["switch"],
-                        "port": e.data["port"], "ofport": e.data["ofport"]})
+                        "port": e.data["port"], "ofport": e.data["ofport"], "packet": e.pkt})
         elif e.kind == "patch":
             out.append({"result": "physical", "chassis": hop.chassis, "switch": e.data["switch"],
-                        "port": e.data["port"], "ofport": e.data["ofport"]})
+                        "port": e.data["port"], "ofport": e.data["ofport"], "packet": e.pkt})
         elif e.kind == "controller":
             out.append({"result": "controller", "chassis": hop.chassis, "opcode": e.data["opcode"],
-                        "reason": e.data["meaning"]})
+                        "reason": e.data["meaning"], "packet": e.pkt})
         elif e.kind == "tunnel" and e.data["to_chassis"] is None:
             out.append({"result": "drop", "chassis": hop.chassis, "reason": e.text})
     if not out and not any(e.kind == "tunnel" for e in hop.events):

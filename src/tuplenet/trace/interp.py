@@ -39,6 +39,7 @@ class Event(NamedTuple):
     step: int  # index of the step whose actions caused it
     text: str
     data: dict[str, Any]
+    pkt: dict[str, int] | None = None  # the packet as it left (outputs and packet-ins)
 
 
 class Send(NamedTuple):
@@ -154,8 +155,8 @@ class _Walk:
                 pkt["nw_ttl"] -= 1
             elif code == C.CONTROLLER:
                 op, meaning = opcode_meaning(a[1])
-                self._event("controller", idx, f"to the agent: {meaning}", opcode=op, meaning=meaning,
-                            pause=a[2])
+                self.events.append(Event("controller", idx, f"to the agent: {meaning}",
+                                         {"opcode": op, "meaning": meaning, "pause": a[2]}, dict(pkt)))
             elif code == C.METER:
                 self._event("meter", idx, f"meter {a[1]:#x} (rate-limited; assumed within its rate)", meter=a[1])
             else:
@@ -190,11 +191,12 @@ class _Walk:
             self._event("dead_end", idx, f"output to ofport {port}, which does not exist", ofport=port)
             return
         if p.kind == "vif":
-            self._event("deliver", idx, f"output to {p.switch}/{p.name} on {cp.chassis}", ofport=port,
-                        switch=p.switch, port=p.name, chassis=cp.chassis)
+            self.events.append(Event("deliver", idx, f"output to {p.switch}/{p.name} on {cp.chassis}",
+                                     {"ofport": port, "switch": p.switch, "port": p.name}, dict(pkt)))
         elif p.kind == "patch":
-            self._event("patch", idx, f"output to patch port {p.switch}/{p.name} (physical bridge) on "
-                        f"{cp.chassis}", ofport=port, switch=p.switch, port=p.name, chassis=cp.chassis)
+            self.events.append(Event("patch", idx, f"output to patch port {p.switch}/{p.name} (physical "
+                                     f"bridge) on {cp.chassis}", {"ofport": port, "switch": p.switch,
+                                                                  "port": p.name}, dict(pkt)))
         else:
             dst = p.name if p.kind == "tunnel" else cp.chassis_by_ip.get(pkt["tun_dst"])
             where = dst or f"unknown underlay address {fmt_ip(pkt['tun_dst'])}"

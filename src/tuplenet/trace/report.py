@@ -69,7 +69,10 @@ def _step_json(s: Step, names: Names) -> dict[str, Any]:
 def hop_json(hop: HopTrace, came_from: str | None, names: Names, in_port_name: str) -> dict[str, Any]:
     steps = [_step_json(s, names) for s in hop.steps]
     for e in hop.events:
-        steps[e.step]["events"].append({"kind": e.kind, "text": e.text, **e.data})
+        ev = {"kind": e.kind, "text": e.text, **e.data}
+        if e.pkt is not None:
+            ev["packet"] = describe_packet(e.pkt)
+        steps[e.step]["events"].append(ev)
     return {"chassis": hop.chassis, "from_chassis": came_from, "in_port": hop.in_port,
             "in_port_name": in_port_name, "steps": steps}
 
@@ -81,8 +84,15 @@ def to_json(trace: Trace, names: Names, port_label: Any) -> dict[str, Any]:
         "summary": describe_packet(trace.packet),
         "hops": [hop_json(h.trace, h.came_from, names, port_label(h.trace.chassis, h.trace.in_port))
                  for h in trace.hops],
-        "outcomes": trace.outcomes, "result": result(trace.outcomes),
+        "outcomes": [_outcome_json(o) for o in trace.outcomes], "result": result(trace.outcomes),
     }
+
+
+def _outcome_json(o: dict[str, Any]) -> dict[str, Any]:
+    """Outcomes carry the raw packet as it left; the document shows its fields."""
+    if o.get("packet") is None:
+        return {k: v for k, v in o.items() if k != "packet"}
+    return {**o, "packet": packet_fields(o["packet"])}
 
 
 def result(outcomes: list[dict[str, Any]]) -> str:

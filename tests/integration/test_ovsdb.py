@@ -276,19 +276,20 @@ def test_patch_ports_only_with_peer_bridge(host: OvsHost, lo: LocalOvs) -> None:
     lo.set_patch_ports({"lsp-ext": "br-ext"}).result(5)
     assert "lsp-ext" not in host.port_names("br-int")
     host.vsctl("add-br", "br-ext")
-    st = lo.wait_state(lambda s: "lsp-ext" in s.bindings)
+    st = lo.wait_state(lambda s: "lsp-ext" in s.patch_ofports)
     inner, outer = host.record("Interface", "lsp-ext"), host.record("Interface", "lsp-ext-peer")
     assert inner["type"] == outer["type"] == "patch"
     assert inner["options"] == {"peer": "lsp-ext-peer"} and outer["options"] == {"peer": "lsp-ext"}
     assert inner["external_ids"] == {"iface-id": "lsp-ext", "tuplenet-role": "patch"}
     assert outer["external_ids"] == {"iface-id": "lsp-ext-peer", "tuplenet-role": "patch"}
-    assert "lsp-ext-peer" in host.port_names("br-ext") and st.bindings["lsp-ext"] == inner["ofport"]
+    assert "lsp-ext-peer" in host.port_names("br-ext") and st.patch_ofports["lsp-ext"] == inner["ofport"]
+    assert "lsp-ext" not in st.bindings  # our patch ports never stand for a VM port
     # Peer side deleted by hand: re-created.
     host.vsctl("del-port", "br-ext", "lsp-ext-peer")
     wait_for(lambda: "lsp-ext-peer" in host.port_names("br-ext"), 5, 0.01, "peer side re-created")
     lo.set_patch_ports({}).result(5)
     assert "lsp-ext" not in host.port_names("br-int") and "lsp-ext-peer" not in host.port_names("br-ext")
-    lo.wait_state(lambda s: "lsp-ext" not in s.bindings)
+    lo.wait_state(lambda s: "lsp-ext" not in s.patch_ofports)
 
 
 def test_bfd_and_bridge_external_ids(host: OvsHost, lo: LocalOvs) -> None:

@@ -244,3 +244,11 @@ def test_readiness_marks_planned_per_ofport() -> None:
                          FixIface("vm2", "marks", external_ids={"tuplenet-installed": None})]
     assert plan(v, Desired(installed={"lsp1": 99, "lsp2": 4})).actions == []
     assert plan(v, Desired()).actions == []  # not managed yet: marks left as they are
+
+
+def test_our_patch_ports_are_not_vm_bindings() -> None:
+    ours = PortView("p1", (IfaceView("p1", "patch", {"peer": "p1-peer"}, {"iface-id": "p1", "tuplenet-role": "patch"},
+                                     ofport=3),))
+    st = state_from_view(view(ours, vm("tap", "p1", 4), vm("vm1", "lsp1", 5)), "br-int", connected=True, seqno=0)
+    assert st.bindings == {"p1": 4, "lsp1": 5}
+    assert st.patch_ofports == {"p1": 3}

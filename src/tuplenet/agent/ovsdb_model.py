@@ -39,7 +39,9 @@ class OvsdbError(Exception):
 class OvsState:
     """What the agent needs to know about the local switch; a fresh, never-mutated copy per change.
 
-    bindings: iface-id -> ofport of br-int Interfaces with an ofport >= 1 (VM ports and our patch ports).
+    bindings: iface-id -> ofport of br-int Interfaces with an ofport >= 1 (VM ports; not our patch ports).
+    patch_ofports: iface-id -> ofport of the br-int side of the patch ports the agent made (kept apart so a
+    VM interface can never stand for a patch lsp, nor a patch port for a VM lsp).
     tunnels: chassis-id -> ofport (>= 1) of br-int tunnel ports; tunnel_ips: chassis-id -> remote_ip of every
     tunnel port in the database (bound or not). connected is False while ovsdb-server is unreachable (the
     rest is then the last known state). ofports/macs: br-int Interface name -> ofport (>= 1) / mac_in_use.
@@ -58,6 +60,7 @@ class OvsState:
     tunnel_bfd: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     ofports: Mapping[str, int] = field(default_factory=dict)
     macs: Mapping[str, str] = field(default_factory=dict)
+    patch_ofports: Mapping[str, int] = field(default_factory=dict)
 
     def same_as(self, other: OvsState | None) -> bool:
         """Equal apart from seqno: decides whether subscribers hear about a change."""
@@ -66,7 +69,7 @@ class OvsState:
 
 def _key(s: OvsState) -> tuple:
     return (s.system_id, s.bridge_exists, s.bindings, s.tunnels, s.tunnel_ips, s.flowbased_ofport, s.bridges,
-            s.connected, s.bridge_external_ids, s.tunnel_bfd, s.ofports, s.macs)
+            s.connected, s.bridge_external_ids, s.tunnel_bfd, s.ofports, s.macs, s.patch_ofports)
 
 
 # ---- views of the database (built from IDL rows by ovsdb_idl) ----
@@ -115,6 +118,7 @@ def state_from_view(view: DbView, bridge: str, connected: bool, seqno: int) -> O
     tunnel_bfd: dict[str, Mapping[str, str]] = {}
     ofports: dict[str, int] = {}
     macs: dict[str, str] = {}
+    patches: dict[str, int] = {}
     flowbased: int | None = None
     for port in br.ports if br else ():
         for iface in port.ifaces:
@@ -136,13 +140,14 @@ def state_from_view(view: DbView, bridge: str, connected: bool, seqno: int) -> O
                 if bound:
                     flowbased = iface.ofport
             iface_id = ext.get(IFACE_ID_KEY)
-            if iface_id and bound and (iface_id not in bindings or iface.ofport < bindings[iface_id]):
-                bindings[iface_id] = iface.ofport
+            into = patches if ext.get(ROLE_KEY) == ROLE_PATCH else bindings
+            if iface_id and bound and (iface_id not in into or iface.ofport < into[iface_id]):
+                into[iface_id] = iface.ofport
     return OvsState(system_id=view.system_id, bridge_exists=br is not None, bindings=bindings, tunnels=tunnels,
                     tunnel_ips=tunnel_ips, flowbased_ofport=flowbased, bridges=frozenset(view.bridges),
                     seqno=seqno, connected=connected,
                     bridge_external_ids=dict(br.external_ids) if br else {}, tunnel_bfd=tunnel_bfd,
-                    ofports=ofports, macs=macs)
+                    ofports=ofports, macs=macs, patch_ofports=patches)
 
 
 # ---- what the agent wants ----

@@ -1,9 +1,10 @@
 """The agent's local replica of everything its flows depend on, with change tracking.
 
 Facts are keyed by tuples: etcd entities (`("lsp", ls, name)`, `("LR", name)`, ...) and local OVS facts
-(`("bind", iface_id)` → ofport, `("tun", chassis)` → ofport, `("tunfb",)` → ofport, `("self",)` →
-system-id). Secondary indexes (`("I", ...)` keys) answer the questions the pipeline asks ("which router
-ports are in this switch", "which router port has this name"). `apply()` reports every fact and index key
+(`("bind", iface_id)` → ofport of a VM interface, `("patchport", lsp)` → ofport of a patch port we made,
+`("tun", chassis)` → ofport, `("tunfb",)` → ofport, `("self",)` → system-id). Secondary indexes
+(`("I", ...)` keys) answer the questions the pipeline asks ("which router ports are in this switch",
+"which router port has this name"). `apply()` reports every fact and index key
 that changed, which is what the engine's dependency tracking consumes.
 """
 

@@ -133,7 +133,7 @@ def _patch_port_flows(r: Reader, key: tuple, lsp: Any, dp: int) -> list[Flow]:
     default destination there (0.3 §3.4)."""
     if lsp.chassis != r.self_id:
         return []
-    ofport = r.get(("bind", lsp.name))
+    ofport = r.get(("patchport", lsp.name))  # our patch port, never a VM interface with that iface-id
     if ofport is None:
         return []
     pid = T.OFPORT_NONE

@@ -43,13 +43,20 @@ def host_names(container_id: str, ifname: str) -> tuple[str, str]:
 
 
 def controller(conf: NetConf) -> Any:
-    from tuplenet.control import Controller
-    from tuplenet.store import Store
+    import os
+    from types import SimpleNamespace
 
+    from tuplenet.control import Controller
+    from tuplenet.store import Store, StoreError
+    from tuplenet.store.security import from_args
+
+    names = ("cacert", "cert", "key", "user", "password")
     try:
-        return Controller(Store(conf.etcd_endpoints, conf.etcd_prefix, timeout=conf.etcd_timeout))
-    except Exception as exc:  # bad endpoint syntax and the like
-        raise CniError(INVALID_CONFIG, f"etcdEndpoints: {exc}") from None
+        security = from_args(SimpleNamespace(**{n: conf.etcd_security.get(n) for n in names}), os.environ)
+        return Controller(Store(conf.etcd_endpoints, conf.etcd_prefix, timeout=conf.etcd_timeout,
+                                security=security))
+    except StoreError as exc:  # bad endpoint syntax, unreadable certificates, user without password
+        raise CniError(INVALID_CONFIG, f"etcd settings: {exc}") from None
 
 
 def etcd(conf: NetConf, call: Callable[[], T]) -> T:

@@ -29,6 +29,9 @@ _NAME_BAD = re.compile(r"[/,\s\x00-\x1f\x7f]")
 DEFAULT_OVSDB = "/var/run/openvswitch/db.sock"
 DEFAULT_MTU = 1400  # 1500 underlay minus Geneve with TupleNet's option, with margin
 DEFAULT_READINESS_TIMEOUT = 10.0
+# etcd TLS and auth (tuplenet.store.security), spelled like the other etcd fields; ETCDCTL_* are the fallbacks.
+SECURITY_FIELDS = {"cacert": "etcdCACert", "cert": "etcdCert", "key": "etcdKey", "user": "etcdUser",
+                   "password": "etcdPassword"}
 
 
 class Env:
@@ -59,7 +62,7 @@ class NetConf:
 
     __slots__ = ("cni_version", "name", "switch", "etcd_endpoints", "etcd_prefix", "etcd_timeout", "subnet",
                  "subnet_net", "prefix_len", "gateway", "routes", "mtu", "bridge", "ovsdb",
-                 "readiness_timeout", "tx_offload", "dns", "prev_result", "valid_attachments", "raw")
+                 "readiness_timeout", "tx_offload", "dns", "prev_result", "valid_attachments", "etcd_security", "raw")
 
     def __init__(self) -> None:
         self.cni_version = "1.0.0"
@@ -81,6 +84,7 @@ class NetConf:
         self.dns: dict[str, Any] = {}
         self.prev_result: dict[str, Any] | None = None
         self.valid_attachments: list[tuple[str, str]] = []
+        self.etcd_security: dict[str, str] = {}  # cacert, cert, key, user, password (store.security names)
         self.raw: dict[str, Any] = {}
 
 
@@ -224,6 +228,9 @@ def parse_conf(raw: dict[str, Any], environ: Mapping[str, str] | None = None, co
         c.etcd_endpoints = [e.strip() for e in items]
     c.etcd_prefix = _string(raw, ("etcdPrefix", "data_store_prefix"), "/tuplenet")
     c.etcd_timeout = _number(raw, "etcdTimeout", 5.0, 0.1, 120)
+    for key, field in SECURITY_FIELDS.items():
+        if raw.get(field) is not None:
+            c.etcd_security[key] = _string(raw, (field,))
     _parse_addressing(raw, c, command)
     c.mtu = int(_number(raw, "mtu", DEFAULT_MTU, 68, 65535))
     if raw.get("mtu") is not None and not isinstance(raw["mtu"], int):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -281,8 +280,7 @@ def test_token_expiry_during_a_watch_resumes_without_loss(auth_etcd: EtcdServer)
             wait_for(lambda: _token_expired(auth_etcd, token), timeout=30, interval=TOKEN_TTL + 0.5,
                      what="the watcher's token to expire")
             # the stream outlives its token; cut it as a network failure would, then keep writing
-            with watch._lock:
-                watch._conn.sock.shutdown(socket.SHUT_RDWR)
+            watch.reconnect()
             writer.put(key + "2", "b")
             writer.put(key + "3", "c")
             events = seen.wait(3)

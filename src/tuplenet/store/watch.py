@@ -84,6 +84,7 @@ class Watch:
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None  # the stream's socket (http.client may hand it to the response)
         self._gen: Iterator[WatchBatch] | None = None
         self._token: str | None = None  # the token the current stream was opened with
         self._stale: str | None = None  # a token etcd refused: renew it before the next connect
@@ -116,11 +117,15 @@ class Watch:
     def close(self) -> None:
         """Stop the watch; a blocked iteration returns (StopIteration) promptly. Safe from any thread."""
         self._closed.set()
+        self.reconnect()
+
+    def reconnect(self) -> None:
+        """Cut the current stream as a network failure would; the watch resumes where it was. Any thread."""
         with self._lock:
-            conn = self._conn
-        if conn is not None and conn.sock is not None:
+            sock = self._sock
+        if sock is not None:
             try:
-                conn.sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -219,7 +224,10 @@ class Watch:
                 self._conn = conn
             try:
                 conn.connect()
-                enable_keepalive(conn.sock)
+                sock = conn.sock
+                with self._lock:
+                    self._sock = sock
+                enable_keepalive(sock)
                 if self._closed.is_set():
                     raise _StreamEnded("closed")
                 conn.request("POST", "/v3/watch", payload, headers)
@@ -230,7 +238,7 @@ class Watch:
                         self._stale = self._token
                         raise _StreamEnded(str(err), renew=True)
                     raise self._transport.auth.explain(err) if resp.status < 500 else _StreamEnded(str(err))
-                conn.sock.settimeout(None)  # block until data or close(); keepalive detects dead peers
+                sock.settimeout(None)  # block until data or close(); keepalive detects dead peers
                 self._transport.preferred = index
                 return conn, resp
             except _StreamEnded as exc:
@@ -265,6 +273,9 @@ class Watch:
 
     def _drop(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
+            sock = None
             if self._conn is conn:
-                self._conn = None
+                self._conn, sock, self._sock = None, self._sock, None
         conn.close()
+        if sock is not None:  # the response may own it (a close-delimited answer): close it here too
+            sock.close()

@@ -36,7 +36,10 @@ def lsp_name(ifname: str, container_id: str) -> str:
 
 def host_names(container_id: str, ifname: str) -> tuple[str, str]:
     """(host veth name, its MAC): stable per (container, interface), 13 characters, locally administered."""
-    from hashlib import blake2s
+    try:  # the C module itself: hashlib would load OpenSSL first, a measurable share of start-up
+        from _blake2 import blake2s
+    except ImportError:  # pragma: no cover - other Python builds
+        from hashlib import blake2s
 
     digest = blake2s(f"{container_id}/{ifname}".encode(), digest_size=8).digest()
     return "tp" + digest.hex()[:11], "02:" + ":".join(f"{b:02x}" for b in digest[:5])

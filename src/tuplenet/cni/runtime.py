@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import time
 from collections.abc import Sequence
@@ -28,10 +29,11 @@ class PluginError(Exception):
 class Invocation:
     """One plugin run: exit status, parsed stdout (None if empty or not JSON), raw out/err, wall time."""
 
-    __slots__ = ("status", "json", "stdout", "stderr", "seconds")
+    __slots__ = ("status", "json", "stdout", "stderr", "seconds", "cpu_seconds")
 
-    def __init__(self, status: int, stdout: str, stderr: str, seconds: float) -> None:
+    def __init__(self, status: int, stdout: str, stderr: str, seconds: float, cpu_seconds: float = 0.0) -> None:
         self.status, self.stdout, self.stderr, self.seconds = status, stdout, stderr, seconds
+        self.cpu_seconds = cpu_seconds  # user+sys of the plugin and what it ran (exact when runs are sequential)
         try:
             self.json: Any = json.loads(stdout) if stdout.strip() else None
         except ValueError:
@@ -61,11 +63,15 @@ class Runtime:
         penv = {**os.environ, **self.env, "CNI_COMMAND": command, "CNI_CONTAINERID": container_id,
                 "CNI_NETNS": netns, "CNI_IFNAME": ifname, "CNI_ARGS": args,
                 "CNI_PATH": os.pathsep.join(self.plugin_dirs), **(env or {})}
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run([*self.prefix, self.find(plugin)], input=data.encode() if isinstance(data, str)
                               else data, capture_output=True, env=penv, timeout=timeout)
+        wall = time.perf_counter() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         return Invocation(proc.returncode, proc.stdout.decode(errors="replace"),
-                          proc.stderr.decode(errors="replace"), time.perf_counter() - t0)
+                          proc.stderr.decode(errors="replace"), wall, cpu)
 
     @staticmethod
     def plugin_conf(netlist: dict[str, Any], plugin: dict[str, Any], prev: dict[str, Any] | None,

@@ -1,15 +1,10 @@
 """Docker itself with tpcnm: Debian's dockerd on two namespace hosts, `docker network create -d tuplenet`,
 containers from a local busybox image ping each other across the hosts and through a router.
 
-Each dockerd runs inside its host's network namespace with private data, exec root, socket and pidfile
-(lab-findings W3). Plugin discovery only looks at the fixed path /run/docker/plugins, so each dockerd gets
-its own view of it: a bind mount
-of the host's own plugin directory there shows that dockerd its host's driver only (in a mount namespace of
-its own: `ip netns exec` would also hide the cgroup mounts dockerd needs)."""
+How dockerd runs in a sandbox host (own data, sockets, mount namespace for plugin discovery): cnm/lab.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -17,102 +12,33 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from cnm_helpers import PREFIX, Driver
+from cnm_helpers import PREFIX
 
 from conftest import e2e_skip_reason
+from tuplenet.cnm.lab import IMAGE, Dockerd, build_image_tar, docker_missing, start_driver
 from tuplenet.control import Controller
 from tuplenet.sandbox.netns import NetnsSandbox
 from tuplenet.sandbox.procs import stop_pid, wait_for
 from tuplenet.store import Store
 
 pytestmark = pytest.mark.e2e
-DOCKER = "/usr/bin/docker"  # Debian's CLI (20.10), same API as the daemon
-IMAGE = "localhost/bbox:1"
 HOSTS = ("hv1", "hv2")
-APPLETS = ["sh", "ping", "ip", "wget", "httpd", "sleep", "echo", "cat", "mkdir"]
-
-
-def docker_skip_reason() -> str | None:
-    missing = [b for b in ("dockerd", "containerd", "runc", "busybox") if shutil.which(b) is None]
-    if missing or not os.path.exists(DOCKER):
-        return f"needs Debian's docker.io and busybox-static (missing: {', '.join(missing) or DOCKER})"
-    return None
-
-
-def build_image_tar(workdir: str) -> str:
-    """A 2 MB rootfs of static busybox (no registry needed, lab-findings W1)."""
-    root = os.path.join(workdir, "rootfs")
-    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "www"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    shutil.copy(shutil.which("busybox") or "/bin/busybox", os.path.join(root, "bin", "busybox"))
-    for a in APPLETS:
-        os.symlink("busybox", os.path.join(root, "bin", a))
-    with open(os.path.join(root, "etc", "passwd"), "w") as f:
-        f.write("root:x:0:0:root:/root:/bin/sh\n")
-    with open(os.path.join(root, "www", "index.html"), "w") as f:
-        f.write("hello from tuplenet\n")
-    tar = os.path.join(workdir, "bbroot.tar")
-    subprocess.run(["tar", "-C", root, "--numeric-owner", "-cf", tar, "."], check=True)
-    return tar
-
-
-class Dockerd:
-    def __init__(self, sb: NetnsSandbox, host: str, plugins: str) -> None:
-        self.sb, self.host = sb, host
-        self.dir = os.path.join(sb.host_dir(host), "docker")
-        os.makedirs(self.dir, exist_ok=True)
-        self.sock = os.path.join(self.dir, "docker.sock")
-        self.pidfile = os.path.join(self.dir, "dockerd.pid")
-        cmd = (f"mount --bind {plugins} /run/docker/plugins && exec dockerd --data-root {self.dir}/data "
-               f"--exec-root {self.dir}/exec --pidfile {self.pidfile} -H unix://{self.sock} --iptables=false "
-               f"--ip-masq=false --bridge=none --userland-proxy=false --containerd-namespace tnx{host} "
-               f"--containerd-plugins-namespace tnx{host}p --config-file {self.dir}/daemon.json")
-        with open(os.path.join(self.dir, "daemon.json"), "w") as f:  # its key, not /etc/docker/key.json
-            json.dump({"deprecated-key-path": os.path.join(self.dir, "key.json")}, f)
-        # Not `ip netns exec`: it remounts /sys for the namespace, which hides the cgroup mounts dockerd
-        # needs. nsenter changes only the network namespace; unshare gives the private plugin view.
-        argv = ["nsenter", f"--net=/run/netns/{sb.ns(host)}", "unshare", "-m", "--propagation", "slave",
-                "sh", "-c", cmd]
-        with open(os.path.join(self.dir, "dockerd.log"), "ab") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        wait_for(self.up, timeout=60, what=f"dockerd on {host}")
-
-    def up(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"dockerd on {self.host} exited: {self.log()}")
-        return self.cli("info", "--format", "{{.Driver}}", check=False).returncode == 0
-
-    def log(self) -> str:
-        with open(os.path.join(self.dir, "dockerd.log")) as f:
-            return f.read()[-3000:]
-
-    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run([DOCKER, "-H", f"unix://{self.sock}", *args], capture_output=True, text=True,
-                           timeout=timeout)
-        assert not check or r.returncode == 0, f"docker {' '.join(args)} on {self.host}: {r.stderr}"
-        return r
-
-    def stop(self) -> None:
-        self.cli("rm", "-f", *self.cli("ps", "-aq", check=False).stdout.split(), check=False)
-        stop_pid(self.proc.pid, timeout=20)
 
 
 class Cluster:
     def __init__(self, sb: NetnsSandbox) -> None:
         self.sb = sb
         self.ctl = Controller(Store(sb.etcd_endpoint, prefix=PREFIX))
-        self.drivers: dict[str, Driver] = {}
+        self.drivers: dict[str, subprocess.Popen[bytes]] = {}
         self.dockerds: dict[str, Dockerd] = {}
 
 
 @pytest.fixture(scope="module")
 def cluster_docker() -> Iterator[Cluster]:
-    if reason := e2e_skip_reason() or docker_skip_reason():
+    if reason := e2e_skip_reason() or docker_missing():
         pytest.skip(reason)
     made = [p for p in ("/run/docker", "/run/containerd") if not os.path.exists(p)]
-    os.makedirs("/run/docker/plugins", exist_ok=True)  # mount point for each dockerd's private view
-    sb = NetnsSandbox(workdir=f"/tmp/tn-dk-{os.getpid()}", name_prefix="tnx")
+    sb = NetnsSandbox(workdir=f"/tmp/tn-dk-{os.getpid()}", name_prefix="cnmdk")
     c = None
     try:
         sb.up(hosts=2, prefix=PREFIX)
@@ -123,7 +49,7 @@ def cluster_docker() -> Iterator[Cluster]:
         for host in HOSTS:
             plugins = os.path.join(sb.host_dir(host), "plugins")
             os.makedirs(plugins, exist_ok=True)
-            c.drivers[host] = Driver(sb, host, os.path.join(plugins, "tuplenet.sock"))
+            c.drivers[host] = start_driver(sb, host, os.path.join(plugins, "tuplenet.sock"), PREFIX)
             c.dockerds[host] = Dockerd(sb, host, plugins)
             c.dockerds[host].cli("import", "-c", 'CMD ["/bin/sh"]', tar, IMAGE)
         yield c
@@ -132,7 +58,7 @@ def cluster_docker() -> Iterator[Cluster]:
             for d in c.dockerds.values():
                 d.stop()
             for drv in c.drivers.values():
-                drv.stop()
+                stop_pid(drv.pid)
         sb.down()
         for p in made:
             shutil.rmtree(p, ignore_errors=True)

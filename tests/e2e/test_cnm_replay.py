@@ -34,7 +34,7 @@ class Env:
 def env() -> Iterator[Env]:
     if reason := e2e_skip_reason():
         pytest.skip(reason)
-    sb = NetnsSandbox(workdir=f"/tmp/tn-cnm-{os.getpid()}", name_prefix="tnc")
+    sb = NetnsSandbox(workdir=f"/tmp/tn-cnm-{os.getpid()}", name_prefix="cnmrp")
     e = None
     try:
         sb.up(hosts=2, prefix=PREFIX)
@@ -79,7 +79,7 @@ def test_docker_sequence_two_hosts_ping_and_clean_up(env: Env) -> None:
         d.ok("NetworkDriver.ProgramExternalConnectivity", {"NetworkID": nid, "EndpointID": eid, "Options": {}})
         info = d.ok("NetworkDriver.EndpointOperInfo", {"NetworkID": nid, "EndpointID": eid})["Value"]
         assert (info["ip"], info["chassis"], info["switch"]) == (port.ip, host, switch)
-        box = Sandbox(sb, host, f"tnc-c-{eid[:4]}")
+        box = Sandbox(sb, host, f"cnmrp-c-{eid[:4]}")
         env.boxes.append(box)
         box.attach(join, addr)
 

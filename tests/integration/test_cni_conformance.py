@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -355,6 +356,7 @@ def test_errors_leave_nothing(lab: Lab, case: str, code: int, words: str) -> Non
     assert err["code"] == code and words in err["msg"], err
     assert set(lab.lsps()) == before
     assert not any(p.startswith("tp") and not p.startswith("tupleNet") for p in lab.ovs_ports("hv1"))
+    assert not re.search(r"^\d+: tp[0-9a-f]{11}@", lab.sb.exec("hv1", ["ip", "-o", "link"]).stdout, re.M)
 
 
 def test_exhausted_subnet(lab: Lab) -> None:

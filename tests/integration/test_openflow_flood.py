@@ -21,15 +21,17 @@ BATCH = 32  # frames per netdev-dummy/receive call (a dummy rx queue holds 100; 
 
 
 class Injector(threading.Thread):
-    """Sends one frame from a VM port in a loop over its own unixctl connection, BATCH frames a call."""
+    """Sends frames from a VM port in a loop over its own unixctl connection, BATCH frames a call."""
 
-    def __init__(self, host: SimHost, port: str, frame: bytes, seconds: float) -> None:
+    def __init__(self, host: SimHost, port: str, frames: list[bytes], seconds: float) -> None:
         super().__init__(name="flood", daemon=True)
         from ovs.unixctl.client import UnixctlClient
 
         err, self.client = UnixctlClient.create(os.path.join(host.dir, f"ovs-vswitchd.{host.pids['ovs-vswitchd']}.ctl"))
         assert not err, f"unixctl: {err}"
-        self.args = [port] + [frame.hex()] * BATCH
+        hexed = [f.hex() for f in frames]
+        self.batches = [[port] + [hexed[(i + j) % len(hexed)] for j in range(BATCH)]
+                        for i in range(0, len(hexed), BATCH)]
         self.seconds = seconds
         self.sent = 0
         self.stop = threading.Event()
@@ -38,8 +40,10 @@ class Injector(threading.Thread):
     def run(self) -> None:
         deadline = time.monotonic() + self.seconds
         try:
+            i = 0
             while time.monotonic() < deadline and not self.stop.is_set():
-                err, error, _ = self.client.transact("netdev-dummy/receive", self.args)
+                err, error, _ = self.client.transact("netdev-dummy/receive", self.batches[i % len(self.batches)])
+                i += 1
                 if err or error:
                     self.error = f"{err} {error}"
                     return
@@ -82,7 +86,7 @@ def test_ttl1_flood_does_not_slow_changes_grow_memory_or_starve_traceroute(clust
 
     flood = P.icmp_frame(vms["vm1"].mac, A_MAC, vms["vm1"].ip, "10.10.2.3", ttl=1)
     rx0 = rx_packets(c.host("hv1"), "vm1")
-    inj = Injector(c.host("hv1"), "vm1", flood, FLOOD_SECONDS)
+    inj = Injector(c.host("hv1"), "vm1", [flood], FLOOD_SECONDS)
     inj.start()
     try:
         poll(lambda: inj.sent >= 20 * BATCH, 10, "flood under way")
@@ -112,3 +116,45 @@ def test_ttl1_flood_does_not_slow_changes_grow_memory_or_starve_traceroute(clust
     assert after["rss_mb"] - before["rss_mb"] < 50
     assert pins["received"] < flooded / 10  # OVS's meters, not the agent, absorbed the flood
     assert pins["errors"] == 0 and after["openflow_session"]["connects"] == before["openflow_session"]["connects"]
+
+
+def test_spoofed_flood_past_the_meters_is_bounded_by_the_agent(cluster: Cluster) -> None:
+    """A VM without port security spoofs a source in every meter bucket, so the meters let ~5k packet-ins/s
+    through: the agent's bounded queue, budget and total rate keep it responsive and its memory flat."""
+    c = cluster
+    vms = tutorial(c)
+    spoofer = LSP("LS-A", "vm9", "10.10.1.9", "f2:01:0a:0a:01:09", None, "hv1", port_security=False)
+    c.put(spoofer)
+    c.host("hv1").add_vm_port("vm9", "vm9")
+    c.start_agents("hv1", "hv2")
+    c.wait_converged("hv1")
+    baseline = min(install_latency(c, f"base{i}", f"f2:01:0a:0a:02:{0x30 + i:02x}", f"10.10.2.{0x30 + i}")
+                   for i in range(3))
+    before = c.status("hv1")
+    frames = [P.icmp_frame(spoofer.mac, A_MAC, f"10.10.{hi}.{16 + lo}", vms["vm4"].ip, ttl=1)
+              for hi in range(16) for lo in range(16)]
+    seconds = FLOOD_SECONDS / 3
+    inj = Injector(c.host("hv1"), "vm9", frames, seconds)
+    inj.start()
+    latencies, peak_queue = [], 0
+    try:
+        poll(lambda: inj.sent >= 20 * BATCH, 10, "flood under way")
+        i = 0
+        while inj.is_alive() and i < 5:
+            latencies.append(install_latency(c, f"new{i}", f"f2:01:0a:0a:02:{0x40 + i:02x}", f"10.10.2.{0x40 + i}"))
+            peak_queue = max(peak_queue, (c.status("hv1") or {}).get("packet_ins", {}).get("queued", 0))
+            i += 1
+            inj.stop.wait(seconds / 6)
+        inj.join(seconds + 10)
+    finally:
+        inj.stop.set()
+    after = c.status("hv1")
+    pins = after["packet_ins"]
+    print(f"spoofed flood: {inj.sent} injected in {seconds:.0f} s; install latency baseline {baseline * 1000:.0f} ms,"
+          f" during flood max {max(latencies) * 1000:.0f} ms; RSS {before['rss_mb']} -> {after['rss_mb']} MB;"
+          f" peak queue {peak_queue}; packet-ins {pins}")
+    assert pins["received"] > 1000 and pins["dropped_total_rate"] + pins["dropped_queue"] > 0
+    assert peak_queue <= 1024 and pins["errors"] == 0
+    assert max(latencies) < max(1.0, 3 * baseline), latencies
+    assert after["rss_mb"] - before["rss_mb"] < 50
+    assert c.host("hv1").agent.alive()

@@ -6,6 +6,8 @@ latency, the agent's memory stays bounded, and another VM's traceroute probe is 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -116,6 +118,10 @@ def test_ttl1_flood_does_not_slow_changes_grow_memory_or_starve_traceroute(clust
     assert after["rss_mb"] - before["rss_mb"] < 50
     assert pins["received"] < flooded / 10  # OVS's meters, not the agent, absorbed the flood
     assert pins["errors"] == 0 and after["openflow_session"]["connects"] == before["openflow_session"]["connects"]
+    out = subprocess.run([sys.executable, "-m", "tuplenet.agent.main", "status", "--rundir", c.rundir("hv1")],
+                         capture_output=True, text=True, timeout=30).stdout
+    line = next(ln for ln in out.splitlines() if "packet-ins:" in ln)
+    assert int(line.split("dropped ", 1)[1].split(" by meters", 1)[0]) > 0, out  # `tuplenet status` shows it
 
 
 def test_spoofed_flood_past_the_meters_is_bounded_by_the_agent(cluster: Cluster) -> None:

@@ -128,8 +128,21 @@ def show_status(argv: list[str]) -> int:
           f"{e.get('conflicts')} conflicts, {e.get('resyncs')} resyncs; bad records {st.get('bad_records')}")
     print(f"  openflow: {of.get('bundles')} bundles, +{of.get('flows_added')} / -{of.get('flows_deleted')} flows, "
           f"{of.get('failures')} failures, last bundle {round(of.get('last_bundle_ms', 0), 1)} ms")
+    _print_packet_ins(st.get("packet_ins") or {}, st.get("openflow_session") or {})
     _print_bindings(st.get("bindings") or {})
     return 0 if alive else 1
+
+
+def _print_packet_ins(p: dict, ses: dict) -> None:
+    """Packet-ins and where floods were dropped; the OpenFlow session's health."""
+    if p:
+        queue = p.get("dropped_queue", 0) + p.get("dropped_openflow_queue", 0)
+        print(f"  packet-ins: {p.get('received')} received, {p.get('replies')} answered; dropped "
+              f"{p.get('dropped_meter', 0)} by meters, {queue} queue full, {p.get('dropped_source_rate')} over a "
+              f"source's rate, {p.get('dropped_total_rate')} over the total rate; {p.get('errors')} errors")
+    if ses:
+        print(f"  openflow session: {ses.get('connects')} connects, {ses.get('resets')} resets, "
+              f"{ses.get('bad_messages')} undecodable messages, {ses.get('async_errors')} unsolicited errors")
 
 
 def _print_bindings(b: dict) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tuplenet.api.proc import ApiProcess
+from tuplenet.sandbox.procs import wait_for
 from tuplenet.store import Store
 
 V2 = "/api/v2"
@@ -77,6 +78,13 @@ class Client:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def settle(client: Client, store: Store, timeout: float = 10.0) -> None:
+    """Wait until the server's read cache has every change made so far (after writing to etcd directly)."""
+    target = store.txn([], []).revision
+    wait_for(lambda: (h := client.get("/health").json)["cache"] and h["cache"]["revision"] >= target,
+             timeout=timeout, what=f"the API cache to reach revision {target}")
 
 
 def ok(reply: Reply, status: int = 200) -> Any:

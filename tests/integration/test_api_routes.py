@@ -17,6 +17,7 @@ from test_api_helpers import (  # noqa: F401  (fixtures)
     err,
     ok,
     prefix_fixture,
+    settle,
 )
 from test_tpctl_helpers import ok as tpctl_ok
 
@@ -186,6 +187,7 @@ def test_chassis(client, store):
     store.put("entity_view/chassis/hv3", "ip=192.168.0.3,tick=300")
     lease = store.lease_grant(30)
     store.put("liveness/chassis/hv3", "ip=192.168.0.3", lease=lease.id)
+    settle(client, store)
     assert ok(client.get("/chassis")) == [
         {"name": "hv1", "ip": "192.168.0.1", "tick": 100, "live": False},
         {"name": "hv2", "ip": "192.168.0.1", "tick": 200, "live": False},
@@ -203,6 +205,7 @@ def test_toolbox(client, store):
     store.put("entity_view/LR/b", "id=3")
     store.put("entity_view/LS/a/lsp/p1", "ip=10.0.0.2,mac=f2:01:0a:00:00:02")
     store.put("entity_view/LS/a/lsp/p2", "ip=10.0.0.2,mac=f2:01:0a:00:00:03")
+    settle(client, store)
     assert ok(client.get("/toolbox/ip-conflicts")) == {"problems": ["in a, p1 use the same IP as p2: 10.0.0.2"]}
     assert ok(client.get("/toolbox/id-conflicts")) == {"problems": ["a has the same id of b: 3"]}
     assert ok(client.post("/toolbox/sync-device-map")) == {"device_ids": [3]}
@@ -290,6 +293,7 @@ def test_etcd_down_is_503_and_the_server_stays_up(etcd, prefix):
 def test_bad_records_are_skipped_in_lists(client, store):
     store.put("entity_view/LS/good", "id=1")
     store.put("entity_view/LS/bad", "id=x")
+    settle(client, store)
     assert ok(client.get("/switches")) == [{"name": "good", "id": 1}]
     err(client.get("/switches/bad"), 409, "bad record in etcd")
 

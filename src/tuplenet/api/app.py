@@ -12,15 +12,17 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 import tuplenet
 from tuplenet.control import ControlError
-from tuplenet.store import StoreError
+from tuplenet.store import Store, StoreError
 
 from . import errors, routes_misc, routes_routers, routes_switches
 from .auth import Auth, AuthMiddleware
+from .cache import TreeCache
 from .common import ERRORS, PREFIX
 
 TITLE = "TupleNet management API"
@@ -28,19 +30,28 @@ DESCRIPTION = ("Every tpctl operation as JSON over HTTP, served by the same cont
                "compare-and-swap). Every request needs `Authorization: Bearer <token>`.")
 
 
+class CacheState(BaseModel):
+    usable: bool = Field(description="reads are served from memory (else straight from etcd)")
+    revision: int = Field(description="every change up to this etcd revision is in the cache")
+
+
 class Health(BaseModel):
     status: str
-    revision: int
+    revision: int = Field(description="etcd's current revision")
     version: str
+    cache: CacheState | None
 
 
 health_router = APIRouter(tags=["health"], responses=ERRORS)
 
 
 @health_router.get("/health", response_model=Health, summary="the API is up and etcd answers")
-def health(request: Request) -> JSONResponse:
-    revision = request.app.state.store.txn([], []).revision
-    return JSONResponse({"status": "ok", "revision": revision, "version": tuplenet.__version__})
+async def health(request: Request) -> JSONResponse:
+    state = request.app.state
+    revision = (await run_in_threadpool(state.store.txn, [], [])).revision
+    cache = state.cache
+    return JSONResponse({"status": "ok", "revision": revision, "version": tuplenet.__version__,
+                         "cache": {"usable": cache.usable, "revision": cache.revision} if cache else None})
 
 
 def build_routes(app: FastAPI) -> None:
@@ -58,20 +69,29 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def create_app(store: Any, auth: Auth | None, threads: int | None = None) -> FastAPI:
+def create_app(store: Any, auth: Auth | None, threads: int | None = None, cache: bool = True) -> FastAPI:
     """An app over `store` (tuplenet.store.Store or control.memstore.MemStore); `auth` None only in tests
     of the routes themselves (the server entry point always requires tokens). `threads` sizes the pool that
-    runs the blocking etcd calls (anyio's default is 40)."""
+    runs the blocking etcd calls (anyio's default is 40). `cache`: serve reads from a watch-fed copy of the
+    tree (tuplenet.api.cache), started with the app's lifespan."""
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if threads:
             anyio.to_thread.current_default_thread_limiter().total_tokens = threads
-        yield
+        if cache and isinstance(store, Store):
+            app.state.cache = TreeCache(store).start()
+        try:
+            yield
+        finally:
+            if app.state.cache is not None:
+                app.state.cache.stop()
+                app.state.cache = None
 
     app = FastAPI(title=TITLE, version=tuplenet.__version__, description=DESCRIPTION, docs_url=None,
                   redoc_url=None, openapi_url=None, lifespan=lifespan, redirect_slashes=False)
     app.state.store = store
+    app.state.cache = None
     app.state.write_lock = asyncio.Lock()
     build_routes(app)
 

@@ -1,42 +1,83 @@
-"""Shared pieces of the route modules: the per-request controller and JSON answers."""
+"""Shared pieces of the route modules: how a request runs its control-layer call, and JSON answers."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from tuplenet.control import Controller
+from tuplenet.control.memstore import MemStore
 
 from .auth import READ_METHODS
+from .cache import RevisionRecorder
 from .schemas import ErrorOut
 
 log = logging.getLogger("tuplenet.api")
 PREFIX = "/api/v2"
+WRITE_VISIBLE_TIMEOUT = 5.0  # longest a write waits for the read cache to show it
+T = TypeVar("T")
 
 _E = {"model": ErrorOut}
 # Error answers documented on every route (auth, bad input, missing, conflict, etcd down).
 ERRORS: dict[int | str, dict[str, Any]] = {400: _E, 401: _E, 403: _E, 404: _E, 409: _E, 503: _E}
 
 
-async def controller(request: Request) -> AsyncIterator[Controller]:
-    """A controller per request over the app's shared (thread-safe) store; writes hold the app's write lock.
+class Ops:
+    """Runs one request's control-layer call: reads from the cache inline on the event loop (memory only, no
+    thread hop), anything that talks to etcd in a worker thread. A write then waits until the cache shows it,
+    so whoever reads this server after the answer sees the change."""
 
-    Writes of one server are serialised: CAS keeps concurrent writers correct, but 20 of them racing on one
-    switch would mostly re-plan and could exhaust the controller's retries (409 "gave up") for nothing. CAS
-    still guards against other servers and tpctl. The lock is an asyncio lock, so waiting writers hold no
-    worker thread and reads never wait. Async on purpose: a sync dependency costs one more thread hop.
-    """
-    ctl = Controller(request.app.state.store)
+    def __init__(self, ctl: Controller, inline: bool, recorder: RevisionRecorder | None = None,
+                 cache: Any = None) -> None:
+        self.ctl, self.inline, self.recorder, self.cache = ctl, inline, recorder, cache
+
+    async def __call__(self, fn: Callable[[Controller], T]) -> T:
+        if self.inline:
+            return fn(self.ctl)
+        result = await run_in_threadpool(fn, self.ctl)
+        rec, cache = self.recorder, self.cache
+        if rec is not None and rec.revision and cache is not None and cache.usable:
+            await run_in_threadpool(cache.wait_for, rec.revision, WRITE_VISIBLE_TIMEOUT)
+        return result
+
+
+@asynccontextmanager
+async def request_ops(request: Request) -> AsyncIterator[Ops]:
+    """The Ops of a request. Writes of one server hold its write lock: CAS keeps concurrent writers correct,
+    but 20 of them racing on one switch would mostly re-plan and could exhaust the controller's retries (409
+    "gave up"); CAS still guards against other servers and tpctl. It is an asyncio lock, so waiting writers
+    hold no worker thread and reads never wait."""
+    state = request.app.state
+    store, cache = state.store, state.cache
     if request.method in READ_METHODS:
-        yield ctl
+        if isinstance(store, MemStore):
+            yield Ops(Controller(store), inline=True)
+        elif cache is not None and cache.usable and "no-cache" not in request.headers.get("cache-control", ""):
+            yield Ops(Controller(cache), inline=True)
+        else:
+            yield Ops(Controller(store), inline=False)
         return
-    async with request.app.state.write_lock:
-        yield ctl
+    async with state.write_lock:
+        if isinstance(store, MemStore):
+            yield Ops(Controller(store), inline=True)
+        else:
+            recorder = RevisionRecorder(store)
+            yield Ops(Controller(recorder), inline=False, recorder=recorder, cache=cache)
+
+
+async def operations(request: Request) -> AsyncIterator[Ops]:
+    async with request_ops(request) as ops:
+        yield ops
+
+
+Run = Annotated[Ops, Depends(operations)]
 
 
 def logged(ctl: Controller) -> None:
@@ -54,8 +95,8 @@ def one(obj: Any, status: int = 200, location: str | None = None) -> JSONRespons
     return JSONResponse(obj.to_json(), status_code=status, headers=headers)
 
 
-def many(ctl: Controller, objs: Sequence[Any]) -> JSONResponse:
-    logged(ctl)
+def many(ops: Ops, objs: Sequence[Any]) -> JSONResponse:
+    logged(ops.ctl)
     return JSONResponse([o.to_json() for o in sorted(objs, key=lambda o: o.ident[-1])])
 
 

@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--prefix", default=env.get("ETCD_PREFIX", "/tuplenet"),
                    help="key prefix in etcd (env ETCD_PREFIX)")
     p.add_argument("-t", "--timeout", type=float, default=5.0, help="seconds to wait for etcd per request")
+    from tuplenet.store.security import add_arguments as add_etcd_security
+
+    add_etcd_security(p)  # --cacert --cert --key --user --password for a TLS/auth etcd, as etcdctl spells them
     p.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to listen on (default 127.0.0.1:8080)")
     p.add_argument("--token-file", help="tokens allowed everything, one per line (or env TUPLENET_API_TOKEN)")
     p.add_argument("--read-token-file", help="tokens allowed GET only (or env TUPLENET_API_READ_TOKEN)")
@@ -32,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key", help="server private key (PEM)")
     p.add_argument("--tls-client-ca", help="CA bundle; clients must present a certificate it signed (mTLS)")
     p.add_argument("--threads", type=int, default=40, help="worker threads for blocking etcd calls")
+    p.add_argument("--no-cache", action="store_true",
+                   help="read every request from etcd instead of the watch-fed cache")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.add_argument("--access-log", action="store_true", help="log every request")
     return p
@@ -62,6 +67,7 @@ def serve(opts: argparse.Namespace) -> None:
     import uvicorn
 
     from tuplenet.store import Store
+    from tuplenet.store.security import from_args as etcd_security
 
     from .app import create_app
     from .auth import Auth
@@ -69,8 +75,9 @@ def serve(opts: argparse.Namespace) -> None:
     auth = Auth.from_sources(opts.token_file, opts.read_token_file)
     host, port = split_listen(opts.listen)
     tls = tls_options(opts)
-    store = Store(opts.endpoints, prefix=opts.prefix, timeout=opts.timeout)
-    app = create_app(store, auth, threads=opts.threads)
+    store = Store(opts.endpoints, prefix=opts.prefix, timeout=opts.timeout,
+                  security=etcd_security(opts, os.environ))
+    app = create_app(store, auth, threads=opts.threads, cache=not opts.no_cache)
     logging.basicConfig(level=opts.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         uvicorn.run(app, host=host, port=port, log_level=opts.log_level, access_log=opts.access_log,
@@ -80,10 +87,12 @@ def serve(opts: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tuplenet.store import StoreError
+
     opts = build_parser().parse_args(argv)
     try:
         serve(opts)
-    except (ValueError, OSError, ssl.SSLError) as exc:
+    except (ValueError, OSError, ssl.SSLError, StoreError) as exc:
         sys.stderr.write(f"tuplenet-api: {' '.join(str(exc).split())}\n")
         return 2
     except KeyboardInterrupt:

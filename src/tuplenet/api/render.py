@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 from tuplenet.cli import graph
 from tuplenet.control import ControlError, Controller
@@ -16,12 +17,16 @@ class RenderError(ControlError):
     """Graphviz is missing or failed; the topology itself is fine."""
 
 
-def draw(ctl: Controller, fmt: str) -> str:
+def entities(ctl: Controller) -> list[Any]:
     records, _ = ctl.export_records()
-    entities = [e for k, v in records if (e := decode_kv(k, v)) is not None]
+    return [e for k, v in records if (e := decode_kv(k, v)) is not None]
+
+
+def draw(objs: list[Any], fmt: str) -> str:
+    """Text or Graphviz source (pure), or SVG (runs `dot`: call it from a worker thread)."""
     if fmt == "text":
-        return graph.text(entities)
-    source = graph.dot(entities)
+        return graph.text(objs)
+    source = graph.dot(objs)
     if fmt == "dot":
         return source
     try:

@@ -1,0 +1,79 @@
+"""The read cache of the API server: read-your-writes through the server, other writers visible as soon as
+the watch delivers them, `Cache-Control: no-cache` straight from etcd, and no stale answers while etcd is
+unreachable (503 instead), recovering when etcd is back."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from test_api_helpers import (  # noqa: F401  (fixtures)
+    Client,
+    api_fixture,
+    api_server,
+    client_fixture,
+    err,
+    ok,
+    prefix_fixture,
+)
+
+from tuplenet.api.proc import ApiProcess
+from tuplenet.sandbox.etcd import EtcdServer
+from tuplenet.sandbox.procs import wait_for
+from tuplenet.store import Store
+
+
+def test_read_your_writes(client):
+    assert ok(client.get("/health"))["cache"]["usable"] is True
+    ok(client.post("/switches", {"name": "ls1"}), 201)
+    for i in range(40):
+        port = ok(client.post("/switches/ls1/ports", {"name": f"p{i}", "subnet": "10.0.0.0/24"}), 201)
+        assert ok(client.get(f"/switches/ls1/ports/p{i}")) == port  # the very next read sees the write
+        assert len(ok(client.get("/switches/ls1/ports"))) == i + 1
+        if i % 2:
+            assert client.delete(f"/switches/ls1/ports/p{i}").status == 204
+            err(client.get(f"/switches/ls1/ports/p{i}"), 404)
+            ok(client.post("/switches/ls1/ports", {"name": f"p{i}", "ip": port["ip"]}), 201)
+
+
+def test_other_writers_show_up_and_no_cache_reads_etcd(client, api, etcd):
+    with Store(etcd.endpoint, prefix=api.prefix) as store:
+        store.put("entity_view/LS/outside", "id=9")
+        r = client.request("GET", "/switches/outside")
+        # Straight from etcd: there at once.
+        direct = Client(api)
+        direct.conn.request("GET", "/api/v2/switches/outside", headers={
+            "Authorization": f"Bearer {api.token}", "Cache-Control": "no-cache"})
+        resp = direct.conn.getresponse()
+        assert (resp.status, resp.read()) == (200, b'{"name":"outside","id":9}')
+        direct.close()
+        # Through the cache: as soon as the watch delivers it (a stale answer before that is allowed).
+        assert r.status in (200, 404)
+        wait_for(lambda: client.get("/switches/outside").status == 200, timeout=10, what="the watch")
+        store.delete("entity_view/LS/outside")
+        wait_for(lambda: client.get("/switches/outside").status == 404, timeout=10, what="the watch (delete)")
+
+
+def test_unreachable_etcd_means_503_not_stale_reads(tmp_path):
+    etcd = EtcdServer(str(tmp_path / "etcd")).start()
+    api = ApiProcess(tempfile.mkdtemp(prefix="tn-api-"), etcd.endpoint, "/cache-outage/").start()
+    c = Client(api)
+    try:
+        ok(c.post("/switches", {"name": "ls1"}), 201)
+        wait_for(lambda: c.get("/health").json["cache"]["usable"], timeout=10, what="a usable cache")
+        assert ok(c.get("/switches/ls1"))["id"] == 1
+        etcd.stop()
+        # Within the probe grace (2.5 s) plus a probe interval, reads stop coming from memory.
+        wait_for(lambda: c.get("/switches/ls1").status == 503, timeout=15, what="reads to fail over to etcd")
+        err(c.get("/switches"), 503, "etcd unavailable")
+        err(c.post("/switches", {"name": "ls2"}), 503, "etcd unavailable")
+        etcd.start()
+        wait_for(lambda: c.get("/switches/ls1").status == 200, timeout=30, what="reads after etcd is back")
+        ok(c.post("/switches", {"name": "ls2"}), 201)
+        assert [s["name"] for s in ok(c.get("/switches"))] == ["ls1", "ls2"]
+        wait_for(lambda: c.get("/health").json["cache"]["usable"], timeout=10, what="the cache again")
+        assert os.path.exists(os.path.join(api.basedir, "api.log"))
+    finally:
+        c.close()
+        api.stop()
+        etcd.stop()

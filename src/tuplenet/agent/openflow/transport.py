@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import select
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import Self
 from . import codec as c
 from .dispatch import Dispatcher
 from .errors import ErrorMsg, OpenFlowDisconnected, OpenFlowError, OpenFlowTimeout, parse_error
+from .handshake import negotiate
 
 
 @dataclass
@@ -243,7 +243,7 @@ class Transport:
     def _session(self, backoff: float) -> float:
         """One connect + read; returns the delay before the next attempt."""
         try:
-            sock, rest = self._connect()
+            sock, rest = negotiate(self.path, self.handshake_timeout, self.send_timeout, self._xids)
         except Exception as exc:  # noqa: BLE001 - OSError, OpenFlowError, a malformed handshake
             if str(exc) != str(self._last_error):  # say it once, not at every retry
                 self.log.warning("OpenFlow connect to %s: %s", self.path, exc)
@@ -267,59 +267,6 @@ class Transport:
         self._fail_pending(OpenFlowDisconnected(f"connection to {self.path} lost: {reason}"))
         # A switch that breaks every session at once (a hostile peer) is retried ever more slowly.
         return 0.0 if time.monotonic() - began > 2.0 else min(max(backoff, 0.025) * 2, 1.0)
-
-    def _connect(self) -> tuple[socket.socket, bytearray]:
-        """Connect and negotiate: HELLO, SET_CONFIG, packet-in2 format, then a barrier to confirm."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        deadline = time.monotonic() + self.handshake_timeout
-        try:
-            sock.settimeout(self.handshake_timeout)
-            sock.connect(self.path)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-            sock.sendall(c.hello(self._xids()))
-            bxid = self._xids()
-            buf = bytearray()
-            got_hello = False
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise OpenFlowTimeout(f"handshake with {self.path} took over {self.handshake_timeout:.1f}s")
-                sock.settimeout(left)
-                data = sock.recv(65536)
-                if not data:
-                    raise OpenFlowDisconnected("closed during handshake")
-                buf += data
-                msgs, used = c.split_messages(buf)
-                del buf[:used]
-                for version, mtype, xid, body in msgs:
-                    if mtype == c.OFPT_HELLO and not got_hello:
-                        self._check_hello(version, body)
-                        got_hello = True
-                        sock.sendall(c.set_config(0xFFFF, self._xids()) + c.set_packet_in_format(
-                            xid=self._xids()) + c.barrier(bxid))
-                    elif mtype == c.OFPT_ERROR:
-                        raise OpenFlowError(f"handshake with {self.path}: {parse_error(xid, body).name}")
-                    elif mtype == c.OFPT_ECHO_REQUEST:
-                        sock.sendall(c.echo_reply(body, xid))
-                    elif mtype == c.OFPT_BARRIER_REPLY and xid == bxid and got_hello:
-                        # Reads wait in select(); the timeout bounds sends (see _send).
-                        sock.settimeout(self.send_timeout)
-                        return sock, buf
-        except BaseException:
-            sock.close()
-            raise
-
-    @staticmethod
-    def _check_hello(version: int, body: bytes) -> None:
-        ok = version >= c.OFP_VERSION
-        off = 0
-        while off + 4 <= len(body):  # hello elements: a version bitmap overrides the header version
-            etype, elen = struct.unpack_from("!HH", body, off)
-            if etype == c.OFPHET_VERSIONBITMAP and elen >= 8:
-                ok = bool(int.from_bytes(body[off + 4:off + 8], "big") & (1 << c.OFP_VERSION))
-            off += max(8, elen + (-elen % 8))
-        if not ok:
-            raise OpenFlowError("switch does not offer OpenFlow 1.4 (check the bridge's protocols)")
 
     def _read(self, sock: socket.socket, buf: bytearray) -> None:
         """Receive until EOF. Idle periods are probed with echo requests; a message that does not

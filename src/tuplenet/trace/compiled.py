@@ -64,11 +64,12 @@ def compile_action(a: Any) -> tuple:
 class _Group:
     """Flows sharing one signature: `fields` with `masks` (None = exact match on every field)."""
 
-    __slots__ = ("max_priority", "getter", "fields", "masks", "hits")
+    __slots__ = ("max_priority", "key", "fields", "masks", "hits")
 
     def __init__(self, fields: tuple[str, ...], masks: tuple[int, ...] | None) -> None:
         self.fields, self.masks = fields, masks
-        self.getter = itemgetter(*fields) if fields and masks is None else None
+        # packet -> key: a C-level itemgetter for exact matches (the common case)
+        self.key = itemgetter(*fields) if fields and masks is None else self.key_of_packet
         self.max_priority = -1
         self.hits: dict[Any, Entry] = {}
 
@@ -81,8 +82,6 @@ class _Group:
         return tuple(x.value & mk for x, mk in zip(m, self.masks, strict=True))
 
     def key_of_packet(self, pkt: dict[str, int]) -> Any:
-        if self.getter is not None:
-            return self.getter(pkt)
         if not self.fields:
             return ()
         return tuple([pkt[f] & mk for f, mk in zip(self.fields, self.masks, strict=True)])  # type: ignore[arg-type]
@@ -97,7 +96,7 @@ class _Group:
 
 
 class Table:
-    __slots__ = ("groups", "size")
+    __slots__ = ("groups", "size", "only")
 
     def __init__(self, entries: Iterable[Entry]) -> None:
         groups: dict[tuple, _Group] = {}
@@ -115,6 +114,9 @@ class Table:
             self.size += 1
         # Highest priority first; ties broken by signature so the order never depends on arrival.
         self.groups = sorted(groups.values(), key=lambda g: (-g.max_priority, g.fields, g.masks or ()))
+        # A table whose best flow matches everything (pass-through stages): no lookup at all.
+        top = self.groups[0] if self.groups else None
+        self.only: Entry | None = top.hits[()] if top is not None and not top.fields else None
 
     def lookup(self, pkt: dict[str, int]) -> Entry | None:
         best: Entry | None = None
@@ -122,7 +124,7 @@ class Table:
         for g in self.groups:
             if g.max_priority <= bp:
                 break
-            e = g.hits.get(g.key_of_packet(pkt))
+            e = g.hits.get(g.key(pkt))
             if e is not None and e.priority > bp:
                 best, bp = e, e.priority
         return best

@@ -71,6 +71,8 @@ class ChassisPipeline:
     def __init__(self, chassis: str, tables: dict[int, C.Table], ports: dict[int, Port], names: Names,
                  chassis_by_ip: dict[int, str]) -> None:
         self.chassis, self.tables, self.ports, self.names = chassis, tables, ports, names
+        # table id -> (its catch-all winner or None, the table): one dict probe per step
+        self.probe = {tid: (t.only, t) for tid, t in tables.items()}
         self.chassis_by_ip = chassis_by_ip
 
     def walk(self, pkt: dict[str, int], in_port: int) -> HopTrace:
@@ -98,55 +100,58 @@ class _Stop(Exception):
     """The whole translation fails (OVS's depth/resubmit limits): the packet is dropped."""
 
 
+_new = tuple.__new__  # a Step without NamedTuple.__new__'s Python-level call: the walk's hottest line
+_SET, _RESUBMIT, _MOVE, _OUTPUT_REG = C.SET, C.RESUBMIT, C.MOVE, C.OUTPUT_REG
+_ABSENT = (None, None)
+
+
 class _Walk:
-    __slots__ = ("cp", "pkt", "steps", "events", "sends", "resubmits")
+    __slots__ = ("cp", "pkt", "steps", "events", "sends", "resubmits", "tables")
 
     def __init__(self, cp: ChassisPipeline, pkt: dict[str, int]) -> None:
-        self.cp, self.pkt = cp, pkt
+        self.cp, self.pkt, self.tables = cp, pkt, cp.probe
         self.steps: list[Step] = []
         self.events: list[Event] = []
         self.sends: list[Send] = []
         self.resubmits = 0
 
     def table(self, tid: int, depth: int, deep: int, parent: int | None) -> None:
+        """Look `tid` up and run the winner's actions (inline: one Python call per table visited)."""
         pkt = self.pkt
-        t = self.cp.tables.get(tid)
-        e = t.lookup(pkt) if t is not None else None
-        idx = len(self.steps)
+        only, t = self.tables.get(tid, _ABSENT)
+        e = only if only is not None else None if t is None else t.lookup(pkt)
+        steps = self.steps
+        idx = len(steps)
         if e is None:
-            self.steps.append(Step(depth, tid, None, None, None, pkt["metadata"], pkt["reg0"], pkt["reg1"]))
+            steps.append(_new(Step, (depth, tid, None, None, None, pkt["metadata"], pkt["reg0"], pkt["reg1"])))
             self._dead_end(idx, tid, None, parent, False)
             return
-        self.steps.append(Step(depth, tid, e.priority, e.flow, e.owner, pkt["metadata"], pkt["reg0"], pkt["reg1"]))
-        if not e.actions:
-            self._dead_end(idx, tid, e.priority, parent, True)
+        steps.append(_new(Step, (depth, tid, e[0], e[1], e[3], pkt["metadata"], pkt["reg0"], pkt["reg1"])))
+        if not e[2]:
+            self._dead_end(idx, tid, e[0], parent, True)
             return
-        self.run(e.actions, idx, tid, depth, deep)
-
-    def run(self, actions: tuple, idx: int, tid: int, depth: int, deep: int) -> None:
-        pkt = self.pkt
-        for a in actions:
+        for a in e[2]:
             code = a[0]
-            if code == C.SET:
+            if code == _SET:
                 f = a[1]
                 pkt[f] = (pkt[f] & a[2]) | a[3]
-            elif code == C.RESUBMIT:
+            elif code == _RESUBMIT:
                 if deep >= MAX_DEPTH:
                     self._fail(idx, f"over max translation depth {MAX_DEPTH}")
                 if self.resubmits >= MAX_RESUBMITS:
                     self._fail(idx, f"over {MAX_RESUBMITS} resubmit actions")
                 self.resubmits += 1
                 self.table(a[1], depth + 1, deep + (a[1] <= tid), tid)
-            elif code == C.MOVE:
+            elif code == _MOVE:
                 m = a[5]
                 v = (pkt[a[1]] >> a[2]) & m
                 dst, ofs = a[3], a[4]
                 pkt[dst] = (pkt[dst] & ~(m << ofs)) | (v << ofs)
+            elif code == _OUTPUT_REG:
+                self.output((pkt[a[1]] >> a[2]) & a[3], idx, False)
             elif code == C.OUTPUT:
                 port = pkt["in_port"] if a[1] == OFPP_IN_PORT else a[1]
                 self.output(port, idx, a[1] == OFPP_IN_PORT)
-            elif code == C.OUTPUT_REG:
-                self.output((pkt[a[1]] >> a[2]) & a[3], idx, False)
             elif code == C.DEC_TTL:
                 if pkt["nw_ttl"] <= 1:
                     self._event("dead_end", idx, f"dec_ttl: TTL {pkt['nw_ttl']} expired, processing of this "

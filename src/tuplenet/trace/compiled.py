@@ -130,13 +130,51 @@ class Table:
         return best
 
 
-def compile_tables(flows: Iterable[F.Flow], owners: dict[int, tuple]) -> dict[int, Table]:
-    """table id -> Table of the given (installed) flows; `owners` maps a cookie to its logical owner."""
-    by_table: dict[int, list[Entry]] = {}
-    for f in flows:
-        e = Entry(f.priority, f, tuple(compile_action(a) for a in f.actions), owners.get(f.cookie))
-        by_table.setdefault(f.table, []).append(e)
-    return {t: Table(es) for t, es in by_table.items()}
+_ABSENT: tuple[None, None] = (None, None)
+# (action type, action) -> compiled; most actions are shared constants. The type is part of the key because
+# named tuples of different types compare equal by value (Output(2) == Resubmit(2)).
+_COMPILED: dict[tuple[type, Any], tuple] = {}
+
+
+def _compiled(a: Any) -> tuple:
+    key = (type(a), a)
+    c = _COMPILED.get(key)
+    if c is None:
+        c = _COMPILED[key] = compile_action(a)
+    return c
+
+
+class Tables:
+    """A chassis's flows by table, each table compiled on first use: a trace visits a few dozen tables,
+    a chassis may have hundreds of thousands of flows."""
+
+    def __init__(self, flows: Iterable[F.Flow], owners: dict[int, tuple]) -> None:
+        self.flows: dict[int, list[F.Flow]] = {}
+        for f in flows:
+            self.flows.setdefault(f.table, []).append(f)
+        self.owners = owners
+        self.probes: dict[int, tuple[Entry | None, Table | None]] = {}
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.flows.values()))
+
+    def compile(self, tid: int) -> tuple[Entry | None, Table | None]:
+        """(the table's catch-all winner or None, the table or None when it has no flows)."""
+        flows = self.flows.get(tid)
+        if not flows:
+            probe: tuple[Entry | None, Table | None] = _ABSENT
+        else:
+            owners = self.owners
+            t = Table(Entry(f.priority, f, tuple(map(_compiled, f.actions)), owners.get(f.cookie)) for f in flows)
+            probe = (t.only, t)
+        self.probes[tid] = probe
+        return probe
+
+
+def compile_tables(flows: Iterable[F.Flow], owners: dict[int, tuple]) -> Tables:
+    """The given (installed) flows, ready to walk; `owners` maps a cookie to its logical owner."""
+    return Tables(flows, owners)
 
 
 def owner_index(owner_flows: dict[tuple, tuple[F.Flow, ...]]) -> dict[int, tuple]:

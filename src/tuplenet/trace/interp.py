@@ -68,11 +68,9 @@ class HopTrace(NamedTuple):
 class ChassisPipeline:
     """The compiled flows of one chassis plus what its ofports are."""
 
-    def __init__(self, chassis: str, tables: dict[int, C.Table], ports: dict[int, Port], names: Names,
+    def __init__(self, chassis: str, tables: C.Tables, ports: dict[int, Port], names: Names,
                  chassis_by_ip: dict[int, str]) -> None:
         self.chassis, self.tables, self.ports, self.names = chassis, tables, ports, names
-        # table id -> (its catch-all winner or None, the table): one dict probe per step
-        self.probe = {tid: (t.only, t) for tid, t in tables.items()}
         self.chassis_by_ip = chassis_by_ip
 
     def walk(self, pkt: dict[str, int], in_port: int) -> HopTrace:
@@ -102,14 +100,14 @@ class _Stop(Exception):
 
 _new = tuple.__new__  # a Step without NamedTuple.__new__'s Python-level call: the walk's hottest line
 _SET, _RESUBMIT, _MOVE, _OUTPUT_REG = C.SET, C.RESUBMIT, C.MOVE, C.OUTPUT_REG
-_ABSENT = (None, None)
 
 
 class _Walk:
-    __slots__ = ("cp", "pkt", "steps", "events", "sends", "resubmits", "tables")
+    __slots__ = ("cp", "pkt", "steps", "events", "sends", "resubmits", "tables", "probes")
 
     def __init__(self, cp: ChassisPipeline, pkt: dict[str, int]) -> None:
-        self.cp, self.pkt, self.tables = cp, pkt, cp.probe
+        self.cp, self.pkt, self.tables = cp, pkt, cp.tables
+        self.probes = cp.tables.probes  # table id -> (catch-all winner or None, table): one dict probe a step
         self.steps: list[Step] = []
         self.events: list[Event] = []
         self.sends: list[Send] = []
@@ -118,7 +116,8 @@ class _Walk:
     def table(self, tid: int, depth: int, deep: int, parent: int | None) -> None:
         """Look `tid` up and run the winner's actions (inline: one Python call per table visited)."""
         pkt = self.pkt
-        only, t = self.tables.get(tid, _ABSENT)
+        probe = self.probes.get(tid)
+        only, t = probe if probe is not None else self.tables.compile(tid)
         e = only if only is not None else None if t is None else t.lookup(pkt)
         steps = self.steps
         idx = len(steps)

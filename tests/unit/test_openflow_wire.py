@@ -28,7 +28,7 @@ from tuplenet.agent.flow import (
 from tuplenet.agent.openflow import codec, oxm
 from tuplenet.agent.openflow.actions import encode_action, encode_instructions
 from tuplenet.agent.openflow.errors import parse_error
-from tuplenet.agent.openflow.transport import Transport
+from tuplenet.agent.openflow.handshake import check_hello
 
 
 def h(s: str) -> bytes:
@@ -268,9 +268,9 @@ def test_split_messages_keeps_partial_tail() -> None:
 
 
 def test_hello_negotiation() -> None:
-    Transport._check_hello(6, h("0001 0008 0000007e"))  # OVS: 1.0 .. 1.5
-    Transport._check_hello(5, b"")
+    check_hello(6, h("0001 0008 0000007e"))  # OVS: 1.0 .. 1.5
+    check_hello(5, b"")
     with pytest.raises(Exception, match="1.4"):
-        Transport._check_hello(6, h("0001 0008 00000012"))  # 1.0 and 1.3 only
+        check_hello(6, h("0001 0008 00000012"))  # 1.0 and 1.3 only
     with pytest.raises(Exception, match="1.4"):
-        Transport._check_hello(4, b"")
+        check_hello(4, b"")

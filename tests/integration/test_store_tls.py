@@ -327,3 +327,30 @@ def test_tpctl_with_user_flags_and_env(auth_etcd: EtcdServer, monkeypatch) -> No
     monkeypatch.setenv("ETCDCTL_PASSWORD", "alicepw")
     assert "p1" in ok(auth_etcd, prefix, "lsp", "show", "LS-A", proc=True)
 
+
+
+# ---- the agent -------------------------------------------------------------------------------------------
+
+def _agent(sim_net, tmp_path: Path, etcd: EtcdServer, *extra: str, env: dict[str, str] | None = None):
+    import os
+    import sys
+
+    hv = sim_net.add_host("hv1", "192.168.100.2") if "hv1" not in sim_net.hosts else sim_net["hv1"]
+    run_env = {**hv.env, "TUPLENET_RUNDIR": str(tmp_path / "run"), "TUPLENET_OVSDB_PATH": hv.db_sock,
+               "ONDEMAND": "0", "PATH": os.environ.get("PATH", ""), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "tuplenet.agent.main", "-f", hv.ip, "-a", etcd.endpoint,
+                           "-p", ALICE_PREFIX, *extra], env=run_env, capture_output=True, text=True, timeout=60)
+
+
+def test_agent_refuses_to_start_with_bad_credentials(sim_net, tmp_path: Path, auth_etcd: EtcdServer,
+                                                     tls_etcd: EtcdServer, pki: dict[str, str]) -> None:
+    r = _agent(sim_net, tmp_path, auth_etcd, "--user", "alice:wrong")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "tuplenet: cannot read the topology from etcd" in r.stderr
+    assert "authentication as user 'alice' failed" in r.stderr
+    r = _agent(sim_net, tmp_path, tls_etcd, env={"ETCDCTL_CACERT": pki["other.crt"], "ETCDCTL_CERT": pki["client.crt"],
+                                                 "ETCDCTL_KEY": pki["client.key"]})
+    assert r.returncode == 1 and "certificate is not trusted" in r.stderr and "Traceback" not in r.stderr
+    r = _agent(sim_net, tmp_path, tls_etcd, "--cacert", str(tmp_path / "missing.crt"))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("tuplenet: cannot load CA certificate --cacert")

@@ -56,6 +56,7 @@ class Auth:
         if "user name is empty" in text and not self.user:
             return AuthFailed(f"{text}: etcd has authentication enabled; give a user with --user USER[:PASSWORD] "
                               "or ETCDCTL_USER")
-        if getattr(exc, "code", 0) == GRPC_PERMISSION_DENIED and self.user:
-            exc.args = (f"{text} (etcd user {self.user!r})",)
+        if getattr(exc, "code", 0) == GRPC_PERMISSION_DENIED:
+            who = f"etcd user {self.user!r}" if self.user else "no etcd user given: --user USER[:PASSWORD]"
+            exc.args = (f"{text} ({who})",)
         return exc

@@ -29,7 +29,7 @@ from .transport import (
     gateway_error,
     one_line,
 )
-from .types import WatchBatch
+from .types import Event, WatchBatch
 
 log = logging.getLogger("tuplenet.store")
 _READ_SIZE = 1 << 16
@@ -65,6 +65,10 @@ def iter_lines(read1: Callable[[int], bytes]) -> Iterator[bytes]:
         for line in lines:
             if line:
                 yield line
+
+
+def _revision(event: Event) -> int:
+    return event.kv.mod_revision
 
 
 class Watch:
@@ -189,10 +193,17 @@ class Watch:
         last = self._last or 0
         events = msg.events
         if events:
-            if events[0].kv.mod_revision <= last:  # replayed after a reconnect: drop what was delivered
-                events = [e for e in events if e.kv.mod_revision > last]
-                if not events:
-                    return None
+            floor = last + 1
+            for e in events:
+                rev = e.kv.mod_revision
+                if rev < floor:
+                    # replayed after a reconnect: drop what was delivered (and order what etcd never sends out
+                    # of order, so nothing is delivered twice and `revision` never goes back)
+                    events = sorted((e for e in events if e.kv.mod_revision > last), key=_revision)
+                    if not events:
+                        return None
+                    break
+                floor = rev
             self._last = events[-1].kv.mod_revision
             return WatchBatch(events, self._last)
         # progress notification: etcd sends it only once the watcher has caught up to header.revision

@@ -106,7 +106,7 @@ class Importer:
             current = ImportMarker.parse(marker_kv.value)
             if current.digest != marker.digest:
                 raise Conflict(f"another import is in progress ({current.describe()}): complete it with "
-                               "`tpctl import --resume FILE` of its file, or drop its marker with "
+                               "`tpctl import --resume FILE` of its file (and its --overwrite), or drop its marker with "
                                "`tpctl import --abandon`")
         dev_kv = self.store.get(DEVICE_IDS_KEY)  # bookkeeping before the tree (see PortBook)
         book_kvs = {kv.key: kv for kv in self.store.get_prefix(IP_BOOK_ROOT)[0]}

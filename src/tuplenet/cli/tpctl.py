@@ -34,9 +34,24 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .commands import COMMANDS
+# Global options that take a value: skipped when looking for the command name before parsing.
+_VALUE_OPTIONS = frozenset({"-e", "--endpoints", "-p", "--prefix", "-t", "--timeout", "--cacert", "--cert", "--key",
+                            "--user", "--password"})
 
+
+def _command_of(argv: list[str]) -> str | None:
+    """The command word, found without a parser (None if unsure): `trace` builds only its own parser."""
+    it = iter(argv)
+    for tok in it:
+        if tok in _VALUE_OPTIONS:
+            next(it, None)
+        elif not tok.startswith("-"):
+            return tok
+    return None
+
+
+def build_parser(only_trace: bool = False) -> argparse.ArgumentParser:
+    """tpctl's parser; `only_trace` leaves out the 0.3 commands (tpctl trace has a start-up budget)."""
     p = _Parser(prog="tpctl", description="TupleNet logical topology admin tool")
     p.add_argument("-e", "--endpoints", default="localhost:2379", help="etcd endpoints, comma separated")
     p.add_argument("-p", "--prefix", default="/tuplenet", help="key prefix in etcd")
@@ -50,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-j", "--json", dest="json_leaf", action="store_true", help="output as JSON")
     groups = p.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
     sub: dict[str, argparse._SubParsersAction] = {}
-    for (group, action), (aliases, _lo, _hi, usage, argtext, _h) in COMMANDS.items():
+    for (group, action), (aliases, _lo, _hi, usage, argtext, _h) in _commands(only_trace):
         if group not in sub:
             gp = groups.add_parser(group, help=GROUPS[group], parents=[common] if not action else [])
             if not action:
@@ -63,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_trace(groups, common)
     return p
+
+
+def _commands(none: bool) -> list:
+    if none:
+        return []
+    from .commands import COMMANDS
+
+    return list(COMMANDS.items())
 
 
 def _leaf(parser: argparse.ArgumentParser, group: str, argtext: str, action: str = "") -> None:
@@ -97,8 +120,15 @@ def run(argv: list[str]) -> int:
 
     from .commands import COMMANDS, Canceled, Ctx
 
-    parser = build_parser()
-    opts = parser.parse_args(argv)
+    lean = _command_of(argv) == "trace"
+    parser = build_parser(only_trace=lean)
+    try:
+        opts = parser.parse_args(argv)
+    except UsageError:
+        if not lean:
+            raise
+        parser = build_parser()  # the guess was wrong (an abbreviated option's value was "trace")
+        opts = parser.parse_args(argv)
     if opts.version:
         from tuplenet import __version__
 

@@ -118,8 +118,6 @@ def run(argv: list[str]) -> int:
 
     from tuplenet.store.security import from_args as etcd_security
 
-    from .commands import COMMANDS, Canceled, Ctx
-
     lean = _command_of(argv) == "trace"
     parser = build_parser(only_trace=lean)
     try:
@@ -140,6 +138,8 @@ def run(argv: list[str]) -> int:
         from .trace import run as trace
 
         return trace(opts, opts.json or opts.json_leaf)
+    from .commands import COMMANDS, Canceled, Ctx
+
     key = _resolve(opts.group, getattr(opts, "action", None))
     _aliases, lo, hi, usage, _argtext, handler = COMMANDS[key]
     args = opts.args

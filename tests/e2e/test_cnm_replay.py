@@ -154,3 +154,20 @@ def test_join_times_out_without_an_agent(env: Env) -> None:
         sb.agent_start("hv1")
     assert quick.proc.returncode == 0  # SIGTERM is a clean exit ...
     assert not os.path.exists(sock)  # ... that removes the socket (docker would otherwise find a dead plugin)
+
+
+def test_restarted_driver_carries_on(env: Env) -> None:
+    """Docker keeps its networks and endpoints while the driver restarts: all the driver needs is in etcd
+    and in the kernel, so the calls that follow a restart work."""
+    d1 = env.drivers["hv1"]
+    d1.ok("NetworkDriver.CreateNetwork", network_body(N1, "10.81.0.0/24", "10.81.0.1/24", switch="rs", router="R1"))
+    d1.ok("NetworkDriver.CreateEndpoint", endpoint_body(N1, E1, "10.81.0.2/24"))
+    d1.stop()
+    d1 = env.drivers["hv1"] = Driver(env.sb, "hv1", d1.sock)
+    ids = {"NetworkID": N1, "EndpointID": E1}
+    assert d1.ok("NetworkDriver.Join", ids)["Gateway"] == "10.81.0.1"
+    assert d1.ok("NetworkDriver.EndpointOperInfo", ids)["Value"]["ip"] == "10.81.0.2"
+    d1.ok("NetworkDriver.Leave", ids)
+    d1.ok("NetworkDriver.DeleteEndpoint", ids)
+    d1.ok("NetworkDriver.DeleteNetwork", {"NetworkID": N1})
+    assert env.ctl.list_switches() == [] and env.ctl.list_router_ports("R1") == []

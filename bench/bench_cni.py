@@ -85,7 +85,9 @@ def main() -> None:
             return f"/run/netns/{name}"
 
         rt1, rt2 = runtime("hv1"), runtime("hv2")
-        version = [rt1.invoke("tpcni", "VERSION", {"cniVersion": "1.0.0"}).seconds for _ in range(args_n(a) + 1)][1:]
+        runs = [rt1.invoke("tpcni", "VERSION", {"cniVersion": "1.0.0"}) for _ in range(args_n(a) + 1)][1:]
+        version, version_cpu = [r.seconds for r in runs], [r.cpu_seconds for r in runs]
+        imports_cpu = [import_cpu({**os.environ, **env}) for _ in range(args_n(a))]
         ns_floor = []
         for _ in range(args_n(a)):
             t = time.perf_counter()
@@ -117,7 +119,8 @@ def main() -> None:
             pods = podman_first_ping(sb, bindir, env, a.samples)
         out = {"samples": a.samples, "load_avg_1m": os.getloadavg()[0], "add": ms(adds), "del": ms(dels),
                "add_cpu": ms(add_cpu), "del_cpu": ms(del_cpu), "created_to_first_ping_other_host": ms(pings),
-               "version_floor": ms(version), "nsenter_floor": ms(ns_floor)}
+               "version_floor": ms(version), "version_cpu": ms(version_cpu),
+               "imports_cpu_python_plugin_and_control": ms(imports_cpu), "nsenter_floor": ms(ns_floor)}
         if a.podman:
             out["podman_run_to_first_ping_other_host"] = ms(pods)
         if a.json:
@@ -131,6 +134,17 @@ def main() -> None:
         if store is not None:
             store.close()
         sb.down()
+
+
+def import_cpu(env: dict[str, str]) -> float:
+    """CPU time of a Python that imports what ADD imports (plugin, control layer, store) and stops."""
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-c", "import tuplenet.cni.main, tuplenet.cni.plugin, tuplenet.control, "
+                    "tuplenet.store.security"], check=True, env=env)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
 def podman_first_ping(sb: NetnsSandbox, bindir: str, env: dict[str, str], samples: int) -> list[float]:

@@ -141,6 +141,7 @@ def test_spoofed_flood_past_the_meters_is_bounded_by_the_agent(cluster: Cluster)
               for hi in range(16) for lo in range(16)]
     seconds = FLOOD_SECONDS / 3
     inj = Injector(c.host("hv1"), "vm9", frames, seconds)
+    t0 = time.monotonic()
     inj.start()
     latencies, peak_queue = [], 0
     try:
@@ -155,11 +156,17 @@ def test_spoofed_flood_past_the_meters_is_bounded_by_the_agent(cluster: Cluster)
     finally:
         inj.stop.set()
     after = c.status("hv1")
+    elapsed = time.monotonic() - t0
     pins = after["packet_ins"]
     print(f"spoofed flood: {inj.sent} injected in {seconds:.0f} s; install latency baseline {baseline * 1000:.0f} ms,"
           f" during flood max {max(latencies) * 1000:.0f} ms; RSS {before['rss_mb']} -> {after['rss_mb']} MB;"
           f" peak queue {peak_queue}; packet-ins {pins}")
-    assert pins["received"] > 1000 and pins["dropped_total_rate"] + pins["dropped_queue"] > 0
+    assert pins["received"] > 1000
+    # Every packet-in is accounted for, and the total rate held (1000/s plus a burst of 1000): how much was
+    # dropped depends on how fast this machine's datapath lets the flood through.
+    ttl = pins["by_op"]["ttl_exceeded"]
+    assert pins["handled"] + pins["dropped_total_rate"] + pins["dropped_source_rate"] == ttl
+    assert pins["received"] + pins["dropped_queue"] >= ttl and pins["handled"] <= 1000 * (elapsed + 1)
     assert peak_queue <= 1024 and pins["errors"] == 0
     assert max(latencies) < max(1.0, 3 * baseline), latencies
     assert after["rss_mb"] - before["rss_mb"] < 50

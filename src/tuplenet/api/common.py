@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
@@ -31,50 +31,43 @@ ERRORS: dict[int | str, dict[str, Any]] = {400: _E, 401: _E, 403: _E, 404: _E, 4
 
 class Ops:
     """Runs one request's control-layer call: reads from the cache inline on the event loop (memory only, no
-    thread hop), anything that talks to etcd in a worker thread. A write then waits until the cache shows it,
-    so whoever reads this server after the answer sees the change."""
+    thread hop), anything that talks to etcd in a worker thread. A write holds the server's write lock and
+    then waits until the cache shows it, so whoever reads this server after the answer sees the change."""
 
-    def __init__(self, ctl: Controller, inline: bool, recorder: RevisionRecorder | None = None,
-                 cache: Any = None) -> None:
-        self.ctl, self.inline, self.recorder, self.cache = ctl, inline, recorder, cache
+    def __init__(self, ctl: Controller, inline: bool, lock: asyncio.Lock | None = None,
+                 recorder: RevisionRecorder | None = None, cache: Any = None) -> None:
+        self.ctl, self.inline, self.lock, self.recorder, self.cache = ctl, inline, lock, recorder, cache
 
     async def __call__(self, fn: Callable[[Controller], T]) -> T:
-        if self.inline:
-            return fn(self.ctl)
-        result = await run_in_threadpool(fn, self.ctl)
-        rec, cache = self.recorder, self.cache
-        if rec is not None and rec.revision and cache is not None and cache.usable:
-            await run_in_threadpool(cache.wait_for, rec.revision, WRITE_VISIBLE_TIMEOUT)
+        if self.lock is None:
+            return fn(self.ctl) if self.inline else await run_in_threadpool(fn, self.ctl)
+        async with self.lock:
+            result = fn(self.ctl) if self.inline else await run_in_threadpool(fn, self.ctl)
+            rec, cache = self.recorder, self.cache
+            if rec is not None and rec.revision and cache is not None and cache.usable:
+                await run_in_threadpool(cache.wait_for, rec.revision, WRITE_VISIBLE_TIMEOUT)
         return result
 
 
-@asynccontextmanager
-async def request_ops(request: Request) -> AsyncIterator[Ops]:
-    """The Ops of a request. Writes of one server hold its write lock: CAS keeps concurrent writers correct,
-    but 20 of them racing on one switch would mostly re-plan and could exhaust the controller's retries (409
-    "gave up"); CAS still guards against other servers and tpctl. It is an asyncio lock, so waiting writers
-    hold no worker thread and reads never wait."""
+async def operations(request: Request) -> Ops:
+    """The Ops of a request. Writes of one server are serialised by its write lock: CAS keeps concurrent
+    writers correct, but 20 of them racing on one switch would mostly re-plan and could exhaust the
+    controller's retries (409 "gave up"); CAS still guards against other servers and tpctl. It is an asyncio
+    lock, so waiting writers hold no worker thread and reads never wait. (A plain async dependency: a
+    generator one costs an exit stack per request.)"""
     state = request.app.state
     store, cache = state.store, state.cache
+    in_memory = isinstance(store, MemStore)
     if request.method in READ_METHODS:
-        if isinstance(store, MemStore):
-            yield Ops(Controller(store), inline=True)
-        elif cache is not None and cache.usable and "no-cache" not in request.headers.get("cache-control", ""):
-            yield Ops(Controller(cache), inline=True)
-        else:
-            yield Ops(Controller(store), inline=False)
-        return
-    async with state.write_lock:
-        if isinstance(store, MemStore):
-            yield Ops(Controller(store), inline=True)
-        else:
-            recorder = RevisionRecorder(store)
-            yield Ops(Controller(recorder), inline=False, recorder=recorder, cache=cache)
-
-
-async def operations(request: Request) -> AsyncIterator[Ops]:
-    async with request_ops(request) as ops:
-        yield ops
+        if in_memory:
+            return Ops(Controller(store), inline=True)
+        if cache is not None and cache.usable and "no-cache" not in request.headers.get("cache-control", ""):
+            return Ops(Controller(cache), inline=True)
+        return Ops(Controller(store), inline=False)
+    if in_memory:
+        return Ops(Controller(store), inline=True, lock=state.write_lock)
+    recorder = RevisionRecorder(store)
+    return Ops(Controller(recorder), inline=False, lock=state.write_lock, recorder=recorder, cache=cache)
 
 
 Run = Annotated[Ops, Depends(operations)]

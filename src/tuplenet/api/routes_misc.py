@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from tuplenet.control import Controller, InvalidArgument, format_export, parse_export
 from tuplenet.model import int_to_ip
 
-from .common import ERRORS, Run, logged, request_ops
+from .common import ERRORS, Run, logged, operations
 from .render import FORMATS, draw, entities
 from .schemas import BooksChanged, ChassisOut, Deleted, DeviceIds, IdMembers, ImportOut, Problems
 
@@ -105,8 +105,8 @@ async def import_records(request: Request,
     except UnicodeDecodeError as exc:
         raise InvalidArgument(f"the import body is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     records = parse_export(text)
-    async with request_ops(request) as run:  # the write lock only once the whole body is in
-        res = await run(lambda c: c.import_records(records, overwrite=overwrite))
+    run = await operations(request)  # the write lock is taken only once the whole body is in
+    res = await run(lambda c: c.import_records(records, overwrite=overwrite))
     return JSONResponse({"created": res.created, "replaced": res.replaced, "ids_assigned": res.ids_assigned,
                          "batches": res.batches})
 

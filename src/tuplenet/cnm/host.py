@@ -82,12 +82,11 @@ class LinuxHost:
         host, cont = veth_names(eid)
         if _link_exists(host):  # left by an interrupted earlier attempt: start afresh
             self.delete_port(eid)
-        self._run("creating veth", ["ip", "link", "add", host, "mtu", str(mtu), "type", "veth", "peer", "name",
-                                    cont, "address", mac, "mtu", str(mtu)])
+        self._run("creating veth", ["ip", "link", "add", host, "mtu", str(mtu), "up", "type", "veth", "peer",
+                                    "name", cont, "address", mac, "mtu", str(mtu)])
         try:
             if self.tx_off:
                 self._run("disabling tx offload", ["ethtool", "-K", cont, "tx", "off"])
-            self._run("bringing veth up", ["ip", "link", "set", host, "up"])
             self.vsctl("adding OVS port", "--may-exist", "add-port", self.bridge, host, "--", "set", "Interface",
                        host, f"external_ids:iface-id={iface_id}", f"external_ids:attached-mac={mac}")
         except HostError:

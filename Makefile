@@ -17,9 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip >/dev/null
 	$(PY) -m pip install -q -e '.[dev]'
+	scripts/link-system-ovs.sh $(VENV)  # the ovs library comes from Debian's python3-openvswitch only
 	touch $@
 
-venv: $(VENV)/.installed
+venv: apt $(VENV)/.installed
 
 deps: apt venv
 

@@ -1,3 +1,2 @@
-"""The per-host daemon. Loading it first gives the ovs library its C JSON parser when one is available."""
-
-from . import ovs_json  # noqa: F401 - must run before anything imports ovs.json
+"""The per-host daemon. Its OVSDB side uses the `ovs` library of Debian's python3-openvswitch (with the
+compiled JSON parser; `scripts/link-system-ovs.sh` makes it importable from a virtualenv)."""

@@ -56,6 +56,12 @@ def _pidfile(rundir: str) -> str:
 
 
 def run_agent(argv: list[str]) -> int:
+    try:
+        import ovs.db.idl  # noqa: F401 - the OVSDB library: fail with one line, not a traceback
+    except ImportError:
+        print("tuplenet: the `ovs` Python library is missing: apt-get install python3-openvswitch, then "
+              "scripts/link-system-ovs.sh <venv> when the agent runs from a virtualenv", file=sys.stderr)
+        return 2
     from .daemon import Agent, StartupError
 
     try:

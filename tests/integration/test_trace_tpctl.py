@@ -5,8 +5,8 @@ logical object and rule of every step, host by host."""
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
-import time
 
 import pytest
 from test_tpctl_helpers import argv, fails, ok, run
@@ -129,13 +129,15 @@ def test_errors_are_one_line(etcd, prefix, tutorial):
 
 def test_process_answers_within_the_budget(etcd, prefix, tutorial):
     """One trace from `tpctl` start to exit; the 50 ms budget (3 routers, 2 hosts) is measured by
-    bench/bench_trace.py on a quiet machine; this only guards against gross regressions."""
+    bench/bench_trace.py on a quiet machine. This guards against gross regressions only, by the child's
+    CPU time (wall time on the shared CI machine swings with its load)."""
     cmd = argv(etcd, prefix, "trace", "--simulate", "--json", "-s", "LS-A/vm1", "--dst-ip", "10.10.2.3")
     best = float("inf")
     for _ in range(3):
-        t0 = time.perf_counter()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        best = min(best, time.perf_counter() - t0)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        best = min(best, r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
         assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["result"] == "delivered"
-    assert best < 2.0
+    assert best < 1.5, f"tpctl trace used {best:.2f} s of CPU"

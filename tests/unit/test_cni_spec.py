@@ -158,3 +158,10 @@ def test_process_answers_garbage_with_error_json() -> None:
     assert r.returncode == 1 and "Traceback" not in r.stderr.decode()
     out = json.loads(r.stdout)
     assert out["code"] == 4 and "CNI_CONTAINERID" in out["msg"]
+
+
+@pytest.mark.parametrize("command, version", [("CHECK", "0.3.1"), ("STATUS", "1.0.0"), ("GC", "0.4.0")])
+def test_commands_newer_than_the_config_version_are_refused(command: str, version: str) -> None:
+    status, out = handle({**ENV, "CNI_COMMAND": command}, json.dumps({**GOOD, "cniVersion": version}).encode(),
+                         _noop)
+    assert status == 1 and out["code"] == 1 and f"{command} needs cniVersion" in out["msg"], out

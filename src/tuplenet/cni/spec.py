@@ -176,6 +176,13 @@ def parse_version(raw: Mapping[str, Any]) -> str:
     return version
 
 
+MIN_VERSION = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC": "1.1.0"}  # the spec version that introduced them
+
+
+def _vtuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))
+
+
 def _field(raw: Mapping[str, Any], *names: str) -> Any:
     for n in names:
         if n in raw and raw[n] is not None:
@@ -215,6 +222,9 @@ def parse_conf(raw: dict[str, Any], environ: Mapping[str, str] | None = None, co
     c = NetConf()
     c.raw = raw
     c.cni_version = parse_version(raw)
+    need = MIN_VERSION.get(command)
+    if need and _vtuple(c.cni_version) < _vtuple(need):
+        raise CniError(INCOMPATIBLE_VERSION, f"{command} needs cniVersion {need} or later, not {c.cni_version}")
     name = raw.get("name")
     if not isinstance(name, str) or not _ID.match(name):
         raise CniError(INVALID_CONFIG, f"name {_show(name)} is not a valid network name")

@@ -271,3 +271,13 @@ def test_watch_refused_at_creation_ends_with_the_reason(hostile: Hostile, reason
     assert time.monotonic() - t0 < 5, "the refused watch hung as if it had been created"
     assert len(errors) == 1 and isinstance(errors[0], expected) and reason.split(": ")[-1] in str(errors[0])
     assert got == [] and watch.revision == 0
+
+
+def test_a_line_without_end_is_bounded() -> None:
+    from tuplenet.store.watch import iter_lines
+
+    chunks = iter([b"a" * 1000] * 10)
+    with pytest.raises(MalformedAnswer, match="longer than 5000 bytes"):
+        list(iter_lines(lambda _n: next(chunks, b""), max_line=5000))
+    chunks = iter([b"a" * 1000 + b"\n"] * 10)
+    assert len(list(iter_lines(lambda _n: next(chunks, b""), max_line=5000))) == 10

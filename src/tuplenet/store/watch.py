@@ -33,6 +33,7 @@ from .types import Event, WatchBatch
 
 log = logging.getLogger("tuplenet.store")
 _READ_SIZE = 1 << 16
+MAX_LINE = 256 << 20  # far above any etcd watch answer (requests are capped at 1.5 MiB by default)
 _NET_ERRORS = (OSError, http.client.HTTPException, ValueError)
 
 
@@ -45,21 +46,29 @@ class _StreamEnded(Exception):
         self.renew = renew
 
 
-def iter_lines(read1: Callable[[int], bytes]) -> Iterator[bytes]:
-    """Split a byte stream (read1() -> chunk, b"" at EOF) into lines without quadratic copying."""
+def iter_lines(read1: Callable[[int], bytes], max_line: int = MAX_LINE) -> Iterator[bytes]:
+    """Split a byte stream (read1() -> chunk, b"" at EOF) into lines without quadratic copying.
+
+    MalformedAnswer for a line longer than `max_line`: a peer that never sends a newline must not fill memory.
+    """
     pending: list[bytes] = []
+    size = 0
     while True:
         chunk = read1(_READ_SIZE)
         if not chunk:
             return
         if b"\n" not in chunk:
             pending.append(chunk)
+            size += len(chunk)
+            if size > max_line:
+                raise MalformedAnswer(f"etcd /v3/watch: a line longer than {max_line} bytes")
             continue
         if pending:
             pending.append(chunk)
             chunk = b"".join(pending)
             pending = []
         *lines, rest = chunk.split(b"\n")
+        size = len(rest)
         if rest:
             pending.append(rest)
         for line in lines:

@@ -165,14 +165,16 @@ class Binder:
             if b is None:
                 b = self._backoff[d.lsp] = _Backoff()
             if now < b.next_at:
-                if i not in self._due:
+                if self._due.get(i) != b.next_at:
                     self.deferred += 1
                     log.info("iface-id %s: claim of %s deferred %.0f s (claimed and lost before)", i,
                              _name(d.lsp), b.next_at - now)
                 self._due[i] = b.next_at
                 continue
-            self._due.pop(i, None)
             b.claimed(now)
+            # Re-check once the backoff has passed even if nothing seems to change: a claim overwritten
+            # before we saw it come back (a compacted watch re-lists only the last value) is retried.
+            self._due[i] = b.next_at
             self.claims += 1
             out.append((d.lsp, view.facts[d.lsp]))
         return out

@@ -281,3 +281,13 @@ def test_a_line_without_end_is_bounded() -> None:
         list(iter_lines(lambda _n: next(chunks, b""), max_line=5000))
     chunks = iter([b"a" * 1000 + b"\n"] * 10)
     assert len(list(iter_lines(lambda _n: next(chunks, b""), max_line=5000))) == 10
+
+
+def test_an_endless_answer_is_bounded(hostile: Hostile, monkeypatch) -> None:
+    from tuplenet.store import transport
+
+    monkeypatch.setattr(transport, "MAX_ANSWER", 1000)
+    hostile.scripts["/v3/kv/range"] = lambda n: (200, b'{"kvs": [' + b'{"key": "AA=="},' * 500 + b"{}]}")
+    with Store(hostile.endpoint, prefix="/tn/", timeout=0.5) as store:
+        with pytest.raises(MalformedAnswer, match="longer than 1000 bytes"):
+            store.get("k")

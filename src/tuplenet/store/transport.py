@@ -41,6 +41,7 @@ _HEADERS = {"Content-Type": "application/json"}
 _NET_ERRORS = (OSError, http.client.HTTPException)
 BACKOFF_MIN = 0.05
 BACKOFF_MAX = 1.0
+MAX_ANSWER = 256 << 20  # a peer must not fill memory; etcd's pages here stay far below (see Store.get_prefix)
 TLS_PASSES = 2  # rotations in a row where every endpoint failed TLS before that is reported as TLSError
 
 
@@ -227,7 +228,7 @@ class Transport:
             raise _Retry(tls or _describe(exc), tls is not None) from exc  # not sent: etcd did not act on it
         try:
             resp = conn.getresponse()
-            data = resp.read()
+            data = resp.read(MAX_ANSWER + 1)
         except _NET_ERRORS as exc:
             conn.close()
             tls = self._cert_refused(index, reused, exc)
@@ -238,6 +239,9 @@ class Transport:
                 raise _Retry(why, tls is not None) from exc
             raise Unavailable(f"etcd {path} on {self.names[index]}: {why}; "
                               "the outcome of this write is unknown", self.names) from exc
+        if len(data) > MAX_ANSWER:
+            conn.close()
+            raise MalformedAnswer(f"etcd {path} on {self.names[index]}: an answer longer than {MAX_ANSWER} bytes")
         if resp.will_close:
             conn.close()
         else:

@@ -208,10 +208,10 @@ def tb_rebuild_ip_book(ctx: Ctx, a: list[str]) -> int:
 
 
 def tb_decode_id_string(ctx: Ctx, a: list[str]) -> int:
-    from tuplenet.control.maint import MaintOps
+    from tuplenet.control.maint import Maintenance
     from tuplenet.model import int_to_ip
 
-    for member in MaintOps.decode_id_string(a[0]):
+    for member in Maintenance.decode_id_string(a[0]):
         say(f"{member} => {int_to_ip(member)}")
     return 0
 

@@ -6,12 +6,11 @@ from a fresh read when it loses a race; errors are ControlError subclasses with 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tuplenet.model import IMPORT_MARKER_KEY
-from tuplenet.model.importmark import ImportMarker
-from tuplenet.store import Compare, Op
-
+from .backup import Backup
+from .base import Core
+from .devices import DevicePlans
 from .errors import (
     AlreadyExists,
     Conflict,
@@ -21,42 +20,102 @@ from .errors import (
     NotFound,
     VersionMismatch,
 )
-from .maint import MaintOps
+from .maint import Maintenance
+from .routers import Routers
+from .switches import Switches
 
-if TYPE_CHECKING:
-    from .bulk import ImportResult
+
+class _Via:
+    """A Controller attribute that is the same-named method of one of its services (signature and doc
+    included), so the public API stays one flat object while each service keeps one job."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(getattr(obj, self.service), self.name)
 
 
-class Controller(MaintOps):
-    """All operations: switches, routers, ports, routes, NAT, chassis, toolbox, export/import.
+class Controller:
+    """All operations, composed of services with one job each around one transaction core:
+
+    - `core` (base.Core): store, snapshot reads, plan/commit/retry, bookkeeping reads, schema version;
+    - `devices` (DevicePlans): the create/delete plans switches and routers share;
+    - `switches`, `routers`: ls/lsp/patch ports/IPAM, lr/lrp/lsr/lnat/link;
+    - `maintenance`: chassis and toolbox; `backup`: export, import, the import marker.
 
     `store` is a tuplenet.store.Store (or anything with its get/get_prefix/txn API).
     """
 
-    def export_records(self) -> tuple[list[tuple[str, str]], int]:
-        """Every key under entity_view/ with its raw value, sorted by key, and the revision read at.
+    def __init__(self, store: Any, attempts: int = 16) -> None:
+        self.core = Core(store, attempts)
+        self.devices = DevicePlans(self.core)
+        self.switches = Switches(self.core, self.devices)
+        self.routers = Routers(self.core, self.devices)
+        self.maintenance = Maintenance(self.core)
+        self.backup = Backup(self.core)
 
-        The import marker is not a record and is left out.
-        """
-        kvs, rev = self.store.get_prefix("entity_view/")
-        return [(kv.key, kv.value) for kv in kvs if kv.key != IMPORT_MARKER_KEY], rev
+    @property
+    def store(self) -> Any:
+        return self.core.store
 
-    def import_records(self, records: list[tuple[int, str, str]], overwrite: bool = False,
-                       resume: bool = False) -> ImportResult:
-        """Validate (line number, key, value) records, then write them; see tuplenet.control.bulk."""
-        from .bulk import Importer
+    @property
+    def warnings(self) -> list[str]:
+        """Bad records skipped while listing, one line each."""
+        return self.core.warnings
 
-        return Importer(self).run(records, overwrite, resume)
+    # the transaction core (used by callers that compose their own plans, e.g. the CNI plugin)
+    commit = _Via("core")
+    ensure_version = _Via("core")
+    plan_port_delete = _Via("devices")
 
-    def abandon_import(self) -> ImportMarker:
-        """Drop the marker of an interrupted import (what it wrote stays); agents apply what they held."""
-        kv = self.store.get(IMPORT_MARKER_KEY)
-        if kv is None:
-            raise NotFound("no import is in progress")
-        if not self.store.txn([Compare.mod_revision(IMPORT_MARKER_KEY, "=", kv.mod_revision)],
-                              [Op.delete(IMPORT_MARKER_KEY)]).succeeded:
-            raise Conflict("the import marker changed meanwhile (the import is still running?); nothing done")
-        return ImportMarker.parse(kv.value)
+    add_switch = _Via("switches")
+    delete_switch = _Via("switches")
+    list_switches = _Via("switches")
+    get_switch = _Via("switches")
+    add_switch_port = _Via("switches")
+    add_patch_port = _Via("switches")
+    delete_switch_port = _Via("switches")
+    list_switch_ports = _Via("switches")
+    get_switch_port = _Via("switches")
+    allocate_switch_port = _Via("switches")
+
+    add_router = _Via("routers")
+    delete_router = _Via("routers")
+    list_routers = _Via("routers")
+    get_router = _Via("routers")
+    link = _Via("routers")
+    add_router_port = _Via("routers")
+    delete_router_port = _Via("routers")
+    list_router_ports = _Via("routers")
+    get_router_port = _Via("routers")
+    add_static_route = _Via("routers")
+    delete_static_route = _Via("routers")
+    list_static_routes = _Via("routers")
+    get_static_route = _Via("routers")
+    add_nat = _Via("routers")
+    delete_nat = _Via("routers")
+    list_nats = _Via("routers")
+    get_nat = _Via("routers")
+
+    list_chassis = _Via("maintenance")
+    get_chassis = _Via("maintenance")
+    delete_chassis = _Via("maintenance")
+    sync_device_map = _Via("maintenance")
+    find_ip_conflicts = _Via("maintenance")
+    find_id_conflicts = _Via("maintenance")
+    rebuild_ip_books = _Via("maintenance")
+    decode_id_string = staticmethod(Maintenance.decode_id_string)
+
+    export_records = _Via("backup")
+    import_records = _Via("backup")
+    abandon_import = _Via("backup")
 
 
 def __getattr__(name: str) -> Any:

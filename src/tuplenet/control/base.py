@@ -117,8 +117,9 @@ def checked(func: Callable[..., Any], *args: Any) -> Any:
         raise InvalidArgument(str(exc)) from None
 
 
-class ControllerBase:
-    """Holds the store; the operation mixins build on these helpers."""
+class Core:
+    """The transaction core every service shares: the store, snapshot reads, decoding with warnings, the
+    bookkeeping reads, and the plan/commit/retry loop."""
 
     def __init__(self, store: Any, attempts: int = 16) -> None:
         self.store = store

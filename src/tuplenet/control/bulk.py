@@ -37,7 +37,7 @@ from tuplenet.model.ovsnames import patch_port_problem
 from tuplenet.model.roaring import decode_bitmap, encode_bitmap
 from tuplenet.store import KV, Compare, Op
 
-from .base import PORT_KIND, ControllerBase, DeviceBook, record_id
+from .base import PORT_KIND, Core, DeviceBook, record_id
 from .errors import Conflict, ControlError, InvalidArgument
 from .importwrite import BATCH_OPS, ImportWriter, Unit
 
@@ -87,19 +87,19 @@ def _summary(errors: list[str]) -> str:
 
 
 class Importer:
-    """One import run on behalf of a controller (kept out of Controller so plain commands never load it)."""
+    """One import run (a module of its own so plain commands never load it)."""
 
-    def __init__(self, ctl: ControllerBase) -> None:
-        self.ctl = ctl
-        self.store = ctl.store
-        self.device_book = ctl.device_book
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.store = core.store
+        self.device_book = core.device_book
         self.trust_book = True
 
     def run(self, records: list[tuple[int, str, str]], overwrite: bool = False,
             resume: bool = False) -> ImportResult:
         """Validate then write `records`. A marker left by an interrupted run of the same records (or
         `resume`) makes this a resume: records already written are skipped, the rest is written."""
-        self.ctl.ensure_version()
+        self.core.ensure_version()
         marker = ImportMarker(records_digest([(k, v) for _, k, v in records], overwrite), len(records))
         marker_kv = self.store.get(IMPORT_MARKER_KEY)
         if marker_kv is not None:

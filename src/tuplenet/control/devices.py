@@ -21,19 +21,23 @@ from tuplenet.model import (
 )
 from tuplenet.store import Compare, Op
 
-from .base import NOUN, PORT_KIND, ControllerBase, Plan, not_found, record_id
+from .base import NOUN, PORT_KIND, Core, Plan, not_found, record_id
 from .errors import AlreadyExists, Conflict, NotEmpty
 
 
-class DeviceOps(ControllerBase):
-    """Generic create/delete of LS/LR and of their ports."""
+class DevicePlans:
+    """Plans (read, check, one guarded transaction) for LS/LR and their children, shared by switches and
+    routers; callers commit them through the core."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
 
     def plan_device_add(self, kind: str, name: str, make: Callable[[int], Entity]) -> Plan:
         key = entity_key(kind, (name,))
-        (kv, dev_kv), _ = self.read(Op.get(key), Op.get(DEVICE_IDS_KEY))
+        (kv, dev_kv), _ = self.core.read(Op.get(key), Op.get(DEVICE_IDS_KEY))
         if kv is not None:
             raise AlreadyExists(f"unable to save {NOUN[kind]} {name}: /{key} already exists")
-        book = self.device_book(dev_kv)
+        book = self.core.device_book(dev_kv)
         entity = make(book.allocate())
         return Plan([Compare.missing(key), book.guard()],
                     [Op.put(key, entity.to_value()), *book.ops(book.ids | {entity.id})], entity)  # type: ignore[union-attr]
@@ -43,7 +47,7 @@ class DeviceOps(ControllerBase):
         """Delete an LS/LR; `refuse(child kinds present)` gives the error for a non-recursive delete."""
         key = entity_key(kind, (name,))
         book_key = ip_book_key(kind, name)
-        (kv, children, book_kv, dev_kv), _ = self.read(
+        (kv, children, book_kv, dev_kv), _ = self.core.read(
             Op.get(key), Op.get_prefix(children_prefix(kind, name)), Op.get(book_key), Op.get(DEVICE_IDS_KEY))
         if kv is None:
             raise not_found(kind, (name,))
@@ -58,10 +62,10 @@ class DeviceOps(ControllerBase):
         ops = [Op.delete(key), Op.delete_prefix(children_prefix(kind, name)), Op.delete(book_key)]
         dev_id = record_id(kv.value)
         if dev_kv is not None and dev_id is not None:
-            book = self.device_book(dev_kv)
+            book = self.core.device_book(dev_kv)
             compares.append(book.guard())
             ops += book.ops(book.ids - {dev_id})
-        return Plan(compares, ops, self.decode_kv(kv, kind) or name)
+        return Plan(compares, ops, self.core.decode_kv(kv, kind) or name)
 
     def plan_ports_add(self, ports: Sequence[Any], exists_msg: Callable[[Any], str],
                        assign: Callable[[Any, set[int]], Any] | None = None) -> Plan:
@@ -74,7 +78,7 @@ class DeviceOps(ControllerBase):
         for pk, pname in parents:
             reads += [Op.get(entity_key(pk, (pname,))), Op.get(ip_book_key(pk, pname)),
                       Op.get_prefix(children_prefix(pk, pname, PORT_KIND[pk]))]
-        responses, _ = self.read(*reads)
+        responses, _ = self.core.read(*reads)
         parent_reads = {parent: responses[len(ports) + 3 * i: len(ports) + 3 * i + 3]
                         for i, parent in enumerate(parents)}
         for port in ports:  # same check order as 0.3: parent, then name, then port id
@@ -87,7 +91,7 @@ class DeviceOps(ControllerBase):
         ops: list[Op] = []
         out = list(ports)
         for (pk, pname), (_, book_kv, port_kvs) in parent_reads.items():
-            book = self.port_book(pk, pname, book_kv, port_kvs)
+            book = self.core.port_book(pk, pname, book_kv, port_kvs)
             ids = set(book.used)
             for i, port in enumerate(out):
                 if (port.parent_kind, port.ident[0]) != (pk, pname):
@@ -107,21 +111,21 @@ class DeviceOps(ControllerBase):
     def plan_port_delete(self, kind: str, parent: str, name: str) -> Plan:
         parent_kind = "LS" if kind == "lsp" else "LR"
         key = entity_key(kind, (parent, name))
-        (parent_kv, kv, book_kv, port_kvs), _ = self.read(
+        (parent_kv, kv, book_kv, port_kvs), _ = self.core.read(
             Op.get(entity_key(parent_kind, (parent,))), Op.get(key), Op.get(ip_book_key(parent_kind, parent)),
             Op.get_prefix(children_prefix(parent_kind, parent, kind)))
         if parent_kv is None:
             raise not_found(parent_kind, (parent,))
         if kv is None:
             raise not_found(kind, (parent, name))
-        book = self.port_book(parent_kind, parent, book_kv, [p for p in port_kvs if p.key != key])
+        book = self.core.port_book(parent_kind, parent, book_kv, [p for p in port_kvs if p.key != key])
         return Plan([Compare.mod_revision(key, "=", kv.mod_revision), book.guard()],
-                    [Op.delete(key), *book.ops(book.used)], self.decode_kv(kv, kind) or name)
+                    [Op.delete(key), *book.ops(book.used)], self.core.decode_kv(kv, kind) or name)
 
     def plan_child_add(self, child: Any, exists_msg: str) -> Plan:
         """Create a child that holds no bookkeeping (static route, NAT rule) under an existing router."""
         parent_key = entity_key(child.parent_kind, (child.ident[0],))
-        (parent_kv, kv), _ = self.read(Op.get(parent_key), Op.get(child.key))
+        (parent_kv, kv), _ = self.core.read(Op.get(parent_key), Op.get(child.key))
         if parent_kv is None:
             raise not_found(child.parent_kind, (child.ident[0],))
         if kv is not None:
@@ -132,10 +136,10 @@ class DeviceOps(ControllerBase):
     def plan_child_delete(self, kind: str, parent: str, name: str) -> Plan:
         parent_key = entity_key("LR", (parent,))
         key = entity_key(kind, (parent, name))
-        (parent_kv, kv), _ = self.read(Op.get(parent_key), Op.get(key))
+        (parent_kv, kv), _ = self.core.read(Op.get(parent_key), Op.get(key))
         if parent_kv is None:
             raise not_found("LR", (parent,))
         if kv is None:
             raise not_found(kind, (parent, name))
         return Plan([Compare.mod_revision(key, "=", kv.mod_revision)], [Op.delete(key)],
-                    self.decode_kv(kv, kind) or name)
+                    self.core.decode_kv(kv, kind) or name)

@@ -15,9 +15,10 @@ from tuplenet.model import (
     validate_name,
 )
 
-from .base import checked
+from .base import Core, checked
+from .devices import DevicePlans
 from .errors import InvalidArgument
-from .switches import SwitchOps, _opt_name
+from .switches import _opt_name
 
 
 def _refuse_router(name: str, present: set[str]) -> str:
@@ -26,26 +27,31 @@ def _refuse_router(name: str, present: set[str]) -> str:
     return f'failed to delete {name}: there are remaining NAT rules, consider using "-r"?'
 
 
-class RouterOps(SwitchOps):
+class Routers:
+    """Logical routers, their ports, static routes and NAT rules, and router-switch links."""
+
+    def __init__(self, core: Core, plans: DevicePlans) -> None:
+        self.core, self.plans = core, plans
+
     def add_router(self, name: str, chassis: str | None = None) -> LR:
         """Create a router; with `chassis` it is pinned (centralised) there."""
         name = checked(validate_name, name)
         chassis = _opt_name(chassis)
-        return self.commit(lambda: self.plan_device_add("LR", name, lambda i: LR(name, i, chassis)))
+        return self.core.commit(lambda: self.plans.plan_device_add("LR", name, lambda i: LR(name, i, chassis)))
 
     def delete_router(self, name: str, recursive: bool = False) -> LR | str:
         """Delete a router; without `recursive` it must have no ports, static routes or NAT rules.
 
         0.3 ignored NAT rules here and left orphan lnat keys behind (§7.12); they count now.
         """
-        return self.commit(lambda: self.plan_device_delete("LR", name, recursive,
+        return self.core.commit(lambda: self.plans.plan_device_delete("LR", name, recursive,
                                                            lambda present: _refuse_router(name, present)))
 
     def list_routers(self) -> list[LR]:
-        return self.list_top("LR")
+        return self.core.list_top("LR")
 
     def get_router(self, name: str) -> LR:
-        return self.get("LR", name)
+        return self.core.get("LR", name)
 
     def link(self, router: str, switch: str, cidr: str, mac: str | None = None) -> tuple[LSP, LRP]:
         """Connect router and switch: lsp `<switch>_to_<router>` + lrp `<router>_to_<switch>`, peered.
@@ -63,7 +69,7 @@ class RouterOps(SwitchOps):
         def exists(p: LSP | LRP) -> str:
             return f"switch port {p.name} exists" if p.kind == "lsp" else f"router port {p.name} exists"
 
-        sp_out, rp_out = self.commit(lambda: self.plan_ports_add([sp, rp], exists))
+        sp_out, rp_out = self.core.commit(lambda: self.plans.plan_ports_add([sp, rp], exists))
         return sp_out, rp_out
 
     def add_router_port(self, router: str, name: str, cidr: str, mac: str | None = None,
@@ -72,17 +78,17 @@ class RouterOps(SwitchOps):
         ip, prefix = checked(parse_cidr, cidr)
         mac = checked(normalize_mac, mac) if mac and mac.strip() else derive_mac(ip)
         port = LRP(router, name, ip, prefix, mac, _opt_name(peer))
-        return self.commit(lambda: self.plan_ports_add([port], lambda p: f"router port {p.name} exists"))[0]
+        return self.core.commit(lambda: self.plans.plan_ports_add([port], lambda p: f"router port {p.name} exists"))[0]
 
     def delete_router_port(self, router: str, name: str) -> LRP | str:
-        return self.commit(lambda: self.plan_port_delete("lrp", router, name))
+        return self.core.commit(lambda: self.plans.plan_port_delete("lrp", router, name))
 
     def list_router_ports(self, router: str) -> list[LRP]:
-        return self.list_children("LR", router, "lrp")
+        return self.core.list_children("LR", router, "lrp")
 
     def get_router_port(self, router: str, name: str) -> LRP:
         self.get_router(router)
-        return self.get("lrp", router, name)
+        return self.core.get("lrp", router, name)
 
     def add_static_route(self, router: str, name: str, cidr: str, next_hop: str, outport: str) -> LSR:
         """Static route; like 0.3 the outport is not checked against existing router ports."""
@@ -93,17 +99,17 @@ class RouterOps(SwitchOps):
         except ValueError:
             raise InvalidArgument(f"invalid next_hop: {next_hop}") from None
         route = LSR(router, name, ip, prefix, next_hop, checked(validate_name, outport))
-        return self.commit(lambda: self.plan_child_add(route, f"router {router} static route {name} exists"))
+        return self.core.commit(lambda: self.plans.plan_child_add(route, f"router {router} static route {name} exists"))
 
     def delete_static_route(self, router: str, name: str) -> LSR | str:
-        return self.commit(lambda: self.plan_child_delete("lsr", router, name))
+        return self.core.commit(lambda: self.plans.plan_child_delete("lsr", router, name))
 
     def list_static_routes(self, router: str) -> list[LSR]:
-        return self.list_children("LR", router, "lsr")
+        return self.core.list_children("LR", router, "lsr")
 
     def get_static_route(self, router: str, name: str) -> LSR:
         self.get_router(router)
-        return self.get("lsr", router, name)
+        return self.core.get("lsr", router, name)
 
     def add_nat(self, router: str, name: str, cidr: str, xlate_type: str, xlate_ip: str) -> LNAT:
         name = checked(validate_name, name)
@@ -116,14 +122,14 @@ class RouterOps(SwitchOps):
         except (ValueError, AttributeError):
             raise InvalidArgument(f"invalid translate IP: {xlate_ip}") from None
         nat = LNAT(router, name, ip, prefix, xlate_type, xlate_ip)
-        return self.commit(lambda: self.plan_child_add(nat, f"router NAT {name} exists"))
+        return self.core.commit(lambda: self.plans.plan_child_add(nat, f"router NAT {name} exists"))
 
     def delete_nat(self, router: str, name: str) -> LNAT | str:
-        return self.commit(lambda: self.plan_child_delete("lnat", router, name))
+        return self.core.commit(lambda: self.plans.plan_child_delete("lnat", router, name))
 
     def list_nats(self, router: str) -> list[LNAT]:
-        return self.list_children("LR", router, "lnat")
+        return self.core.list_children("LR", router, "lnat")
 
     def get_nat(self, router: str, name: str) -> LNAT:
         self.get_router(router)
-        return self.get("lnat", router, name)
+        return self.core.get("lnat", router, name)

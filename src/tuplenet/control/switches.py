@@ -15,8 +15,8 @@ from tuplenet.model import (
 )
 from tuplenet.model.ovsnames import check_patch_port
 
-from .base import checked
-from .devices import DeviceOps
+from .base import Core, checked
+from .devices import DevicePlans
 
 
 def _opt_name(value: str | None) -> str | None:
@@ -24,23 +24,28 @@ def _opt_name(value: str | None) -> str | None:
     return checked(validate_name, value) if value and value.strip() else None
 
 
-class SwitchOps(DeviceOps):
+class Switches:
+    """Logical switches and their ports (incl. patch ports and IPAM)."""
+
+    def __init__(self, core: Core, plans: DevicePlans) -> None:
+        self.core, self.plans = core, plans
+
     def add_switch(self, name: str) -> LS:
         name = checked(validate_name, name)
-        return self.commit(lambda: self.plan_device_add("LS", name, lambda i: LS(name, i)))
+        return self.core.commit(lambda: self.plans.plan_device_add("LS", name, lambda i: LS(name, i)))
 
     def delete_switch(self, name: str, recursive: bool = False) -> LS | str:
         """Delete a switch; with `recursive` its ports too. Returns what was deleted."""
         def refuse(_: set[str]) -> str:
             return f'failed to delete {name}: there are remaining ports, consider using "-r"?'
 
-        return self.commit(lambda: self.plan_device_delete("LS", name, recursive, refuse))
+        return self.core.commit(lambda: self.plans.plan_device_delete("LS", name, recursive, refuse))
 
     def list_switches(self) -> list[LS]:
-        return self.list_top("LS")
+        return self.core.list_top("LS")
 
     def get_switch(self, name: str) -> LS:
-        return self.get("LS", name)
+        return self.core.get("LS", name)
 
     def add_switch_port(self, switch: str, name: str, ip: str, mac: str | None = None, peer: str | None = None,
                         chassis: str | None = None) -> LSP:
@@ -51,7 +56,7 @@ class SwitchOps(DeviceOps):
         port = LSP(switch, name, ip, mac, _opt_name(peer), _opt_name(chassis))
         if port.is_patch and port.peer:  # a patch port in disguise: same rules as patchport add
             checked(check_patch_port, port.name, port.peer)
-        return self.commit(lambda: self.plan_ports_add(
+        return self.core.commit(lambda: self.plans.plan_ports_add(
             [port], lambda p: f"switch {switch} port {p.name} exists"))[0]
 
     def add_patch_port(self, switch: str, name: str, chassis: str, peer_bridge: str) -> LSP:
@@ -64,18 +69,18 @@ class SwitchOps(DeviceOps):
         peer_bridge = checked(validate_name, peer_bridge)
         checked(check_patch_port, name, peer_bridge)
         port = LSP(switch, name, PATCH_PORT_IP, PATCH_PORT_MAC, peer_bridge, checked(validate_name, chassis))
-        return self.commit(lambda: self.plan_ports_add(
+        return self.core.commit(lambda: self.plans.plan_ports_add(
             [port], lambda p: f"switch {switch} port {p.name} exists"))[0]
 
     def delete_switch_port(self, switch: str, name: str) -> LSP | str:
-        return self.commit(lambda: self.plan_port_delete("lsp", switch, name))
+        return self.core.commit(lambda: self.plans.plan_port_delete("lsp", switch, name))
 
     def list_switch_ports(self, switch: str) -> list[LSP]:
-        return self.list_children("LS", switch, "lsp")
+        return self.core.list_children("LS", switch, "lsp")
 
     def get_switch_port(self, switch: str, name: str) -> LSP:
         self.get_switch(switch)
-        return self.get("lsp", switch, name)
+        return self.core.get("lsp", switch, name)
 
     def allocate_switch_port(self, switch: str, name: str, subnet: str, gateway: str | None = None,
                              chassis: str | None = None) -> LSP:
@@ -92,5 +97,5 @@ class SwitchOps(DeviceOps):
             return LSP(switch, name, ip, derive_mac(ip), None, chassis)
 
         placeholder = LSP(switch, name, "0.0.0.0", "00:00:00:00:00:00", None, chassis)
-        return self.commit(lambda: self.plan_ports_add(
+        return self.core.commit(lambda: self.plans.plan_ports_add(
             [placeholder], lambda p: f"switch {switch} port {p.name} exists", assign))[0]

@@ -5,6 +5,12 @@ every fact and index it looked at; a change to any of those re-runs exactly the 
 engine keeps, per flow identity (table, priority, match), the candidate flows of all owners; the
 installed one is the candidate with the smallest cookie, so the result never depends on the order in
 which changes arrived — which is what makes "incremental == full recompute" hold (and testable).
+
+Owners may also return groups, meters and OVSDB wishes (outputs.py): they are kept per identity with the
+same rule (smallest content digest wins) and reported as typed changes in the run's `Delta`. Owners need
+not be stored facts: a *derived* kind maps fact keys to owner keys (e.g. every equal-cost route of one
+prefix on one router -> ("rgroup", lr, prefix)); the engine keeps the membership, recomputes a derived
+owner when its members change and drops it when it has none.
 """
 
 from __future__ import annotations
@@ -12,10 +18,13 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .flow import Flow
-from .pipeline import OWNER_KINDS, compute
+from .outputs import Delta, DerivedKind, digest_of, ident_of
+from .pipeline import DERIVED, OWNER_KINDS, compute
 from .view import Reader, View
 
 log = logging.getLogger(__name__)
@@ -34,9 +43,24 @@ class Stats:
 
 
 class Engine:
-    def __init__(self, view: View) -> None:
+    def __init__(self, view: View, compute_fn: Callable[[Reader, tuple], list] = compute,
+                 owner_kinds: tuple[str, ...] = OWNER_KINDS, derived: Iterable[DerivedKind] | None = None) -> None:
         self.view = view
+        self._compute_fn = compute_fn
+        self.owner_kinds = owner_kinds
+        self._owner_kind_set = frozenset(owner_kinds)
+        self.derived: dict[str, DerivedKind] = {d.kind: d for d in (DERIVED if derived is None else derived)}
+        self._derive_by_source: dict[str, list[DerivedKind]] = {}
+        for d in self.derived.values():
+            for src in d.sources:
+                self._derive_by_source.setdefault(src, []).append(d)
+        self.members: dict[tuple, set[tuple]] = {}  # derived owner -> its member fact keys
+        self._member_of: dict[tuple, tuple[tuple, ...]] = {}  # fact key -> derived owners it belongs to
         self.owner_flows: dict[tuple, tuple[Flow, ...]] = {}
+        self.owner_outs: dict[tuple, tuple] = {}  # owner -> its groups, meters and wishes
+        self.ocand: dict[tuple, dict[int, list]] = {}  # output identity -> digest -> [output, refcount]
+        self.oactive: dict[tuple, Any] = {}  # output identity -> installed-to-be output
+        self._otouched: set[tuple] = set()
         self.deps: dict[tuple, frozenset] = {}
         self.rdeps: dict[tuple, set[tuple]] = {}
         self.cand: dict[tuple, dict[int, list]] = {}  # flow key -> cookie -> [flow, refcount]
@@ -48,7 +72,7 @@ class Engine:
         self.stats = Stats()
 
     # ------------------------------------------------------------------ public
-    def full(self) -> tuple[list[int], list[Flow]]:
+    def full(self) -> Delta:
         """Recompute every owner (start-up, resync); returns the delta against the previous result."""
         t0 = time.perf_counter()
         # Hundreds of thousands of small long-lived objects: the cyclic collector would rescan them many
@@ -62,13 +86,14 @@ class Engine:
                 gc.enable()
             gc.freeze()
 
-    def _full(self, t0: float) -> tuple[list[int], list[Flow]]:
-        owners = set(self.view.keys_of(OWNER_KINDS))
+    def _full(self, t0: float) -> Delta:
+        owners = set(self.view.keys_of(self.owner_kinds))
         owners.add(CONST_OWNER)
+        owners |= self._rebuild_members()
         self._memo.clear()
-        if not self.owner_flows and not self.cand:
+        if not self.owner_flows and not self.cand and not self.owner_outs:
             return self._first(owners, t0)
-        for gone in set(self.owner_flows) - owners:
+        for gone in (set(self.owner_flows) | set(self.owner_outs)) - owners:
             self._recompute(gone)
         for o in owners:
             self._recompute(o)
@@ -78,12 +103,48 @@ class Engine:
         self.stats.last_run_ms = (time.perf_counter() - t0) * 1000
         return out
 
-    def _first(self, owners: set[tuple], t0: float) -> tuple[list[int], list[Flow]]:
+    def _rebuild_members(self) -> set[tuple]:
+        """Derived owners' membership from every fact (start-up, resync); returns the derived owners."""
+        self.members.clear()
+        self._member_of.clear()
+        if not self._derive_by_source:
+            return set()
+        for k, obj in self.view.facts.items():
+            kinds = self._derive_by_source.get(k[0])
+            if kinds:
+                self._set_membership(k, obj, kinds)
+        return set(self.members)
+
+    def _set_membership(self, k: tuple, obj: Any, kinds: list[DerivedKind]) -> tuple[tuple, ...]:
+        """Record the derived owners fact `k` belongs to now; returns those it belonged to before."""
+        new = tuple(o for d in kinds for o in d.derive(k, obj)) if obj is not None else ()
+        old = self._member_of.get(k, ())
+        if new == old:
+            return old
+        for o in old:
+            s = self.members.get(o)
+            if s is not None:
+                s.discard(k)
+                if not s:
+                    del self.members[o]
+        for o in new:
+            self.members.setdefault(o, set()).add(k)
+        if new:
+            self._member_of[k] = new
+        else:
+            self._member_of.pop(k, None)
+        return old
+
+    def _first(self, owners: set[tuple], t0: float) -> Delta:
         """The same result as recomputing every owner into an empty engine, without the per-flow delta
         bookkeeping (nothing is installed yet to diff against)."""
         rdeps, cand = self.rdeps, self.cand
         for o in owners:
-            flows, deps = self._compute(o)
+            flows, others, deps = self._compute(o)
+            if others:
+                self.owner_outs[o] = others
+                for x in others:
+                    self._ocand_add(x)
             if flows:
                 self.owner_flows[o] = flows
                 for f in flows:
@@ -116,8 +177,9 @@ class Engine:
         per = self.per_table
         for k in self.active:
             per[k[0]] = per.get(k[0], 0) + 1
+        changes = self._oflush()
         self.stats.last_run_ms = (time.perf_counter() - t0) * 1000
-        return [], adds
+        return Delta([], adds, changes)
 
     def _conflict(self, k: tuple, winner: Flow | None) -> None:
         if k in self._conflicts_seen:
@@ -127,17 +189,24 @@ class Engine:
         log.warning("conflicting flows for table=%s priority=%s %s: keeping %s", k[0], k[1],
                     ",".join(m.text() for m in k[2]), winner.to_text() if winner else None)
 
-    def process(self, changed: set[tuple]) -> tuple[list[int], list[Flow]]:
-        """Re-run the owners affected by `changed` fact/index keys; returns (deleted cookies, added flows)."""
+    def process(self, changed: set[tuple]) -> Delta:
+        """Re-run the owners affected by `changed` fact/index keys; returns the Delta (which unpacks as
+        (deleted cookies, added flows))."""
         t0 = time.perf_counter()
         owners: set[tuple] = set()
+        kinds, by_source = self._owner_kind_set, self._derive_by_source
         for k in changed:
             rd = self.rdeps.get(k)
             if rd:
                 owners |= rd
-            if k[0] in OWNER_KINDS:
+            if k[0] in kinds:
                 owners.add(k)
-        if CONST_OWNER not in self.owner_flows:
+            if by_source:
+                dk = by_source.get(k[0])
+                if dk:
+                    owners.update(self._set_membership(k, self.view.facts.get(k), dk))
+                    owners.update(self._member_of.get(k, ()))
+        if CONST_OWNER not in self.owner_flows and CONST_OWNER not in self.owner_outs:
             owners.add(CONST_OWNER)
         self._memo.clear()
         for o in owners:
@@ -151,22 +220,49 @@ class Engine:
     def desired(self) -> dict[int, Flow]:
         return {f.cookie: f for f in self.active.values()}
 
+    def desired_outputs(self, kind: str, sub: str | None = None) -> dict[tuple, Any]:
+        """The winning outputs of one kind ("group", "meter", "wish"; `sub` selects a wish kind)."""
+        return {i: x for i, x in self.oactive.items() if i[0] == kind and (sub is None or i[1] == sub)}
+
     # ----------------------------------------------------------------- private
-    def _compute(self, owner: tuple) -> tuple[tuple[Flow, ...], frozenset]:
-        """The owner's flows and what they were computed from; no flows for an owner that is gone."""
+    def _compute(self, owner: tuple) -> tuple[tuple[Flow, ...], tuple, frozenset]:
+        """The owner's flows, its other outputs and what they were computed from; nothing for an owner
+        that is gone."""
         self.stats.owners_computed += 1
-        if owner != CONST_OWNER and owner not in self.view.facts:
-            return (), frozenset()
+        dk = self.derived.get(owner[0])
+        if dk is not None:
+            members = self.members.get(owner)
+            if not members:
+                return (), (), frozenset()
+        elif owner != CONST_OWNER and owner not in self.view.facts:
+            return (), (), frozenset()
         r = Reader(self.view, self._memo)
         try:
-            flows = tuple(compute(r, owner))
+            outs = dk.compute(r, owner, sorted(members)) if dk is not None else self._compute_fn(r, owner)
+            flows = tuple(outs)
+            others: tuple = ()
+            for x in flows:
+                if type(x) is not Flow:
+                    others = tuple(x for x in flows if type(x) is not Flow)
+                    flows = tuple(x for x in flows if type(x) is Flow)
+                    break
         except Exception:  # a bad record must never take the agent down
             log.exception("computing flows of %s failed; its flows are withdrawn", owner)
-            flows = ()
-        return flows, frozenset(r.deps)
+            flows, others = (), ()
+        return flows, others, frozenset(r.deps)
 
     def _recompute(self, owner: tuple) -> None:
-        new, deps = self._compute(owner)
+        new, others, deps = self._compute(owner)
+        old_others = self.owner_outs.get(owner, ())
+        if others != old_others:
+            for x in old_others:
+                self._ocand_del(x)
+            for x in others:
+                self._ocand_add(x)
+            if others:
+                self.owner_outs[owner] = others
+            else:
+                del self.owner_outs[owner]
         old = self.owner_flows.get(owner, ())
         if not old:
             for f in new:
@@ -227,7 +323,52 @@ class Engine:
                 del self.cand[k]
         self._touched.add(k)
 
-    def _flush(self) -> tuple[list[int], list[Flow]]:
+    def _ocand_add(self, x: Any) -> None:
+        i = ident_of(x)
+        slot = self.ocand.setdefault(i, {})
+        d = digest_of(x)
+        entry = slot.get(d)
+        if entry is None:
+            slot[d] = [x, 1]
+        else:
+            entry[1] += 1
+        self._otouched.add(i)
+
+    def _ocand_del(self, x: Any) -> None:
+        i = ident_of(x)
+        slot = self.ocand.get(i)
+        entry = slot.get(digest_of(x)) if slot is not None else None
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del slot[digest_of(x)]
+            if not slot:
+                del self.ocand[i]
+        self._otouched.add(i)
+
+    def _oflush(self) -> list[tuple[tuple, Any, Any]]:
+        """(identity, old, new) for every non-flow output whose winner changed since the last flush."""
+        changes = []
+        for i in sorted(self._otouched, key=repr):
+            slot = self.ocand.get(i)
+            new = slot[min(slot)][0] if slot else None
+            if slot and len(slot) > 1 and i not in self._conflicts_seen:
+                self._conflicts_seen.add(i)
+                self.stats.conflicts += 1
+                log.warning("conflicting outputs for %s: keeping %s", i, new)
+            old = self.oactive.get(i)
+            if new == old:
+                continue
+            if new is None:
+                del self.oactive[i]
+            else:
+                self.oactive[i] = new
+            changes.append((i, old, new))
+        self._otouched.clear()
+        return changes
+
+    def _flush(self) -> Delta:
         deletes: list[int] = []
         adds: list[Flow] = []
         for k in self._touched:
@@ -249,4 +390,4 @@ class Engine:
                 del self.active[k]
                 self.per_table[k[0]] -= 1
         self._touched.clear()
-        return deletes, adds
+        return Delta(deletes, adds, self._oflush() if self._otouched else [])

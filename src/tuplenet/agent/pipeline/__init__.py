@@ -1,24 +1,29 @@
-"""Pure flow generation: one module per stage family; `compute(owner)` dispatches by owner kind."""
+"""Pure flow generation: one module per stage family; `compute(owner)` dispatches by owner kind.
+
+Owners return flows plus, where they need them, groups, meters and OVSDB wishes (agent/outputs.py);
+DERIVED lists the owner kinds made of facts (the engine keeps their membership)."""
 
 from __future__ import annotations
 
 from ..flow import Flow
 from ..view import Reader
-from . import const, nat, physical, routing, switching
+from . import const, nat, ovswishes, physical, routing, switching
 
 OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun")
+DERIVED = (ovswishes.TUNNELS,)
 
 
 def compute(r: Reader, owner: tuple) -> list[Flow]:
-    """All flows `owner` contributes, reading the view through `r` (which records dependencies)."""
+    """All flows (and other outputs) `owner` contributes, reading the view through `r` (which records
+    dependencies)."""
     kind = owner[0]
     if kind == "const":
-        return const.flows()
+        return const.flows() + const.meters()
     obj = r.get(owner)
     if obj is None:
         return []
     if kind == "lsp":
-        return switching.lsp_flows(r, owner, obj)
+        return switching.lsp_flows(r, owner, obj) + ovswishes.patch_wishes(r, owner, obj)
     if kind == "lrp":
         return routing.lrp_flows(r, owner, obj)
     if kind == "lsr":

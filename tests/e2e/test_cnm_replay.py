@@ -171,3 +171,39 @@ def test_restarted_driver_carries_on(env: Env) -> None:
     d1.ok("NetworkDriver.DeleteEndpoint", ids)
     d1.ok("NetworkDriver.DeleteNetwork", {"NetworkID": N1})
     assert env.ctl.list_switches() == [] and env.ctl.list_router_ports("R1") == []
+
+
+def test_concurrent_calls_from_both_hosts(env: Env) -> None:
+    """dockerd sends calls concurrently (many containers starting): addresses from both hosts' IPAM are
+    distinct, and every endpoint gets its port, veth and readiness."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    d1, d2 = env.drivers["hv1"], env.drivers["hv2"]
+    pools = [d.ok("IpamDriver.RequestPool", {"Pool": "10.82.0.0/24", "V6": False})["PoolID"] for d in (d1, d2)]
+    for d, pool in zip((d1, d2), pools, strict=True):  # docker asks for the gateway at network create
+        gw = {"PoolID": pool, "Address": "", "Options": {"RequestAddressType": "com.docker.network.gateway"}}
+        assert d.ok("IpamDriver.RequestAddress", gw)["Address"] == "10.82.0.1/24"
+    for d, nid in ((d1, N1), (d2, N2)):
+        d.ok("NetworkDriver.CreateNetwork", network_body(nid, "10.82.0.0/24", "10.82.0.1/24", switch="cc"))
+
+    def start(i: int) -> str:
+        d, pool, nid = (d1, pools[0], N1) if i % 2 else (d2, pools[1], N2)
+        addr = d.ok("IpamDriver.RequestAddress", {"PoolID": pool, "Address": "", "Options": {}})["Address"]
+        eid = f"{i:02d}" * 32
+        d.ok("NetworkDriver.CreateEndpoint", endpoint_body(nid, eid, addr))
+        d.ok("NetworkDriver.Join", {"NetworkID": nid, "EndpointID": eid, "SandboxKey": "", "Options": {}})
+        return addr
+
+    with ThreadPoolExecutor(8) as ex:
+        addrs = list(ex.map(start, range(16)))
+    assert len(set(addrs)) == 16
+    ports = [p for p in env.ctl.list_switch_ports("cc")]
+    assert sorted(f"{p.ip}/24" for p in ports) == sorted(addrs)
+    for i in range(16):
+        d, pool, nid = (d1, pools[0], N1) if i % 2 else (d2, pools[1], N2)
+        d.ok("NetworkDriver.DeleteEndpoint", {"NetworkID": nid, "EndpointID": f"{i:02d}" * 32})
+        d.ok("IpamDriver.ReleaseAddress", {"PoolID": pool, "Address": addrs[i].split("/")[0]})
+    d1.ok("NetworkDriver.DeleteNetwork", {"NetworkID": N1})
+    d2.ok("NetworkDriver.DeleteNetwork", {"NetworkID": N2})
+    assert env.ctl.list_switches() == []
+    assert [kv.key for kv in env.ctl.store.get_prefix("cnm/")[0]] == ["cnm/ipam/10.82.0.0-24/10.82.0.1"]

@@ -1,9 +1,10 @@
 """The CNI commands. Names are derived, never stored: the lsp is `lsp-<ifname>-<container id>` (0.3's name)
 and the host veth a hash of both, so DEL and GC find every leftover of a crashed ADD without local state.
 
-ADD order, chosen so the agent works while we do: lsp (one etcd write, chassis already set) -> veth -> OVS
-port -> address and routes inside the sandbox -> wait for the agent's readiness mark. A failure undoes what
-was done, so an ADD error leaves nothing behind.
+ADD order, chosen so the agent works while we do: the veth is created in the background while the lsp is
+written (one etcd write, chassis already set), then the OVS port, address and routes inside the sandbox, and
+last the wait for the agent's readiness mark. A failure undoes what was done, so an ADD error leaves nothing
+behind (a write whose outcome etcd left unknown is undone too, as far as etcd lets us).
 """
 
 from __future__ import annotations
@@ -104,8 +105,16 @@ def cmd_add(env: Env, conf: NetConf) -> dict[str, Any]:
         chassis = ovs.system_id(conf.bridge)
         ctl = controller(conf)
         trace("start")
-        lsp = etcd(conf, lambda: ctl.allocate_switch_port(conf.switch, name, conf.subnet, ip_text(conf.gateway),
-                                                           chassis))
+        try:
+            lsp = etcd(conf, lambda: ctl.allocate_switch_port(conf.switch, name, conf.subnet,
+                                                               ip_text(conf.gateway), chassis))
+        except CniError as exc:
+            if "unknown" in exc.msg:  # the txn may have been applied: do not leave its lsp behind
+                try:
+                    _delete_lsp(ctl, conf, conf.switch, name, chassis)
+                except CniError as again:
+                    exc.details = f"cleanup: {again.msg}"[:500]
+            raise
         trace("etcd")
         try:
             veth.wait()

@@ -19,6 +19,8 @@ Reader (dependencies tracked), the claimer through a plain Reader.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -221,6 +223,38 @@ class Binder:
                 amb[i] = [_name(k) for k in d.ambiguous]
         return {"bound": bound, "conflicts": conf, "ambiguous": amb, "claims": self.claims,
                 "deferred": self.deferred, "waiting": len(self._due)}
+
+
+class ClaimWriter:
+    """Writes claims from a thread of its own: an etcd round trip (an fsync) per claim must not hold the
+    agent's main loop, above all when many ports come up at once. The compare-and-swap uses the revision
+    the decision was made on; the outcome comes back through the watch like any other change."""
+
+    def __init__(self, store: Store, self_id: str) -> None:
+        self.store = store
+        self.self_id = self_id
+        self.written = self.failed = 0
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="claims", daemon=True)
+        self._thread.start()
+
+    def submit(self, lsp: Any, kv: KV | None) -> None:
+        self._q.put((lsp, kv))
+
+    def stop(self) -> None:
+        self._q.put(None)
+
+    def _run(self) -> None:
+        while (item := self._q.get()) is not None:
+            try:
+                ok = write_claim(self.store, item[0], item[1], self.self_id)
+            except Exception:  # noqa: BLE001 - one bad write must not end the writer
+                log.exception("claim of %s failed", item[0].name)
+                ok = False
+            if ok:
+                self.written += 1
+            else:
+                self.failed += 1
 
 
 def write_claim(store: Store, lsp: Any, kv: KV | None, self_id: str) -> bool:

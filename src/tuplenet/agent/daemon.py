@@ -93,6 +93,7 @@ class Agent:
         self._metrics = None
         self._needs_full = False
         self.binder = binding.Binder()
+        self.claimer: binding.ClaimWriter | None = None  # started with the store
         self.readiness = Readiness()
         self.kvs: dict[tuple, KV] = {}  # lsp and chassis records only: what CAS writes compare against
         self.ovs: LocalOvs | None = None
@@ -336,7 +337,9 @@ class Agent:
             self._patches = patches
             self.ovs.set_patch_ports(patches)
         for fkey, lsp in self.binder.update(self.view, changed):
-            binding.write_claim(self.store, lsp, self.kvs.get(fkey), self.self_id)
+            if self.claimer is None:
+                self.claimer = binding.ClaimWriter(self.store, self.self_id)
+            self.claimer.submit(lsp, self.kvs.get(fkey))  # asynchronous: the result comes back by the watch
         marks = self.readiness.update(self.view, self.engine, self.ofctrl.installed, changed)
         if marks is not None:
             self.ovs.set_installed(marks)  # asynchronous: the IDL thread writes it, nobody waits
@@ -370,7 +373,8 @@ class Agent:
             "packet_ins": self.pins.status() if self.pins else {},
             "bad_records": self.sync.decoder.bad_records if self.sync else 0,
             "import_hold": self.sync.hold.status() if self.sync else {},
-            "bindings": {**self.binder.status(), "ready": len(self.readiness.ready)},
+            "bindings": {**self.binder.status(), "ready": len(self.readiness.ready),
+                         "claims_failed": self.claimer.failed if self.claimer else 0},
             "ovsdb": dict(self.ovs.stats) if self.ovs else {},
             "duplicates": self.shadowing.status(),
             "event_errors": self.barrier.status(),

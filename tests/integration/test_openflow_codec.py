@@ -16,6 +16,7 @@ from tuplenet.agent.flow import (
     OFPP_CONTROLLER,
     OFPP_IN_PORT,
     BundleLoad,
+    Clone,
     Controller,
     Ct,
     DecTtl,
@@ -23,10 +24,12 @@ from tuplenet.agent.flow import (
     Load,
     M,
     Move,
+    Multipath,
     Nat,
     Output,
     OutputReg,
     Resubmit,
+    Sample,
     SetField,
     ip_int,
     mac_int,
@@ -127,6 +130,12 @@ def _actions() -> list[tuple[dict[str, int], tuple]]:
         (IP, (Ct(commit=True, table=31, nat=Nat("dst", ip_int("10.0.0.9"))),)),
         (IP, (Ct(table=32, zone=3, nat=Nat()),)), (IP, (Ct(nat=Nat()),)),
         (IP, (Ct(commit=True, nat=Nat("src")),)),
+        ({}, (Multipath("symmetric_l4", 4),)), ({}, (Multipath("eth_src", 2, "reg5", 8, 8, "modulo_n", 3),)),
+        ({}, (Multipath("nw_dst", 16, "reg1", 0, 32, "hrw"),)),
+        ({}, (Multipath("symmetric_l3l4+udp", 3, "reg2", 4, 4, "iter_hash", 0, 16),)),
+        ({}, (Clone((Output(1),)),)), ({}, (Clone((Load("reg0", 1, 0, 1), Resubmit(9))), Output(2))),
+        (IP, (Clone((Ct(commit=True, zone=4),)),)), ({}, (Clone(()),)),
+        ({}, (Sample(1),)), ({}, (Sample(65535, 7, 8, 9), Output(1))),
         ({}, ()),
         (IP, (Load("reg0", 1, 0, 1), Move("reg0", "reg1"), SetField("dl_dst", MAC1), DecTtl(),
               Controller(b"\x05", pause=True), Resubmit(3), Ct(commit=True, zone=1), Output(OFPP_IN_PORT))),
@@ -155,7 +164,7 @@ def test_corpus_covers_every_field_and_action() -> None:
     assert set(FIELDS) - used == set()
     kinds = {type(a).__name__ for f in flows for a in f.actions}
     assert kinds >= {"Output", "OutputReg", "Resubmit", "SetField", "Load", "Move", "DecTtl", "Controller",
-                     "BundleLoad", "Ct"}
+                     "BundleLoad", "Ct", "Multipath", "Clone", "Sample"}
 
 
 @pytest.fixture(scope="module")

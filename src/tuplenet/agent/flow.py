@@ -284,7 +284,57 @@ class Ct(NamedTuple):
         return f"ct({','.join(parts)})"
 
 
-Action = Output | OutputReg | Resubmit | SetField | Load | Move | DecTtl | Controller | Meter | BundleLoad | Ct
+class ToGroup(NamedTuple):
+    """Pass the packet to OpenFlow group `group_id` (OFPAT_GROUP); the engine installs the group first."""
+
+    group_id: int
+
+    def text(self) -> str:
+        return f"group:{self.group_id}"
+
+
+class Multipath(NamedTuple):
+    """Hash `fields` and choose one of `n_links` links by `algorithm`, into dst[ofs..ofs+nbits)
+    (NXAST_MULTIPATH): ECMP without a group, the link index then selects a next hop."""
+
+    fields: str  # as in BundleLoad
+    n_links: int
+    dst: str = "reg4"
+    ofs: int = 0
+    nbits: int = 16
+    algorithm: str = "hash_threshold"  # modulo_n | hash_threshold | hrw | iter_hash
+    basis: int = 0
+    arg: int = 0
+
+    def text(self) -> str:
+        return (f"multipath({self.fields},{self.basis},{self.algorithm},{self.n_links},{self.arg},"
+                f"{_sub(self.dst, self.ofs, self.nbits)})")
+
+
+class Clone(NamedTuple):
+    """Run `actions` on a copy of the packet; the original continues unchanged (NXAST_CLONE)."""
+
+    actions: tuple
+
+    def text(self) -> str:
+        return f"clone({','.join(a.text() for a in self.actions)})"
+
+
+class Sample(NamedTuple):
+    """Sample 1 in 65535/`probability` packets to IPFIX collector set `collector_set_id` (NXAST_SAMPLE)."""
+
+    probability: int
+    collector_set_id: int = 0
+    obs_domain_id: int = 0
+    obs_point_id: int = 0
+
+    def text(self) -> str:
+        return (f"sample(probability={self.probability},collector_set_id={self.collector_set_id},"
+                f"obs_domain_id={self.obs_domain_id},obs_point_id={self.obs_point_id})")
+
+
+Action = (Output | OutputReg | Resubmit | SetField | Load | Move | DecTtl | Controller | Meter | BundleLoad | Ct
+          | ToGroup | Multipath | Clone | Sample)
 
 
 # ------------------------------------------------------------------------------------------------- flows

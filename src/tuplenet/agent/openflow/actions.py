@@ -14,17 +14,21 @@ from tuplenet.agent.flow import (
     OFPP_IN_PORT,
     Action,
     BundleLoad,
+    Clone,
     Controller,
     Ct,
     DecTtl,
     Load,
     Meter,
     Move,
+    Multipath,
     Nat,
     Output,
     OutputReg,
     Resubmit,
+    Sample,
     SetField,
+    ToGroup,
 )
 
 from . import oxm
@@ -32,19 +36,23 @@ from . import oxm
 NX_VENDOR_ID = 0x00002320
 
 OFPAT_OUTPUT = 0
+OFPAT_GROUP = 22
 OFPAT_DEC_NW_TTL = 24
 OFPAT_SET_FIELD = 25
 OFPAT_EXPERIMENTER = 0xFFFF
 
 NXAST_REG_MOVE = 6
 NXAST_REG_LOAD = 7
+NXAST_MULTIPATH = 10
 NXAST_BUNDLE_LOAD = 13
 NXAST_RESUBMIT_TABLE = 14
 NXAST_OUTPUT_REG = 15
 NXAST_REG_LOAD2 = 33
 NXAST_CT = 35
 NXAST_NAT = 36
+NXAST_SAMPLE = 29
 NXAST_CONTROLLER2 = 37
+NXAST_CLONE = 42
 
 NXAC2PT_MAX_LEN = 0
 NXAC2PT_USERDATA = 3
@@ -78,6 +86,11 @@ _BUNDLE = struct.Struct("!HHIHHHHIHHI4x")
 _CT = struct.Struct("!HHIHHIHB3xH")
 _NAT = struct.Struct("!HHIH2xHH")
 _PROP = struct.Struct("!HH")
+_GROUP = struct.Struct("!HHI")
+_MULTIPATH = struct.Struct("!HHIHHH2xHHI2xHI")
+_SAMPLE = struct.Struct("!HHIHHIII")
+_CLONE = struct.Struct("!HHIH6x")
+NX_MP_ALGORITHMS = {"modulo_n": 0, "hash_threshold": 1, "hrw": 2, "iter_hash": 3}
 _INSTRUCTION = struct.Struct("!HH4x")
 _METER_INSTRUCTION = struct.Struct("!HHI")
 _CACHE_LIMIT = 65_536  # per cache; cleared when full
@@ -214,6 +227,33 @@ def _ct(a: Ct) -> bytes:
                     NX_CT_F_COMMIT if a.commit else 0, 0, a.zone or 0, table, 0) + nested
 
 
+def _group(a: ToGroup) -> bytes:
+    if not 0 <= a.group_id <= 0xFFFFFF00:
+        raise ValueError(f"bad group id {a.group_id}")
+    return _GROUP.pack(OFPAT_GROUP, 8, a.group_id)
+
+
+def _multipath(a: Multipath) -> bytes:
+    _check_subfield(a.dst, a.ofs, a.nbits)
+    if not 1 <= a.n_links <= 0x10000 or a.n_links > 1 << a.nbits:
+        raise ValueError(f"multipath: {a.n_links} links do not fit {a.nbits} bits")
+    return _MULTIPATH.pack(OFPAT_EXPERIMENTER, 32, NX_VENDOR_ID, NXAST_MULTIPATH, NX_HASH_FIELDS[a.fields], a.basis,
+                           NX_MP_ALGORITHMS[a.algorithm], a.n_links - 1, a.arg, _ofs_nbits(a.ofs, a.nbits),
+                           oxm.field_header(a.dst))
+
+
+def _clone(a: Clone) -> bytes:
+    nested = encode_actions(a.actions)
+    return _CLONE.pack(OFPAT_EXPERIMENTER, 16 + len(nested), NX_VENDOR_ID, NXAST_CLONE) + nested
+
+
+def _sample(a: Sample) -> bytes:
+    if not 0 < a.probability <= 0xFFFF:
+        raise ValueError(f"bad sample probability {a.probability}")
+    return _SAMPLE.pack(OFPAT_EXPERIMENTER, 24, NX_VENDOR_ID, NXAST_SAMPLE, a.probability, a.collector_set_id,
+                        a.obs_domain_id, a.obs_point_id)
+
+
 def _meter_misplaced(a: Meter) -> bytes:
     raise ValueError(f"{a.text()} must be a flow's first action (it is an instruction in OpenFlow 1.4)")
 
@@ -227,7 +267,7 @@ def _meter_instruction(a: Meter) -> bytes:
 _ENCODERS = {
     Output: _output, OutputReg: _output_reg, Resubmit: _resubmit, SetField: _set_field, Load: _load,
     Move: _move, DecTtl: lambda a: _DEC_TTL, Controller: _controller, BundleLoad: _bundle_load, Ct: _ct,
-    Meter: _meter_misplaced,
+    Meter: _meter_misplaced, ToGroup: _group, Multipath: _multipath, Clone: _clone, Sample: _sample,
 }
 
 # Caches are keyed by type as well as value: actions may be NamedTuples, and Output(3) == Resubmit(3).

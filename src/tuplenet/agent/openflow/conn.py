@@ -10,7 +10,7 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -18,6 +18,7 @@ from tuplenet.agent.flow import COOKIE_TAG, COOKIE_TAG_MASK, COOKIE_TAG_SHIFT, O
 from tuplenet.agent.stages import GENEVE_OPTION
 
 from . import codec as c
+from . import groups as gr
 from . import meters as mt
 from .errors import ErrorMsg, OpenFlowDisconnected, OpenFlowError, OpenFlowTimeout
 from .transport import Transport
@@ -52,17 +53,21 @@ class OpenFlowConnection(Transport):
         self._bundle_id = 0
 
     # ------------------------------------------------------------------------------------- flows
-    def apply(self, deletes: Iterable[int], adds: Iterable[Flow], timeout: float | None = None) -> None:
-        """One atomic, ordered bundle: delete each cookie, then add each flow. All or nothing.
+    def apply(self, deletes: Iterable[int], adds: Iterable[Flow], timeout: float | None = None,
+              pre: Sequence[tuple[str, Callable[[int], bytes]]] = (),
+              post: Sequence[tuple[str, Callable[[int], bytes]]] = ()) -> None:
+        """One atomic, ordered bundle: the `pre` messages (group adds/modifies: (label, build(xid))), delete
+        each cookie, add each flow, then the `post` messages (group deletes). All or nothing.
 
         Messages are streamed without waiting for each; a barrier before the commit tells us whether
         OVS rejected any of them while adding to the bundle, in which case we discard instead.
         """
         deletes = list(deletes)
         adds = list(adds)
-        if not deletes and not adds:
+        pre, post = list(pre), list(post)
+        if not deletes and not adds and not pre and not post:
             return
-        n = len(deletes) + len(adds)
+        n = len(deletes) + len(adds) + len(pre) + len(post)
         timeout = timeout if timeout is not None else 10.0 + n / 5000.0
         deadline = time.monotonic() + timeout
         with self._apply_lock:
@@ -71,18 +76,18 @@ class OpenFlowConnection(Transport):
             bundle = _Bundle(first, n + 1)
             self._bundle = bundle
             try:
-                self._stream(bid, first, deletes, adds)
+                self._stream(bid, first, deletes, adds, pre, post)
                 self.barrier(max(0.1, deadline - time.monotonic()))
                 if bundle.errors:
                     self._discard(bid)
-                    raise self._rejection(bundle, deletes, adds)
+                    raise self._rejection(bundle, deletes, adds, None, pre, post)
                 commit = partial(c.bundle_control, bid, c.OFPBCT_COMMIT_REQUEST, c.BUNDLE_FLAGS)
                 try:
                     mtype, body = self.request(commit, max(0.1, deadline - time.monotonic()), "bundle commit")
                 except OpenFlowError as exc:
                     if isinstance(exc, OpenFlowTimeout | OpenFlowDisconnected):
                         raise
-                    raise self._rejection(bundle, deletes, adds, exc.errors) from None
+                    raise self._rejection(bundle, deletes, adds, exc.errors, pre, post) from None
                 reply = c.parse_bundle_control(body) if mtype == c.OFPT_BUNDLE_CONTROL else None
                 if reply is None or (reply.bundle_id, reply.type) != (bid, c.OFPBCT_COMMIT_REPLY):
                     self.reset("unexpected reply to a bundle commit")
@@ -95,11 +100,18 @@ class OpenFlowConnection(Transport):
             finally:
                 self._bundle = None
 
-    def _stream(self, bid: int, first: int, deletes: list[int], adds: list[Flow]) -> None:
+    def _stream(self, bid: int, first: int, deletes: list[int], adds: list[Flow],
+                pre: Sequence[tuple[str, Callable[[int], bytes]]] = (),
+                post: Sequence[tuple[str, Callable[[int], bytes]]] = ()) -> None:
         """Send open + add-messages in ~1 MB writes; on an encoding error discard what was sent."""
         parts = [c.bundle_control(bid, c.OFPBCT_OPEN_REQUEST, xid=first)]
         size, sent, xid = 16, False, first + 1
         try:
+            for _label, build in pre:
+                m = c.bundle_add(bid, build(xid & 0xFFFFFFFF))
+                parts.append(m)
+                size += len(m)
+                xid += 1
             for cookie in deletes:
                 m = c.bundle_add(bid, c.flow_delete_by_cookie(cookie, xid & 0xFFFFFFFF))
                 parts.append(m)
@@ -119,14 +131,33 @@ class OpenFlowConnection(Transport):
                 if size >= _CHUNK_BYTES:
                     self._send(b"".join(parts))
                     parts, size, sent = [], 0, True
+            for _label, build in post:
+                m = c.bundle_add(bid, build(xid & 0xFFFFFFFF))
+                parts.append(m)
+                xid += 1
             if parts:
                 self._send(b"".join(parts))
         except (ValueError, TypeError, KeyError, OverflowError, struct.error) as exc:
             if sent:
                 self._discard(bid)
-            i = xid - first - 1
-            what = f"delete cookie {deletes[i]:#x}" if i < len(deletes) else adds[i - len(deletes)].to_text()
-            raise OpenFlowError(f"cannot encode {what}: {exc}") from exc
+            raise OpenFlowError(f"cannot encode {self._label(xid - first, deletes, adds, pre, post)}: {exc}") from exc
+
+    @staticmethod
+    def _label(i: int, deletes: Sequence, adds: Sequence, pre: Sequence, post: Sequence) -> str:
+        """What message `i` of a bundle (0: the open) was."""
+        if i == 0:
+            return "bundle open"
+        i -= 1
+        if i < len(pre):
+            return pre[i][0]
+        i -= len(pre)
+        if i < len(deletes):
+            return f"delete cookie {deletes[i]:#x}"
+        i -= len(deletes)
+        if i < len(adds):
+            return f"add {adds[i].to_text()}"
+        i -= len(adds)
+        return post[i][0] if i < len(post) else f"message {i}"
 
     def _discard(self, bid: int) -> None:
         try:
@@ -134,23 +165,29 @@ class OpenFlowConnection(Transport):
         except OpenFlowError as exc:  # e.g. the open itself failed: nothing to discard
             self.log.debug("bundle discard: %s", exc)
 
-    @staticmethod
-    def _rejection(bundle: _Bundle, deletes: list[int], adds: list[Flow],
-                   commit_errors: list[ErrorMsg] | None = None) -> OpenFlowError:
+    @classmethod
+    def _rejection(cls, bundle: _Bundle, deletes: list[int], adds: list[Flow],
+                   commit_errors: list[ErrorMsg] | None = None, pre: Sequence = (),
+                   post: Sequence = ()) -> OpenFlowError:
         """An OpenFlowError naming each rejected message; `.rejected` pairs the Flow (or the deleted
-        cookie) with its error, so a caller can drop exactly those instead of bisecting."""
+        cookie, or a group message's label) with its error, so a caller can drop exactly those."""
         lines, rejected = [], []
         for e in bundle.errors:
             i = (e.xid - bundle.first) % (1 << 32)
+            j = i - 1 - len(pre)
             if i == 0:
                 lines.append(f"bundle open: {e.name}")
-            elif i <= len(deletes):
-                rejected.append((deletes[i - 1], e))
-                lines.append(f"delete cookie={deletes[i - 1]:#x}: {e.name}")
-            else:
-                flow = adds[i - 1 - len(deletes)]
+            elif 0 <= j < len(deletes):
+                rejected.append((deletes[j], e))
+                lines.append(f"delete cookie={deletes[j]:#x}: {e.name}")
+            elif 0 <= j - len(deletes) < len(adds):
+                flow = adds[j - len(deletes)]
                 rejected.append((flow, e))
                 lines.append(f"add {flow.to_text() if len(lines) < _MAX_LINES else ''}: {e.name}")
+            else:
+                label = cls._label(i, deletes, adds, pre, post)
+                rejected.append((label, e))
+                lines.append(f"{label}: {e.name}")
         lines += [f"bundle commit: {e.name}" for e in (commit_errors or [])]
         if len(lines) > _MAX_LINES:  # keep the message readable when a whole batch is bad
             lines[_MAX_LINES:] = [f"... and {len(lines) - _MAX_LINES} more"]
@@ -177,6 +214,17 @@ class OpenFlowConnection(Transport):
 
         ck, mask = (COOKIE_TAG << COOKIE_TAG_SHIFT, COOKIE_TAG_MASK) if tag_only else (0, 0)
         self.request(lambda x: c.flow_stats_request(ck, mask, xid=x), timeout, "flow dump", sink=sink)
+        return out
+
+    # ------------------------------------------------------------------------------------- groups
+    def dump_groups(self, timeout: float = 5.0) -> dict[int, gr.GroupDesc]:
+        """group id -> description of every group on the bridge (ours and others')."""
+        out: dict[int, gr.GroupDesc] = {}
+
+        def sink(body: bytes) -> None:
+            out.update((g.group_id, g) for g in gr.iter_group_descs(body))
+
+        self.request(lambda x: gr.group_desc_request(xid=x), timeout, "group desc dump", sink=sink)
         return out
 
     # ------------------------------------------------------------------------------------- meters

@@ -236,7 +236,7 @@ def test_export_import_round_trip(client, api, etcd, prefix):
     c2 = Client(copy)
     try:
         assert ok(c2.post("/import", raw=r.body, content_type="text/plain")) == {
-            "created": 5, "replaced": 0, "ids_assigned": 0, "batches": 1}
+            "created": 5, "replaced": 0, "ids_assigned": 0, "batches": 1, "present": 0, "resumed": False}
         assert c2.get("/export").text.splitlines()[1:] == r.text.splitlines()[1:]
         before = c2.get("/export").text.splitlines()[1:]
         bad = r.text + "entity_view/LS/zz\tid=1\nentity_view/LS/ls1/lsp/p9\tip=10.0.0.300,mac=x\n"
@@ -244,6 +244,8 @@ def test_export_import_round_trip(client, api, etcd, prefix):
         err(c2.post("/import", raw=b"\xff\xfe", content_type="text/plain"), 400, "not UTF-8")
         assert c2.get("/export").text.splitlines()[1:] == before  # nothing written
         assert ok(c2.post("/import?overwrite=true", raw=r.body, content_type="text/plain"))["replaced"] == 5
+        err(c2.post("/import?resume=maybe", raw=r.body, content_type="text/plain"), 400, "resume")
+        err(c2.delete("/import"), 404, "no import is in progress")
     finally:
         c2.close()
         copy.stop()
@@ -306,4 +308,4 @@ def test_openapi_document_is_served_and_committed(client):
     assert served == committed, "docs/openapi.json is stale: run .venv/bin/python -m tuplenet.api.openapi"
     assert served["security"] == [{"bearer": []}]
     ops = {(m.upper(), p) for p, item in served["paths"].items() for m in item}
-    assert len(ops) == 38 and ("POST", "/api/v2/switches/{switch}/ports") in ops
+    assert len(ops) == 39 and ("POST", "/api/v2/switches/{switch}/ports") in ops

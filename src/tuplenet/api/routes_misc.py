@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tuplenet.control import Controller, InvalidArgument, format_export, parse_export
+from tuplenet.control import InvalidArgument, format_export, parse_export
 from tuplenet.model import int_to_ip
 
 from .common import ERRORS, Run, logged, operations
 from .render import FORMATS, draw, entities
-from .schemas import BooksChanged, ChassisOut, Deleted, DeviceIds, IdMembers, ImportOut, Problems
+from .schemas import Abandoned, BooksChanged, ChassisOut, Deleted, DeviceIds, IdMembers, ImportOut, Problems
 
 routes = APIRouter(responses=ERRORS)
 
@@ -74,8 +74,8 @@ async def id_conflicts(run: Run) -> JSONResponse:
 
 @routes.get("/toolbox/decode-id-string", response_model=IdMembers, tags=["toolbox"],
             summary="members of a 0.3 bookkeeping bitmap (decode-id-string)")
-async def decode_id_string(value: Annotated[str, Query(description="base64 bitmap")]) -> JSONResponse:
-    members = Controller.decode_id_string(value)
+async def decode_id_string(value: Annotated[str, Query(description="base64 bitmap")], run: Run) -> JSONResponse:
+    members = await run(lambda c: c.decode_id_string(value))
     return JSONResponse({"members": [{"id": m, "ip": int_to_ip(m)} for m in members]})
 
 
@@ -98,6 +98,8 @@ _IMPORT_BODY = {"requestBody": {"required": True, "content": {"text/plain": {"sc
              summary="validate then write an export (nothing is written if any record is bad)")
 async def import_records(request: Request,
                          overwrite: Annotated[bool, Query(description="replace existing objects")] = False,
+                         resume: Annotated[bool, Query(description="finish an interrupted import of the same "
+                                                                   "file (tpctl import --resume)")] = False,
                          ) -> JSONResponse:
     raw = await request.body()
     try:
@@ -106,9 +108,16 @@ async def import_records(request: Request,
         raise InvalidArgument(f"the import body is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     records = parse_export(text)
     run = await operations(request)  # the write lock is taken only once the whole body is in
-    res = await run(lambda c: c.import_records(records, overwrite=overwrite))
+    res = await run(lambda c: c.import_records(records, overwrite=overwrite, resume=resume))
     return JSONResponse({"created": res.created, "replaced": res.replaced, "ids_assigned": res.ids_assigned,
-                         "batches": res.batches})
+                         "batches": res.batches, "present": res.present, "resumed": res.resumed})
+
+
+@routes.delete("/import", response_model=Abandoned, tags=["bulk"],
+               summary="drop the marker of an interrupted import; what it wrote stays (tpctl import --abandon)")
+async def abandon_import(run: Run) -> JSONResponse:
+    marker = await run(lambda c: c.abandon_import())
+    return JSONResponse({"abandoned": marker.describe()})
 
 
 @routes.get("/graph", tags=["bulk"], summary="the topology drawn as Graphviz source, SVG or text (tpctl graph)",

@@ -164,6 +164,12 @@ class ImportOut(BaseModel):
     replaced: int
     ids_assigned: int
     batches: int
+    present: int = Field(description="with resume: records an earlier run (or anyone) had already written")
+    resumed: bool
+
+
+class Abandoned(BaseModel):
+    abandoned: str = Field(description="the interrupted import whose marker was removed")
 
 
 class ErrorOut(BaseModel):

@@ -65,7 +65,7 @@ def run(existing: int, samples: int) -> dict:
             ip = f"10.1.{i // 250}.{i % 250 + 2}"
             ofport = hv2.add_vm_port(name, name)
             pid, m = ip_int(ip) & 0xFFFF, mac_int(mac(ip))
-            want2 = _local_port(1, pid, m, ofport)[0].cookie
+            want2 = _local_port(1, pid, m, ofport, LSP("bench", name, ip, mac(ip)))[0].cookie
             want1 = _remote_lookup(1, pid, m, HOSTS["hv2"]).cookie
             t0 = time.perf_counter()
             store.put(LSP("bench", name, ip, mac(ip)).key, f"ip={ip},mac={mac(ip)}")

@@ -226,3 +226,12 @@ def test_recreate_is_idempotent_but_not_with_other_settings():
     d, _ = make_driver()
     assert create_net(d) == {} and create_net(d) == {}
     assert "exists with other settings" in create_net(d, pool="10.7.0.0/24", gw="10.7.0.1/24")["Err"]
+
+
+def test_damaged_record_is_a_protocol_error():
+    d, _ = make_driver()
+    create_net(d)
+    d.store.put(f"cnm/network/{NID}", '{"switch": "x", "subnet": "nonsense", "mtu": 1400}')
+    assert "bad cnm network record: subnet 'nonsense'" in create_ep(d)["Err"]
+    d.store.put(f"cnm/network/{NID}", "not json")
+    assert "bad cnm network record" in err(d, "NetworkDriver.Join", ids())

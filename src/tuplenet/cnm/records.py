@@ -9,6 +9,7 @@ knows every network docker still has. Keys sit outside `entity_view/`, where age
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import asdict, dataclass
 
@@ -45,6 +46,10 @@ class NetworkRecord:
         if rec.gateway is not None and not isinstance(rec.gateway, str) or \
                 rec.router is not None and not isinstance(rec.router, str):
             raise RecordError("bad cnm network record: gateway/router must be strings")
+        try:
+            ipaddress.IPv4Network(rec.subnet)
+        except ValueError as exc:
+            raise RecordError(f"bad cnm network record: subnet {rec.subnet!r}: {exc}") from None
         return rec
 
 

@@ -32,7 +32,7 @@ class SocketBusy(Exception):
 def make_app(driver: Driver) -> Starlette:
     async def call(request: Request) -> Response:
         body = await request.body()
-        # scope["path"], not request.url: dockerd sends the socket's file name as Host, which garbles the URL
+        # scope["path"], not request.url: on a unix socket the URL is built from (socket path, None), garbled
         status, answer = await run_in_threadpool(handle, driver, request.scope["path"], body)
         return Response(json.dumps(answer), status_code=status, media_type=CONTENT_TYPE)
 

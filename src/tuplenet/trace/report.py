@@ -56,18 +56,26 @@ def describe_packet(pkt: dict[str, int]) -> str:
     return f"{proto} {src} > {dst}{detail} ttl {pkt['nw_ttl']} ({macs})"
 
 
-def _step_json(s: Step, names: Names) -> dict[str, Any]:
+def _step_json(s: Step, names: Names, rules: dict[int, str | None]) -> dict[str, Any]:
     kind, dp = names.datapath(s.dp)
+    key = id(s.flow)
+    rule = rules.get(key)
+    if rule is None and s.flow is not None:
+        rule = rules[key] = s.flow.body_text()
     return {
         "table": s.table, "stage": stage(s.table), "priority": s.priority, "band": band(s.table, s.priority),
-        "owner": owner_label(s.owner), "rule": s.flow.body_text() if s.flow is not None else None,
+        "owner": owner_label(s.owner), "rule": rule,
         "datapath": dp, "datapath_type": kind, "from_port": names.port(s.dp, s.src),
         "to_port": names.port(s.dp, s.dst), "depth": s.depth, "events": [],
     }
 
 
-def hop_json(hop: HopTrace, came_from: str | None, names: Names, in_port_name: str) -> dict[str, Any]:
-    steps = [_step_json(s, names) for s in hop.steps]
+def hop_json(hop: HopTrace, came_from: str | None, names: Names, in_port_name: str,
+             rules: dict[int, str | None] | None = None) -> dict[str, Any]:
+    """One chassis's part of the document; `rules` caches flow texts across hops (a flow's text is the same
+    on every visit)."""
+    rules = {} if rules is None else rules
+    steps = [_step_json(s, names, rules) for s in hop.steps]
     for e in hop.events:
         ev = {"kind": e.kind, "text": e.text, **e.data}
         if e.pkt is not None:
@@ -79,10 +87,11 @@ def hop_json(hop: HopTrace, came_from: str | None, names: Names, in_port_name: s
 
 def to_json(trace: Trace, names: Names, port_label: Any) -> dict[str, Any]:
     """`port_label(chassis, ofport)` names an ingress port."""
+    rules: dict[int, str | None] = {}
     return {
         "schema": SCHEMA, "source": trace.source, "packet": packet_fields(trace.packet),
         "summary": describe_packet(trace.packet),
-        "hops": [hop_json(h.trace, h.came_from, names, port_label(h.trace.chassis, h.trace.in_port))
+        "hops": [hop_json(h.trace, h.came_from, names, port_label(h.trace.chassis, h.trace.in_port), rules)
                  for h in trace.hops],
         "outcomes": [_outcome_json(o) for o in trace.outcomes], "result": result(trace.outcomes),
     }

@@ -377,6 +377,23 @@ def test_exhausted_subnet(lab: Lab) -> None:
             _del(lab, "hv1", cid, ns, **conf)
 
 
+def test_subnet_from_the_linked_router_port(lab: Lab) -> None:
+    """Without "subnet" the switch's subnet and gateway come from the router port linked to it; a switch
+    without a router port is a configuration error that leaves nothing behind."""
+    netns = lab.new_netns("sn")
+    c = {k: v for k, v in lab.conf("hv1", switch="LS-B").items() if k != "subnet"}
+    r = lab.runtime("hv1").invoke("tpcni", "ADD", c, "subnet1", netns, "eth0")
+    assert r.status == 0, r.stdout
+    ip = r.json["ips"][0]
+    assert ip["address"].startswith("10.10.2.") and ip["address"].endswith("/24") and ip["gateway"] == "10.10.2.1"
+    assert lab.in_ns(netns, "ping", "-c1", "-W2", "10.10.2.1").returncode == 0
+    assert lab.runtime("hv1").invoke("tpcni", "DEL", c, "subnet1", netns, "eth0").status == 0
+    lab.assert_released("hv1", "subnet1", switch="LS-B")
+    err = _error(lab, "hv1", {**c, "switch": "LS-T"}, cid="subnet2", netns=netns)
+    assert err["code"] == 7 and "no router port" in err["msg"]
+    assert lsp_name("eth0", "subnet2") not in lab.lsps("LS-T")
+
+
 def test_add_twice_is_refused_and_keeps_the_first(lab: Lab) -> None:
     netns = lab.new_netns("tw")
     first = _add(lab, "hv1", "twice1", netns)

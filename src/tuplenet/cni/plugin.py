@@ -105,6 +105,8 @@ def cmd_add(env: Env, conf: NetConf) -> dict[str, Any]:
         chassis = ovs.system_id(conf.bridge)
         ctl = controller(conf)
         trace("start")
+        if not conf.subnet:
+            switch_subnet(ctl, conf)
         try:
             lsp = etcd(conf, lambda: ctl.allocate_switch_port(conf.switch, name, conf.subnet,
                                                                ip_text(conf.gateway), chassis))
@@ -168,6 +170,23 @@ class Trace:
             import sys
 
             sys.stderr.write("tpcni trace: " + " ".join(self.parts) + "\n")
+
+
+def switch_subnet(ctl: Any, conf: NetConf) -> None:
+    """No subnet configured: take it (and the gateway) from the router port linked to the switch.
+    Costs two more etcd reads per ADD; with several routers linked, the first by name wins."""
+    from .spec import set_subnet
+
+    lsps = etcd(conf, lambda: ctl.list_switch_ports(conf.switch))
+    links_ = {p.peer: p.name for p in lsps if p.peer and not p.is_patch}
+    kvs, _ = etcd(conf, lambda: ctl.store.get_prefix("entity_view/LR/"))
+    for kv in sorted(kvs, key=lambda kv: kv.key):
+        lrp = ctl.core.decode_kv(kv, "lrp")
+        if lrp is not None and links_.get(lrp.name) == lrp.peer:
+            set_subnet(conf, f"{lrp.ip}/{lrp.prefix}", None)
+            return
+    raise CniError(INVALID_CONFIG, f"subnet is not set and switch {conf.switch} has no router port to take it "
+                                   "from (set \"subnet\" in the network configuration)")
 
 
 def _release(ovs: Ovsdb, ctl: Any, conf: NetConf, host_if: str, name: str, chassis: str | None,

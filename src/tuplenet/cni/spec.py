@@ -268,23 +268,6 @@ def parse_conf(raw: dict[str, Any], environ: Mapping[str, str] | None = None, co
 
 
 def _parse_addressing(raw: Mapping[str, Any], c: NetConf, command: str) -> None:
-    subnet = _field(raw, "subnet")
-    if subnet is None:
-        if command == "ADD":
-            raise CniError(INVALID_CONFIG, "subnet is required (the switch's CIDR, e.g. 10.10.1.0/24)")
-        return
-    ip, plen = parse_cidr(subnet, "subnet")
-    if plen > 30:
-        raise CniError(INVALID_CONFIG, f"subnet {subnet} has no room for containers (prefix must be at most 30)")
-    net, bcast = ip & mask(plen), (ip & mask(plen)) | (~mask(plen) & 0xFFFFFFFF)
-    c.subnet, c.subnet_net, c.prefix_len = subnet, net, plen
-    gw = _field(raw, "gateway")
-    if gw is not None:
-        c.gateway = parse_ip(gw, "gateway")
-    else:  # 0.3: "10.20.1.1/24" names the gateway by its host part; a plain network means network+1
-        c.gateway = ip if ip != net else net + 1
-    if not net < c.gateway < bcast:
-        raise CniError(INVALID_CONFIG, f"gateway {ip_text(c.gateway)} is not a host address of {subnet}")
     routes = raw.get("routes", [{"dst": "0.0.0.0/0"}])
     if not isinstance(routes, list):
         raise CniError(INVALID_CONFIG, "routes must be a list of {\"dst\": CIDR, \"gw\": IP}")
@@ -294,6 +277,28 @@ def _parse_addressing(raw: Mapping[str, Any], c: NetConf, command: str) -> None:
         dst, dplen = parse_cidr(r["dst"], "route dst")
         rgw = parse_ip(r["gw"], "route gw") if r.get("gw") is not None else None
         c.routes.append(Route(dst & mask(dplen), dplen, rgw))
+    subnet = _field(raw, "subnet")
+    gw = _field(raw, "gateway")
+    if subnet is None:  # ADD takes it from the router port linked to the switch (plugin.switch_subnet)
+        if gw is not None:
+            raise CniError(INVALID_CONFIG, "gateway needs subnet")
+        return
+    set_subnet(c, subnet, parse_ip(gw, "gateway") if gw is not None else None)
+
+
+def set_subnet(c: NetConf, subnet: str, gateway: int | None) -> None:
+    """Subnet and gateway (default: the host part of `subnet`, or network+1 for a plain network)."""
+    ip, plen = parse_cidr(subnet, "subnet")
+    if plen > 30:
+        raise CniError(INVALID_CONFIG, f"subnet {subnet} has no room for containers (prefix must be at most 30)")
+    net, bcast = ip & mask(plen), (ip & mask(plen)) | (~mask(plen) & 0xFFFFFFFF)
+    c.subnet, c.subnet_net, c.prefix_len = subnet, net, plen
+    if gateway is not None:
+        c.gateway = gateway
+    else:  # 0.3: "10.20.1.1/24" names the gateway by its host part; a plain network means network+1
+        c.gateway = ip if ip != net else net + 1
+    if not net < c.gateway < bcast:
+        raise CniError(INVALID_CONFIG, f"gateway {ip_text(c.gateway)} is not a host address of {subnet}")
 
 
 def _attachments(value: Any) -> list[tuple[str, str]]:

@@ -107,8 +107,8 @@ class OpenFlowConnection(Transport):
         parts = [c.bundle_control(bid, c.OFPBCT_OPEN_REQUEST, xid=first)]
         size, sent, xid = 16, False, first + 1
         try:
-            for _label, build in pre:
-                m = c.bundle_add(bid, build(xid & 0xFFFFFFFF))
+            for msg in pre:  # (label, build(xid), ...)
+                m = c.bundle_add(bid, msg[1](xid & 0xFFFFFFFF))
                 parts.append(m)
                 size += len(m)
                 xid += 1
@@ -131,8 +131,8 @@ class OpenFlowConnection(Transport):
                 if size >= _CHUNK_BYTES:
                     self._send(b"".join(parts))
                     parts, size, sent = [], 0, True
-            for _label, build in post:
-                m = c.bundle_add(bid, build(xid & 0xFFFFFFFF))
+            for msg in post:
+                m = c.bundle_add(bid, msg[1](xid & 0xFFFFFFFF))
                 parts.append(m)
                 xid += 1
             if parts:

@@ -250,6 +250,28 @@ def test_del_after_crash_half_way(lab: Lab) -> None:
     assert lab.in_ns(netns, "ip", "link", "show", "eth0").returncode != 0
 
 
+def _batch_ip_running() -> bool:
+    return any(open(f"/proc/{p}/cmdline", "rb").read() == b"ip\0-batch\0-\0"
+               for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/cmdline"))
+
+
+@pytest.mark.parametrize("after", [0.02, 0.15, 0.3, 0.6, 1.0])
+def test_del_after_add_killed(lab: Lab, after: float) -> None:
+    """SIGKILL the plugin `after` seconds into an ADD (a runtime timeout), then DEL: nothing remains."""
+    netns, cid = lab.new_netns("k"), f"kill{int(after * 1000)}"
+    proc = lab.runtime("hv1").start("tpcni", "ADD", lab.conf("hv1"), cid, netns, "eth0")
+    try:
+        proc.wait(timeout=after)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    # An `ip` the plugin started lives on for a moment; DEL after it is done (a runtime would delete the
+    # sandbox anyway, which takes the veth pair with it).
+    wait_for(lambda: not _batch_ip_running(), timeout=10, what="the killed plugin's ip to finish")
+    _del(lab, "hv1", cid, netns)
+    lab.assert_released("hv1", cid)
+
+
 def test_del_keeps_a_port_another_chassis_owns(lab: Lab) -> None:
     """A DEL on hv1 for an lsp now bound to hv2 (the workload moved) must not remove hv2's port."""
     name = lsp_name("eth0", "moved1")

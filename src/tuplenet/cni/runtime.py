@@ -73,6 +73,18 @@ class Runtime:
         return Invocation(proc.returncode, proc.stdout.decode(errors="replace"),
                           proc.stderr.decode(errors="replace"), wall, cpu)
 
+    def start(self, plugin: str, command: str, stdin: dict[str, Any], container_id: str, netns: str,
+              ifname: str) -> subprocess.Popen[bytes]:
+        """Start one plugin run without waiting (a test can kill it half way, as a runtime timeout does)."""
+        penv = {**os.environ, **self.env, "CNI_COMMAND": command, "CNI_CONTAINERID": container_id,
+                "CNI_NETNS": netns, "CNI_IFNAME": ifname, "CNI_ARGS": "", "CNI_PATH": os.pathsep.join(self.plugin_dirs)}
+        proc = subprocess.Popen([*self.prefix, self.find(plugin)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=penv)
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(stdin).encode())
+        proc.stdin.close()
+        return proc
+
     @staticmethod
     def plugin_conf(netlist: dict[str, Any], plugin: dict[str, Any], prev: dict[str, Any] | None,
                     runtime_config: dict[str, Any] | None) -> dict[str, Any]:

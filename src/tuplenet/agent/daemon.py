@@ -26,7 +26,6 @@ from .etcdsync import Change, TopologySync
 from .ofctrl import FlowControl
 from .ovsdb import LocalOvs, OvsdbError, OvsState
 from .pinctrl import PacketIns
-from .pipeline.const import meters as pipeline_meters
 from .readiness import Readiness
 from .view import View
 
@@ -51,22 +50,7 @@ def ovs_facts(state: OvsState) -> dict[tuple, Any]:
     return facts
 
 
-def desired_tunnels(view: View, self_id: str, self_ip: str) -> dict[str, str]:
-    """One tunnel per remote chassis; chassis sharing an IP resolve to the newest tick (0.3 rule)."""
-    by_ip: dict[str, tuple[int, str]] = {}
-    for k in view.members(("I", "chassis")):
-        ch = view.facts[k]
-        if k[1] == self_id or ch.ip == self_ip:
-            continue
-        cur = by_ip.get(ch.ip)
-        if cur is None or (ch.tick, k[1]) > cur:
-            by_ip[ch.ip] = (ch.tick, k[1])
-    return {name: ip for ip, (_, name) in by_ip.items()}
-
-
-def desired_patch_ports(view: View, self_id: str) -> dict[str, str]:
-    ports = ((k, view.facts[k]) for k in view.members(("I", "patch_ports")))
-    return {k[2]: o.peer for k, o in ports if o.peer and o.chassis == self_id}
+WISH_KINDS = ("tunnel", "patch")  # the OVSDB wishes the engine computes (pipeline/ovswishes.py)
 
 
 def _rss_mb() -> float:
@@ -105,8 +89,10 @@ class Agent:
         self.pins: PacketIns | None = None
         self.self_id = ""
         self._ovs_facts: dict[tuple, Any] = {}
-        self._tunnels: dict[str, str] | None = None
-        self._patches: dict[str, str] | None = None
+        # The engine's OVSDB wishes per kind (wish key -> value) and the kinds to push to OVSDB: all of
+        # them once at start-up (an empty set is a wish too: it takes over management of that domain).
+        self._wishes: dict[str, dict[tuple, Any]] = {k: {} for k in WISH_KINDS}
+        self._wishes_dirty: set[str] = set(WISH_KINDS)
         self._stop = False
         self._of_connects = 0
         self.started_at = time.time()
@@ -157,8 +143,9 @@ class Agent:
         # first computation needs no tunnel ofport; on a restart the tunnels exist already and the
         # reconcile changes nothing; on a cold start each tunnel, once up, adds its own two flows.
         self.engine.full()
+        self._sync_wishes()
         phase("compute")
-        self.ofctrl.reconcile(self.engine.desired())
+        self._reconcile()
         phase("install")
         self._side_effects()
         phase("tunnels requested")
@@ -193,7 +180,7 @@ class Agent:
         except Exception as exc:
             raise StartupError(f"cannot open OpenFlow connection {self.cfg.mgmt_socket}: {exc}") from None
         self.conn.ensure_tlv_map()
-        self.ofctrl = FlowControl(self.conn, meters=pipeline_meters())
+        self.ofctrl = FlowControl(self.conn)
         self.pins = PacketIns(self.conn, self.view, meter_drops=self.ofctrl.meter_drops)
 
     def _on_packet_in(self, pin) -> None:
@@ -242,6 +229,7 @@ class Agent:
             self._needs_full = False
             if guard("full recompute", self.engine.full):
                 reconnect = True  # reconcile what is installed with the fresh result
+                self._sync_wishes()
             else:
                 self._needs_full = True
         for it in items:
@@ -264,21 +252,23 @@ class Agent:
                 self._of_connects += 1
         if changed:
             guard("duplicate check", self.shadowing.update, self.view.index, self.view.created, changed)
-            delta: list = []
-            if not guard("flow computation", lambda: delta.extend(self.engine.process(changed))):
+            box: list = []
+            if not guard("flow computation", lambda: box.append(self.engine.process(changed))):
                 self._needs_full = True
                 self.q.put(("recompute",))
-            elif delta:
-                deletes, adds = delta
+            elif box[0]:
+                d = box[0]
+                self._take_wishes(d.changes)
                 try:
-                    self.ofctrl.apply(deletes, adds)
+                    self.ofctrl.apply(d.deletes, d.adds, d.changes)
                 except Exception as exc:  # noqa: BLE001 - resync below repairs whatever did not apply
-                    log.error("installing %d/%d flow changes failed: %s; resyncing", len(deletes), len(adds), exc)
+                    log.error("installing %d/%d flow changes failed: %s; resyncing", len(d.deletes), len(d.adds),
+                              exc)
                     reconnect = True
         if reconnect:
             try:
                 self.conn.ensure_tlv_map()  # lost, like the flows, when ovs-vswitchd restarts
-                self.ofctrl.reconcile(self.engine.desired())
+                self._reconcile()
             except Exception as exc:  # noqa: BLE001
                 log.error("flow reconcile failed: %s", exc)
                 self.q.put(("ofconnect",))
@@ -286,6 +276,33 @@ class Agent:
         if topo or changed or reconnect or (self.binder.next_due() or float("inf")) <= time.monotonic():
             guard("side effects (tunnels, patch ports, bindings)", self._side_effects, changed)
             guard("chassis registration", self._register)
+
+    def _reconcile(self) -> None:
+        """Bring the switch to the engine's flows, meters and groups (changing only the difference)."""
+        e = self.engine
+        self.ofctrl.reconcile(e.desired(), meters=e.desired_outputs("meter").values(),
+                              groups=e.desired_outputs("group").values())
+
+    def _sync_wishes(self) -> None:
+        """Take every OVSDB wish from the engine (start-up, after a full recompute)."""
+        wishes: dict[str, dict[tuple, Any]] = {k: {} for k in WISH_KINDS}
+        for ident, w in self.engine.desired_outputs("wish").items():
+            if ident[1] in wishes:
+                wishes[ident[1]][w.key] = w.value
+        self._wishes_dirty |= {k for k in WISH_KINDS if wishes[k] != self._wishes[k]}
+        self._wishes = wishes
+
+    def _take_wishes(self, changes: list) -> None:
+        """Apply the wish part of an engine delta to our per-kind maps (pushed in _side_effects)."""
+        for ident, _old, new in changes:
+            if ident[0] != "wish" or ident[1] not in self._wishes:
+                continue
+            m = self._wishes[ident[1]]
+            if new is None:
+                m.pop(ident[2:], None)
+            else:
+                m[new.key] = new.value
+            self._wishes_dirty.add(ident[1])
 
     def _drain_packet_ins(self) -> None:
         if self.pins.drain():  # a budget per iteration; the rest after the next batch of events
@@ -319,6 +336,7 @@ class Agent:
             log.warning("system-id changed from %s to %s; restart the agent to adopt it", self.self_id,
                         state.system_id)
         new[("self",)] = self.self_id  # fixed for the agent's lifetime
+        new[("selfip",)] = self.cfg.tunnel_ip  # our own tunnel IP gets no tunnel (pipeline/ovswishes.py)
         for k in self._ovs_facts.keys() - new.keys():
             self.view.apply(k, None, changed)
         for k, v in new.items():
@@ -328,14 +346,9 @@ class Agent:
 
     def _side_effects(self, changed: set[tuple] | None = None) -> None:
         """OVS wishes, binding claims and readiness marks for what `changed` touched (None: everything)."""
-        tunnels = desired_tunnels(self.view, self.self_id, self.cfg.tunnel_ip)
-        if tunnels != self._tunnels:
-            self._tunnels = tunnels
-            self.ovs.set_tunnels(tunnels)
-        patches = desired_patch_ports(self.view, self.self_id)
-        if patches != self._patches:
-            self._patches = patches
-            self.ovs.set_patch_ports(patches)
+        while self._wishes_dirty:  # computed by the engine's owners: no scan of the view here
+            kind = self._wishes_dirty.pop()
+            self.ovs.set_wishes(kind, dict(self._wishes[kind]))
         for fkey, lsp in self.binder.update(self.view, changed):
             if self.claimer is None:
                 self.claimer = binding.ClaimWriter(self.store, self.self_id)
@@ -361,7 +374,8 @@ class Agent:
             "start_phases_ms": getattr(self, "start_phases", {}),
             "facts": len(self.view.facts), "flows": len(self.engine.active),
             "flows_by_table": {t: n for t, n in self.engine.per_table.items() if n},
-            "meters": len(pipeline_meters()),
+            "meters": len(self.ofctrl.meters) if self.ofctrl else 0,
+            "groups": len(self.ofctrl.groups) if self.ofctrl else 0,
             "installed": len(self.ofctrl.installed) if self.ofctrl else 0,
             "tunnels": sum(1 for k in self._ovs_facts if k[0] == "tun"),  # local facts only: no topology scan
             "rss_mb": _rss_mb(),

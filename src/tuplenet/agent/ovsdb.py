@@ -199,6 +199,15 @@ class LocalOvs(IdlThread):
         self.stats["patch_ignored"] = len(bad)
         return self._submit(lambda: setattr(self._desired, "patch_ports", patches), D_PATCH)
 
+    def set_wishes(self, kind: str, wishes: Mapping[tuple, object]) -> Future[None]:
+        """All the engine's OVSDB wishes of one kind (wish key -> value; agent/outputs.py `Wish`), converged
+        like the typed calls they map to. ValueError for a kind nobody applies."""
+        if kind == "tunnel":
+            return self.set_tunnels({k[0]: str(v) for k, v in wishes.items()})
+        if kind == "patch":
+            return self.set_patch_ports({k[0]: str(v) for k, v in wishes.items()})
+        raise ValueError(f"unknown OVSDB wish kind {kind!r}")
+
     def set_installed(self, ready: Mapping[str, int]) -> Future[None]:
         """Mark the interfaces of these ports (iface-id -> ofport) `external_ids:tuplenet-installed=true` and
         unmark every other interface of the bridge. Asynchronous: callers on the hot path do not wait."""

@@ -144,6 +144,14 @@ def _compiled(a: Any) -> tuple:
     return c
 
 
+_SHARED: dict[tuple, tuple[Entry | None, Table | None]] = {}
+_SHARED_MAX = 4096
+
+
+def _cookie(f: F.Flow) -> int:
+    return f.cookie
+
+
 class Tables:
     """A chassis's flows by table, each table compiled on first use: a trace visits a few dozen tables,
     a chassis may have hundreds of thousands of flows."""
@@ -166,8 +174,15 @@ class Tables:
             probe: tuple[Entry | None, Table | None] = _ABSENT
         else:
             owners = self.owners
-            t = Table(Entry(f.priority, f, tuple(map(_compiled, f.actions)), owners.get(f.cookie)) for f in flows)
-            probe = (t.only, t)
+            flows.sort(key=_cookie)
+            key = (tid, tuple([(f.cookie, owners.get(f.cookie)) for f in flows]))
+            probe = _SHARED.get(key)  # the same flows on another chassis (constant stages): compiled once
+            if probe is None:
+                t = Table(Entry(f.priority, f, tuple(map(_compiled, f.actions)), owners.get(f.cookie)) for f in flows)
+                probe = (t.only, t)
+                if len(_SHARED) >= _SHARED_MAX:
+                    _SHARED.clear()
+                _SHARED[key] = probe
         self.probes[tid] = probe
         return probe
 

@@ -22,8 +22,16 @@ OUTPUT, OUTPUT_REG, RESUBMIT, SET, MOVE, DEC_TTL, CONTROLLER, METER, BUNDLE, CT,
 class Entry(NamedTuple):
     priority: int
     flow: F.Flow
-    actions: tuple
+    actions: tuple          # compiled, without a final resubmit
     owner: tuple | None
+    tail: int | None        # the table of a final resubmit (walked as a loop, not a recursion)
+
+
+def entry(f: F.Flow, owner: tuple | None) -> Entry:
+    acts = tuple(map(_compiled, f.actions))
+    if acts and acts[-1][0] == RESUBMIT:
+        return Entry(f.priority, f, acts[:-1], owner, acts[-1][1])
+    return Entry(f.priority, f, acts, owner, None)
 
 
 def _ones(n: int) -> int:
@@ -178,7 +186,7 @@ class Tables:
             key = (tid, tuple([(f.cookie, owners.get(f.cookie)) for f in flows]))
             probe = _SHARED.get(key)  # the same flows on another chassis (constant stages): compiled once
             if probe is None:
-                t = Table(Entry(f.priority, f, tuple(map(_compiled, f.actions)), owners.get(f.cookie)) for f in flows)
+                t = Table(entry(f, owners.get(f.cookie)) for f in flows)
                 probe = (t.only, t)
                 if len(_SHARED) >= _SHARED_MAX:
                     _SHARED.clear()

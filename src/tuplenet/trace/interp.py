@@ -114,31 +114,50 @@ class _Walk:
         self.resubmits = 0
 
     def table(self, tid: int, depth: int, deep: int, parent: int | None) -> None:
-        """Look `tid` up and run the winner's actions (inline: one Python call per table visited)."""
+        """Look `tid` up and run the winner's actions. Inline, and a final resubmit loops instead of
+        recursing: a walk of 50 tables costs a handful of Python calls."""
         pkt = self.pkt
-        probe = self.probes.get(tid)
-        only, t = probe if probe is not None else self.tables.compile(tid)
-        e = only if only is not None else None if t is None else t.lookup(pkt)
         steps = self.steps
-        idx = len(steps)
-        if e is None:
-            steps.append(_new(Step, (depth, tid, None, None, None, pkt["metadata"], pkt["reg0"], pkt["reg1"])))
-            self._dead_end(idx, tid, None, parent, False)
-            return
-        steps.append(_new(Step, (depth, tid, e[0], e[1], e[3], pkt["metadata"], pkt["reg0"], pkt["reg1"])))
-        if not e[2]:
-            self._dead_end(idx, tid, e[0], parent, True)
-            return
-        for a in e[2]:
+        probes = self.probes
+        while True:
+            probe = probes.get(tid)
+            only, t = probe if probe is not None else self.tables.compile(tid)
+            e = only if only is not None else None if t is None else t.lookup(pkt)
+            idx = len(steps)
+            if e is None:
+                steps.append(_new(Step, (depth, tid, None, None, None, pkt["metadata"], pkt["reg0"], pkt["reg1"])))
+                self._dead_end(idx, tid, None, parent, False)
+                return
+            steps.append(_new(Step, (depth, tid, e[0], e[1], e[3], pkt["metadata"], pkt["reg0"], pkt["reg1"])))
+            tail = e[4]
+            if not e[2] and tail is None:
+                self._dead_end(idx, tid, e[0], parent, True)
+                return
+            if e[2] and not self.run(e[2], idx, tid, depth, deep):
+                return
+            if tail is None:
+                return
+            self._check_limits(idx, deep)
+            self.resubmits += 1
+            deep += tail <= tid
+            parent, tid, depth = tid, tail, depth + 1
+
+    def _check_limits(self, idx: int, deep: int) -> None:
+        if deep >= MAX_DEPTH:
+            self._fail(idx, f"over max translation depth {MAX_DEPTH}")
+        if self.resubmits >= MAX_RESUBMITS:
+            self._fail(idx, f"over {MAX_RESUBMITS} resubmit actions")
+
+    def run(self, actions: tuple, idx: int, tid: int, depth: int, deep: int) -> bool:
+        """Run a flow's actions (but a final resubmit); False when the table's processing stops early."""
+        pkt = self.pkt
+        for a in actions:
             code = a[0]
             if code == _SET:
                 f = a[1]
                 pkt[f] = (pkt[f] & a[2]) | a[3]
             elif code == _RESUBMIT:
-                if deep >= MAX_DEPTH:
-                    self._fail(idx, f"over max translation depth {MAX_DEPTH}")
-                if self.resubmits >= MAX_RESUBMITS:
-                    self._fail(idx, f"over {MAX_RESUBMITS} resubmit actions")
+                self._check_limits(idx, deep)
                 self.resubmits += 1
                 self.table(a[1], depth + 1, deep + (a[1] <= tid), tid)
             elif code == _MOVE:
@@ -155,7 +174,7 @@ class _Walk:
                 if pkt["nw_ttl"] <= 1:
                     self._event("dead_end", idx, f"dec_ttl: TTL {pkt['nw_ttl']} expired, processing of this "
                                 "table stops", ttl=pkt["nw_ttl"])
-                    return
+                    return False
                 pkt["nw_ttl"] -= 1
             elif code == C.CONTROLLER:
                 op, meaning = opcode_meaning(a[1])
@@ -165,6 +184,7 @@ class _Walk:
                 self._event("meter", idx, f"meter {a[1]:#x} (rate-limited; assumed within its rate)", meter=a[1])
             else:
                 self._special(a, idx, depth, deep)
+        return True
 
     def _special(self, a: tuple, idx: int, depth: int, deep: int) -> None:
         act = a[1]

@@ -19,7 +19,7 @@ from tuplenet.control import Controller
 from tuplenet.control.memstore import MemStore
 
 TOKEN, READ_TOKEN = "full-token", "read-token"
-ALLOWED = {200, 201, 204, 400, 401, 403, 404, 405, 409}
+ALLOWED = {200, 201, 204, 400, 401, 403, 404, 405, 409, 413}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 

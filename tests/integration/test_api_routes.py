@@ -10,6 +10,7 @@ import tempfile
 
 import pytest
 from test_api_helpers import (  # noqa: F401  (fixtures)
+    AsgiDriver,
     Client,
     api_fixture,
     api_server,
@@ -21,7 +22,9 @@ from test_api_helpers import (  # noqa: F401  (fixtures)
 )
 from test_tpctl_helpers import ok as tpctl_ok
 
+from tuplenet.api import Auth, create_app
 from tuplenet.api.proc import ApiProcess
+from tuplenet.control.memstore import MemStore
 from tuplenet.model import DEVICE_IDS_KEY, ip_book_key
 from tuplenet.model.roaring import decode_bitmap, encode_bitmap
 from tuplenet.sandbox.procs import free_port
@@ -309,3 +312,25 @@ def test_openapi_document_is_served_and_committed(client):
     assert served["security"] == [{"bearer": []}]
     ops = {(m.upper(), p) for p, item in served["paths"].items() for m in item}
     assert len(ops) == 39 and ("POST", "/api/v2/switches/{switch}/ports") in ops
+
+
+def test_request_bodies_over_the_limit_get_413(api):
+    # Real server: a declared length over the 64 MiB default is refused before a byte of body is read.
+    conn = api.connection()
+    conn.putrequest("POST", "/api/v2/import")
+    conn.putheader("Authorization", f"Bearer {api.token}")
+    conn.putheader("Content-Length", str(100 << 20))
+    conn.endheaders()
+    resp = conn.getresponse()
+    assert (resp.status, resp.read()) == (413, b'{"error": "request body larger than 67108864 bytes", '
+                                               b'"kind": "too_large"}')
+    conn.close()
+    # In process with a small cap: also when the body arrives without a length and is counted as it comes.
+    app = create_app(MemStore(), Auth(["t"]), max_body=100)
+    drive = AsgiDriver(app)
+    auth = [(b"authorization", b"Bearer t"), (b"content-type", b"application/json")]
+    for path, body in (("/api/v2/switches", b'{"name":"' + b"x" * 200 + b'"}'), ("/api/v2/import", b"x" * 200)):
+        status, _, raw = drive("POST", path, headers=auth, body=body)
+        assert (status, json.loads(raw)["kind"]) == (413, "too_large")
+    assert drive("POST", "/api/v2/switches", headers=auth, body=b'{"name":"a"}')[0] == 201
+    drive.close()

@@ -24,6 +24,7 @@ from . import errors, routes_misc, routes_routers, routes_switches
 from .auth import Auth, AuthMiddleware
 from .cache import TreeCache
 from .common import ERRORS, PREFIX
+from .limits import DEFAULT_MAX_BODY, BodyLimit
 
 TITLE = "TupleNet management API"
 DESCRIPTION = ("Every tpctl operation as JSON over HTTP, served by the same control layer (validation, "
@@ -69,11 +70,12 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def create_app(store: Any, auth: Auth | None, threads: int | None = None, cache: bool = True) -> FastAPI:
+def create_app(store: Any, auth: Auth | None, threads: int | None = None, cache: bool = True,
+               max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
     """An app over `store` (tuplenet.store.Store or control.memstore.MemStore); `auth` None only in tests
     of the routes themselves (the server entry point always requires tokens). `threads` sizes the pool that
     runs the blocking etcd calls (anyio's default is 40). `cache`: serve reads from a watch-fed copy of the
-    tree (tuplenet.api.cache), started with the app's lifespan."""
+    tree (tuplenet.api.cache), started with the app's lifespan. `max_body`: larger request bodies get 413."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,6 +107,7 @@ def create_app(store: Any, auth: Auth | None, threads: int | None = None, cache:
     app.add_exception_handler(RequestValidationError, errors.on_validation)
     app.add_exception_handler(HTTPException, errors.on_http)
     app.add_exception_handler(Exception, errors.on_unexpected)
+    app.add_middleware(BodyLimit, max_body=max_body)
     if auth is not None:
-        app.add_middleware(AuthMiddleware, auth=auth)
+        app.add_middleware(AuthMiddleware, auth=auth)  # added last: runs first, before any body is read
     return app

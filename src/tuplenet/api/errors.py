@@ -83,7 +83,7 @@ async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse
 
 async def on_http(_: Request, exc: HTTPException) -> JSONResponse:
     return error_response(exc.status_code, str(exc.detail), kind_of(exc) if exc.status_code >= 500 else
-                          {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error"),
+                          {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error"),
                           headers=getattr(exc, "headers", None))
 
 

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=40, help="worker threads for blocking etcd calls")
     p.add_argument("--no-cache", action="store_true",
                    help="read every request from etcd instead of the watch-fed cache")
+    p.add_argument("--max-body", type=int, default=64 << 20, metavar="BYTES",
+                   help="largest request body accepted (default 64 MiB; an import of 20,000 ports is ~1.5 MB)")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.add_argument("--access-log", action="store_true", help="log every request")
     return p
@@ -77,7 +79,7 @@ def serve(opts: argparse.Namespace) -> None:
     tls = tls_options(opts)
     store = Store(opts.endpoints, prefix=opts.prefix, timeout=opts.timeout,
                   security=etcd_security(opts, os.environ))
-    app = create_app(store, auth, threads=opts.threads, cache=not opts.no_cache)
+    app = create_app(store, auth, threads=opts.threads, cache=not opts.no_cache, max_body=opts.max_body)
     logging.basicConfig(level=opts.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         uvicorn.run(app, host=host, port=port, log_level=opts.log_level, access_log=opts.access_log,

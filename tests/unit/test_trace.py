@@ -321,3 +321,16 @@ def test_text_report_names_hosts_datapaths_stages_owners_and_rules() -> None:
     assert text.rstrip().endswith("result: delivered")
     brief = to_text(doc, brief=True)
     assert "ls_in_hook" in text and "ls_in_hook" not in brief and "ls_in_lookup" in brief
+
+
+def test_patch_port_is_the_default_destination_and_an_entry() -> None:
+    from tuplenet.model import PATCH_PORT_IP, PATCH_PORT_MAC
+
+    patch = LSP("LS-A", "to-phy", PATCH_PORT_IP, PATCH_PORT_MAC, "br-phy", "hv1")
+    fab = tutorial({("lsp", "LS-A", "to-phy"): patch})
+    out = only(fab.trace("LS-A", "vm1", P.icmp(VM1[0], "f2:01:0a:0a:01:63", VM1[1], "10.10.1.99")).outcomes)
+    assert (out["result"], out["chassis"], out["port"]) == ("physical", "hv1", "to-phy")
+    back = fab.trace("LS-A", "to-phy", P.icmp("f2:01:0a:0a:01:63", VM1[0], "10.10.1.99", VM1[1]))
+    out = only(back.outcomes)
+    assert (out["result"], out["port"]) == ("delivered", "vm1")
+    assert back.hops[0].trace.steps[0].owner == ("lsp", "LS-A", "to-phy")

@@ -21,7 +21,7 @@ from .names import Names
 from .packet import TraceError
 
 MAX_HOPS = 64  # chassis crossings per packet: more is a forwarding loop
-LOCAL_KINDS = ("self", "bind", "tun", "tunfb", "live")
+LOCAL_KINDS = ("self", "bind", "patchport", "tun", "tunfb", "live")
 
 
 class Model:
@@ -61,8 +61,11 @@ def synth_local(model: Model, chassis: str) -> dict[tuple, Any]:
     ofport = 1
     for key in sorted(k for k in model.facts if k[0] == "lsp"):
         lsp = model.facts[key]
-        if lsp.chassis == chassis and (lsp.ip == PATCH_IP or not lsp.peer) and ("bind", key[2]) not in facts:
-            facts[("bind", key[2])] = ofport
+        if lsp.chassis != chassis or (lsp.peer and lsp.ip != PATCH_IP):
+            continue
+        local = ("patchport" if lsp.ip == PATCH_IP else "bind", key[2])  # the agent's patch port, or a VM's
+        if local not in facts:
+            facts[local] = ofport
             ofport += 1
     facts[("tunfb",)] = ofport
     own = model.facts.get(("chassis", chassis))
@@ -90,14 +93,12 @@ def ports_of(view: View, chassis: str) -> dict[int, Port]:
     ports: dict[int, Port] = {}
     for key, ofport in view.facts.items():
         kind = key[0]
-        if kind == "bind":
-            lsps = [k for k in sorted(view.members(("I", "lsp_name", key[1])))]
+        if kind in ("bind", "patchport"):
+            patch = kind == "patchport"
+            lsps = [k for k in sorted(view.members(("I", "lsp_name", key[1])))
+                    if (view.facts[k].ip == PATCH_IP) == patch and (patch or not view.facts[k].peer)]
             mine = [k for k in lsps if view.facts[k].chassis == chassis] or lsps
-            if mine:
-                lsp = view.facts[mine[0]]
-                ports[ofport] = Port("patch" if lsp.ip == PATCH_IP else "vif", key[1], mine[0][1])
-            else:
-                ports[ofport] = Port("vif", key[1], "?")
+            ports[ofport] = Port("patch" if patch else "vif", key[1], mine[0][1] if mine else "?")
         elif kind == "tun":
             ports[ofport] = Port("tunnel", key[1])
         elif kind == "tunfb":

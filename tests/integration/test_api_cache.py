@@ -77,3 +77,42 @@ def test_unreachable_etcd_means_503_not_stale_reads(tmp_path):
         c.close()
         api.stop()
         etcd.stop()
+
+
+def test_cache_bookkeeping_is_exact():
+    """Pure: applying watch events keeps keys sorted and exact; read-only txns answer at one revision."""
+    import random
+
+    from tuplenet.api.cache import TreeCache
+    from tuplenet.store import KV, Compare, Event, Op, StoreError
+
+    cache = TreeCache(None)  # type: ignore[arg-type]  (no store: nothing is started)
+    model: dict[str, str] = {}
+    rng = random.Random(7)
+    rev = 0
+    for _ in range(3000):
+        rev += 1
+        key = f"entity_view/LS/s{rng.randrange(5)}" + rng.choice(["", f"/lsp/p{rng.randrange(20)}"])
+        if rng.random() < 0.35:
+            model.pop(key, None)
+            cache._apply([Event("DELETE", KV(key, "", rev, 0, 0, 0))], rev)
+        else:
+            model[key] = f"v{rev}"
+            cache._apply([Event("PUT", KV(key, f"v{rev}", rev, rev, 1, 0))], rev)
+        if rev % 100 == 0:
+            for prefix in ("", "entity_view/LS/s1", "entity_view/LS/s1/", "zz"):
+                kvs, at = cache.get_prefix(prefix)
+                assert at == rev
+                assert [(kv.key, kv.value) for kv in kvs] == sorted((k, v) for k, v in model.items()
+                                                                    if k.startswith(prefix))
+    res = cache.txn([], [Op.get("entity_view/LS/s1"), Op.get_prefix("entity_view/LS/s2/")])
+    assert res.succeeded and res.revision == rev
+    assert (res.responses[0].value if res.responses[0] else None) == model.get("entity_view/LS/s1")
+    assert cache.wait_for(rev, 0.01) and not cache.wait_for(rev + 1, 0.01)
+    for bad in (([Compare.missing("x")], [Op.get("x")]), ([], [Op.put("x", "1")])):
+        try:
+            cache.txn(*bad)
+        except StoreError:
+            pass
+        else:
+            raise AssertionError("a write through the read cache must be refused")

@@ -334,3 +334,30 @@ def test_patch_port_is_the_default_destination_and_an_entry() -> None:
     out = only(back.outcomes)
     assert (out["result"], out["port"]) == ("delivered", "vm1")
     assert back.hops[0].trace.steps[0].owner == ("lsp", "LS-A", "to-phy")
+
+
+def test_clone_and_group_buckets_run_on_a_copy_of_the_packet() -> None:
+    from tuplenet.agent.flow import Clone, ToGroup
+    from tuplenet.agent.outputs import Bucket, Group
+    from tuplenet.trace.compiled import compile_groups
+
+    groups = compile_groups([Group(7, "all", (Bucket((Output(2),)), Bucket((Load("reg1", 5), Resubmit(1))))),
+                             Group(9, "select", (Bucket((Output(3),)), Bucket((Output(2),))))])
+    flows = [Flow(0, 5, match(dl_dst=1), (Clone((Load("reg1", 5), Resubmit(1))), Resubmit(1))),
+             Flow(0, 5, match(dl_dst=2), (ToGroup(7), Resubmit(1))),
+             Flow(0, 5, match(dl_dst=3), (ToGroup(9),)),
+             Flow(0, 5, match(dl_dst=4), (ToGroup(99),)),
+             Flow(1, 5, match(reg1=5), (Output(3),)), Flow(1, 0, (), (Output(2),))]
+    ports = {2: Port("vif", "p2", "S"), 3: Port("vif", "p3", "S")}
+    cp = ChassisPipeline("hv1", compile_tables(flows, {}), ports, Names({}), {}, groups)
+
+    def outs(dst: int) -> list:
+        return [e.data.get("ofport") for e in cp.walk(P.packet(dl_dst=dst), 1).events if e.kind == "deliver"]
+
+    assert outs(1) == [3, 2]  # the clone saw reg1=5, the original did not
+    assert outs(2) == [2, 3, 2]
+    hop = cp.walk(P.packet(dl_dst=3), 1)
+    assert [e.data.get("ofport") for e in hop.events if e.kind == "deliver"] == [3]
+    assert "bucket 0 assumed" in [e.text for e in hop.events if e.kind == "note"][0]
+    hop = cp.walk(P.packet(dl_dst=4), 1)
+    assert [e.text for e in hop.events] == ["group 0x63 does not exist"]

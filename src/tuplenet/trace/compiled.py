@@ -16,7 +16,8 @@ from ..agent import flow as F
 from .packet import WIDTH
 
 # Compiled action opcodes: (code, *args).
-OUTPUT, OUTPUT_REG, RESUBMIT, SET, MOVE, DEC_TTL, CONTROLLER, METER, BUNDLE, CT, OTHER = range(11)
+(OUTPUT, OUTPUT_REG, RESUBMIT, SET, MOVE, DEC_TTL, CONTROLLER, METER, BUNDLE, CT, GROUP, CLONE, MULTIPATH,
+ SAMPLE, OTHER) = range(15)
 
 
 class Entry(NamedTuple):
@@ -66,6 +67,14 @@ def compile_action(a: Any) -> tuple:
         return (BUNDLE, a)
     if isinstance(a, F.Ct):
         return (CT, a)
+    if isinstance(a, F.ToGroup):
+        return (GROUP, a.group_id)
+    if isinstance(a, F.Clone):
+        return (CLONE, tuple(compile_action(x) for x in a.actions))
+    if isinstance(a, F.Multipath):
+        return (MULTIPATH, a)
+    if isinstance(a, F.Sample):
+        return (SAMPLE, a)
     return (OTHER, a)
 
 
@@ -145,6 +154,8 @@ _COMPILED: dict[tuple[type, Any], tuple] = {}
 
 
 def _compiled(a: Any) -> tuple:
+    if type(a) is F.Clone:  # nested actions: equal by value across types, so never memoised
+        return compile_action(a)
     key = (type(a), a)
     c = _COMPILED.get(key)
     if c is None:
@@ -207,3 +218,18 @@ def owner_index(owner_flows: dict[tuple, tuple[F.Flow, ...]]) -> dict[int, tuple
         for f in owner_flows[owner]:
             out.setdefault(f.cookie, owner)
     return out
+
+
+class CGroup(NamedTuple):
+    """An OpenFlow group with its buckets' actions compiled."""
+
+    group_id: int
+    type: str
+    buckets: tuple[tuple[tuple, int | None], ...]  # (compiled actions, watch port)
+
+
+def compile_groups(groups: Iterable[Any]) -> dict[int, CGroup]:
+    """group id -> compiled group, from the engine's group outputs (agent.outputs.Group)."""
+    return {g.group_id: CGroup(g.group_id, g.type, tuple((tuple(compile_action(a) for a in b.actions),
+                                                            b.watch_port) for b in g.buckets))
+            for g in groups}

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from ..agent.engine import Engine
 from ..agent.flow import ip_int
 from ..agent.view import PATCH_IP, View
-from .compiled import compile_tables, owner_index
+from .compiled import compile_groups, compile_tables, owner_index
 from .interp import ChassisPipeline, Event, HopTrace, Port
 from .names import Names
 from .packet import TraceError
@@ -108,7 +108,9 @@ def ports_of(view: View, chassis: str) -> dict[int, Port]:
 
 def pipeline_from_engine(chassis: str, engine: Engine, names: Names, chassis_by_ip: dict[int, str]) -> ChassisPipeline:
     tables = compile_tables(engine.active.values(), owner_index(engine.owner_flows))
-    return ChassisPipeline(chassis, tables, ports_of(engine.view, chassis), names, chassis_by_ip)
+    outputs = getattr(engine, "desired_outputs", None)
+    groups = compile_groups(outputs("group").values()) if outputs is not None else {}
+    return ChassisPipeline(chassis, tables, ports_of(engine.view, chassis), names, chassis_by_ip, groups)
 
 
 class Hop(NamedTuple):

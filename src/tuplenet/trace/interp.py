@@ -69,9 +69,10 @@ class ChassisPipeline:
     """The compiled flows of one chassis plus what its ofports are."""
 
     def __init__(self, chassis: str, tables: C.Tables, ports: dict[int, Port], names: Names,
-                 chassis_by_ip: dict[int, str]) -> None:
+                 chassis_by_ip: dict[int, str], groups: dict[int, C.CGroup] | None = None) -> None:
         self.chassis, self.tables, self.ports, self.names = chassis, tables, ports, names
         self.chassis_by_ip = chassis_by_ip
+        self.groups = groups or {}
 
     def walk(self, pkt: dict[str, int], in_port: int) -> HopTrace:
         """Translate `pkt` entering on `in_port` (the dict is copied, never modified)."""
@@ -187,23 +188,66 @@ class _Walk:
         return True
 
     def _special(self, a: tuple, idx: int, depth: int, deep: int) -> None:
-        act = a[1]
-        if a[0] == C.BUNDLE:
+        code, act = a[0], a[1]
+        tid = self.steps[idx].table
+        if code == C.BUNDLE:
             member = act.members[0] if act.members else 0xFFFF
-            width = act.nbits
-            f = act.dst
-            mask = ((1 << width) - 1) << act.ofs
-            self.pkt[f] = (self.pkt[f] & ~mask) | ((member << act.ofs) & mask)
+            self._load(act.dst, act.ofs, act.nbits, member)
             self._event("note", idx, f"bundle_load: assumed member {member} (the hash is not simulated)",
                         member=member)
-        elif a[0] == C.CT:
+        elif code == C.MULTIPATH:
+            self._load(act.dst, act.ofs, act.nbits, 0)
+            self._event("note", idx, f"multipath: assumed link 0 of {act.n_links} (the hash is not simulated)")
+        elif code == C.CT:
             self._event("note", idx, "conntrack is not simulated: ct() treated as a new connection, no NAT",
                         action=act.text())
             if act.table is not None:
                 self.pkt["ct_state"] = 0x21  # +new+trk
                 self.table(act.table, depth + 1, deep, None)
+        elif code == C.CLONE:
+            self._on_copy(act, idx, tid, depth, deep)
+        elif code == C.GROUP:
+            self._group(act, idx, tid, depth, deep)
+        elif code == C.SAMPLE:
+            self._event("note", idx, f"sampled for IPFIX ({act.text()})")
         else:
             self._event("note", idx, f"action not simulated: {act.text()}", action=act.text())
+
+    def _load(self, field: str, ofs: int, nbits: int, value: int) -> None:
+        mask = ((1 << nbits) - 1) << ofs
+        self.pkt[field] = (self.pkt[field] & ~mask) | ((value << ofs) & mask)
+
+    def _on_copy(self, actions: tuple, idx: int, tid: int, depth: int, deep: int) -> None:
+        """Run actions on a copy of the packet (clone, group buckets): the original goes on unchanged."""
+        saved = self.pkt
+        self.pkt = dict(saved)
+        try:
+            self.run(actions, idx, tid, depth, deep)
+        finally:
+            self.pkt = saved
+
+    def _group(self, gid: int, idx: int, tid: int, depth: int, deep: int) -> None:
+        g = self.cp.groups.get(gid)
+        if g is None:
+            self._event("dead_end", idx, f"group {gid:#x} does not exist", group=gid)
+            return
+        buckets = g.buckets
+        if g.type == "all":
+            chosen = list(range(len(buckets)))
+            how = "every bucket"
+        elif g.type == "fast_failover":
+            live = [i for i, (_, watch) in enumerate(buckets) if watch is None or watch in self.cp.ports]
+            chosen, how = live[:1], "the first live bucket (ports assumed up)"
+        elif g.type == "select":
+            chosen, how = [0] if buckets else [], "bucket 0 assumed (OVS picks by hash)"
+        else:
+            chosen, how = [0] if buckets else [], "its bucket"
+        self._event("note", idx, f"group {gid:#x} ({g.type}, {len(buckets)} buckets): {how}", group=gid,
+                    buckets=chosen)
+        if not chosen:
+            self._event("dead_end", idx, f"group {gid:#x} has no live bucket", group=gid)
+        for i in chosen:
+            self._on_copy(buckets[i][0], idx, tid, depth, deep)
 
     def output(self, port: int, idx: int, explicit_in_port: bool) -> None:
         pkt, cp = self.pkt, self.cp

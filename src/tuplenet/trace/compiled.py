@@ -9,7 +9,7 @@ signature can beat the best hit: a few dict lookups per table whatever the numbe
 from __future__ import annotations
 
 from collections.abc import Iterable
-from operator import itemgetter
+from operator import and_, itemgetter
 from typing import Any, NamedTuple
 
 from ..agent import flow as F
@@ -78,6 +78,22 @@ def compile_action(a: Any) -> tuple:
     return (OTHER, a)
 
 
+def _empty_key(pkt: dict[str, int]) -> tuple:
+    return ()
+
+
+def _key_function(fields: tuple[str, ...], masks: tuple[int, ...] | None) -> Any:
+    if not fields:
+        return _empty_key
+    get = itemgetter(*fields)
+    if masks is None:
+        return get
+    if len(fields) == 1:
+        f, m = fields[0], masks[0]
+        return lambda pkt: pkt[f] & m
+    return lambda pkt: tuple(map(and_, get(pkt), masks))
+
+
 class _Group:
     """Flows sharing one signature: `fields` with `masks` (None = exact match on every field)."""
 
@@ -85,23 +101,17 @@ class _Group:
 
     def __init__(self, fields: tuple[str, ...], masks: tuple[int, ...] | None) -> None:
         self.fields, self.masks = fields, masks
-        # packet -> key: a C-level itemgetter for exact matches (the common case)
-        self.key = itemgetter(*fields) if fields and masks is None else self.key_of_packet
+        self.key = _key_function(fields, masks)  # packet -> key, C-level calls where possible
         self.max_priority = -1
         self.hits: dict[Any, Entry] = {}
 
     def key_of_flow(self, m: tuple[F.M, ...]) -> Any:
+        """The key a packet matching these values computes (same shape as `key`: scalar for one field)."""
         if not self.fields:
             return ()
-        if self.masks is None:
-            vals = tuple(x.value for x in m)
-            return vals[0] if len(vals) == 1 else vals
-        return tuple(x.value & mk for x, mk in zip(m, self.masks, strict=True))
-
-    def key_of_packet(self, pkt: dict[str, int]) -> Any:
-        if not self.fields:
-            return ()
-        return tuple([pkt[f] & mk for f, mk in zip(self.fields, self.masks, strict=True)])  # type: ignore[arg-type]
+        masks = self.masks or (None,) * len(m)
+        vals = tuple(x.value if mk is None else x.value & mk for x, mk in zip(m, masks, strict=True))
+        return vals[0] if len(vals) == 1 else vals
 
     def add(self, e: Entry) -> None:
         k = self.key_of_flow(e.flow.match)

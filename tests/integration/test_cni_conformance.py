@@ -440,3 +440,32 @@ def test_readiness_timeout_is_an_error_and_rolls_back(lab: Lab) -> None:
         lab.sb.wait_agents(["hv2"])
     wait_for(lambda: _add(lab, "hv2", "ready1", netns), timeout=30, what="ADD after the agent restarted")
     _del(lab, "hv2", "ready1", netns)
+
+
+def test_server_answers_like_the_plugin(lab: Lab, tmp_path) -> None:
+    """`tpcni serve` on hv1: runs forward to it (its log names them), answers are the plugin's, and a dead
+    server (socket left behind) falls back to running in-process."""
+    sock, log = str(tmp_path / "tpcni.sock"), tmp_path / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(["nsenter", f"--net=/run/netns/{lab.sb.ns('hv1')}",
+                                   os.path.join(lab.bindir, "tpcni"), "serve", "--socket", sock],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: os.path.exists(sock), timeout=30, what="tpcni server socket")
+        netns = lab.new_netns("sv")
+        res = _add(lab, "hv1", "served1", netns, serverSocket=sock)
+        lsp = lab.lsps()[lsp_name("eth0", "served1")]
+        assert res["ips"][0]["address"] == f"{lsp.ip}/24" and lsp.chassis == "hv1"
+        assert lab.in_ns(netns, "ping", "-c1", "-W2", "10.10.1.1").returncode == 0
+        err = _error(lab, "hv1", lab.conf("hv1", switch="nope", serverSocket=sock), cid="served2")
+        assert err["code"] == 7 and "switch nope does not exist" in err["msg"]
+        _del(lab, "hv1", "served1", netns, serverSocket=sock)
+        lab.assert_released("hv1", "served1")
+        text = log.read_text()
+        assert "ADD served1 eth0 -> 0" in text and "ADD served2 eth0 -> 1" in text and "DEL served1 eth0 -> 0" in text
+    finally:
+        server.kill()
+        server.wait()
+    res = _add(lab, "hv1", "served3", netns, serverSocket=sock)  # socket file left, nobody listening
+    assert "served3" not in log.read_text()
+    _del(lab, "hv1", "served3", netns, serverSocket=sock)

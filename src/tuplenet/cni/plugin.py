@@ -47,7 +47,6 @@ def host_names(container_id: str, ifname: str) -> tuple[str, str]:
 
 
 def controller(conf: NetConf) -> Any:
-    import os
     from types import SimpleNamespace
 
     from tuplenet.control import Controller
@@ -56,7 +55,7 @@ def controller(conf: NetConf) -> Any:
 
     names = ("cacert", "cert", "key", "user", "password")
     try:
-        security = from_args(SimpleNamespace(**{n: conf.etcd_security.get(n) for n in names}), os.environ)
+        security = from_args(SimpleNamespace(**{n: conf.etcd_security.get(n) for n in names}), {})
         return Controller(Store(conf.etcd_endpoints, conf.etcd_prefix, timeout=conf.etcd_timeout,
                                 security=security))
     except StoreError as exc:  # bad endpoint syntax, unreadable certificates, user without password

@@ -241,6 +241,8 @@ def parse_conf(raw: dict[str, Any], environ: Mapping[str, str] | None = None, co
     for key, field in SECURITY_FIELDS.items():
         if raw.get(field) is not None:
             c.etcd_security[key] = _string(raw, (field,))
+        elif environ.get(f"ETCDCTL_{key.upper()}"):  # etcdctl's variables, read here so a server uses the caller's
+            c.etcd_security[key] = environ[f"ETCDCTL_{key.upper()}"]
     _parse_addressing(raw, c, command)
     c.mtu = int(_number(raw, "mtu", DEFAULT_MTU, 68, 65535))
     if raw.get("mtu") is not None and not isinstance(raw["mtu"], int):

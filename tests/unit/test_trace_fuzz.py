@@ -31,7 +31,7 @@ VALUES = ["LS-A/vm1", "vm1", "vm3", "LS-B/vm3", "LS-A/vm2", "LS-A/LS-A_to_LR-cen
           "f2:01:0a:0a:01:03", "F2-01-0A-0A-01-01", "ff:ff:ff:ff:ff:ff", "f2:01", "icmp", "TCP", "udp", "arp", "gre",
           "0", "1", "64", "255", "256", "-1", "65535", "65536", "0x10", "1e3", "", " ", "a\nb", "\u00e9", "x" * 200,
           "f201" * 20, "0x" + "ab" * 14, "zz", "abc"]
-tokens = st.one_of(st.sampled_from(OPTIONS), st.sampled_from(VALUES), st.text(max_size=12))
+tokens = st.one_of(st.sampled_from(OPTIONS), st.sampled_from(VALUES), st.text("-./:0123456789abcdefsx \n\u00e9", max_size=10))
 frames = st.one_of(st.binary(max_size=80).map(bytes.hex), st.text(max_size=60),
                    st.binary(min_size=14, max_size=80).map(lambda b: " ".join(f"{x:02X}" for x in b)))
 

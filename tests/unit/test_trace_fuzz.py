@@ -18,8 +18,6 @@ from tuplenet.trace.packet import WIDTH, TraceError, decode_frame
 from tuplenet.trace.report import document, to_text
 from tuplenet.trace.request import build
 
-pytestmark = pytest.mark.fuzz
-
 MODEL = Model(tutorial_facts())
 FABRIC = Fabric(MODEL)
 PARSER = tpctl.build_parser(only_trace=True)
@@ -61,6 +59,7 @@ def trace_cli(args: list[str], render: bool = True) -> None:
     to_text(doc)
 
 
+@pytest.mark.fuzz
 @fuzz
 @given(st.lists(tokens, max_size=6))
 def test_trace_arguments_give_a_trace_or_one_line(args: list[str]) -> None:
@@ -69,6 +68,7 @@ def test_trace_arguments_give_a_trace_or_one_line(args: list[str]) -> None:
     trace_cli(["--simulate", *args])
 
 
+@pytest.mark.fuzz
 @fuzz
 @given(st.sampled_from(["LS-A/vm1", "vm3"]), st.sampled_from(["10.10.1.3", "10.10.2.2", "8.8.8.8", "10.10.2.1"]),
        st.sampled_from(["icmp", "tcp", "udp", "arp"]), st.integers(-5, 300), st.integers(-5, 70000))
@@ -76,6 +76,7 @@ def test_address_requests_trace_or_fail_in_one_line(src: str, dst: str, proto: s
     trace_cli(["-s", src, "--dst-ip", dst, "--proto", proto, "--ttl", str(ttl), "--dport", str(port)], render=False)
 
 
+@pytest.mark.fuzz
 @fuzz
 @given(frames)
 def test_hex_frames_decode_or_fail_in_one_line(text: str) -> None:
@@ -89,6 +90,7 @@ def test_hex_frames_decode_or_fail_in_one_line(text: str) -> None:
         assert 0 <= value < 1 << WIDTH[name], name
 
 
+@pytest.mark.fuzz
 @fuzz
 @given(st.binary(min_size=14, max_size=120), st.sampled_from(["LS-A/vm1", "LS-B/vm3"]))
 def test_any_frame_from_a_port_walks_to_an_outcome(frame: bytes, src: str) -> None:

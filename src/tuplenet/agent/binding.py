@@ -14,6 +14,11 @@ name in two switches), so two agents can never take a port from each other in a 
 
 `bound_lsp` is the one definition of the candidate rule: the pipeline reads it through the engine's
 Reader (dependencies tracked), the claimer through a plain Reader.
+
+While a claim is in flight the Binder publishes a local fact (`claiming_key`): the pipeline treats the
+port as bound here, so its local flows go in as soon as the interface and the lsp are known, not one etcd
+round trip later. The fact goes as soon as the claim is decided either way (the port comes back bound here,
+another live chassis holds it, the interface or the lsp goes) or is deferred by the backoff.
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0  # seconds between claims of one port aft
 def live_key(chassis: str) -> tuple:
     """View fact present while the chassis' liveness key exists in etcd."""
     return ("live", chassis)
+
+
+def claiming_key(lsp_key: tuple) -> tuple:
+    """Local fact present while this chassis is claiming the lsp (the claim rule allows it, write in flight)."""
+    return ("claiming", *lsp_key[1:])
 
 
 def _candidates(r: Reader, iface_id: str) -> list[tuple[tuple, Any]]:
@@ -124,6 +134,8 @@ class Binder:
         self.states: dict[str, Decision] = {}
         self._backoff: dict[tuple, _Backoff] = {}
         self._due: dict[str, float] = {}  # iface-id -> when its deferred claim may go
+        self.claiming: dict[str, tuple] = {}  # iface-id -> lsp key whose claim is in flight
+        self._published: set[tuple] = set()  # claiming facts the view holds
         self.claims = 0
         self.deferred = 0
 
@@ -152,6 +164,7 @@ class Binder:
         for i in ids:
             if ("bind", i) not in view.facts:
                 self._due.pop(i, None)
+                self.claiming.pop(i, None)
                 old = self.states.pop(i, None)
                 if old is not None and old.state != NONE:
                     log.info("iface-id %s: interface gone", i)
@@ -163,10 +176,13 @@ class Binder:
                 b.observe(d.state, now)
             if d.state != CLAIM:
                 self._due.pop(i, None)
+                self.claiming.pop(i, None)
                 continue
             if b is None:
                 b = self._backoff[d.lsp] = _Backoff()
             if now < b.next_at:
+                if self.claiming.get(i) != d.lsp:  # deferred after a lost claim: not ours for now
+                    self.claiming.pop(i, None)
                 if self._due.get(i) != b.next_at:
                     self.deferred += 1
                     log.info("iface-id %s: claim of %s deferred %.0f s (claimed and lost before)", i,
@@ -177,8 +193,17 @@ class Binder:
             # Re-check once the backoff has passed even if nothing seems to change: a claim overwritten
             # before we saw it come back (a compacted watch re-lists only the last value) is retried.
             self._due[i] = b.next_at
+            self.claiming[i] = d.lsp
             self.claims += 1
             out.append((d.lsp, view.facts[d.lsp]))
+        return out
+
+    def claiming_changes(self) -> list[tuple[tuple, bool | None]]:
+        """(fact key, True or None to remove) for the claiming facts that changed since the last call."""
+        want = {claiming_key(k) for k in self.claiming.values()}
+        out: list[tuple[tuple, bool | None]] = [(k, None) for k in self._published - want]
+        out += [(k, True) for k in want - self._published]
+        self._published = want
         return out
 
     def next_due(self) -> float | None:
@@ -222,6 +247,7 @@ class Binder:
             elif d.state == AMBIGUOUS and len(amb) < 100:
                 amb[i] = [_name(k) for k in d.ambiguous]
         return {"bound": bound, "conflicts": conf, "ambiguous": amb, "claims": self.claims,
+                "claiming": len(self.claiming),
                 "deferred": self.deferred, "waiting": len(self._due)}
 
 

@@ -137,6 +137,7 @@ class Agent:
         self.shadowing.update(self.view.index, self.view.created, initial)
         self.ovs.subscribe(lambda st: self.q.put(("ovs", st)))
         self._apply_ovs(self.ovs.snapshot(), set())
+        self._bind(None, set())  # before the computation: ports being claimed get their local flows in it
         phase("view")
         # Compute and install first, then ask OVS for missing tunnels: the IDL's processing of thousands of
         # new ports would compete with the computation for the GIL. Flows name chassis by tunnel IP, so the
@@ -250,6 +251,8 @@ class Agent:
                 if self._of_connects > 0:  # the first one is the start-up connection, already reconciled
                     reconnect = True
                 self._of_connects += 1
+        if changed or (self.binder.next_due() or float("inf")) <= time.monotonic():
+            guard("binding claims", self._bind, changed, changed)
         if changed:
             guard("duplicate check", self.shadowing.update, self.view.index, self.view.created, changed)
             box: list = []
@@ -344,15 +347,23 @@ class Agent:
                 self.view.apply(k, v, changed)
         self._ovs_facts = new
 
-    def _side_effects(self, changed: set[tuple] | None = None) -> None:
-        """OVS wishes, binding claims and readiness marks for what `changed` touched (None: everything)."""
-        while self._wishes_dirty:  # computed by the engine's owners: no scan of the view here
-            kind = self._wishes_dirty.pop()
-            self.ovs.set_wishes(kind, dict(self._wishes[kind]))
-        for fkey, lsp in self.binder.update(self.view, changed):
+    def _bind(self, affected: set[tuple] | None, changed: set[tuple]) -> None:
+        """Binding claims for what `affected` touched (None: every local interface), before the engine runs:
+        a port being claimed is a local fact the pipeline reads, so its flows need not wait for the claim to
+        come back from etcd (binding.claiming_key); the claim itself is written by the claimer thread."""
+        claims = self.binder.update(self.view, None if affected is None else set(affected))
+        for fkey, value in self.binder.claiming_changes():
+            self.view.apply(fkey, value, changed)
+        for fkey, lsp in claims:
             if self.claimer is None:
                 self.claimer = binding.ClaimWriter(self.store, self.self_id)
             self.claimer.submit(lsp, self.kvs.get(fkey))  # asynchronous: the result comes back by the watch
+
+    def _side_effects(self, changed: set[tuple] | None = None) -> None:
+        """OVS wishes and readiness marks for what `changed` touched (None: everything)."""
+        while self._wishes_dirty:  # computed by the engine's owners: no scan of the view here
+            kind = self._wishes_dirty.pop()
+            self.ovs.set_wishes(kind, dict(self._wishes[kind]))
         marks = self.readiness.update(self.view, self.engine, self.ofctrl.installed, changed)
         if marks is not None:
             self.ovs.set_installed(marks)  # asynchronous: the IDL thread writes it, nobody waits

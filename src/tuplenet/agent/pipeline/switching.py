@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import tables as T
-from ..binding import bound_lsp
+from ..binding import bound_lsp, claiming_key
 from ..flow import Flow, Load, M, Move, Resubmit, SetField, ip_int, mac_int, match
 from ..view import PATCH_IP, Reader
 from .common import lr_here, lr_of, ls_id, lsp_shadowed, peer_lrp
@@ -54,14 +54,17 @@ def arp_responder(dp: int, ip: str, mac: int) -> Flow:
 
 def _vm_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: int) -> list[Flow]:
     self_id = r.self_id
-    if not lsp.chassis:
+    chassis = lsp.chassis
+    if chassis != self_id and r.get(claiming_key(key)):  # our claim is in flight: local flows at once
+        chassis = self_id
+    if not chassis:
         return []
-    if lsp.chassis == self_id:
+    if chassis == self_id:
         ofport = r.get(("bind", lsp.name))
         if ofport is None or bound_lsp(r, lsp.name) != key:  # one iface-id, one port (tenant isolation)
             return []
         return _local_port(dp, pid, mac, ofport, lsp)
-    ch = r.get(("chassis", lsp.chassis))
+    ch = r.get(("chassis", chassis))
     if ch is None:
         return []
     return [_remote_lookup(dp, pid, mac, ch.ip)]

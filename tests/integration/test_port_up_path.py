@@ -1,0 +1,54 @@
+"""The port-up path has no wait on our own etcd round trip: the owner installs a local port's flows as soon
+as it has the interface and the lsp, while its claim is still on the way (etcd frozen here); the readiness
+mark and the peers follow once the claim is recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from agent_cluster import Cluster
+from tuplenet.model import LS, LSP
+from tuplenet.sandbox.etcd import EtcdServer
+from tuplenet.sandbox.procs import wait_for
+
+X_MAC = "f2:01:0a:00:00:05"
+
+
+def classify_flows(c: Cluster, host: str, ofport: int) -> list[str]:
+    return [f for f in c.flows(host) if "table=" not in f and (f"in_port={ofport} " in f or f"in_port={ofport}," in f)]
+
+
+def mark(c: Cluster, host: str, iface: str) -> str | None:
+    out = c.host(host).vsctl("--if-exists", "get", "Interface", iface, "external_ids:tuplenet-installed")
+    return out.strip().strip('"') or None
+
+
+def test_local_flows_do_not_wait_for_the_claim_to_come_back(sim3, tmp_path, prefix: str) -> None:
+    etcd = EtcdServer(str(tmp_path / "etcd")).start()  # our own: this test freezes it
+    c = Cluster(sim3, etcd.endpoint, prefix)
+    try:
+        c.put(LS("ls1", 1), LSP("ls1", "vmx", "10.0.0.5", X_MAC))
+        c.start_agents("hv1", "hv2")
+        wait_for(lambda: any("arp_tpa=10.0.0.5" in f for f in c.flows("hv1")), timeout=20,
+                 what="hv1 knows vmx (its ARP responder is in)")
+        os.kill(etcd.proc.pid, signal.SIGSTOP)
+        try:
+            ofport = c.host("hv1").add_vm_port("vmx", "vmx")
+            flows = wait_for(lambda: classify_flows(c, "hv1", ofport), timeout=5,
+                             what="vmx's local flows while its claim cannot reach etcd")
+            assert any("dl_src=" + X_MAC in f for f in flows)  # port security: its own MAC only
+            assert mark(c, "hv1", "vmx") is None  # ready means recorded too: not before the claim lands
+        finally:
+            os.kill(etcd.proc.pid, signal.SIGCONT)
+        wait_for(lambda: "chassis=hv1" in (c.store.get("entity_view/LS/ls1/lsp/vmx").value or ""), timeout=10,
+                 what="the claim recorded")
+        wait_for(lambda: mark(c, "hv1", "vmx") == "true", timeout=10, what="readiness mark")
+        hv1_ip = "0xc0a86402"  # 192.168.100.2: the lookup names the chassis by its tunnel IP
+        wait_for(lambda: any("dl_dst=" + X_MAC in f and hv1_ip in f for f in c.flows("hv2")),
+                 timeout=10, what="hv2 reaches vmx through hv1")
+        assert classify_flows(c, "hv1", ofport)
+    finally:
+        os.kill(etcd.proc.pid, signal.SIGCONT)
+        c.store.close()
+        etcd.stop()

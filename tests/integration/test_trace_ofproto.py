@@ -8,11 +8,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_agent_paths import _mac, chain
 
 from agent_cluster import Cluster, tutorial
 from tuplenet.agent import check
 from tuplenet.agent.flow import fmt_ip, fmt_mac
+from tuplenet.model import LR, LS, LSR
 from tuplenet.sandbox import packets as P
 from tuplenet.sandbox.ovsd import OvsSim
 from tuplenet.trace.fabric import Fabric, Model
@@ -20,6 +20,27 @@ from tuplenet.trace.interp import HopTrace
 from tuplenet.trace.packet import decode_frame
 
 _TABLE = re.compile(r"^\s*(\d+)\. (.*)$")
+
+
+def _mac(ip: str) -> str:
+    return "f2:01:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+
+
+def chain(c: Cluster) -> None:
+    """0.3's static-route chain: LS-A–LR-A(hv1)–LS-B–LR-B(hv2)–LS-C–LR-C(hv1)–LS-D–LR-D(hv2)."""
+    c.put(LS("LS-A", 1), LS("LS-B", 2), LS("LS-C", 3), LS("LS-D", 4),
+          LR("LR-A", 11, "hv1"), LR("LR-B", 12, "hv2"), LR("LR-C", 13, "hv1"), LR("LR-D", 14, "hv2"))
+    for lr, ls, ip in (("LR-A", "LS-A", "10.10.1.1"), ("LR-A", "LS-B", "10.10.2.1"),
+                       ("LR-B", "LS-B", "10.10.2.2"), ("LR-B", "LS-C", "10.10.3.2"),
+                       ("LR-C", "LS-C", "10.10.3.3"), ("LR-C", "LS-D", "10.10.4.3"),
+                       ("LR-D", "LS-D", "10.10.4.4")):
+        c.link(lr, ls, ip, 24, _mac(ip))
+    fwd, back = "10.10.4.0", "10.10.1.0"
+    c.put(LSR("LR-A", "fwd", fwd, 24, "10.10.2.2", "LR-A_to_LS-B"),
+          LSR("LR-B", "fwd", fwd, 24, "10.10.3.3", "LR-B_to_LS-C"),
+          LSR("LR-B", "back", back, 24, "10.10.2.1", "LR-B_to_LS-B"),
+          LSR("LR-C", "back", back, 24, "10.10.3.2", "LR-C_to_LS-C"),
+          LSR("LR-D", "back", back, 24, "10.10.4.3", "LR-D_to_LS-D"))
 
 
 def ofproto_trace(host: OvsSim, spec: str, frame: bytes | None = None) -> tuple[list[int], str, str]:

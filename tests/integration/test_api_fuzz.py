@@ -61,7 +61,7 @@ TEMPLATES = ["switches", "switches/{}", "switches/{}/ports", "switches/{}/ports/
              "routers", "routers/{}", "routers/{}/links", "routers/{}/ports", "routers/{}/ports/{}",
              "routers/{}/routes", "routers/{}/routes/{}", "routers/{}/nats", "routers/{}/nats/{}", "chassis",
              "chassis/{}", "toolbox/sync-device-map", "toolbox/rebuild-ip-book", "toolbox/ip-conflicts",
-             "toolbox/id-conflicts", "toolbox/decode-id-string", "export", "import", "graph", "health"]
+             "toolbox/id-conflicts", "toolbox/decode-id-string", "export", "import", "graph", "health", "trace"]
 VALUES = ["10.0.0.2", "10.0.0.9", "10.9.0.2", "10.0.0.0/24", "10.0.0.1/24", "0.0.0.0/0", "10.0.0.0/33",
           "1.2.3", "255.255.255.255", "f2:01:0a:00:00:09", "ff:ff:ff:ff:ff:ff", "zz", "snat", "dnat", "SNAT",
           "ls1", "ls2", "lr1", "p1", "up", "hv1", "br-ex", "new", "a,b", "a/b", " ", "", "x" * 300, "\n",
@@ -74,8 +74,10 @@ IMPORT_KEYS = ["entity_view/LS/", "entity_view/LR/", "entity_view/LS/ls1/lsp/", 
 IMPORT_VALUES = ["id=7", "id=0", "id=", "ip=10.0.0.9,mac=f2:01:0a:00:00:09", "ip=10.0.0.2,mac=zz",
                  "ip=10.0.0.5,prefix=24,mac=f2:01:0a:00:00:05,peer=", "ip=1.2.3.4,tick=5",
                  "ip=0.0.0.0,prefix=0,next_hop=10.0.0.9,outport=up", "x"]
-QUERY_KEYS = ["recursive", "format", "overwrite", "value", "x"]
-QUERY_VALUES = ["true", "false", "1", "0", "yes", "dot", "text", "png", "", "OjAAAAEAAAAAAAAAEAAAAAEA", "!!"]
+QUERY_KEYS = ["recursive", "format", "overwrite", "resume", "value", "x", "src_port", "dst_ip", "proto", "ttl",
+              "frame"]
+QUERY_VALUES = ["true", "false", "1", "0", "yes", "dot", "text", "png", "", "OjAAAAEAAAAAAAAAEAAAAAEA", "!!",
+                "ls1/p1", "p1", "ls2/pp", "10.0.0.1", "192.168.1.1", "tcp", "arp", "999", "0800", "ffff"]
 METHODS = ["GET", "GET", "POST", "POST", "POST", "DELETE", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"]
 CONTENT_TYPES = [b"application/json", b"application/json", b"text/plain", b"application/x-www-form-urlencoded",
                  None]
@@ -119,8 +121,13 @@ def random_body(rng: random.Random) -> bytes:
 def random_request(rng: random.Random) -> tuple[str, str, bytes, str | None, bytes | None, bytes]:
     query = urlencode({pick(rng, QUERY_KEYS, 0.05): pick(rng, QUERY_VALUES) for _ in range(rng.randrange(3))})
     token = rng.choice([TOKEN, TOKEN, TOKEN, TOKEN, TOKEN, READ_TOKEN, None, junk(rng, 20)])
-    return (rng.choice(METHODS), random_path(rng), query.encode(), token, rng.choice(CONTENT_TYPES),
-            random_body(rng))
+    path = random_path(rng)
+    if path.endswith("/trace") and rng.random() < 0.6:  # a trace that gets as far as walking flows
+        query = urlencode({"src_port": pick(rng, ["ls1/p1", "p1", "ls2/pp", "ls1/ls1_to_lr1"]),
+                           "dst_ip": pick(rng, ["10.0.0.1", "10.0.0.2", "192.168.1.1", "8.8.8.8"]),
+                           "proto": pick(rng, ["icmp", "tcp", "udp", "arp"]),
+                           "ttl": pick(rng, ["64", "1", "0"]), "format": pick(rng, ["json", "text"])})
+    return (rng.choice(METHODS), path, query.encode(), token, rng.choice(CONTENT_TYPES), random_body(rng))
 
 
 def check_error_body(raw: bytes) -> None:

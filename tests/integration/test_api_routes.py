@@ -274,6 +274,25 @@ def test_graph(client):
     err(client.get("/graph?format=png"), 400, "format")
 
 
+def test_trace(client, api, store):
+    ok(client.post("/switches", {"name": "ls1"}), 201)
+    ok(client.post("/switches/ls1/ports", {"name": "vm1", "ip": "10.0.0.2", "chassis": "hv1"}), 201)
+    ok(client.post("/switches/ls1/ports", {"name": "vm2", "ip": "10.0.0.3", "chassis": "hv2"}), 201)
+    store.put("entity_view/chassis/hv1", "ip=192.168.100.1,tick=1")
+    store.put("entity_view/chassis/hv2", "ip=192.168.100.2,tick=1")
+    doc = ok(client.get("/trace?src_port=ls1/vm1&dst_ip=10.0.0.3"))
+    assert doc["source"] == "ls1/vm1" and doc["packet"]["nw_dst"] == "10.0.0.3"
+    text = client.get("/trace?src_port=ls1/vm1&dst_ip=10.0.0.3&format=text&brief=true")
+    assert text.status == 200 and text.text.startswith("trace from ls1/vm1: icmp 10.0.0.2 > 10.0.0.3")
+    assert "hv1:" in text.text and "hv2:" in text.text  # over the tunnel to the other chassis
+    reader = Client(api, token=api.read_token)
+    assert reader.get("/trace?src_port=ls1/vm1&dst_ip=10.0.0.3").status == 200  # a read
+    reader.close()
+    err(client.get("/trace?src_port=ls1/nope&dst_ip=10.0.0.3"), 400, "nope")
+    err(client.get("/trace?src_port=ls1/vm1&dst_ip=10.0.0.3&proto=sctp"), 400, "protocol must be one of")
+    err(client.get("/trace?dst_ip=10.0.0.3"), 400, "src_port: Field required")
+
+
 def test_health_and_unknown_routes(client):
     h = ok(client.get("/health"))
     assert h["status"] == "ok" and h["revision"] > 0 and re.match(r"\d+\.\d+", h["version"])
@@ -311,7 +330,7 @@ def test_openapi_document_is_served_and_committed(client):
     assert served == committed, "docs/openapi.json is stale: run .venv/bin/python -m tuplenet.api.openapi"
     assert served["security"] == [{"bearer": []}]
     ops = {(m.upper(), p) for p, item in served["paths"].items() for m in item}
-    assert len(ops) == 39 and ("POST", "/api/v2/switches/{switch}/ports") in ops
+    assert len(ops) == 40 and ("POST", "/api/v2/switches/{switch}/ports") in ops
 
 
 def test_request_bodies_over_the_limit_get_413(api):

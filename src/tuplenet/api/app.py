@@ -19,8 +19,9 @@ from starlette.exceptions import HTTPException
 import tuplenet
 from tuplenet.control import ControlError
 from tuplenet.store import Store, StoreError
+from tuplenet.trace.packet import TraceError
 
-from . import errors, routes_misc, routes_routers, routes_switches
+from . import errors, routes_misc, routes_routers, routes_switches, routes_trace
 from .auth import Auth, AuthMiddleware
 from .cache import TreeCache
 from .common import ERRORS, PREFIX
@@ -56,7 +57,8 @@ async def health(request: Request) -> JSONResponse:
 
 
 def build_routes(app: FastAPI) -> None:
-    for r in (health_router, routes_switches.routes, routes_routers.routes, routes_misc.routes):
+    for r in (health_router, routes_switches.routes, routes_routers.routes, routes_misc.routes,
+              routes_trace.routes):
         app.include_router(r, prefix=PREFIX)
 
 
@@ -104,6 +106,7 @@ def create_app(store: Any, auth: Auth | None, threads: int | None = None, cache:
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     app.add_exception_handler(ControlError, errors.on_known)
     app.add_exception_handler(StoreError, errors.on_known)
+    app.add_exception_handler(TraceError, errors.on_known)
     app.add_exception_handler(RequestValidationError, errors.on_validation)
     app.add_exception_handler(HTTPException, errors.on_http)
     app.add_exception_handler(Exception, errors.on_unexpected)

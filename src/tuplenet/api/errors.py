@@ -23,10 +23,12 @@ from tuplenet.control import (
     VersionMismatch,
 )
 from tuplenet.store import StoreError, Unavailable
+from tuplenet.trace.packet import TraceError
 
 # Most specific first: the first isinstance match decides.
 STATUS: list[tuple[type[Exception], int]] = [
     (InvalidArgument, 400),
+    (TraceError, 400),  # a trace request that names no such port, or a bad packet field
     (NotFound, 404),
     (AlreadyExists, 409),
     (NotEmpty, 409),

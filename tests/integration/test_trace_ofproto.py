@@ -12,7 +12,7 @@ import pytest
 from agent_cluster import Cluster, tutorial
 from tuplenet.agent import check
 from tuplenet.agent.flow import fmt_ip, fmt_mac
-from tuplenet.model import LR, LS, LSR
+from tuplenet.model import LNAT, LR, LS, LSR
 from tuplenet.sandbox import packets as P
 from tuplenet.sandbox.ovsd import OvsSim
 from tuplenet.trace.fabric import Fabric, Model
@@ -159,6 +159,7 @@ def fabric_of(c: Cluster, *hosts: str) -> Fabric:
 def test_tutorial_corpus_matches_ofproto_trace(cluster: Cluster) -> None:
     c = cluster
     vms = tutorial(c)
+    c.put(LNAT("LR-central", "snat", "10.10.1.0", 24, "snat", "10.10.2.100"))  # its address answers ARP
     c.start_agents()
     c.wait_converged()
     fab = fabric_of(c, "hv1", "hv2", "hv3")
@@ -174,6 +175,8 @@ def test_tutorial_corpus_matches_ofproto_trace(cluster: Cluster) -> None:
         "arp responder": P.arp_request(vm1.mac, vm1.ip, vms["vm2"].ip),
         "arp for the router": P.arp_request(vm1.mac, vm1.ip, "10.10.1.1"),
         "arp unknown": P.arp_request(vm1.mac, vm1.ip, "10.10.1.99"),
+        "arp for a NAT address": P.arp_request(vm1.mac, vm1.ip, "10.10.2.100"),
+        "to the NAT MAC": P.icmp_frame(vm1.mac, "f2:01:0a:0a:02:64", vm1.ip, vms["vm4"].ip),
         "echo to router": P.icmp_frame(vm1.mac, r_a, vm1.ip, "10.10.2.1"),
         "ttl 1": P.icmp_frame(vm1.mac, r_a, vm1.ip, vms["vm4"].ip, ttl=1),
         "ttl 0": P.icmp_frame(vm1.mac, r_a, vm1.ip, vms["vm4"].ip, ttl=0),
@@ -190,7 +193,7 @@ def test_tutorial_corpus_matches_ofproto_trace(cluster: Cluster) -> None:
         results[name] = [h.trace.chassis for h in hops]
     assert results["switch, across hosts"] == ["hv1", "hv2"]
     assert results["routed, across hosts"] == ["hv1", "hv3"]
-    assert results["routed, same host"] == results["arp responder"] == ["hv1"]
+    assert results["routed, same host"] == results["arp responder"] == results["arp for a NAT address"] == ["hv1"]
 
 
 def test_router_chain_corpus_matches_ofproto_trace(cluster: Cluster) -> None:

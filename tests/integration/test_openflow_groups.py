@@ -123,3 +123,16 @@ def test_flowcontrol_applies_engine_group_changes_with_their_flows(ovs: DummyOvs
         assert conn.dump_groups() == {g.group_id: gr.GroupDesc.of(g2)}
         fc.apply([flow.cookie], [], [(g.ident, g2, None)])  # flow out, then its group, in one bundle
         assert conn.dump_groups() == {} and conn.dump_cookies() == {}
+
+
+def test_ovs_takes_group_mods_but_not_meter_mods_in_a_bundle(ovs: DummyOvs) -> None:
+    """Why ofctrl puts groups inside the flow bundle but meters around it (OVS 3.1)."""
+    from tuplenet.agent.openflow import OpenFlowError
+    from tuplenet.agent.openflow import meters as mt
+
+    spec = mt.MeterSpec(mt.meter_id(1), 10, 10)
+    with OpenFlowConnection(ovs.mgmt("A")).start() as conn:
+        with pytest.raises(OpenFlowError, match="OFPBFC_MSG_UNSUP"):
+            conn.apply([], [], pre=[("meter", lambda x: mt.meter_mod(mt.OFPMC_ADD, spec, x))])
+        conn.apply([], [], pre=_msgs([GROUPS[0]]))
+        assert set(conn.dump_groups()) == {GROUPS[0].group_id} and conn.dump_meters() == {}

@@ -169,12 +169,17 @@ def _compiled(a: Any) -> tuple:
     key = (type(a), a)
     c = _COMPILED.get(key)
     if c is None:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
         c = _COMPILED[key] = compile_action(a)
     return c
 
 
+# Long-lived users (the API server) trace many topologies: both caches stay bounded.
 _SHARED: dict[tuple, tuple[Entry | None, Table | None]] = {}
-_SHARED_MAX = 4096
+_SHARED_MAX = 256          # tables kept
+_SHARED_MAX_FLOWS = 2048   # bigger tables are per-topology anyway (ports, routes): not shared
+_COMPILED_MAX = 100_000
 
 
 def _cookie(f: F.Flow) -> int:
@@ -203,15 +208,19 @@ class Tables:
             probe: tuple[Entry | None, Table | None] = _ABSENT
         else:
             owners = self.owners
-            flows.sort(key=_cookie)
-            key = (tid, tuple([(f.cookie, owners.get(f.cookie)) for f in flows]))
-            probe = _SHARED.get(key)  # the same flows on another chassis (constant stages): compiled once
+            share = len(flows) <= _SHARED_MAX_FLOWS
+            key: tuple = ()
+            if share:  # the same flows on another chassis (constant stages): compiled once
+                flows.sort(key=_cookie)
+                key = (tid, tuple([(f.cookie, owners.get(f.cookie)) for f in flows]))
+            probe = _SHARED.get(key) if share else None
             if probe is None:
                 t = Table(entry(f, owners.get(f.cookie)) for f in flows)
                 probe = (t.only, t)
-                if len(_SHARED) >= _SHARED_MAX:
-                    _SHARED.clear()
-                _SHARED[key] = probe
+                if share:
+                    if len(_SHARED) >= _SHARED_MAX:
+                        _SHARED.clear()
+                    _SHARED[key] = probe
         self.probes[tid] = probe
         return probe
 

@@ -127,6 +127,8 @@ def test_incremental_equals_full(steps: list[tuple[tuple, int]]) -> None:
     assert outputs(engine) == outputs(fresh)
     assert installed_outs == fresh.oactive
     assert engine.members == fresh.members
+    again = engine.full()  # a resync of an up-to-date engine changes nothing
+    assert not again.deletes and not again.adds and not again.changes
 
 
 def test_delete_and_recreate_gives_same_flows() -> None:

@@ -283,3 +283,15 @@ def test_const_owner_produces_the_meters() -> None:
     assert not deletes and adds
     assert {m.meter_id for m in engine.desired_outputs("meter").values()} == {m.meter_id for m in const.meters()}
     assert len(delta.of("meter")) == len(const.meters())
+
+
+def test_a_record_the_derived_kind_cannot_read_is_left_out_not_fatal() -> None:
+    view = build_view(BASE)
+    engine = Engine(view, derived=KINDS)
+    engine.full()
+    changed: set = set()
+    view.apply(("lsr", "LR-central", "bad"), LSR("LR-central", "bad", "10.1.0.0", 16, "10.10.1.7", "x"), changed)
+    view.facts[("lsr", "LR-central", "bad")] = LSR("LR-central", "bad", "not-an-ip", 16, "10.10.1.7", "x")
+    engine.process(changed)  # route_group() raises for this record: no exception escapes
+    assert ("lsr", "LR-central", "bad") not in engine._member_of
+    assert engine.full() is not None

@@ -117,7 +117,11 @@ class Engine:
 
     def _set_membership(self, k: tuple, obj: Any, kinds: list[DerivedKind]) -> tuple[tuple, ...]:
         """Record the derived owners fact `k` belongs to now; returns those it belonged to before."""
-        new = tuple(o for d in kinds for o in d.derive(k, obj)) if obj is not None else ()
+        try:
+            new = tuple(o for d in kinds for o in d.derive(k, obj)) if obj is not None else ()
+        except Exception:  # a bad record must never take the agent down: it belongs to no derived owner
+            log.exception("deriving the owners of %s failed; it is left out of them", k)
+            new = ()
         old = self._member_of.get(k, ())
         if new == old:
             return old

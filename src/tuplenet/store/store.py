@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from binascii import a2b_base64
@@ -31,6 +32,7 @@ from .watch import Watch
 PAGE_TARGET_BYTES = 4 << 20
 FIRST_PAGE = 8  # values may be up to ~1.5 MiB; learn their size before asking for many
 RELIST_ATTEMPTS = 3
+TRANSPORTS = ("json", "grpc")
 
 
 class Store:
@@ -40,15 +42,31 @@ class Store:
     The endpoint that answered last is tried first, then the others, until `timeout` seconds have passed (then
     Unavailable). Reads are linearizable. `security` carries CA, client certificate and etcd user (see
     tuplenet.store.security); a bad certificate file raises TLSError here, bad credentials AuthFailed on use.
+    `transport`: "json" (the gateway, standard library only: fast start for CLIs) or "grpc" (etcd's native
+    API: far cheaper watches for etcd, and what etcd grpc-proxy serves); None reads TUPLENET_ETCD_TRANSPORT
+    (default "json").
     """
 
     def __init__(self, endpoints: str | Sequence[str] = "127.0.0.1:2379", prefix: str = "/tuplenet/",
-                 timeout: float = 5.0, security: EtcdSecurity | None = None) -> None:
+                 timeout: float = 5.0, security: EtcdSecurity | None = None,
+                 transport: str | None = None) -> None:
         self.prefix = normalise_prefix(prefix)
         self.timeout = timeout
         self._pfx = to_bytes(self.prefix)
         self._plen = len(self._pfx)
-        self._t = Transport(endpoints, timeout, security)
+        kind = transport or os.environ.get("TUPLENET_ETCD_TRANSPORT") or "json"
+        if kind not in TRANSPORTS:
+            raise StoreError(f"unknown etcd transport {kind!r}: use one of {', '.join(TRANSPORTS)}")
+        self.transport = kind
+        self._watch_class: type[Watch] = Watch
+        if kind == "grpc":
+            from .grpc_transport import GrpcTransport  # grpc is imported only by those who ask for it
+            from .grpc_watch import GrpcWatch
+
+            self._t = GrpcTransport(endpoints, timeout, security)  # type: ignore[assignment]
+            self._watch_class = GrpcWatch
+        else:
+            self._t = Transport(endpoints, timeout, security)
         self._watches: weakref.WeakSet[Watch] = weakref.WeakSet()
         self._leases: weakref.WeakSet[Lease] = weakref.WeakSet()
 
@@ -228,7 +246,7 @@ class Store:
 
         Reconnects and resumes by itself; raises Compacted if start_revision (or the resume point) is gone.
         """
-        watch = Watch(self._t, self._pfx, key_prefix, start_revision, progress_notify)
+        watch = self._watch_class(self._t, self._pfx, key_prefix, start_revision, progress_notify)
         self._watches.add(watch)
         return watch
 

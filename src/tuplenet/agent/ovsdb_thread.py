@@ -36,7 +36,8 @@ log = logging.getLogger("tuplenet.agent.ovsdb")
 
 _DOMAINS = (D_BRIDGE, D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS)
 _PUBLISH_INTERVAL = 0.05  # s: the longest wait between state rebuilds during bursts of OVSDB updates
-_PUBLISH_COST_FACTOR = 5  # wait this many times the last rebuild's cost before the next one (<= ~20% CPU)
+_PUBLISH_SHARE = 0.2  # during a burst, rebuilding the state takes at most this share of the thread's time
+_PUBLISH_BURST = 0.02  # s of rebuild CPU allowed at once after a quiet spell (a token bucket's depth)
 _RECONNECT_BACKOFF_MS = (1000, 2000)  # ovs.reconnect's floor is 1 s; cap low so a restarted db is back fast
 _ERROR_BACKOFF = (0.5, 10.0)  # hard transaction errors: retry with exponential backoff
 _SETTLE_TIMEOUT = 1.0  # after a commit, wait this long at most for its update before re-planning anyway
@@ -112,6 +113,7 @@ class IdlThread:
         idl.set_backoff(*_RECONNECT_BACKOFF_MS)
         last_seqno, was_connected, ever_connected = -1, False, False
         self._next_publish = 0.0
+        self._pub_tokens, self._pub_refill = _PUBLISH_BURST, time.monotonic()
         self._pub_seqno = -1
         while not self._stopping:
             try:
@@ -160,22 +162,26 @@ class IdlThread:
         connected = idl.connected()
         now = time.monotonic()
         changed = idl.change_seqno != last_seqno or connected != was_connected
-        # Rebuilding the state is O(interfaces): during a burst (thousands of tunnel ports getting
-        # their ofports one update at a time) updates are coalesced for a few times the cost of the last
-        # rebuild (capped at _PUBLISH_INTERVAL), not per update. A small host thus publishes at once (a port
-        # coming up is not delayed by a fixed timer) and a big one still spends most of its time elsewhere.
+        # Rebuilding the state is O(interfaces). A token bucket of rebuild CPU time decides: after a quiet
+        # spell every update is published at once (a port coming up - its row, then its ofport - waits for
+        # no timer, whatever the host's size); during a burst (thousands of tunnel ports getting their
+        # ofports one update at a time) updates are coalesced so rebuilds take at most _PUBLISH_SHARE of the
+        # thread. The cost is this thread's CPU time, not wall time, so waiting for the GIL while the main
+        # loop computes does not count as cost.
+        self._pub_tokens = min(_PUBLISH_BURST, self._pub_tokens + (now - self._pub_refill) * _PUBLISH_SHARE)
+        self._pub_refill = now
         if changed and (now >= self._next_publish or connected != was_connected):
             if connected and not was_connected:
                 self.stats["reconnects"] += ever_connected
                 ever_connected = True
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             if connected or self._state is not None:
                 self._publish(state_from_view(idl.view(), self.bridge, connected, 0))
-            cost = time.perf_counter() - t0
+            self._pub_tokens -= time.thread_time() - t0
             last_seqno, was_connected = idl.change_seqno, connected
             self._pub_seqno = last_seqno
             self._dirty = True
-            self._next_publish = now + min(_PUBLISH_INTERVAL, _PUBLISH_COST_FACTOR * cost)
+            self._next_publish = now + min(_PUBLISH_INTERVAL, max(0.0, -self._pub_tokens) / _PUBLISH_SHARE)
             changed = False
         if connected and self._txn is None and self._dirty and now >= self._retry_at and (
                 self._settle_seqno is None or idl.change_seqno != self._settle_seqno

@@ -107,7 +107,8 @@ class Agent:
             phases.append((name, time.perf_counter()))
 
         cfg = self.cfg
-        self.store = Store(cfg.endpoints, prefix=cfg.prefix, timeout=5.0, security=cfg.security)
+        self.store = Store(cfg.endpoints, prefix=cfg.prefix, timeout=5.0, security=cfg.security,
+                           transport="grpc")  # etcd's native API: cheap watches, and grpc-proxy serves it
         self.sync = TopologySync(self.store, self._emit)
         # The topology listing waits mostly on etcd (its gateway marshals the whole tree): overlap it with
         # the OVSDB sync and the OpenFlow handshake.

@@ -38,7 +38,7 @@ from .errors import (
 )
 from .etcdpb import rpc_pb2 as pb
 from .security import EtcdSecurity
-from .transport import BACKOFF_MAX, BACKOFF_MIN, TLS_PASSES, EtcdError, one_line, parse_endpoints
+from .transport import _CERT_REFUSED, BACKOFF_MAX, BACKOFF_MIN, TLS_PASSES, EtcdError, one_line, parse_endpoints
 
 MAX_ANSWER = 256 << 20
 _TLS_WORDS = ("ssl", "handshake", "certificate", "tls")
@@ -284,9 +284,9 @@ class GrpcTransport:
         except grpc.RpcError as exc:
             code = exc.code()
             details = one_line(exc.details() or "")
-            tls = any(w in details.lower() for w in _TLS_WORDS) and not details.startswith("etcdserver")
             if _never_sent(exc):
-                raise _Retry(_tls_hint(details) if tls else details or "unavailable", tls) from None
+                why, tls = describe_connect_failure(details, self.endpoints[index].tls)
+                raise _Retry(why, tls) from None
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                         grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN) \
                     and not (code == grpc.StatusCode.UNKNOWN and details.startswith("etcdserver")):
@@ -327,9 +327,20 @@ class GrpcTransport:
                 ch.close()
 
 
-def _tls_hint(details: str) -> str:
-    return (f"TLS failed ({details[:160]}): check --cacert (etcd's certificate), --cert/--key, and that the "
-            "endpoint serves https")
+def describe_connect_failure(details: str, tls: bool) -> tuple[str, bool]:
+    """What gRPC's connect failure says to an operator, and whether it is a TLS configuration problem."""
+    low = details.lower()
+    if "certificate_verify_failed" in low or "certificate verify failed" in low:
+        reason = details.rsplit(": ", 1)[-1][:120] if "CERTIFICATE_VERIFY_FAILED: " in details else "unknown CA"
+        return f"etcd's certificate is not trusted: {reason} (check --cacert)", True
+    if tls and ("unwrap failed" in low or "certificate required" in low or "bad certificate" in low
+                or "socket closed" in low and "handshake" not in low):
+        return _CERT_REFUSED, True
+    if tls and "handshake" in low:
+        return f"TLS handshake failed ({details[-160:]}): is this endpoint serving https? (check --cert/--key)", True
+    if not tls and "socket closed" in low:
+        return f"{details[-160:]} (is it an https endpoint? give it as https://)", False
+    return details or "unavailable", False
 
 
 assert GRPC_UNAVAILABLE == grpc.StatusCode.UNAVAILABLE.value[0]

@@ -104,3 +104,33 @@ def test_version_newer_tree_is_refused(etcd, prefix, store):
     store.put("globals/version", "10")  # "10" < "1" as strings: 0.3 would have accepted it
     with pytest.raises(ControlError, match="db accessed by higher version controller: 10, local: 1"):
         Controller(store).add_switch("ls1")
+
+
+_WRITER = """
+import sys, time
+from tuplenet.control import Controller
+from tuplenet.store import Store
+endpoint, prefix, name, start = sys.argv[1:5]
+ctl = Controller(Store(endpoint, prefix=prefix))
+time.sleep(max(0.0, float(start) - time.time()))
+print(ctl.allocate_switch_port("ls1", name, "172.16.2.0/24").ip)
+"""
+
+
+def test_twenty_writer_processes_racing_for_one_switch_all_get_through(etcd, prefix, store):
+    """Separate processes (as tpctl and CNI invocations are) released at the same instant: every one
+    succeeds with a distinct address; none gives up because the others kept winning."""
+    import subprocess
+    import sys
+    import time
+
+    Controller(store).add_switch("ls1")
+    start = time.time() + 2.0
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, etcd.endpoint, prefix, f"w{i}", str(start)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(20)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    failed = [err.strip().splitlines()[-1] for p, (_, err) in zip(procs, outs, strict=True) if p.returncode]
+    assert not failed, failed[:3]
+    ips = [out.strip() for out, _ in outs]
+    assert len(set(ips)) == 20
+    assert decode_bitmap(store.get(ip_book_key("LS", "ls1")).value) == {port_id(ip) for ip in ips}

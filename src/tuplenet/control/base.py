@@ -121,7 +121,7 @@ class Core:
     """The transaction core every service shares: the store, snapshot reads, decoding with warnings, the
     bookkeeping reads, and the plan/commit/retry loop."""
 
-    def __init__(self, store: Any, attempts: int = 16) -> None:
+    def __init__(self, store: Any, attempts: int = 32) -> None:
         self.store = store
         self.attempts = attempts
         self.warnings: list[str] = []  # bad records skipped while listing, one line each
@@ -217,8 +217,9 @@ class Core:
             if self.store.txn(compares, p.ops).succeeded:
                 return p.result
             self.ensure_version()
-            if attempt:
-                time.sleep(random.uniform(0, 0.002 * attempt))  # de-synchronise racing writers
+            # Jittered exponential backoff (capped at 0.1 s): twenty writers racing for one switch's next free
+            # address must all get through, one per round, instead of giving up together.
+            time.sleep(random.uniform(0, min(0.1, 0.002 * 2 ** attempt)))
         raise Conflict(f"gave up after {self.attempts} attempts: the data kept changing concurrently; "
                        "nothing was written")
 

@@ -38,7 +38,15 @@ from .errors import (
 )
 from .etcdpb import rpc_pb2 as pb
 from .security import EtcdSecurity
-from .transport import _CERT_REFUSED, BACKOFF_MAX, BACKOFF_MIN, TLS_PASSES, EtcdError, one_line, parse_endpoints
+from .transport import (
+    _CERT_REFUSED,
+    BACKOFF_MAX,
+    BACKOFF_MIN,
+    TLS_PASSES,
+    EtcdError,
+    one_line,
+    parse_endpoints,
+)
 
 MAX_ANSWER = 256 << 20
 _TLS_WORDS = ("ssl", "handshake", "certificate", "tls")

@@ -41,7 +41,7 @@ def test_metrics_endpoint_scrapes_cleanly_and_matches_status(cluster: Cluster) -
     assert runs["full"] >= 1
     binds = {s.labels["state"]: s.value for s in fams["tuplenet_bindings"].samples}
     assert binds["bound"] == 2  # vm1 and vm3 live on hv1
-    for name in ("tuplenet_etcd_watch_lag_seconds", "tuplenet_openflow_reconnects", "tuplenet_ovsdb_reconnects",
+    for name in ("tuplenet_groups", "tuplenet_meters", "tuplenet_etcd_watch_lag_seconds", "tuplenet_openflow_reconnects", "tuplenet_ovsdb_reconnects",
                  "tuplenet_packet_ins", "tuplenet_packet_in_drops", "tuplenet_event_errors"):
         assert name in fams, name
     # Off by default: no agent option, no listener.

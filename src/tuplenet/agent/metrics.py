@@ -51,6 +51,7 @@ class StatusCollector(Collector):
                                 value=_get(st, "installed"))
         yield GaugeMetricFamily("tuplenet_meters", "OpenFlow meters the agent keeps",
                                 value=_get(st, "meters"))
+        yield GaugeMetricFamily("tuplenet_groups", "OpenFlow groups the agent keeps", value=_get(st, "groups"))
         runs = CounterMetricFamily("tuplenet_engine_runs", "Engine runs", labels=["kind"])
         runs.add_metric(["full"], _get(st, "engine", "full_runs"))
         runs.add_metric(["incremental"], _get(st, "engine", "incremental_runs"))

@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     av.add_argument("--mac", help="default f2:01 + the IPv4 bytes")
     av.add_argument("--gw", help="default gateway")
     av.add_argument("--iface-id", help="logical port name (default: NAME)")
+    av.add_argument("--ready-wait", type=float, metavar="S",
+                    help="seconds to wait for the agent's readiness mark before eth0 comes up "
+                         "(default 10 if the host's agent runs; 0: do not wait)")
     dv = sub.add_parser("del-vm", parents=[common], help="remove a VM")
     dv.add_argument("name")
     return ap
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sandbox {args.name_prefix} removed")
         elif args.cmd == "add-vm":
             sb.add_vm(args.name, host=args.host, ip=args.ip, mac=args.mac, gateway=args.gw,
-                      iface_id=args.iface_id)
+                      iface_id=args.iface_id, ready_wait=args.ready_wait)
         elif args.cmd == "del-vm":
             sb.del_vm(args.name)
         elif args.cmd == "exec":

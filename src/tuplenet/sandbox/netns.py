@@ -325,11 +325,13 @@ class NetnsSandbox:
 
     # ----------------------------------------------------------------- VMs
     def add_vm(self, name: str, host: str = "hv1", ip: str = "10.10.1.2/24", mac: str | None = None,
-               gateway: str | None = None, iface_id: str | None = None) -> dict[str, Any]:
+               gateway: str | None = None, iface_id: str | None = None,
+               ready_wait: float | None = None) -> dict[str, Any]:
         """A VM namespace with eth0 (MTU 1400, tx offload off) whose peer is a br-int port with iface-id.
-        The MAC defaults to f2:01 followed by the IPv4 address bytes."""
+        The MAC defaults to f2:01 followed by the IPv4 address bytes. eth0 comes up once the agent marks
+        the port ready (at most `ready_wait` s; default 10 s if the host's agent runs, else no wait)."""
         with self._locked():
-            return nh.add_vm(self, name, host, ip, mac, gateway, iface_id or name)
+            return nh.add_vm(self, name, host, ip, mac, gateway, iface_id or name, ready_wait)
 
     def del_vm(self, name: str) -> None:
         """Remove the VM's namespace (and whatever runs in it) and its br-int port."""

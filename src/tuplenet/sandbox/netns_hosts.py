@@ -205,8 +205,14 @@ def start_agent(sb: NetnsSandbox, host: str, env: Mapping[str, str] | None = Non
     return proc.pid
 
 
+READY_WAIT = 10.0  # s: how long add-vm waits for the agent's readiness mark before letting the VM talk anyway
+
+
 def add_vm(sb: NetnsSandbox, name: str, host: str, ip: str, mac: str | None, gateway: str | None,
-           iface_id: str) -> dict[str, Any]:
+           iface_id: str, ready_wait: float | None = None) -> dict[str, Any]:
+    """The VM's eth0 stays down until the agent marks its port ready (every flow installed, as the CNI
+    plugin waits), so its first ARP is answered; `ready_wait` None: READY_WAIT if the host's agent runs,
+    else no wait. On timeout the VM comes up anyway and `ready` is False (no lsp of that name, say)."""
     from .netns import RESERVED, VM_MTU, default_mac
 
     check_name(name, "VM name")
@@ -237,17 +243,33 @@ def add_vm(sb: NetnsSandbox, name: str, host: str, ip: str, mac: str | None, gat
         # OVS 3.1's netdev datapath forwards CHECKSUM_PARTIAL frames from a veth unfixed: TCP would die.
         run(["ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off"])
         run(["ip", "-n", ns, "addr", "add", vm["ip"], "dev", "eth0"])
-        run(["ip", "-n", ns, "link", "set", "eth0", "up"])
         run(["ip", "-n", hns, "link", "set", port, "up"])
-        if gw:
-            run(["ip", "-n", ns, "route", "add", "default", "via", gw])
         sb.ovs(host, "add-port", "br-int", port, "--", "set", "Interface", port,
                f"external_ids:iface-id={iface_id}", f"external_ids:attached-mac={vm['mac']}")
+        if ready_wait is None:
+            ready_wait = READY_WAIT if sb.agent_alive(host) else 0.0
+        vm["ready"] = wait_port_ready(sb, host, port, ready_wait) if ready_wait > 0 else False
+        run(["ip", "-n", ns, "link", "set", "eth0", "up"])  # only now may the VM send its first frame
+        if gw:
+            run(["ip", "-n", ns, "route", "add", "default", "via", gw])
     except Exception:
         del_vm(sb, name)
         raise
-    sb.log(f"vm         {name}: {vm['ip']} {vm['mac']} on {host} port {port} iface-id {iface_id}")
+    note = "" if vm["ready"] or not ready_wait else f" (not marked ready within {ready_wait:g}s: is there an lsp {iface_id}?)"
+    sb.log(f"vm         {name}: {vm['ip']} {vm['mac']} on {host} port {port} iface-id {iface_id}{note}")
     return vm
+
+
+def wait_port_ready(sb: NetnsSandbox, host: str, port: str, timeout: float) -> bool:
+    """Until the agent marks `port` `external_ids:tuplenet-installed=true`: one OVSDB "wait", served by
+    ovsdb-server as soon as the mark is written (no polling)."""
+    from ..cni.ovsdb import Ovsdb
+
+    db = Ovsdb(os.path.join(sb.host_dir(host), "db.sock"), timeout=timeout + 5)
+    try:
+        return db.wait_ready(port, timeout)
+    finally:
+        db.close()
 
 
 def del_vm(sb: NetnsSandbox, name: str) -> None:

@@ -1,0 +1,271 @@
+"""Port-up latency as a user feels it (issue 9 §1).
+
+Three simulated hosts (real ovs-vswitchd, real agents, real etcd). For each sample the clock starts, then two
+threads at once write the logical port to etcd without a chassis (as `tpctl lsp add` or a CMS does) and plug
+the VM interface on the owner hv2 (`ovs-vsctl add-port br-int X -- set Interface X type=dummy
+external_ids:iface-id=X`, as Nova/CNI do). The clock stops when every flow of the port is installed on the
+owner (ARP responder, classify/port security, lookup, egress, next-hop binding) *and* the peer hv1 has its
+flow to reach it. Expected cookies come from the pipeline itself (`lsp_flows` over a small view holding what
+each agent will know), so the bench follows the pipeline. The readiness mark
+(`external_ids:tuplenet-installed=true` on the interface, what a CNI plugin waits for) is timed too, by an
+OVSDB "wait" started with the clock. After each sample the port and the interface are deleted and their
+flows waited out; warm-up samples are excluded.
+
+`--existing` ports are in the topology before: real dummy OVS ports on the owner, bound there. `--router`
+links a distributed router to the switch (its router port is then one of the existing ports).
+
+Usage: python bench/bench_port_up.py [--existing 6 1000] [--samples 100] [--warmup 5] [--router both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import struct
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from scale_topology import mac  # noqa: E402
+from tuplenet.agent.openflow import codec as oc  # noqa: E402
+from tuplenet.agent.openflow.conn import OpenFlowConnection  # noqa: E402
+from tuplenet.agent.pipeline.switching import lsp_flows  # noqa: E402
+from tuplenet.agent.view import Reader, View  # noqa: E402
+from tuplenet.cni.ovsdb import Ovsdb  # noqa: E402
+from tuplenet.model import LR, LRP, LS, LSP, Chassis  # noqa: E402
+from tuplenet.sandbox.etcd import EtcdServer  # noqa: E402
+from tuplenet.sandbox.procs import wait_for  # noqa: E402
+from tuplenet.sandbox.sim import SimNetwork  # noqa: E402
+from tuplenet.store import Op, Store  # noqa: E402
+
+HOSTS = {"hv1": "192.168.100.2", "hv2": "192.168.100.3", "hv3": "192.168.100.4"}
+OWNER, PEER = "hv2", "hv1"
+LSNAME, LRNAME = "bench", "R1"
+NEW_OFPORT = 60000  # ofport_request of the port under test: known before the clock starts
+ALL = (1 << 64) - 1
+POLL = 0.01  # s between two looks at the switches during the window (times come from flow ages)
+_AGE = struct.Struct("!HBxII")  # ofp_flow_stats: length, table_id, pad, duration_sec, duration_nsec
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs))) - 1))]
+
+
+def topology(existing: int, router: bool, where: str = OWNER) -> list:
+    """The switch (10.1.0.0/16), optionally a distributed router on it, and `existing` ports bound on
+    chassis `where` (the router port counts as one of them)."""
+    out: list = [LS(LSNAME, 1)]
+    n = existing
+    if router:
+        out += [LR(LRNAME, 2), LRP(LRNAME, f"{LRNAME}_to_{LSNAME}", "10.1.0.1", 16, mac("10.1.0.1"),
+                                   f"{LSNAME}_to_{LRNAME}"),
+                LSP(LSNAME, f"{LSNAME}_to_{LRNAME}", "10.1.0.1", mac("10.1.0.1"), f"{LRNAME}_to_{LSNAME}")]
+        n -= 1
+    for i in range(max(0, n)):
+        ip = f"10.1.{1 + i // 250}.{i % 250 + 2}"
+        out.append(LSP(LSNAME, f"old{i}", ip, mac(ip), None, where))
+    return out
+
+
+def expected(entities: Iterable, lsp: LSP, self_id: str, ofport: int | None, chassis: str | None = OWNER) -> set[int]:
+    """Cookies of the flows `lsp` owns on `self_id` once it is bound to `chassis`, from the pipeline."""
+    v, changed = View(), set()
+    for e in entities:
+        v.apply(_fkey(e), e, changed, 1)
+    bound = LSP(lsp.ls, lsp.name, lsp.ip, lsp.mac, None, chassis)
+    v.apply(_fkey(bound), bound, changed, 2)
+    for n, ip in HOSTS.items():
+        v.apply(("chassis", n), Chassis(n, ip, 1), changed, 1)
+    v.apply(("self",), self_id, changed)
+    if ofport is not None:
+        v.apply(("bind", lsp.name), ofport, changed)
+    flows = lsp_flows(Reader(v), _fkey(bound), bound)
+    return {f.cookie for f in flows}
+
+
+def _fkey(e) -> tuple:
+    """The agent's fact key of an entity (etcdsync: kind + identity)."""
+    return (e.kind, *e.ident)
+
+
+class FlowWatch:
+    """Looks at one switch, cookie by cookie, over a persistent OpenFlow connection. When a flow went in is
+    read afterwards from its age in the flow statistics (ovs-vswitchd's `duration`, 1 ms resolution), so
+    the bench polls only slowly during the window and does not compete with what it measures."""
+
+    def __init__(self, path: str) -> None:
+        self.conn = OpenFlowConnection(path).start()
+
+    def present(self, cookie: int) -> bool:
+        return bool(self.conn.dump_flows_raw(cookie, ALL))
+
+    def installed_at(self, cookie: int) -> float:
+        """perf_counter() time at which the flow with `cookie` was installed."""
+        ages: list[float] = []
+
+        def sink(body: bytes) -> None:
+            off = 8
+            while off + 48 <= len(body):
+                length, _table, dsec, dnsec = _AGE.unpack_from(body, off)
+                ages.append(dsec + dnsec / 1e9)
+                off += max(length, 48)
+
+        self.conn.request(lambda x: oc.flow_stats_request(cookie, ALL, xid=x), 5.0, "flow dump", sink=sink)
+        now = time.perf_counter()
+        if len(ages) != 1:
+            raise RuntimeError(f"cookie {cookie:#x}: {len(ages)} flows")
+        return now - ages[0]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def run(existing: int, router: bool, samples: int, warmup: int, placement: str = "owner") -> dict:
+    base = tempfile.mkdtemp(prefix="tn-bench-portup-")
+    etcd = EtcdServer(base + "/etcd").start()
+    net = SimNetwork(base + "/sim")
+    pool = ThreadPoolExecutor(max_workers=4)
+    try:
+        for n, ip in HOSTS.items():
+            net.add_host(n, ip)
+        net.install_arp()
+        store = Store(etcd.endpoint, prefix="/tuplenet/")
+        where = OWNER if placement == "owner" else "hv3"
+        ents = topology(existing, router, where)
+        store.txn_batches([Op.put(e.key, e.to_value()) for e in ents])
+        owner, peer = net[OWNER], net[PEER]
+        olds = [e for e in ents if isinstance(e, LSP) and e.name.startswith("old")]
+        host = net[where]
+        host.vsctl("--may-exist", "add-br", "br-int", "--", "set", "Bridge", "br-int", "fail-mode=secure",
+                   "other-config:disable-in-band=true")
+        for i in range(0, len(olds), 250):  # real OVS ports on their chassis, bound there
+            cmd: list[str] = []
+            for e in olds[i:i + 250]:
+                cmd += ["--", "add-port", "br-int", e.name, "--", "set", "Interface", e.name, "type=dummy",
+                        f"external_ids:iface-id={e.name}"]
+            host.vsctl(*cmd[1:])
+        for n in HOSTS:
+            net[n].start_agent(etcd.endpoint, "/tuplenet/")
+        wait_for(lambda: peer.vsctl("--bare", "--columns=ofport", "find", "Interface",
+                                    f"external_ids:chassis-id={OWNER}").strip(), timeout=60, what="tunnel")
+        ow, pw = FlowWatch(owner.rundir + "/br-int.mgmt"), FlowWatch(peer.rundir + "/br-int.mgmt")
+        if olds:  # the existing ports' flows are in before we measure
+            last = olds[-1]
+            want = expected(ents, last, OWNER, int(host.ofport(last.name)), chassis=where)
+            wait_for(lambda: all(ow.present(c) for c in want), timeout=120, what="existing ports installed")
+        db, dbp = Ovsdb(owner.db_sock), Ovsdb(owner.db_sock)
+        rows: list[dict] = []
+        for i in range(warmup + samples):
+            rows.append(sample(store, owner, ow, pw, db, dbp, pool, ents, i))
+        ow.close()
+        pw.close()
+        db.close()
+        dbp.close()
+        rows = rows[warmup:]
+        for r in rows:
+            r["after_ofport"] = r["total"] - r["ofport"]
+        out = {"existing": existing, "router": router, "placement": placement, "samples": len(rows)}
+        for k in ("total", "owner", "peer", "mark", "write", "plug", "ofport", "after_ofport"):
+            xs = [r[k] for r in rows]
+            out[f"{k}_median"], out[f"{k}_p99"] = round(statistics.median(xs), 1), round(pct(xs, 99), 1)
+        return out
+    finally:
+        pool.shutdown(wait=False)
+        net.destroy()
+        etcd.stop()
+
+
+def sample(store: Store, owner, ow: FlowWatch, pw: FlowWatch, db: Ovsdb, dbp: Ovsdb, pool: ThreadPoolExecutor,
+           ents: list, i: int) -> dict:
+    name = f"new{i}"
+    ip = f"10.1.200.{i % 250 + 2}"
+    lsp = LSP(LSNAME, name, ip, mac(ip))
+    want_owner = expected(ents, lsp, OWNER, NEW_OFPORT)
+    want_peer = expected(ents, lsp, PEER, None) - expected(ents, lsp, PEER, None, chassis=None)
+    marked: dict[str, float] = {}
+    ready = threading.Event()
+
+    def mark_wait() -> None:
+        ready.set()
+        if db.wait_ready(name, 10.0):
+            marked["at"] = time.perf_counter()
+
+    def ofport_wait() -> None:  # when ovs-vswitchd has given the interface its ofport (not ours to speed up)
+        ready2.set()
+        dbp.transact({"op": "wait", "timeout": 10000, "table": "Interface", "where": [["name", "==", name]],
+                      "columns": ["ofport"], "until": "==", "rows": [{"ofport": NEW_OFPORT}]}, timeout=15)
+        marked["ofport"] = time.perf_counter()
+
+    ready2 = threading.Event()
+    waiter = pool.submit(mark_wait)
+    waiter2 = pool.submit(ofport_wait)
+    ready.wait()
+    ready2.wait()
+    t0 = time.perf_counter()
+    def timed(fn, *args):
+        fn(*args)
+        return time.perf_counter()
+
+    writes = [pool.submit(timed, store.put, lsp.key, lsp.to_value()),
+              pool.submit(timed, owner.vsctl, "add-port", "br-int", name, "--", "set", "Interface", name, "type=dummy",
+                          f"ofport_request={NEW_OFPORT}", f"external_ids:iface-id={name}")]
+    done: dict[str, float] = {}
+    pend_o, pend_p = set(want_owner), set(want_peer)
+    deadline = t0 + 10
+    while (pend_o or pend_p) and time.perf_counter() < deadline:
+        time.sleep(POLL)  # leave ovs-vswitchd time for its own work: polling must not slow what it measures
+        pend_o = {c for c in pend_o if not ow.present(c)}
+        pend_p = {c for c in pend_p if not pw.present(c)}
+    if not pend_o and not pend_p:
+        done["owner"] = max(ow.installed_at(c) for c in want_owner)
+        done["peer"] = max(pw.installed_at(c) for c in want_peer)
+    wrote, plugged = (f.result() for f in writes)
+    waiter.result()
+    waiter2.result()
+    if pend_o or pend_p or "at" not in marked:
+        raise RuntimeError(f"{name}: not complete within 10 s: owner missing {len(pend_o)}, peer missing "
+                           f"{len(pend_p)}, marked {'at' in marked}")
+    # Clean up: delete the port and the interface, and wait until the owner's local flows are gone.
+    store.delete(lsp.key)
+    owner.vsctl("del-port", "br-int", name)
+    wait_for(lambda: not any(ow.present(c) for c in want_owner), timeout=10, interval=0.001,
+             what=f"{name} flows removed")
+    ms = lambda t: (t - t0) * 1000  # noqa: E731
+    return {"owner": ms(done["owner"]), "peer": ms(done["peer"]), "total": ms(max(done.values())),
+            "mark": ms(marked["at"]), "write": ms(wrote), "plug": ms(plugged), "ofport": ms(marked["ofport"])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--existing", type=int, nargs="*", default=[6, 1000])
+    ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--router", choices=("no", "yes", "both"), default="both")
+    ap.add_argument("--placement", choices=("owner", "remote"), default="owner",
+                    help="existing ports as OVS ports on the owner (default) or bound on hv3")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    routers = {"no": [False], "yes": [True], "both": [False, True]}[a.router]
+    for n in a.existing:
+        for r in routers:
+            res = run(n, r, a.samples, a.warmup, a.placement)
+            if a.json:
+                print(json.dumps(res), flush=True)
+                continue
+            print(f"{n:>5} ports ({a.placement}){' + router' if r else '         '}, {res['samples']} port-ups: "
+                  f"all flows median {res['total_median']:.1f} ms p99 {res['total_p99']:.1f} ms "
+                  f"(owner {res['owner_median']:.1f}/{res['owner_p99']:.1f}, peer {res['peer_median']:.1f}/"
+                  f"{res['peer_p99']:.1f}); readiness mark median {res['mark_median']:.1f} ms "
+                  f"p99 {res['mark_p99']:.1f} ms; etcd write returned {res['write_median']:.1f}, ovs-vsctl add-port "
+                  f"returned {res['plug_median']:.1f} ms, ofport assigned {res['ofport_median']:.1f} ms (medians); ofport -> all flows median "
+                  f"{res['after_ofport_median']:.1f} ms p99 {res['after_ofport_p99']:.1f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -36,31 +36,62 @@ def compute_desired(cfg) -> tuple[Engine, str]:
     return engine, state.system_id or ""
 
 
-def installed_cookies(cfg) -> dict[int, tuple[int, int]]:
+def installed(cfg) -> tuple[dict[int, tuple[int, int]], dict, dict]:
+    """Our flows (cookie -> table, priority), groups and meters as the switch has them."""
     from .openflow.conn import OpenFlowConnection
+    from .openflow.meters import is_ours as meter_is_ours
+    from .outputs import group_is_ours
 
     conn = OpenFlowConnection(cfg.mgmt_socket)
     try:
         conn.start(timeout=5.0)
-        return conn.dump_cookies()
+        groups = {i: d for i, d in conn.dump_groups().items() if group_is_ours(i)}
+        meters = {i: m.spec() for i, m in conn.dump_meters().items() if meter_is_ours(i)}
+        return conn.dump_cookies(), groups, meters
     finally:
         conn.close()
 
 
+def installed_cookies(cfg) -> dict[int, tuple[int, int]]:
+    return installed(cfg)[0]
+
+
 def diff(cfg) -> tuple[list[Flow], list[int], dict, dict, str]:
     """(missing flows, extra cookies, desired, installed, chassis) for this host right now."""
+    return full_diff(cfg)[:5]
+
+
+def full_diff(cfg) -> tuple:
+    """diff() plus (problems with groups and meters) as one-line texts."""
+    from .openflow.groups import GroupDesc
+
     engine, sid = compute_desired(cfg)
-    installed = installed_cookies(cfg)
+    cookies, groups, meters = installed(cfg)
     desired = engine.desired()
-    missing = [f for c, f in desired.items() if c not in installed]
-    extra = sorted(set(installed) - desired.keys())
-    return missing, extra, desired, installed, sid
+    missing = [f for c, f in desired.items() if c not in cookies]
+    extra = sorted(set(cookies) - desired.keys())
+    problems = []
+    want_groups = {g.group_id: g for g in engine.desired_outputs("group").values()}
+    for gid, g in sorted(want_groups.items()):
+        if gid not in groups:
+            problems.append(f"missing: group {gid:#x} {g.text() if hasattr(g, 'text') else g}")
+        elif groups[gid] != GroupDesc.of(g):
+            problems.append(f"differs: group {gid:#x}")
+    problems += [f"extra:   group {gid:#x}" for gid in sorted(groups.keys() - want_groups.keys())]
+    want_meters = {m.meter_id: m for m in engine.desired_outputs("meter").values()}
+    for mid, m in sorted(want_meters.items()):
+        if mid not in meters:
+            problems.append(f"missing: meter {mid:#x} rate={m.rate} burst={m.burst}")
+        elif meters[mid] != m:
+            problems.append(f"differs: meter {mid:#x}")
+    problems += [f"extra:   meter {mid:#x}" for mid in sorted(meters.keys() - want_meters.keys())]
+    return missing, extra, desired, cookies, sid, problems
 
 
 def main(argv: list[str]) -> int:
     try:
         cfg = load(argv)
-        missing, extra, desired, installed, sid = diff(cfg)
+        missing, extra, desired, flows, sid, problems = full_diff(cfg)
     except (ConfigError, OvsdbError, StoreError) as exc:
         print(f"tuplenet check: {exc}", file=sys.stderr)
         return 2
@@ -70,8 +101,10 @@ def main(argv: list[str]) -> int:
     for f in sorted(missing, key=lambda f: (f.table, -f.priority)):
         print(f"missing: {f.to_text()}")
     for c in extra:
-        table, prio = installed[c]
+        table, prio = flows[c]
         print(f"extra:   cookie={hex(c)},table={table},priority={prio}")
-    print(f"chassis {sid}: {len(desired)} flows desired, {len(installed)} installed, "
-          f"{len(missing)} missing, {len(extra)} extra")
-    return 1 if missing or extra else 0
+    for p in problems:
+        print(p)
+    print(f"chassis {sid}: {len(desired)} flows desired, {len(flows)} installed, "
+          f"{len(missing)} missing, {len(extra)} extra; groups and meters: {len(problems)} differences")
+    return 1 if missing or extra or problems else 0

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from .addr import ModelError, normalize_ip, normalize_mac, parse_device_id, parse_prefix, parse_tick
 from .entities import LNAT, LR, LRP, LS, LSP, LSR, Chassis, Entity, entity_key, parse_key
+from .mirror import decode_mirror
 
 
 def parse_value(value: str) -> dict[str, str]:
@@ -98,6 +99,8 @@ def _decode(kind: str, ident: tuple[str, ...], raw: dict[str, str]) -> Entity:
     if kind == "chassis":
         f = _Fields(raw, ("ip", "tick"))
         return Chassis(ident[0], f.req("ip", normalize_ip), f.req("tick", parse_tick), extra=f.extra())  # type: ignore[arg-type]
+    if kind == "mirror":
+        return decode_mirror(ident[0], raw)  # type: ignore[return-value]
     raise ModelError(f"unknown entity kind {kind!r}")
 
 

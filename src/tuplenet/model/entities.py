@@ -235,7 +235,7 @@ CHILD_KINDS = {"LS": ("lsp",), "LR": ("lrp", "lsr", "lnat")}
 
 def entity_key(kind: str, ident: tuple[str, ...]) -> str:
     """Relative etcd key of an object of `kind` identified by `ident` (see parse_key for the inverse)."""
-    if kind in ("LS", "LR", "chassis"):
+    if kind in ("LS", "LR", "chassis", "mirror"):
         return f"{ROOT}{kind}/{ident[0]}"
     if kind == "lsp":
         return f"{ROOT}LS/{ident[0]}/lsp/{ident[1]}"
@@ -257,7 +257,7 @@ def parse_key(key: str) -> tuple[str, tuple[str, ...]] | None:
     if n < 3 or parts[0] != "entity_view" or not all(parts[1:]):
         return None
     top = parts[1]
-    if n == 3 and top in ("LS", "LR", "chassis"):
+    if n == 3 and top in ("LS", "LR", "chassis", "mirror"):  # mirror: model/mirror.py (beyond 0.3)
         return top, (parts[2],)
     if n == 5:
         sub = parts[3]

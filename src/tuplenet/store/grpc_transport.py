@@ -239,12 +239,20 @@ class GrpcTransport:
             raise StoreError("lease keepalive: bad lease id") from None
         stream = ch.stream_stream(KEEPALIVE, request_serializer=pb.LeaseKeepAliveRequest.SerializeToString,
                                   response_deserializer=pb.LeaseKeepAliveResponse.FromString)
-        responses = stream(iter([pb.LeaseKeepAliveRequest(ID=lease_id)]), timeout=t, metadata=md)
+        answered = threading.Event()  # the request side stays open until the answer: grpc-proxy cancels a
+        # keepalive stream whose client half-closed before it answered
+
+        def requests() -> Any:
+            yield pb.LeaseKeepAliveRequest(ID=lease_id)
+            answered.wait(t)
+
+        responses = stream(requests(), timeout=t, metadata=md)
         try:
             resp = next(responses)
         except StopIteration:
             raise MalformedAnswer("etcd lease keepalive: the stream ended without an answer") from None
         finally:
+            answered.set()
             responses.cancel()
         return {"result": {"ID": str(resp.ID), "TTL": str(resp.TTL)}}
 

@@ -168,6 +168,23 @@ def lnat_show(ctx: Ctx, a: list[str]) -> int:
     return _show(ctx, [c.get_nat(a[0], a[1])] if len(a) > 1 else c.list_nats(a[0]))
 
 
+# ---- mirrors ------------------------------------------------------------------------------------------------
+
+def mirror_add(ctx: Ctx, a: list[str]) -> int:
+    m = ctx.ctl.add_mirror(a[0], a[1], a[2], a[3] if len(a) > 3 else "both")
+    return say(f"mirror {m.name} created")
+
+
+def mirror_del(ctx: Ctx, a: list[str]) -> int:
+    ctx.ctl.delete_mirror(a[0])
+    return say(f"mirror {a[0]} deleted")
+
+
+def mirror_show(ctx: Ctx, a: list[str]) -> int:
+    c = ctx.ctl
+    return _show(ctx, [c.get_mirror(a[0])] if a else c.list_mirrors())
+
+
 # ---- chassis, toolbox, export/import -----------------------------------------------------------------------
 
 def ch_show(ctx: Ctx, a: list[str]) -> int:
@@ -312,6 +329,11 @@ COMMANDS: dict[tuple[str, str], tuple[tuple[str, ...], int, int, str, str, Handl
                       "ROUTER NAME CIDR snat|dnat XLATE_IP", lnat_add),
     ("lnat", "del"): (("d",), 2, 2, "require router, NAT name", "ROUTER NAME", lnat_del),
     ("lnat", "show"): (("s",), 1, 2, "require router and optionally NAT name", "ROUTER [NAME]", lnat_show),
+    ("mirror", "add"): (("a",), 3, 4, "require a mirror name, SWITCH/PORT, a target and optionally a direction",
+                        "NAME SWITCH/PORT local:IFACE|erspan:IP[:SESSION]|geneve:IP[:VNI] [in|out|both]",
+                        mirror_add),
+    ("mirror", "del"): (("d",), 1, 1, "require a mirror name", "NAME", mirror_del),
+    ("mirror", "show"): (("s",), 0, 1, "require at most one mirror name", "[NAME]", mirror_show),
     ("ch", "del"): (("d",), 1, 1, "require a name", "NAME|IP", ch_del),
     ("ch", "show"): (("s",), 0, 1, "require only one name", "[NAME]", ch_show),
     ("toolbox", "sync-device-map"): ((), 0, 0, "require no argument", "", tb_sync_device_map),

@@ -17,6 +17,7 @@ GROUPS = {
     "lrp": "operate on logical router port",
     "lsr": "operate on logical static route",
     "lnat": "operate on logical NAT",
+    "mirror": "operate on port mirrors (copies of a port's frames to a local port or an ERSPAN/Geneve collector)",
     "ch": "operate on chassis",
     "toolbox": "misc tools",
     "export": "write every object under entity_view/ as '<key>TAB<value>' lines to FILE or stdout",

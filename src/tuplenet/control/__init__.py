@@ -21,6 +21,7 @@ from .errors import (
     VersionMismatch,
 )
 from .maint import Maintenance
+from .mirrors import Mirrors
 from .routers import Routers
 from .switches import Switches
 
@@ -60,6 +61,7 @@ class Controller:
         self.routers = Routers(self.core, self.devices)
         self.maintenance = Maintenance(self.core)
         self.backup = Backup(self.core)
+        self.mirrors = Mirrors(self.core)
 
     @property
     def store(self) -> Any:
@@ -112,6 +114,11 @@ class Controller:
     find_id_conflicts = _Via("maintenance")
     rebuild_ip_books = _Via("maintenance")
     decode_id_string = staticmethod(Maintenance.decode_id_string)
+
+    add_mirror = _Via("mirrors")
+    delete_mirror = _Via("mirrors")
+    list_mirrors = _Via("mirrors")
+    get_mirror = _Via("mirrors")
 
     export_records = _Via("backup")
     import_records = _Via("backup")

@@ -1,0 +1,116 @@
+"""Mirror records: codec round trip, validation messages, control operations, tpctl, and a decoder fuzz."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fuzz_settings import fuzz
+from tuplenet.cli import commands, tpctl
+from tuplenet.control import AlreadyExists, Controller, InvalidArgument, NotFound
+from tuplenet.control.memstore import MemStore
+from tuplenet.model import ModelError, decode, decode_kv, parse_key
+from tuplenet.model.mirror import Mirror, Target
+
+KEY = "entity_view/mirror/m1"
+
+
+def test_key_and_round_trip() -> None:
+    m = decode_kv(KEY, "port=ls1/vm1,direction=in,target=erspan:10.0.0.9:7,note=x")
+    assert m == Mirror("m1", "ls1", "vm1", "in", Target("erspan", ip="10.0.0.9", key=7))
+    assert parse_key(KEY) == ("mirror", ("m1",)) and m.key == KEY
+    assert m.to_value() == "port=ls1/vm1,direction=in,target=erspan:10.0.0.9:7,note=x"  # unknown fields kept
+    assert decode_kv(KEY, m.to_value()) == m
+
+
+def test_defaults() -> None:
+    m = decode_kv(KEY, "port=a/b,target=erspan:1.2.3.4")
+    assert (m.direction, m.target.key) == ("both", 1)
+    g = decode_kv(KEY, "port=a/b,target=geneve:1.2.3.4")
+    assert g.target == Target("geneve", ip="1.2.3.4", key=0)
+    loc = decode_kv(KEY, "port=a/b,direction=OUT,target=local:tap-mon")
+    assert (loc.direction, loc.target) == ("out", Target("local", iface="tap-mon"))
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("target=local:x", "missing required field port"),
+    ("port=a/b", "missing required field target"),
+    ("port=ab,target=local:x", "bad port: port must be SWITCH/PORT"),
+    ("port=a/b,direction=sideways,target=local:x", "bad direction"),
+    ("port=a/b,target=erspan:1.2.3.4:1024", "ERSPAN session id 1024 out of range"),
+    ("port=a/b,target=geneve:1.2.3.4:16777216", "VNI 16777216 out of range"),
+    ("port=a/b,target=erspan:1.2.3", "bad target"),
+    ("port=a/b,target=local:", "invalid OVS port name"),
+    ("port=a/b,target=local:a b", "invalid OVS port name"),
+    ("port=a/b,target=gre:1.2.3.4", "target must be"),
+])
+def test_bad_records(value: str, reason: str) -> None:
+    with pytest.raises(ModelError, match=reason) as exc:
+        decode_kv(KEY, value)
+    assert str(exc.value).startswith(f"{KEY}: ")
+
+
+@pytest.mark.fuzz
+@fuzz
+@given(st.text(max_size=80), st.text(st.sampled_from("abl/:=,.0123456789 erspangvocd"), max_size=60))
+def test_fuzz_decoder_only_model_error(name: str, value: str) -> None:
+    """Whatever etcd holds, decoding gives a Mirror that round-trips, or a one-line ModelError."""
+    try:
+        m = decode("mirror", (name,), value)
+    except ModelError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert decode("mirror", (name,), m.to_value()) == m
+
+
+# ---- control + tpctl ----
+
+@pytest.fixture
+def ctl() -> Controller:
+    c = Controller(MemStore())
+    c.add_switch("ls1")
+    c.add_switch_port("ls1", "vm1", "10.0.0.2")
+    return c
+
+
+def test_control_add_show_delete(ctl: Controller) -> None:
+    m = ctl.add_mirror("m1", "ls1/vm1", "local:mon0", "in")
+    assert ctl.get_mirror("m1") == m and ctl.list_mirrors() == [m]
+    assert ctl.store.get(KEY).value == "port=ls1/vm1,direction=in,target=local:mon0"
+    with pytest.raises(AlreadyExists, match="mirror m1 exists"):
+        ctl.add_mirror("m1", "ls1/vm1", "local:mon0")
+    ctl.delete_mirror("m1")
+    assert ctl.list_mirrors() == []
+    with pytest.raises(NotFound, match="unable to get mirror m1"):
+        ctl.delete_mirror("m1")
+
+
+def test_control_refuses_bad_input_and_writes_nothing(ctl: Controller) -> None:
+    with pytest.raises(NotFound, match="switch port nope of switch ls1 does not exist"):
+        ctl.add_mirror("m1", "ls1/nope", "local:mon0")
+    with pytest.raises(InvalidArgument, match="ERSPAN session id"):
+        ctl.add_mirror("m1", "ls1/vm1", "erspan:10.1.1.1:5000")
+    with pytest.raises(InvalidArgument, match="direction"):
+        ctl.add_mirror("m1", "ls1/vm1", "local:mon0", "up")
+    assert ctl.store.get(KEY) is None
+
+
+def test_tpctl_mirror(ctl: Controller, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commands.Ctx, "ctl", property(lambda self: ctl))
+    monkeypatch.setattr(commands.Ctx, "close", lambda self: None)
+    assert tpctl.main(["mirror", "add", "m1", "ls1/vm1", "geneve:192.168.9.9:42", "out"]) == 0
+    assert capsys.readouterr().out == "mirror m1 created\n"
+    assert tpctl.main(["-j", "mirror", "show"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown == [{"name": "m1", "port": "ls1/vm1", "switch": "ls1", "lsp": "vm1", "direction": "out",
+                      "target": "geneve:192.168.9.9:42"}]
+    assert tpctl.main(["mirror", "show", "m1"]) == 0
+    assert "target   : geneve:192.168.9.9:42" in capsys.readouterr().out
+    assert tpctl.main(["mirror", "add", "m2", "ls1/vm1", "erspan:bad"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad" in err
+    assert tpctl.main(["mirror", "del", "m1"]) == 0
+    assert ctl.list_mirrors() == []

@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--no-etcd", action="store_true", help="no etcd (implies --no-agents)")
     up.add_argument("--etcd", metavar="HOST:PORT", help="use this root-namespace etcd instead of a new one")
     up.add_argument("--etcd-prefix", default="/tuplenet/", help="agents' key prefix (-p)")
+    up.add_argument("--grpc-proxy", action="store_true",
+                    help="agents reach etcd through an `etcd grpc-proxy` (the watch fan-out tier)")
     up.add_argument("--agent-cmd", help="agent command line (default: python -m tuplenet.agent.main)")
     up.add_argument("--wait", type=float, default=30.0, metavar="S",
                     help="seconds to wait for agents to register their chassis (30)")
@@ -72,6 +74,9 @@ def _print_status(st: dict[str, Any]) -> None:
         print(f"etcd   {e['endpoint']} from the root namespace, {e['agent_endpoint']} from hosts; "
               f"{'own' if e['owned'] else 'external'} {'alive' if e['alive'] else 'DOWN'}, "
               f"relay {'alive' if e['relay_alive'] else 'DOWN'}")
+    if e.get("grpc_proxy"):
+        print(f"grpc-proxy {e['grpc_proxy']} between the relay and etcd, "
+              f"{'alive' if e['grpc_proxy_alive'] else 'DOWN'}")
     print(f"underlay {st['underlay']} in netns {st['prefix']}-ul")
     if st["hosts"]:
         print(f"{'host':8} {'netns':12} {'tunnel ip':13} {'ovsdb':6} {'vswitchd':9} agent")
@@ -98,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             etcd: bool | str = args.etcd or not args.no_etcd
             try:
                 agents = not (args.no_agents or args.no_etcd)
-                st = sb.up(hosts=args.hosts, etcd=etcd, agents=agents, prefix=args.etcd_prefix)
+                st = sb.up(hosts=args.hosts, etcd=etcd, agents=agents, prefix=args.etcd_prefix,
+                           grpc_proxy=args.grpc_proxy)
                 if agents:
                     t0 = time.monotonic()
                     sb.wait_agents(timeout=args.wait)

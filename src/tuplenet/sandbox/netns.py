@@ -224,9 +224,10 @@ class NetnsSandbox:
 
     # ----------------------------------------------------------------- up / down
     def up(self, hosts: int = 3, etcd: bool | str = True, agents: bool = True,
-           prefix: str = "/tuplenet/") -> dict[str, Any]:
+           prefix: str = "/tuplenet/", grpc_proxy: bool = False) -> dict[str, Any]:
         """Create, complete or repair the sandbox; on a healthy one it changes nothing.
-        `etcd`: True (own etcd), False (none) or an external root-namespace HOST:PORT."""
+        `etcd`: True (own etcd), False (none) or an external root-namespace HOST:PORT. `grpc_proxy`: agents
+        reach etcd through an `etcd grpc-proxy` (the fan-out tier of docs/scaling.md)."""
         if not 1 <= hosts <= 250:
             raise SandboxError("hosts must be 1..250")
         if agents and etcd is False:
@@ -247,6 +248,8 @@ class NetnsSandbox:
                     raise err
             if etcd is not False:
                 ne.ensure_etcd(self, etcd)
+                if grpc_proxy:
+                    ne.ensure_proxy(self)
                 ne.ensure_relay(self)
                 ne.wait_etcd_from(self, names[0])
             if agents:
@@ -270,6 +273,7 @@ class NetnsSandbox:
             for ns in ours:
                 kill_netns_pids(ns)
             stop_owned(st["relay"].get("pid"), self.workdir + "/")
+            ne.stop_proxy(self)
             ne.stop_etcd(self)
             for ns in list(reversed(st["netns"])):
                 nh.remove_netns(self, ns)
@@ -357,7 +361,8 @@ class NetnsSandbox:
         e, relay = st["etcd"], st["relay"].get("pid")
         etcd = {"endpoint": e.get("endpoint"), "agent_endpoint": self.agent_etcd_endpoint if e else None,
                 "owned": e.get("owned", False), "pid": e.get("pid"), "alive": ne.etcd_alive(self),
-                "relay_pid": relay, "relay_alive": owned_alive(relay, self.workdir + "/")}
+                "relay_pid": relay, "relay_alive": owned_alive(relay, self.workdir + "/"),
+                "grpc_proxy": (st.get("proxy") or {}).get("endpoint"), "grpc_proxy_alive": ne.proxy_alive(self)}
         healthy = bool(hosts) and all(h["ovsdb_server"] and h["ovs_vswitchd"] and h["netns_exists"]
                                       for h in hosts.values())
         return {"workdir": self.workdir, "prefix": self.prefix, "exists": os.path.exists(self.state_file),

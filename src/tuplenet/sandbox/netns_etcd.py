@@ -18,6 +18,7 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 from .etcd import EtcdServer
+from .etcd_proxy import GrpcProxy
 from .netns_util import SandboxError, owned_alive, stop_owned
 from .procs import wait_for
 
@@ -73,9 +74,46 @@ def stop_etcd(sb: NetnsSandbox, kill: bool = False) -> None:
         stop_owned(e.get("pid"), e["dir"] + "/", sig=9 if kill else 15)
 
 
+def ensure_proxy(sb: NetnsSandbox) -> None:
+    """An `etcd grpc-proxy` in the root namespace in front of etcd; the relay then forwards to it, so agents
+    reach etcd through the proxy as they would through a rack's proxy (gRPC only: no JSON gateway there)."""
+    p = sb.state.setdefault("proxy", {})
+    if p and owned_alive(p.get("pid"), p["dir"] + "/"):
+        return
+    px = GrpcProxy(p.get("dir") or os.path.join(sb.workdir, "grpc-proxy"), [sb.etcd_endpoint],
+                   port=p.get("port"))
+    sb.state["proxy"] = {"dir": px.basedir, "port": px.port, "endpoint": px.endpoint, "pid": None}
+    sb._save()
+    t0 = time.monotonic()
+    try:
+        px.start()
+    finally:
+        sb.state["proxy"]["pid"] = px.pid
+        sb._save()
+    sb.log(f"grpc-proxy {px.endpoint} (root ns) -> {sb.etcd_endpoint} pid {px.pid} {time.monotonic() - t0:.2f}s")
+
+
+def proxy_alive(sb: NetnsSandbox) -> bool:
+    p = sb.state.get("proxy") or {}
+    return bool(p) and owned_alive(p.get("pid"), p["dir"] + "/")
+
+
+def stop_proxy(sb: NetnsSandbox) -> None:
+    p = sb.state.get("proxy") or {}
+    if p:
+        stop_owned(p.get("pid"), p["dir"] + "/")
+
+
+def relay_target(sb: NetnsSandbox) -> str:
+    """What the agents' relay forwards to: the grpc-proxy if the sandbox runs one, else etcd."""
+    p = sb.state.get("proxy") or {}
+    return p.get("endpoint") or sb.etcd_endpoint
+
+
 def ensure_relay(sb: NetnsSandbox) -> None:
-    """The relay listening in the underlay namespace and forwarding to etcd's root-namespace endpoint."""
-    r, ep, marker = sb.state["relay"], sb.etcd_endpoint, sb.workdir + "/"
+    """The relay listening in the underlay namespace and forwarding to etcd's root-namespace endpoint (or to
+    the sandbox's grpc-proxy)."""
+    r, ep, marker = sb.state["relay"], relay_target(sb), sb.workdir + "/"
     if r.get("connect") == ep and owned_alive(r.get("pid"), marker):
         return
     stop_owned(r.get("pid"), marker)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from ..flow import Flow
 from ..view import Reader
-from . import const, nat, ovswishes, physical, routing, switching
+from . import const, mirror, nat, ovswishes, physical, routing, switching
 
-OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun")
+OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "mirror")
 DERIVED = (ovswishes.TUNNELS,)
 
 
@@ -34,4 +34,6 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
         return physical.chassis_flows(r, owner, obj)
     if kind == "tun":
         return physical.tunnel_flows(obj)
+    if kind == "mirror":
+        return mirror.mirror_wishes(r, owner, obj)  # type: ignore[return-value]
     return []

@@ -23,6 +23,7 @@ import ovs.db.idl
 import ovs.poller
 
 from tuplenet.agent import ovsdb_idl
+from tuplenet.agent.ovsdb_ipfix import D_IPFIX, IpfixSpec, validate_ipfix
 from tuplenet.agent.ovsdb_model import (
     D_BFD,
     D_BRIDGE,
@@ -86,6 +87,7 @@ class LocalOvs(IdlThread):
                       "thread_errors": 0, "patch_ignored": 0, "foreign_ports": 0}
         self._bad_patches: dict[str, str] = {}
         self._foreign: dict[str, str] = {}  # IDL thread only: wanted names taken by others' ports (logged once)
+        self._ipfix_error: str | None = None  # IDL thread only: why our IPFIX row cannot be set (logged once)
 
     # ---- lifecycle ----
 
@@ -206,7 +208,25 @@ class LocalOvs(IdlThread):
             return self.set_tunnels({k[0]: str(v) for k, v in wishes.items()})
         if kind == "patch":
             return self.set_patch_ports({k[0]: str(v) for k, v in wishes.items()})
+        if kind == "ipfix":
+            if len(wishes) > 1:
+                raise ValueError(f"one IPFIX wish per bridge, got {len(wishes)}")
+            spec = next(iter(wishes.values()), None)
+            if spec is not None and not isinstance(spec, IpfixSpec):
+                raise ValueError(f"an IPFIX wish must be an IpfixSpec, not {type(spec).__name__}")
+            return self.set_ipfix(spec)
         raise ValueError(f"unknown OVSDB wish kind {kind!r}")
+
+    def set_ipfix(self, spec: IpfixSpec | None) -> Future[None]:
+        """Bridge IPFIX on the integration bridge as `spec` (None: remove ours). Only a row the agent created
+        is ever changed or removed; a foreign row fails the request (and is logged) instead. ValueError at
+        once for a bad target or out-of-range number."""
+        checked = None if spec is None else validate_ipfix(spec)
+
+        def want() -> None:
+            self._desired.ipfix = checked
+            self._desired.ipfix_managed = True
+        return self._submit(want, D_IPFIX, ports=False)
 
     def set_installed(self, ready: Mapping[str, int]) -> Future[None]:
         """Mark the interfaces of these ports (iface-id -> ofport) `external_ids:tuplenet-installed=true` and

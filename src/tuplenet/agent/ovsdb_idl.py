@@ -12,6 +12,7 @@ from typing import Any
 import ovs.db.idl
 import ovs.jsonrpc
 
+from tuplenet.agent.ovsdb_ipfix import ClearIpfix, FixIpfix, IpfixView, SetIpfix, row_columns
 from tuplenet.agent.ovsdb_model import (
     OF_PROTOCOLS,
     Action,
@@ -30,9 +31,11 @@ from tuplenet.agent.ovsdb_model import (
 DB_NAME = "Open_vSwitch"
 COLUMNS: dict[str, list[str]] = {
     "Open_vSwitch": ["bridges", "external_ids", "other_config"],
-    "Bridge": ["name", "ports", "fail_mode", "datapath_type", "protocols", "other_config", "external_ids"],
+    "Bridge": ["name", "ports", "fail_mode", "datapath_type", "protocols", "other_config", "external_ids", "ipfix"],
     "Port": ["name", "interfaces", "external_ids"],
     "Interface": ["name", "type", "options", "external_ids", "ofport", "bfd", "bfd_status", "mac_in_use"],
+    "IPFIX": ["targets", "sampling", "obs_domain_id", "obs_point_id", "cache_active_timeout", "cache_max_flows",
+              "other_config", "external_ids"],
 }
 
 
@@ -41,6 +44,8 @@ def schema_helper(schema_json: dict[str, Any]) -> ovs.db.idl.SchemaHelper:
     helper = ovs.db.idl.SchemaHelper(schema_json=schema_json)
     tables = schema_json.get("tables", {})
     for table, cols in COLUMNS.items():
+        if table not in tables:
+            continue
         present = [c for c in cols if c in tables.get(table, {}).get("columns", {})]
         helper.register_columns(table, present)
     return helper
@@ -168,12 +173,27 @@ class TrackingIdl(ovs.db.idl.Idl):
             bridges[br.name] = BridgeView(
                 name=br.name, datapath_type=_get(br, "datapath_type", ""), fail_mode=fail_mode[0] if fail_mode else None,
                 protocols=frozenset(_get(br, "protocols", [])), other_config=_get(br, "other_config", {}),
-                external_ids=_get(br, "external_ids", {}), ports=tuple(ports))
+                external_ids=_get(br, "external_ids", {}), ports=tuple(ports), ipfix=_ipfix_view(br))
         root = next(iter(self.tables["Open_vSwitch"].rows.values()), None)
         system_id = _get(root, "external_ids", {}).get("system-id") if root is not None else None
         view = DbView(has_root=root is not None, system_id=system_id or None, bridges=bridges)
         self._view = (self.change_seqno, view)
         return view
+
+
+def _ipfix_view(br: Any) -> IpfixView | None:
+    ref = _get(br, "ipfix", [])
+    row = ref[0] if ref else None
+    if row is None:
+        return None
+
+    def one(col: str) -> int | None:
+        v = _get(row, col, [])
+        return v[0] if v else None
+    return IpfixView(targets=frozenset(_get(row, "targets", [])), sampling=one("sampling"),
+                     obs_domain_id=one("obs_domain_id"), obs_point_id=one("obs_point_id"),
+                     cache_active_timeout=one("cache_active_timeout"), cache_max_flows=one("cache_max_flows"),
+                     other_config=_get(row, "other_config", {}), external_ids=_get(row, "external_ids", {}))
 
 
 def apply(idl: ovs.db.idl.Idl, txn: ovs.db.idl.Transaction, actions: list[Action]) -> None:
@@ -223,8 +243,33 @@ def apply(idl: ovs.db.idl.Idl, txn: ovs.db.idl.Transaction, actions: list[Action
             later.append(lambda b=bridges[a.name], a=a: _fix_bridge(b, a))
         elif isinstance(a, FixIface):
             later.append(lambda i=ifaces[a.name], a=a: _fix_iface(i, a))
+        elif isinstance(a, SetIpfix | FixIpfix | ClearIpfix):
+            later.append(_ipfix_step(txn, t, bridges[a.bridge], a))
     for step in later:
         step()
+
+
+def _ipfix_step(txn: ovs.db.idl.Transaction, t: Any, br: Any, a: SetIpfix | FixIpfix | ClearIpfix,
+                ) -> Callable[[], None]:
+    """Our IPFIX row's edits. The bridge's reference is verified, so a row someone else set meanwhile is
+    never replaced or dropped: the commit comes back TRY_AGAIN and the planner sees the new row."""
+    if isinstance(a, SetIpfix):
+        row = txn.insert(t["IPFIX"])
+        for col, value in row_columns(a.spec).items():
+            setattr(row, col, value)
+    else:
+        row = None
+
+    def step() -> None:
+        br.verify("ipfix")
+        if isinstance(a, SetIpfix):
+            br.ipfix = [row]
+        elif isinstance(a, ClearIpfix):
+            br.ipfix = []
+        else:
+            for col, value in a.columns.items():
+                setattr(br.ipfix[0], col, value)
+    return step
 
 
 def _fix_bridge(row: Any, a: FixBridge) -> None:

@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tuplenet.agent.ovsdb_ipfix import D_IPFIX, IpfixAction, IpfixSpec, IpfixView, plan_ipfix
+
 TUNNEL_PREFIX = "tupleNet-"
 FLOWBASED_PORT = "tupleNet-flowbased"
 ROLE_KEY = "tuplenet-role"
@@ -101,6 +103,7 @@ class BridgeView:
     other_config: Mapping[str, str] = field(default_factory=dict)
     external_ids: Mapping[str, str] = field(default_factory=dict)
     ports: tuple[PortView, ...] = ()
+    ipfix: IpfixView | None = None  # the row Bridge.ipfix points at
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,8 @@ class Desired:
     patch_ports: dict[str, str] | None = None
     bfd: dict[str, bool] = field(default_factory=dict)
     installed: dict[str, int] | None = None  # iface-id -> ofport of the ports to mark ready
+    ipfix: IpfixSpec | None = None  # bridge IPFIX wanted (None: none of ours) ...
+    ipfix_managed: bool = False  # ... once the agent has said so: until then its rows are left alone
 
 
 def patch_port_problem(lsp: str, peer: str, bridge: str) -> str | None:
@@ -266,7 +271,7 @@ class FixIface:
     bfd: Mapping[str, str] = field(default_factory=dict)
 
 
-Action = CreateBridge | FixBridge | AddPort | DelPort | FixIface
+Action = CreateBridge | FixBridge | AddPort | DelPort | FixIface | IpfixAction
 
 
 @dataclass
@@ -368,7 +373,7 @@ class Planner:
         name = desired.bridge
         br = view.bridges.get(name)
         if br is None:
-            p.blocked |= {D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS}
+            p.blocked |= {D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS, D_IPFIX}
             if desired.ensure_bridge:
                 if not view.has_root:
                     p.errors[D_BRIDGE] = "the Open_vSwitch table is empty (has `ovs-vsctl init` run?)"
@@ -387,6 +392,11 @@ class Planner:
         ext_fix = {k: v for k, v in desired.bridge_external_ids.items() if br.external_ids.get(k) != v}
         if ext_fix:
             p.actions.append(FixBridge(name, external_ids=ext_fix, domain=D_EXTIDS))
+        if desired.ipfix_managed:
+            edits, why = plan_ipfix(name, br.ipfix, desired.ipfix)
+            p.actions += edits
+            if why:
+                p.errors[D_IPFIX] = why
 
         existing: dict[str, tuple[str, PortView]] = {}
         for b in view.bridges.values():

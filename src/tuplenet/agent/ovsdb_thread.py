@@ -16,6 +16,7 @@ import ovs.db.idl
 import ovs.poller
 
 from tuplenet.agent import ovsdb_idl
+from tuplenet.agent.ovsdb_ipfix import D_IPFIX
 from tuplenet.agent.ovsdb_model import (
     D_BFD,
     D_BRIDGE,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tuplenet.agent.ovsdb")
 
-_DOMAINS = (D_BRIDGE, D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS)
+_DOMAINS = (D_BRIDGE, D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS, D_IPFIX)
 _PUBLISH_INTERVAL = 0.05  # s: the longest wait between state rebuilds during bursts of OVSDB updates
 _PUBLISH_SHARE = 0.2  # during a burst, rebuilding the state takes at most this share of the thread's time
 _PUBLISH_BURST = 0.02  # s of rebuild CPU allowed at once after a quiet spell (a token bucket's depth)
@@ -215,6 +216,11 @@ class IdlThread:
                 log.error("not touching %s: a patch port of that name is wanted", p.foreign[name])
             self._foreign = p.foreign
             self.stats["foreign_ports"] = len(p.foreign)
+        why = p.errors.get(D_IPFIX)
+        if why != self._ipfix_error:
+            if why:
+                log.error("IPFIX not configured: %s", why)
+            self._ipfix_error = why
         if self._pub_seqno != idl.change_seqno:
             # Callers blocked on a request must see its effect in snapshot() when they wake.
             self._publish(state_from_view(idl.view(), self.bridge, idl.connected(), 0))

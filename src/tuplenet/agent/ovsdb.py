@@ -24,6 +24,7 @@ import ovs.poller
 
 from tuplenet.agent import ovsdb_idl
 from tuplenet.agent.ovsdb_ipfix import D_IPFIX, IpfixSpec, validate_ipfix
+from tuplenet.agent.ovsdb_mirror import D_MIRROR
 from tuplenet.agent.ovsdb_model import (
     D_BFD,
     D_BRIDGE,
@@ -208,6 +209,8 @@ class LocalOvs(IdlThread):
             return self.set_tunnels({k[0]: str(v) for k, v in wishes.items()})
         if kind == "patch":
             return self.set_patch_ports({k[0]: str(v) for k, v in wishes.items()})
+        if kind == "mirror":
+            return self.set_mirrors({k[0]: v for k, v in wishes.items()})  # type: ignore[misc]
         if kind == "ipfix":
             if len(wishes) > 1:
                 raise ValueError(f"one IPFIX wish per bridge, got {len(wishes)}")
@@ -227,6 +230,11 @@ class LocalOvs(IdlThread):
             self._desired.ipfix = checked
             self._desired.ipfix_managed = True
         return self._submit(want, D_IPFIX, ports=False)
+
+    def set_mirrors(self, mirrors: Mapping[str, tuple]) -> Future[None]:
+        """Reconcile our Mirror rows (and collector tunnel ports) to mirror name -> wish (agent/ovsdb_mirror.py)."""
+        wanted = dict(mirrors)
+        return self._submit(lambda: setattr(self._desired, "mirrors", wanted), D_MIRROR)
 
     def set_installed(self, ready: Mapping[str, int]) -> Future[None]:
         """Mark the interfaces of these ports (iface-id -> ofport) `external_ids:tuplenet-installed=true` and

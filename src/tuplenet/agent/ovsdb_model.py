@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tuplenet.agent.ovsdb_ipfix import D_IPFIX, IpfixAction, IpfixSpec, IpfixView, plan_ipfix
+from tuplenet.agent.ovsdb_mirror import D_MIRROR, ROLE_MIRROR, MirrorView, collector_specs, plan_mirrors
 
 TUNNEL_PREFIX = "tupleNet-"
 FLOWBASED_PORT = "tupleNet-flowbased"
@@ -103,6 +104,7 @@ class BridgeView:
     other_config: Mapping[str, str] = field(default_factory=dict)
     external_ids: Mapping[str, str] = field(default_factory=dict)
     ports: tuple[PortView, ...] = ()
+    mirrors: tuple[MirrorView, ...] = ()  # our and others' Mirror rows (agent/ovsdb_mirror.py)
     ipfix: IpfixView | None = None  # the row Bridge.ipfix points at
 
 
@@ -192,6 +194,7 @@ class Desired:
     patch_ports: dict[str, str] | None = None
     bfd: dict[str, bool] = field(default_factory=dict)
     installed: dict[str, int] | None = None  # iface-id -> ofport of the ports to mark ready
+    mirrors: dict[str, tuple] | None = None  # mirror name -> wish (agent/ovsdb_mirror.py)
     ipfix: IpfixSpec | None = None  # bridge IPFIX wanted (None: none of ours) ...
     ipfix_managed: bool = False  # ... once the agent has said so: until then its rows are left alone
 
@@ -313,6 +316,8 @@ def desired_ports(view: DbView, desired: Desired) -> tuple[list[PortSpec], set[s
                                   domain=D_PATCH))
         else:
             keep.add(lsp)
+    for name, typ, opts in collector_specs(desired.mirrors):
+        specs.append(PortSpec(name, br, typ, opts, {ROLE_KEY: ROLE_MIRROR}, domain=D_MIRROR))
     return specs, keep
 
 
@@ -373,7 +378,7 @@ class Planner:
         name = desired.bridge
         br = view.bridges.get(name)
         if br is None:
-            p.blocked |= {D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS, D_IPFIX}
+            p.blocked |= {D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS, D_MIRROR, D_IPFIX}
             if desired.ensure_bridge:
                 if not view.has_root:
                     p.errors[D_BRIDGE] = "the Open_vSwitch table is empty (has `ovs-vsctl init` run?)"
@@ -441,7 +446,26 @@ class Planner:
                     p.actions.append(DelPort(b.name, port.name, domain))
         if desired.installed is not None:
             p.actions += _marks(br, desired.installed)
+        self._plan_mirrors(p, br, specs, desired)
         return p
+
+    @staticmethod
+    def _plan_mirrors(p: Plan, br: BridgeView, specs: list[PortSpec], desired: Desired) -> None:
+        """Our Mirror rows on br-int (agent/ovsdb_mirror.py); waits while a collector port is being added."""
+        if desired.mirrors is None:
+            return
+        vm_ports: dict[str, tuple[str, int]] = {}
+        for port in br.ports:
+            for iface in port.ifaces:
+                iface_id = iface.external_ids.get(IFACE_ID_KEY)
+                if iface_id and iface.ofport >= 1 and iface.external_ids.get(ROLE_KEY) is None:
+                    vm_ports.setdefault(iface_id, (port.name, iface.ofport))
+        reserved = {s.name for s in specs if s.domain != D_MIRROR}
+        actions, waiting = plan_mirrors(br.name, {port.name for port in br.ports}, vm_ports, br.mirrors,
+                                        desired.mirrors, reserved)
+        p.actions += actions
+        if waiting:
+            p.blocked.add(D_MIRROR)
 
 
 def _marks(br: BridgeView, installed: Mapping[str, int]) -> list[Action]:
@@ -463,6 +487,8 @@ def _marks(br: BridgeView, installed: Mapping[str, int]) -> list[Action]:
 def _owned(port: PortView, spec: PortSpec) -> bool:
     """May the agent edit this existing port to match `spec`? Only if it carries our marks (a 0.3 patch port
     already pointing at the wanted peer counts as ours); tunnel names are our reserved namespace."""
+    if spec.domain == D_MIRROR:
+        return any(i.external_ids.get(ROLE_KEY) == ROLE_MIRROR for i in port.ifaces)
     if spec.domain != D_PATCH:
         return True
     for iface in port.ifaces:
@@ -482,4 +508,6 @@ def _owner(port: PortView, on_bridge: bool, desired: Desired) -> str | None:
             return D_TUNNELS
         if desired.patch_ports is not None and ext.get(ROLE_KEY) == ROLE_PATCH:
             return D_PATCH
+        if desired.mirrors is not None and on_bridge and ext.get(ROLE_KEY) == ROLE_MIRROR:
+            return D_MIRROR
     return None

@@ -50,7 +50,7 @@ def ovs_facts(state: OvsState) -> dict[tuple, Any]:
     return facts
 
 
-WISH_KINDS = ("tunnel", "patch")  # the OVSDB wishes the engine computes (pipeline/ovswishes.py)
+WISH_KINDS = ("tunnel", "patch", "ipfix")  # the OVSDB wishes the engine computes (pipeline/ovswishes.py)
 
 
 def _rss_mb() -> float:
@@ -221,6 +221,11 @@ class Agent:
         self.q.put(("stop",))
 
     def _handle(self, items: list[tuple]) -> None:
+        _t0 = time.time()
+        self._handle2(items)
+        log.info("TRACE batch kinds=%s start=%.4f dur=%.1fms", [i[0] for i in items], _t0 % 100, (time.time() - _t0) * 1000)
+
+    def _handle2(self, items: list[tuple]) -> None:
         """One batch of events. Every step runs behind the barrier (barrier.py): a bad event is counted and
         logged, never fatal; a failed computation or install is repaired by a full recompute + reconcile."""
         changed: set[tuple] = set()
@@ -264,7 +269,9 @@ class Agent:
                 d = box[0]
                 self._take_wishes(d.changes)
                 try:
+                    log.info("TRACE apply %d/%d at %.4f", len(d.deletes), len(d.adds), time.time() % 100)
                     self.ofctrl.apply(d.deletes, d.adds, d.changes)
+                    log.info("TRACE applied at %.4f", time.time() % 100)
                 except Exception as exc:  # noqa: BLE001 - resync below repairs whatever did not apply
                     log.error("installing %d/%d flow changes failed: %s; resyncing", len(d.deletes), len(d.adds),
                               exc)
@@ -341,6 +348,8 @@ class Agent:
                         state.system_id)
         new[("self",)] = self.self_id  # fixed for the agent's lifetime
         new[("selfip",)] = self.cfg.tunnel_ip  # our own tunnel IP gets no tunnel (pipeline/ovswishes.py)
+        if self.cfg.ipfix_collector:  # br-int's IPFIX row (pipeline/ovswishes.py); unset: ours is removed
+            new[("ipfix",)] = (self.cfg.ipfix_collector, self.cfg.ipfix_sampling, self.cfg.tunnel_ip)
         for k in self._ovs_facts.keys() - new.keys():
             self.view.apply(k, None, changed)
         for k, v in new.items():

@@ -9,7 +9,7 @@ from ..flow import Flow
 from ..view import Reader
 from . import const, mirror, nat, ovswishes, physical, routing, switching
 
-OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "mirror")
+OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "mirror", "ipfix")
 DERIVED = (ovswishes.TUNNELS,)
 
 
@@ -34,6 +34,8 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
         return physical.chassis_flows(r, owner, obj)
     if kind == "tun":
         return physical.tunnel_flows(obj)
+    if kind == "ipfix":
+        return ovswishes.ipfix_wishes(owner, obj)  # type: ignore[return-value]
     if kind == "mirror":
         return mirror.mirror_wishes(r, owner, obj)  # type: ignore[return-value]
     return []

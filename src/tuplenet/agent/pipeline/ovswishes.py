@@ -1,4 +1,4 @@
-"""OVSDB wishes computed per owner: tunnel ports and patch ports.
+"""OVSDB wishes computed per owner: tunnel ports, patch ports and the bridge's IPFIX row.
 
 The daemon used to rebuild both maps by scanning the whole view after every batch; as engine outputs only
 the owners a change touches are recomputed and the daemon applies the wish delta.
@@ -6,13 +6,16 @@ the owners a change touches are recomputed and the daemon applies the wish delta
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from ..outputs import DerivedKind, Wish
+from ..ovsdb_ipfix import IpfixSpec
 from ..view import PATCH_IP, Reader
 
 TUNNEL = "tunnel"  # ("tunnel", chassis) -> remote IP
 PATCH = "patch"  # ("patch", lsp name) -> peer bridge
+IPFIX = "ipfix"  # ("ipfix",) -> IpfixSpec of br-int's bridge sampling
 
 
 def _tunip_of(key: tuple, ch: Any) -> tuple[tuple, ...]:
@@ -44,3 +47,13 @@ def patch_wishes(r: Reader, key: tuple, lsp: Any) -> list[Wish]:
     if lsp.ip == PATCH_IP and lsp.peer and lsp.chassis == r.self_id:
         return [Wish(PATCH, (key[2],), lsp.peer)]
     return []
+
+
+def ipfix_wishes(key: tuple, cfg: Any) -> list[Wish]:
+    """The agent's IPFIX settings (local fact ("ipfix",) = (collector ip:port, sampling rate, tunnel IP),
+    present only when IPFIX_COLLECTOR is set) as the bridge's IPFIX row. As in 0.3: the host's IP as a
+    uint32 is the observation domain (so a collector tells hosts apart), observation point 0, and no tunnel
+    header sampling (0.3 meant `enable-tunnel-sampling=false` but wrote "flase")."""
+    collector, sampling, tunnel_ip = cfg
+    return [Wish(IPFIX, (), IpfixSpec((collector,), sampling, obs_domain_id=int(ipaddress.IPv4Address(tunnel_ip)),
+                                     obs_point_id=0, other_config=(("enable-tunnel-sampling", "false"),)))]

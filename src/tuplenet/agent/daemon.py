@@ -221,11 +221,6 @@ class Agent:
         self.q.put(("stop",))
 
     def _handle(self, items: list[tuple]) -> None:
-        _t0 = time.time()
-        self._handle2(items)
-        log.info("TRACE batch kinds=%s start=%.4f dur=%.1fms", [i[0] for i in items], _t0 % 100, (time.time() - _t0) * 1000)
-
-    def _handle2(self, items: list[tuple]) -> None:
         """One batch of events. Every step runs behind the barrier (barrier.py): a bad event is counted and
         logged, never fatal; a failed computation or install is repaired by a full recompute + reconcile."""
         changed: set[tuple] = set()
@@ -269,9 +264,7 @@ class Agent:
                 d = box[0]
                 self._take_wishes(d.changes)
                 try:
-                    log.info("TRACE apply %d/%d at %.4f", len(d.deletes), len(d.adds), time.time() % 100)
                     self.ofctrl.apply(d.deletes, d.adds, d.changes)
-                    log.info("TRACE applied at %.4f", time.time() % 100)
                 except Exception as exc:  # noqa: BLE001 - resync below repairs whatever did not apply
                     log.error("installing %d/%d flow changes failed: %s; resyncing", len(d.deletes), len(d.adds),
                               exc)

@@ -50,7 +50,7 @@ def ovs_facts(state: OvsState) -> dict[tuple, Any]:
     return facts
 
 
-WISH_KINDS = ("tunnel", "patch", "ipfix")  # the OVSDB wishes the engine computes (pipeline/ovswishes.py)
+WISH_KINDS = ("tunnel", "patch", "ipfix", "mirror")  # OVSDB wishes the engine computes (pipeline/ovswishes.py, mirror.py)
 
 
 def _rss_mb() -> float:

@@ -12,7 +12,9 @@ from typing import Any
 import ovs.db.idl
 import ovs.jsonrpc
 
+from tuplenet.agent import ovsdb_mirror_idl
 from tuplenet.agent.ovsdb_ipfix import ClearIpfix, FixIpfix, IpfixView, SetIpfix, row_columns
+from tuplenet.agent.ovsdb_mirror import AddMirror, DelMirror, FixMirror
 from tuplenet.agent.ovsdb_model import (
     OF_PROTOCOLS,
     Action,
@@ -31,8 +33,10 @@ from tuplenet.agent.ovsdb_model import (
 DB_NAME = "Open_vSwitch"
 COLUMNS: dict[str, list[str]] = {
     "Open_vSwitch": ["bridges", "external_ids", "other_config"],
-    "Bridge": ["name", "ports", "fail_mode", "datapath_type", "protocols", "other_config", "external_ids", "ipfix"],
+    "Bridge": ["name", "ports", "fail_mode", "datapath_type", "protocols", "other_config", "external_ids", "ipfix",
+               "mirrors"],
     "Port": ["name", "interfaces", "external_ids"],
+    "Mirror": ovsdb_mirror_idl.COLUMNS,
     "Interface": ["name", "type", "options", "external_ids", "ofport", "bfd", "bfd_status", "mac_in_use"],
     "IPFIX": ["targets", "sampling", "obs_domain_id", "obs_point_id", "cache_active_timeout", "cache_max_flows",
               "other_config", "external_ids"],
@@ -173,7 +177,8 @@ class TrackingIdl(ovs.db.idl.Idl):
             bridges[br.name] = BridgeView(
                 name=br.name, datapath_type=_get(br, "datapath_type", ""), fail_mode=fail_mode[0] if fail_mode else None,
                 protocols=frozenset(_get(br, "protocols", [])), other_config=_get(br, "other_config", {}),
-                external_ids=_get(br, "external_ids", {}), ports=tuple(ports), ipfix=_ipfix_view(br))
+                external_ids=_get(br, "external_ids", {}), ports=tuple(ports), ipfix=_ipfix_view(br),
+                mirrors=ovsdb_mirror_idl.mirror_views(br))
         root = next(iter(self.tables["Open_vSwitch"].rows.values()), None)
         system_id = _get(root, "external_ids", {}).get("system-id") if root is not None else None
         view = DbView(has_root=root is not None, system_id=system_id or None, bridges=bridges)
@@ -245,6 +250,8 @@ def apply(idl: ovs.db.idl.Idl, txn: ovs.db.idl.Transaction, actions: list[Action
             later.append(lambda i=ifaces[a.name], a=a: _fix_iface(i, a))
         elif isinstance(a, SetIpfix | FixIpfix | ClearIpfix):
             later.append(_ipfix_step(txn, t, bridges[a.bridge], a))
+        elif isinstance(a, AddMirror | FixMirror | DelMirror):
+            later.append(ovsdb_mirror_idl.mirror_step(txn, t, bridges, ports, a))
     for step in later:
         step()
 

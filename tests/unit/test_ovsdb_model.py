@@ -252,3 +252,126 @@ def test_our_patch_ports_are_not_vm_bindings() -> None:
     st = state_from_view(view(ours, vm("tap", "p1", 4), vm("vm1", "lsp1", 5)), "br-int", connected=True, seqno=0)
     assert st.bindings == {"p1": 4, "lsp1": 5}
     assert st.patch_ofports == {"p1": 3}
+
+
+# ---- bridge IPFIX (agent/ovsdb_ipfix.py) ----
+
+def _ipfix_spec(**kw: object):
+    from tuplenet.agent.ovsdb_ipfix import IpfixSpec
+
+    return IpfixSpec(**{"targets": ("127.0.0.1:4739",), "sampling": 64, "obs_domain_id": 7, "obs_point_id": 0,
+                        **kw})  # type: ignore[arg-type]
+
+
+def _ipfix_row(ours: bool = True, **kw: object):
+    from tuplenet.agent.ovsdb_ipfix import IpfixView
+
+    return IpfixView(**{"targets": frozenset({"127.0.0.1:4739"}), "sampling": 64, "obs_domain_id": 7,
+                        "obs_point_id": 0, "external_ids": {"tuplenet-role": "ipfix"} if ours else {},
+                        **kw})  # type: ignore[arg-type]
+
+
+def test_ipfix_created_fixed_in_place_and_removed() -> None:
+    from tuplenet.agent.ovsdb_ipfix import ClearIpfix, FixIpfix, SetIpfix
+
+    spec = _ipfix_spec()
+    assert plan(view(), Desired(ipfix=spec, ipfix_managed=True)).actions == [SetIpfix("br-int", spec)]
+    assert plan(view(ipfix=_ipfix_row()), Desired(ipfix=spec, ipfix_managed=True)).actions == []
+    # Only the columns that differ are set, on the same row (the exporter keeps its state).
+    p = plan(view(ipfix=_ipfix_row()), Desired(ipfix=_ipfix_spec(sampling=1, cache_active_timeout=5),
+                                               ipfix_managed=True))
+    assert p.actions == [FixIpfix("br-int", {"sampling": [1], "cache_active_timeout": [5]})]
+    p = plan(view(ipfix=_ipfix_row(other_config={"x": "1"})), Desired(ipfix=spec, ipfix_managed=True))
+    assert p.actions == [FixIpfix("br-int", {"other_config": {}})]
+    assert plan(view(ipfix=_ipfix_row()), Desired(ipfix=None, ipfix_managed=True)).actions == [ClearIpfix("br-int")]
+    assert plan(view(), Desired(ipfix=None, ipfix_managed=True)).actions == []
+    assert plan(view(), Desired(ipfix=None, ipfix_managed=True)).converged("ipfix")
+
+
+def test_ipfix_not_managed_touches_nothing() -> None:
+    assert plan(view(ipfix=_ipfix_row()), Desired()).actions == []
+    assert plan(view(), Desired()).actions == []
+
+
+def test_ipfix_row_we_did_not_create_is_never_touched() -> None:
+    foreign = _ipfix_row(ours=False, sampling=2)
+    p = plan(view(ipfix=foreign), Desired(ipfix=_ipfix_spec(), ipfix_managed=True))
+    assert p.actions == [] and "did not create" in p.errors["ipfix"]
+    p = plan(view(ipfix=foreign), Desired(ipfix=None, ipfix_managed=True))
+    assert p.actions == [] and not p.errors and p.converged("ipfix")
+
+
+def test_ipfix_waits_for_the_bridge() -> None:
+    p = plan(DbView(system_id="hv1", bridges={}), Desired(ipfix=_ipfix_spec(), ipfix_managed=True))
+    assert "ipfix" in p.blocked and not p.actions
+
+
+def test_ipfix_row_columns() -> None:
+    from tuplenet.agent.ovsdb_ipfix import row_columns
+
+    cols = row_columns(_ipfix_spec(other_config=(("enable-tunnel-sampling", "false"),)))
+    assert cols == {"targets": ["127.0.0.1:4739"], "sampling": [64], "obs_domain_id": [7], "obs_point_id": [0],
+                    "cache_active_timeout": [], "cache_max_flows": [],
+                    "other_config": {"enable-tunnel-sampling": "false"}, "external_ids": {"tuplenet-role": "ipfix"}}
+
+
+@pytest.mark.parametrize(("kw", "msg"), [
+    ({"targets": ()}, "at least one"),
+    ({"targets": ("127.0.0.1",)}, "bad IPFIX collector"),
+    ({"targets": ("host:80",)}, "bad IPFIX collector"),
+    ({"targets": ("127.0.0.1:0",)}, "bad IPFIX collector"),
+    ({"targets": ("127.0.0.1:65536",)}, "bad IPFIX collector"),
+    ({"sampling": 0}, "sampling"),
+    ({"sampling": None}, "sampling"),
+    ({"sampling": 1 << 32}, "sampling"),
+    ({"obs_domain_id": -1}, "obs_domain_id"),
+    ({"cache_active_timeout": 4201}, "cache_active_timeout"),
+    ({"other_config": (("", "x"),)}, "other_config"),
+])
+def test_validate_ipfix_rejects(kw: dict, msg: str) -> None:
+    from tuplenet.agent.ovsdb_ipfix import validate_ipfix
+
+    with pytest.raises(ValueError, match=msg):
+        validate_ipfix(_ipfix_spec(**kw))
+
+
+def test_validate_ipfix_normalises_targets() -> None:
+    from tuplenet.agent.ovsdb_ipfix import validate_ipfix
+
+    spec = validate_ipfix(_ipfix_spec(targets=("10.0.0.2:9", "10.0.0.1:9", "10.0.0.2:9")))
+    assert spec.targets == ("10.0.0.1:9", "10.0.0.2:9")
+
+
+def test_ipfix_wish_from_the_agent_settings() -> None:
+    from tuplenet.agent.ovsdb_ipfix import IpfixSpec
+    from tuplenet.agent.pipeline.ovswishes import ipfix_wishes
+
+    (w,) = ipfix_wishes(("ipfix",), ("10.0.0.9:4739", 64, "192.168.100.2"))
+    assert (w.kind, w.key) == ("ipfix", ())
+    assert w.value == IpfixSpec(("10.0.0.9:4739",), 64, obs_domain_id=3232261122, obs_point_id=0,
+                                other_config=(("enable-tunnel-sampling", "false"),))
+    hash(w.value)  # a wish value must be hashable
+
+
+def test_ipfix_fact_drives_the_wish_through_the_engine() -> None:
+    """The daemon's ("ipfix",) fact becomes one "ipfix" wish; changing it changes the wish, dropping it
+    removes the wish (the daemon then pushes an empty set: our row is removed)."""
+    from tuplenet.agent.engine import Engine
+    from tuplenet.agent.view import View
+
+    v = View()
+    v.apply(("self",), "hv1", set())
+    v.apply(("ipfix",), ("10.0.0.9:4739", 64, "10.0.0.1"), set())
+    e = Engine(v)
+    e.full()
+    (w,) = e.desired_outputs("wish", "ipfix").values()
+    assert w.value.sampling == 64 and w.value.obs_domain_id == 0x0A000001
+    changed: set[tuple] = set()
+    v.apply(("ipfix",), ("10.0.0.9:4739", 1, "10.0.0.1"), changed)
+    d = e.process(changed)
+    assert [(c[0], c[2].value.sampling) for c in d.of("wish", "ipfix")] == [(("wish", "ipfix"), 1)]
+    changed = set()
+    v.apply(("ipfix",), None, changed)
+    d = e.process(changed)
+    assert [(c[0], c[2]) for c in d.of("wish", "ipfix")] == [(("wish", "ipfix"), None)]
+    assert e.desired_outputs("wish", "ipfix") == {}

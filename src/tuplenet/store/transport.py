@@ -7,19 +7,19 @@ is retried only if the caller says that is harmless (`idempotent`); otherwise th
 saying the outcome is unknown, because a blind txn retry could apply twice (and then report its own write as
 a conflict). A request refused for its auth token was not executed, so it is retried once with a new token.
 TLS failures that repeat on every endpoint are configuration errors: TLSError at once, not Unavailable later.
+HTTP is tuplenet.store.http1 (not http.client, whose email import costs every CLI start); `ssl` is imported
+only when an https endpoint needs a context, so a plain-http tpctl never loads it.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import select
 import socket
-import ssl
+import sys
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from .auth import Auth
 from .errors import (
@@ -34,11 +34,17 @@ from .errors import (
     TLSError,
     Unavailable,
 )
+from .http1 import NET_ERRORS as _NET_ERRORS
+from .http1 import Connection, RemoteDisconnected
 from .security import EtcdSecurity
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["GRPC_NOT_FOUND", "EtcdError", "Endpoint", "Transport", "gateway_error", "parse_endpoints"]
 _HEADERS = {"Content-Type": "application/json"}
-_NET_ERRORS = (OSError, http.client.HTTPException)
 BACKOFF_MIN = 0.05
 BACKOFF_MAX = 1.0
 MAX_ANSWER = 256 << 20  # a peer must not fill memory; etcd's pages here stay far below (see Store.get_prefix)
@@ -53,10 +59,13 @@ class EtcdError(StoreError):
         self.code = code
 
 
-class Endpoint(NamedTuple):
+class Endpoint(namedtuple("Endpoint", "host port tls", defaults=(False,))):  # not typing.NamedTuple: start-up
+    """host, port, tls (bool)."""
+
+    __slots__ = ()
     host: str
     port: int
-    tls: bool = False
+    tls: bool
 
 
 class _Retry(Exception):
@@ -159,7 +168,7 @@ class Transport:
         self.preferred = 0  # the endpoint that answered last; tried first
         self._ssl = self.security.ssl_context() if any(e.tls for e in self.endpoints) else None
         self.auth = Auth(self.security, self._authenticate)
-        self._idle: list[list[http.client.HTTPConnection]] = [[] for _ in self.endpoints]
+        self._idle: list[list[Connection]] = [[] for _ in self.endpoints]
         self._lock = threading.Lock()
         self._closed = False
 
@@ -167,11 +176,9 @@ class Transport:
         n, start = len(self.endpoints), self.preferred
         return [(start + k) % n for k in range(n)]
 
-    def new_connection(self, index: int, timeout: float) -> http.client.HTTPConnection:
+    def new_connection(self, index: int, timeout: float) -> Connection:
         host, port, tls = self.endpoints[index]
-        if tls:
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
-        return http.client.HTTPConnection(host, port, timeout=timeout)
+        return Connection(host, port, timeout, self._ssl if tls else None)
 
     def headers(self, token: str | None) -> dict[str, str]:
         return {**_HEADERS, "Authorization": token} if token else _HEADERS
@@ -183,7 +190,7 @@ class Transport:
             return budget
         return max(1.0, budget / len(self.endpoints))
 
-    def _acquire(self, index: int, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+    def _acquire(self, index: int, timeout: float) -> tuple[Connection, bool]:
         while True:
             with self._lock:
                 if self._closed:
@@ -208,7 +215,7 @@ class Transport:
         conn.sock.settimeout(timeout)
         return conn, False
 
-    def _release(self, index: int, conn: http.client.HTTPConnection) -> None:
+    def _release(self, index: int, conn: Connection) -> None:
         with self._lock:
             if not self._closed:
                 self._idle[index].append(conn)
@@ -233,7 +240,7 @@ class Transport:
             conn.close()
             tls = self._cert_refused(index, reused, exc)
             why = tls or _describe(exc)
-            if not reused and isinstance(exc, http.client.RemoteDisconnected) and not self.endpoints[index].tls:
+            if not reused and isinstance(exc, RemoteDisconnected) and not self.endpoints[index].tls:
                 why += " (is it an https endpoint? give it as https://)"
             if idempotent:
                 raise _Retry(why, tls is not None) from exc
@@ -251,7 +258,9 @@ class Transport:
     def _cert_refused(self, index: int, reused: bool, exc: BaseException) -> str | None:
         if reused or not self.endpoints[index].tls:
             return None
-        return _CERT_REFUSED if isinstance(exc, ssl.SSLError | ConnectionError) else None
+        ssl = sys.modules.get("ssl")  # an https endpoint has loaded it
+        refused = ConnectionError if ssl is None else (ssl.SSLError, ConnectionError)
+        return _CERT_REFUSED if isinstance(exc, refused) else None
 
     def call(self, path: str, body: dict[str, Any], idempotent: bool = True,
              timeout: float | None = None) -> dict[str, Any]:
@@ -359,6 +368,9 @@ _CERT_REFUSED = ("etcd closed the TLS connection without answering: client certi
 
 def connect_tls_failure(exc: BaseException) -> str | None:
     """What a failed TLS handshake says about the configuration, or None if it was no TLS failure."""
+    ssl = sys.modules.get("ssl")
+    if ssl is None:  # never loaded: no TLS was attempted
+        return None
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"etcd's certificate is not trusted: {exc.verify_message or exc.reason} (check --cacert)"
     if isinstance(exc, ssl.SSLError):

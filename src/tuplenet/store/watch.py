@@ -9,7 +9,6 @@ expired auth token is renewed before the watch resumes.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import socket
@@ -19,6 +18,7 @@ from collections.abc import Callable, Iterator
 from .auth import token_refused
 from .codec import WatchMessage, decode_watch_line, range_fields, to_bytes
 from .errors import GRPC_PERMISSION_DENIED, AuthFailed, Compacted, MalformedAnswer, StoreError
+from .http1 import Connection, HTTPError, Response
 from .transport import (
     BACKOFF_MAX,
     BACKOFF_MIN,
@@ -34,7 +34,7 @@ from .types import Event, WatchBatch
 log = logging.getLogger("tuplenet.store")
 _READ_SIZE = 1 << 16
 MAX_LINE = 256 << 20  # far above any etcd watch answer (requests are capped at 1.5 MiB by default)
-_NET_ERRORS = (OSError, http.client.HTTPException, ValueError)
+_NET_ERRORS = (OSError, HTTPError, ValueError)
 
 
 class _StreamEnded(Exception):
@@ -96,8 +96,8 @@ class Watch:
         self._last: int | None = start_revision - 1 if start_revision > 0 else None
         self._closed = threading.Event()
         self._lock = threading.Lock()
-        self._conn: http.client.HTTPConnection | None = None
-        self._sock: socket.socket | None = None  # the stream's socket (http.client may hand it to the response)
+        self._conn: Connection | None = None
+        self._sock: socket.socket | None = None  # the stream's socket, for reconnect()/close() from any thread
         self._gen: Iterator[WatchBatch] | None = None
         self._token: str | None = None  # the token the current stream was opened with
         self._stale: str | None = None  # a token etcd refused: renew it before the next connect
@@ -220,13 +220,13 @@ class Watch:
             self._last = msg.header_revision
         return WatchBatch([], self._last or 0)
 
-    def _messages(self, resp: http.client.HTTPResponse) -> Iterator[WatchMessage]:
+    def _messages(self, resp: Response) -> Iterator[WatchMessage]:
         plen = self._plen
         for line in iter_lines(resp.read1):
             yield decode_watch_line(line, plen)
         raise _StreamEnded("stream closed by etcd")
 
-    def _connect(self) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def _connect(self) -> tuple[Connection, Response]:
         """Open the stream on the first endpoint that accepts it, starting with the one that answered last."""
         start = self._last + 1 if self._last is not None else 0
         create = {**self._range, "start_revision": str(start)}
@@ -291,11 +291,11 @@ class Watch:
         self._stale = None
         return self._transport.headers(self._token)
 
-    def _drop(self, conn: http.client.HTTPConnection) -> None:
+    def _drop(self, conn: Connection) -> None:
         with self._lock:
             sock = None
             if self._conn is conn:
                 self._conn, sock, self._sock = None, self._sock, None
         conn.close()
-        if sock is not None:  # the response may own it (a close-delimited answer): close it here too
+        if sock is not None:  # closed already by conn.close(); harmless, kept for a connect that failed half way
             sock.close()

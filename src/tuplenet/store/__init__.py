@@ -8,29 +8,38 @@ AsyncStore/AsyncWatch are loaded on first use: importing asyncio costs ~80 ms, w
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from .codec import normalise_prefix
-from .errors import (
-    AuthFailed,
-    Compacted,
-    LeaseExpired,
-    MalformedAnswer,
-    StoreError,
-    TLSError,
-    TxnConflict,
-    Unavailable,
-)
-from .lease import Lease
-from .security import EtcdSecurity
-from .store import Store
-from .transport import EtcdError
-from .txn import MAX_TXN_OPS, split_ops
-from .types import KV, Compare, Event, Member, Op, Status, TxnResult, WatchBatch
-from .watch import Watch
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .aio import AsyncStore, AsyncWatch
+    from .codec import normalise_prefix
+    from .errors import (
+        AuthFailed,
+        Compacted,
+        LeaseExpired,
+        MalformedAnswer,
+        StoreError,
+        TLSError,
+        TxnConflict,
+        Unavailable,
+    )
+    from .lease import Lease
+    from .security import EtcdSecurity
+    from .store import Store
+    from .transport import EtcdError
+    from .txn import MAX_TXN_OPS, split_ops
+    from .types import KV, Compare, Event, Member, Op, Status, TxnResult, WatchBatch
+    from .watch import Watch
+
+# Names are loaded on first use (PEP 562): `tuplenet.store.security` or `.errors` alone (tpctl's option parsing,
+# the CNI plugin's error handling) must not import the HTTP client, the watch and logging with them.
+_HOME = {
+    "AsyncStore": "aio", "AsyncWatch": "aio", "normalise_prefix": "codec", "Lease": "lease",
+    "EtcdSecurity": "security", "Store": "store", "EtcdError": "transport", "MAX_TXN_OPS": "txn",
+    "split_ops": "txn", "Watch": "watch",
+    **dict.fromkeys(("AuthFailed", "Compacted", "LeaseExpired", "MalformedAnswer", "StoreError", "TLSError",
+                     "TxnConflict", "Unavailable"), "errors"),
+    **dict.fromkeys(("KV", "Compare", "Event", "Member", "Op", "Status", "TxnResult", "WatchBatch"), "types"),
+}
 
 __all__ = [
     "KV", "MAX_TXN_OPS", "AsyncStore", "AsyncWatch", "AuthFailed", "Compacted", "Compare", "EtcdError",
@@ -40,9 +49,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("AsyncStore", "AsyncWatch"):
-        from . import aio
+def __getattr__(name: str) -> object:
+    from importlib import import_module
 
-        return getattr(aio, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    home = _HOME.get(name)
+    if home is None:
+        if not name.startswith("_"):
+            try:  # a submodule reached as an attribute (tuplenet.store.transport after `import tuplenet.store`)
+                return import_module(f"{__name__}.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__name__}.{name}":
+                    raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

@@ -26,6 +26,7 @@ from .etcdsync import Change, TopologySync
 from .ofctrl import FlowControl
 from .ovsdb import LocalOvs, OvsdbError, OvsState
 from .pinctrl import PacketIns
+from .pipeline import mirror
 from .readiness import Readiness
 from .view import View
 
@@ -137,6 +138,7 @@ class Agent:
         self._apply_changes(changes, initial)
         self.shadowing.update(self.view.index, self.view.created, initial)
         self.ovs.subscribe(lambda st: self.q.put(("ovs", st)))
+        self.ovs.on_config_applied(lambda: self.q.put(("revalidate",)))  # after Mirror changes
         self._apply_ovs(self.ovs.snapshot(), set())
         self._bind(None, set())  # before the computation: ports being claimed get their local flows in it
         phase("view")
@@ -248,6 +250,8 @@ class Agent:
                 guard("apply OVS state", self._apply_ovs, it[1], changed)
             elif kind == "pin":
                 guard("packet-in", self._drain_packet_ins)
+            elif kind == "revalidate":  # OVS applied a Mirror change: make it re-translate datapath flows
+                guard("datapath revalidation", self.conn.apply, [], [mirror.revalidation_flow()])
             elif kind == "ofconnect":
                 if self._of_connects > 0:  # the first one is the start-up connection, already reconciled
                     reconnect = True

@@ -87,6 +87,8 @@ class LocalOvs(IdlThread):
         self.stats = {"txns": 0, "txn_errors": 0, "try_again": 0, "states": 0, "reconnects": 0,
                       "thread_errors": 0, "patch_ignored": 0, "foreign_ports": 0}
         self._bad_patches: dict[str, str] = {}
+        self._cfg_wanted: int | None = None  # IDL thread: next_cfg our last mirror change set (ovsdb_thread)
+        self._cfg_callbacks: list[Callable[[], None]] = []
         self._foreign: dict[str, str] = {}  # IDL thread only: wanted names taken by others' ports (logged once)
         self._ipfix_error: str | None = None  # IDL thread only: why our IPFIX row cannot be set (logged once)
 
@@ -164,6 +166,11 @@ class LocalOvs(IdlThread):
             if replay and self._state is not None:
                 self._call(callback, self._state)
         self._submit(add)
+
+    def on_config_applied(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` (from the IDL thread) each time ovs-vswitchd has applied a change the agent made
+        that needs it known (today: Mirror rows; the daemon then makes OVS revalidate its datapath flows)."""
+        self._submit(lambda: self._cfg_callbacks.append(callback))
 
     def unsubscribe(self, callback: Subscriber) -> None:
         self._submit(lambda: self._subscribers.remove(callback) if callback in self._subscribers else None)

@@ -32,7 +32,7 @@ from tuplenet.agent.ovsdb_model import (
 
 DB_NAME = "Open_vSwitch"
 COLUMNS: dict[str, list[str]] = {
-    "Open_vSwitch": ["bridges", "external_ids", "other_config"],
+    "Open_vSwitch": ["bridges", "external_ids", "other_config", "next_cfg", "cur_cfg"],
     "Bridge": ["name", "ports", "fail_mode", "datapath_type", "protocols", "other_config", "external_ids", "ipfix",
                "mirrors"],
     "Port": ["name", "interfaces", "external_ids"],
@@ -254,6 +254,10 @@ def apply(idl: ovs.db.idl.Idl, txn: ovs.db.idl.Transaction, actions: list[Action
             later.append(ovsdb_mirror_idl.mirror_step(txn, t, bridges, ports, a))
     for step in later:
         step()
+    if any(isinstance(a, AddMirror | FixMirror | DelMirror) for a in actions):
+        # Mirror changes need a datapath revalidation once ovs-vswitchd has applied them (see
+        # pipeline/mirror.py): next_cfg tells us when (cur_cfg reaches it).
+        next(iter(t["Open_vSwitch"].rows.values())).increment("next_cfg")
 
 
 def _ipfix_step(txn: ovs.db.idl.Transaction, t: Any, br: Any, a: SetIpfix | FixIpfix | ClearIpfix,

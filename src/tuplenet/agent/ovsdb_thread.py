@@ -145,6 +145,21 @@ class IdlThread:
         poller.timer_wait(int(self._error_backoff * 1000))
         poller.block()
 
+    def _check_cfg(self, idl: ovsdb_idl.TrackingIdl) -> None:
+        """Tell the cfg-applied callbacks once ovs-vswitchd has caught up with our last next_cfg bump."""
+        wanted = self._cfg_wanted
+        if wanted is None:
+            return
+        root = next(iter(idl.tables["Open_vSwitch"].rows.values()), None)
+        cur = getattr(root, "cur_cfg", None) if root is not None else None
+        if cur is not None and cur >= wanted:
+            self._cfg_wanted = None
+            for cb in list(self._cfg_callbacks):
+                try:
+                    cb()
+                except Exception:  # noqa: BLE001 - a bad callback must not stop the thread
+                    log.exception("OVSDB cfg-applied callback %r failed", cb)
+
     def _drop_txn(self, idl: ovsdb_idl.TrackingIdl) -> None:
         """Forget the transaction in flight after an error, so the IDL accepts the next one."""
         if self._txn is not None:
@@ -161,6 +176,7 @@ class IdlThread:
         self._drain_requests()
         idl.run()
         self._check_txn(idl)
+        self._check_cfg(idl)
         connected = idl.connected()
         now = time.monotonic()
         changed = idl.change_seqno != last_seqno or connected != was_connected
@@ -266,6 +282,8 @@ class IdlThread:
                 self.stats["try_again"] += 1
             else:
                 self._error_backoff = 0.0
+                if status == ovs.db.idl.Transaction.SUCCESS and txn._inc_row is not None:  # bumped next_cfg
+                    self._cfg_wanted = max(self._cfg_wanted or 0, txn.get_increment_new_value())
             # Re-plan once the replica reflects the outcome (documented IDL retry rule), or after a grace period.
             self._settle_seqno = self._txn_seqno
             self._settle_deadline = time.monotonic() + _SETTLE_TIMEOUT

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import tables as T
 from ..binding import bound_lsp, claiming_key
+from ..flow import Flow
 from ..outputs import Wish
 from ..view import Reader
+from .const import default_flows
 
 MIRROR = "mirror"  # ("mirror", name) -> MirrorWish
 
@@ -31,3 +34,13 @@ def mirror_wishes(r: Reader, key: tuple, m: Any) -> list[Wish]:
         return []
     t = m.target
     return [Wish(MIRROR, (key[1],), (m.lsp, ofport, m.direction, t.kind, t.iface or t.ip, t.key))]
+
+
+def revalidation_flow() -> Flow:
+    """The ls_in_mirror stage's default flow, re-sent unchanged once ovs-vswitchd has applied a Mirror change.
+
+    OVS 3.1 does not re-translate cached datapath flows when only the Mirror table changes (a VM talking
+    before the mirror existed would never be copied); any flow-table change makes every datapath flow be
+    revalidated, and re-adding an identical pass-through flow changes nothing else.
+    """
+    return next(f for f in default_flows() if f.table == T.LS_IN_MIRROR)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..model.addr import normalize_mac
 from .netns_util import (
     SandboxError,
     check_name,
@@ -48,7 +49,12 @@ def _claim(sb: NetnsSandbox, ns: str) -> None:
                            f"sandbox uses name prefix {sb.prefix!r}; pick another prefix or take it down")
 
 
-def _new_netns(sb: NetnsSandbox, ns: str, sysctls: list[str]) -> None:
+def _ip_batch(ns: str, commands: list[str]) -> None:
+    """Several `ip` commands in `ns` in one process (each process costs milliseconds on a busy host)."""
+    run(["ip", "-n", ns, "-batch", "-"], input="".join(c + "\n" for c in commands))
+
+
+def _new_netns(sb: NetnsSandbox, ns: str, sysctls: list[str], lo_up: bool = True) -> None:
     _claim(sb, ns)
     sb._record_netns(ns)
     if not netns_exists(ns):
@@ -67,7 +73,8 @@ def _new_netns(sb: NetnsSandbox, ns: str, sysctls: list[str]) -> None:
         os.makedirs(f"/etc/netns/{ns}", exist_ok=True)
         with open(f"/etc/netns/{ns}/resolv.conf", "w") as f:
             f.write("# tuplenet sandbox: no DNS inside\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-    run(["ip", "-n", ns, "link", "set", "lo", "up"])
+    if lo_up:
+        run(["ip", "-n", ns, "link", "set", "lo", "up"])
     run(["ip", "netns", "exec", ns, "sysctl", "-qw", *sysctls])
 
 
@@ -221,9 +228,10 @@ def add_vm(sb: NetnsSandbox, name: str, host: str, ip: str, mac: str | None, gat
     try:
         iface = ipaddress.IPv4Interface(ip)
         gw = str(ipaddress.IPv4Address(gateway)) if gateway else None
+        mac = normalize_mac(mac or default_mac(ip))  # goes into an `ip -batch` line: must be a MAC, nothing else
     except ValueError as exc:
         raise SandboxError(f"bad address: {exc}") from exc
-    spec = {"host": host, "ip": str(iface), "mac": (mac or default_mac(ip)).lower(), "gateway": gw,
+    spec = {"host": host, "ip": str(iface), "mac": mac.lower(), "gateway": gw,
             "iface_id": iface_id}
     old = sb.state["vms"].get(name)
     if old is not None:
@@ -237,21 +245,20 @@ def add_vm(sb: NetnsSandbox, name: str, host: str, ip: str, mac: str | None, gat
     vm = {**spec, "netns": ns, "port": port}
     sb.state["vms"][name] = vm
     try:
-        _new_netns(sb, ns, QUIET_SYSCTLS)
+        _new_netns(sb, ns, QUIET_SYSCTLS, lo_up=False)
         run(["ip", "-n", hns, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns])
-        run(["ip", "-n", ns, "link", "set", "eth0", "address", vm["mac"], "mtu", str(VM_MTU)])
+        _ip_batch(ns, ["link set lo up", f"link set eth0 address {vm['mac']} mtu {VM_MTU}",
+                       f"addr add {vm['ip']} dev eth0"])
         # OVS 3.1's netdev datapath forwards CHECKSUM_PARTIAL frames from a veth unfixed: TCP would die.
         run(["ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off"])
-        run(["ip", "-n", ns, "addr", "add", vm["ip"], "dev", "eth0"])
         run(["ip", "-n", hns, "link", "set", port, "up"])
         sb.ovs(host, "add-port", "br-int", port, "--", "set", "Interface", port,
                f"external_ids:iface-id={iface_id}", f"external_ids:attached-mac={vm['mac']}")
         if ready_wait is None:
             ready_wait = READY_WAIT if sb.agent_alive(host) else 0.0
         vm["ready"] = wait_port_ready(sb, host, port, ready_wait) if ready_wait > 0 else False
-        run(["ip", "-n", ns, "link", "set", "eth0", "up"])  # only now may the VM send its first frame
-        if gw:
-            run(["ip", "-n", ns, "route", "add", "default", "via", gw])
+        # Only now may the VM send its first frame.
+        _ip_batch(ns, ["link set eth0 up"] + ([f"route add default via {gw}"] if gw else []))
     except Exception:
         del_vm(sb, name)
         raise

@@ -93,11 +93,12 @@ def _vm_port(ports: Mapping[str, tuple[str, int]], iface_id: str, ofport: int) -
 
 def plan_mirrors(bridge: str, port_names: set[str], vm_ports: Mapping[str, tuple[str, int]],
                  rows: tuple[MirrorView, ...], mirrors: Mapping[str, MirrorWish] | None,
-                 reserved: set[str]) -> tuple[list, bool]:
+                 reserved: set[str], foreign: set[str] | frozenset[str] = frozenset()) -> tuple[list, bool]:
     """Edits of our Mirror rows on `bridge`, and whether some mirror waits for a port being created.
 
     port_names: ports on the bridge now; vm_ports: iface-id -> (port name, ofport); reserved: names the
-    agent uses for other purposes (tunnels, patch ports) that a local target must not take over.
+    agent uses for other purposes (tunnels, patch ports) that a local target must not take over; foreign:
+    collector port names taken by ports we did not create (copies must never go there).
     A mirror whose VM port or local output port is not there (yet) gets no row.
     """
     if mirrors is None:
@@ -110,6 +111,8 @@ def plan_mirrors(bridge: str, port_names: set[str], vm_ports: Mapping[str, tuple
         out = output_name(w)
         if w[3] == "local" and (out == bridge or out in reserved or out == vm):
             continue  # never turn br-int itself, our tunnels or the mirrored port into a mirror output
+        if w[3] != "local" and out in foreign:
+            continue
         if vm is None or out not in port_names:
             waiting |= w[3] != "local" and vm is not None  # our collector port is on its way
             continue

@@ -462,7 +462,7 @@ class Planner:
                     vm_ports.setdefault(iface_id, (port.name, iface.ofport))
         reserved = {s.name for s in specs if s.domain != D_MIRROR}
         actions, waiting = plan_mirrors(br.name, {port.name for port in br.ports}, vm_ports, br.mirrors,
-                                        desired.mirrors, reserved)
+                                        desired.mirrors, reserved, set(p.foreign))
         p.actions += actions
         if waiting:
             p.blocked.add(D_MIRROR)

@@ -1,0 +1,151 @@
+"""Mirrors in the agent without a switch: the owner's wish (only where the port is bound) and the planner
+(Mirror rows and collector ports we own; foreign rows and ports untouched)."""
+
+from __future__ import annotations
+
+from tuplenet.agent.ovsdb_mirror import (
+    D_MIRROR,
+    AddMirror,
+    DelMirror,
+    FixMirror,
+    MirrorView,
+    collector_port,
+)
+from tuplenet.agent.ovsdb_model import (
+    OF_PROTOCOLS,
+    AddPort,
+    BridgeView,
+    DbView,
+    DelPort,
+    Desired,
+    IfaceView,
+    PortView,
+    plan,
+)
+from tuplenet.agent.pipeline import compute
+from tuplenet.agent.pipeline.mirror import revalidation_flow
+from tuplenet.agent.tables import LS_IN_MIRROR
+from tuplenet.agent.view import Reader, View
+from tuplenet.model import LS, LSP
+from tuplenet.model.mirror import Mirror, Target
+
+GOOD_BR = dict(fail_mode="secure", protocols=frozenset(OF_PROTOCOLS), other_config={"disable-in-band": "true"})
+ERSPAN_PORT = "tpme-0a000009-7"
+
+
+def port(name: str, ofport: int, iface_id: str | None = None, typ: str = "dummy", **ext: str) -> PortView:
+    ids = dict(ext) | ({"iface-id": iface_id} if iface_id else {})
+    return PortView(name, (IfaceView(name, typ, {}, ids, ofport=ofport),))
+
+
+def dbview(*ports: PortView, mirrors: tuple[MirrorView, ...] = ()) -> DbView:
+    br = BridgeView("br-int", ports=ports, mirrors=mirrors, **GOOD_BR)  # type: ignore[arg-type]
+    return DbView(system_id="hv1", bridges={"br-int": br})
+
+
+def want(**mirrors: tuple) -> Desired:
+    return Desired(mirrors=dict(mirrors))
+
+
+# ---- the owner ----
+
+def _view(chassis: str | None = "hv1", bind: int | None = 3) -> View:
+    v, ch = View(), set()
+    v.apply(("self",), "hv1", ch)
+    v.apply(("LS", "LS-A"), LS("LS-A", 1), ch)
+    v.apply(("lsp", "LS-A", "vm1"), LSP("LS-A", "vm1", "10.0.0.2", "f2:01:0a:00:00:02", None, chassis), ch)
+    if bind is not None:
+        v.apply(("bind", "vm1"), bind, ch)
+    v.apply(("mirror", "m1"), Mirror("m1", "LS-A", "vm1", "out", Target("erspan", ip="10.0.0.9", key=7)), ch)
+    return v
+
+
+def test_owner_wishes_only_where_the_port_is_bound() -> None:
+    assert [tuple(w) for w in compute(Reader(_view()), ("mirror", "m1"))] == [
+        ("mirror", ("m1",), ("vm1", 3, "out", "erspan", "10.0.0.9", 7))]
+    assert compute(Reader(_view(chassis="hv2")), ("mirror", "m1")) == []  # bound elsewhere
+    assert compute(Reader(_view(bind=None)), ("mirror", "m1")) == []  # no interface here (yet)
+
+
+def test_revalidation_flow_is_the_mirror_stage_pass_through() -> None:
+    f = revalidation_flow()
+    assert (f.table, f.priority) == (LS_IN_MIRROR, 0)
+    assert f.to_text().endswith("actions=resubmit(,4)")
+
+
+# ---- the planner ----
+
+def test_collector_port_names_and_options() -> None:
+    assert collector_port("erspan", "10.0.0.9", 7) == (
+        ERSPAN_PORT, "erspan", {"remote_ip": "10.0.0.9", "key": "7", "erspan_ver": "1", "erspan_idx": "1"})
+    assert collector_port("geneve", "10.0.0.9", 42) == ("tpmg-0a000009-42", "geneve",
+                                                        {"remote_ip": "10.0.0.9", "key": "42"})
+
+
+def test_local_mirror_row_by_direction() -> None:
+    v = dbview(port("vm1", 3, "vm1"), port("mon", 4))
+    for direction, src, dst in (("in", ("vm1",), ()), ("out", (), ("vm1",)), ("both", ("vm1",), ("vm1",))):
+        p = plan(v, want(m1=("vm1", 3, direction, "local", "mon", 0)))
+        assert p.actions == [AddMirror("br-int", "m1", src, dst, "mon")]
+
+
+def test_mirror_waits_for_vm_port_and_local_output() -> None:
+    assert plan(dbview(port("mon", 4)), want(m1=("vm1", 3, "in", "local", "mon", 0))).actions == []
+    assert plan(dbview(port("vm1", 3, "vm1")), want(m1=("vm1", 3, "in", "local", "mon", 0))).actions == []
+    # the engine saw another ofport: the row waits for the state to agree
+    assert plan(dbview(port("vm1", 5, "vm1"), port("mon", 4)),
+                want(m1=("vm1", 3, "in", "local", "mon", 0))).actions == []
+
+
+def test_local_target_never_takes_bridge_tunnel_or_the_mirrored_port() -> None:
+    v = dbview(port("vm1", 3, "vm1"), port("br-int", 65534))
+    for out in ("br-int", "vm1"):
+        assert plan(v, want(m1=("vm1", 3, "in", "local", out, 0))).actions == []
+
+
+def test_remote_mirror_creates_port_first_then_row() -> None:
+    w = want(m1=("vm1", 3, "both", "erspan", "10.0.0.9", 7))
+    p = plan(dbview(port("vm1", 3, "vm1")), w)
+    assert [type(a) for a in p.actions] == [AddPort]
+    spec = p.actions[0].spec  # type: ignore[union-attr]
+    assert (spec.name, spec.type, spec.external_ids) == (ERSPAN_PORT, "erspan", {"tuplenet-role": "mirror"})
+    assert not p.converged(D_MIRROR)
+    opts = collector_port("erspan", "10.0.0.9", 7)[2]
+    made = PortView(ERSPAN_PORT, (IfaceView(ERSPAN_PORT, "erspan", opts, {"tuplenet-role": "mirror"}, ofport=9),))
+    p = plan(dbview(port("vm1", 3, "vm1"), made), w)
+    assert p.actions == [AddMirror("br-int", "m1", ("vm1",), ("vm1",), ERSPAN_PORT)]
+    assert p.converged(D_MIRROR) is False  # converges once the row is there
+    mv = MirrorView("u1", "tuplenet-m1", frozenset({"vm1"}), frozenset({"vm1"}), ERSPAN_PORT,
+                    {"tuplenet-mirror": "m1"})
+    assert plan(dbview(port("vm1", 3, "vm1"), made, mirrors=(mv,)), w).converged(D_MIRROR)
+
+
+def test_existing_row_fixed_in_place_duplicates_and_unwanted_deleted_foreign_kept() -> None:
+    ours = MirrorView("u1", "tuplenet-m1", frozenset({"vm1"}), frozenset(), "mon", {"tuplenet-mirror": "m1"})
+    dup = MirrorView("u2", "tuplenet-m1", frozenset({"vm1"}), frozenset(), "mon", {"tuplenet-mirror": "m1"})
+    stale = MirrorView("u3", "tuplenet-old", frozenset(), frozenset(), "mon", {"tuplenet-mirror": "old"})
+    foreign = MirrorView("u4", "m1", frozenset({"vm1"}), frozenset(), "mon", {})
+    v = dbview(port("vm1", 3, "vm1"), port("mon", 4), mirrors=(ours, dup, stale, foreign))
+    p = plan(v, want(m1=("vm1", 3, "out", "local", "mon", 0)))
+    assert p.actions == [FixMirror("u1", (), ("vm1",), "mon"), DelMirror("br-int", "u2"), DelMirror("br-int", "u3")]
+    # unchanged: nothing to do
+    assert plan(dbview(port("vm1", 3, "vm1"), port("mon", 4), mirrors=(ours, foreign)),
+                want(m1=("vm1", 3, "in", "local", "mon", 0))).actions == []
+
+
+def test_unmanaged_touches_nothing_and_empty_wish_removes_ours_only() -> None:
+    ours = MirrorView("u1", "tuplenet-m1", frozenset({"vm1"}), frozenset(), ERSPAN_PORT, {"tuplenet-mirror": "m1"})
+    foreign = MirrorView("u4", "x", frozenset({"vm1"}), frozenset(), "tpme-foreign", {})
+    ports = (port("vm1", 3, "vm1"), port(ERSPAN_PORT, 9, typ="erspan", **{"tuplenet-role": "mirror"}),
+             port("tpme-foreign", 10, typ="erspan"))
+    assert plan(dbview(*ports, mirrors=(ours, foreign)), Desired()).actions == []  # mirrors None: not managed
+    p = plan(dbview(*ports, mirrors=(ours, foreign)), want())
+    assert sorted(map(repr, p.actions)) == sorted(map(repr, [DelMirror("br-int", "u1"),
+                                                             DelPort("br-int", ERSPAN_PORT, D_MIRROR)]))
+
+
+def test_collector_name_taken_by_a_foreign_port_is_left_alone() -> None:
+    v = dbview(port("vm1", 3, "vm1"), port(ERSPAN_PORT, 9, typ="erspan"))  # no tuplenet-role mark
+    p = plan(v, want(m1=("vm1", 3, "both", "erspan", "10.0.0.9", 7)))
+    assert ERSPAN_PORT in p.foreign
+    assert p.actions == []

@@ -62,6 +62,7 @@ CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.enable_retries", 0),
+    ("grpc.http2.bdp_probe", 0),  # no bandwidth-probe PINGs for etcd to answer on every burst of watch events
 )
 
 

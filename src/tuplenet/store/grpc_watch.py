@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from .codec import WatchMessage
-from .errors import GRPC_PERMISSION_DENIED, MalformedAnswer
+from .errors import GRPC_PERMISSION_DENIED, MalformedAnswer, StoreError
 from .etcdpb import rpc_pb2 as pb
 from .grpc_transport import GrpcTransport, rpc_error
 from .transport import EtcdError, one_line
@@ -90,7 +90,12 @@ class GrpcWatch(Watch):
             if self._closed.is_set():
                 raise _StreamEnded("closed")
             name = transport.names[index]
-            channel = transport.channel(index)
+            try:
+                channel = transport.channel(index)
+            except StoreError:  # the store closed under us
+                if self._closed.is_set():
+                    raise _StreamEnded("closed") from None
+                raise
             patience = transport.attempt_timeout(transport.timeout)
             ready = grpc.channel_ready_future(channel)
             try:

@@ -97,10 +97,13 @@ def test_mirror_waits_for_vm_port_and_local_output() -> None:
                 want(m1=("vm1", 3, "in", "local", "mon", 0))).actions == []
 
 
-def test_local_target_never_takes_bridge_tunnel_or_the_mirrored_port() -> None:
-    v = dbview(port("vm1", 3, "vm1"), port("br-int", 65534))
-    for out in ("br-int", "vm1"):
-        assert plan(v, want(m1=("vm1", 3, "in", "local", out, 0))).actions == []
+def test_local_target_never_takes_bridge_tunnel_or_a_vm_port() -> None:
+    v = dbview(port("vm1", 3, "vm1"), port("vm5", 5, "vm5"), port("br-int", 65534),
+               port("tupleNet-1", 7, typ="geneve", **{"chassis-id": "hv9"}))
+    w = Desired(mirrors={}, tunnels={"hv9": "0.0.0.1"})
+    for out in ("br-int", "vm1", "vm5", "tupleNet-1"):
+        w.mirrors = {"m1": ("vm1", 3, "in", "local", out, 0)}
+        assert [a for a in plan(v, w).actions if isinstance(a, AddMirror)] == [], out
 
 
 def test_remote_mirror_creates_port_first_then_row() -> None:

@@ -103,14 +103,17 @@ def plan_mirrors(bridge: str, port_names: set[str], vm_ports: Mapping[str, tuple
     """
     if mirrors is None:
         return [], False
+    # OVS reserves a mirror's output port for copies (nothing else is forwarded to it), so a port that
+    # stands for a logical port (it has an iface-id) is never made one: a typo must not cut a VM off.
+    bound = {name for name, _ in vm_ports.values()}
     want: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {}
     waiting = False
     for name, w in sorted(mirrors.items()):
         iface_id, ofport, direction = w[0], w[1], w[2]
         vm = _vm_port(vm_ports, iface_id, ofport)
         out = output_name(w)
-        if w[3] == "local" and (out == bridge or out in reserved or out == vm):
-            continue  # never turn br-int itself, our tunnels or the mirrored port into a mirror output
+        if w[3] == "local" and (out == bridge or out in reserved or out in bound):
+            continue  # never turn br-int itself, our tunnels or a VM's port into a mirror output
         if w[3] != "local" and out in foreign:
             continue
         if vm is None or out not in port_names:

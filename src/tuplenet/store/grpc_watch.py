@@ -97,14 +97,6 @@ class GrpcWatch(Watch):
                     raise _StreamEnded("closed") from None
                 raise
             patience = transport.attempt_timeout(transport.timeout)
-            ready = grpc.channel_ready_future(channel)
-            try:
-                ready.result(timeout=patience)
-            except (grpc.FutureTimeoutError, grpc.FutureCancelledError):
-                errors.append(f"{name}: no connection within {patience:g}s")
-                continue
-            finally:
-                ready.cancel()  # ends its polling thread
             stop = threading.Event()
             call = channel.stream_stream(WATCH, request_serializer=pb.WatchRequest.SerializeToString,
                                          response_deserializer=pb.WatchResponse.FromString)(
@@ -115,7 +107,9 @@ class GrpcWatch(Watch):
             if self._closed.is_set():
                 self._drop(stream)
                 raise _StreamEnded("closed")
-            timer = threading.Timer(patience, call.cancel)  # a peer that never answers the create
+            # an unreachable endpoint fails the call at once (UNAVAILABLE); one that never answers the create is
+            # cut after `patience`
+            timer = threading.Timer(patience, call.cancel)
             timer.start()
             try:
                 first = next(call)

@@ -21,12 +21,15 @@ from .codec import (
     to_bytes,
 )
 from .errors import Compacted, LeaseExpired, StoreError
-from .lease import Lease, grant
 from .security import EtcdSecurity
 from .transport import GRPC_NOT_FOUND, EtcdError, Transport
 from .txn import check_txn_size, split_ops
 from .types import KV, Compare, Member, Op, Status, TxnResult
-from .watch import Watch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .lease import Lease
+    from .watch import Watch
 
 # get_prefix starts small and then sizes pages so one answer carries about this many bytes of keys+values.
 PAGE_TARGET_BYTES = 4 << 20
@@ -58,7 +61,7 @@ class Store:
         if kind not in TRANSPORTS:
             raise StoreError(f"unknown etcd transport {kind!r}: use one of {', '.join(TRANSPORTS)}")
         self.transport = kind
-        self._watch_class: type[Watch] = Watch
+        self._watch_class: type[Watch] | None = None  # the JSON gateway's Watch, imported on first watch()
         if kind == "grpc":
             from .grpc_transport import GrpcTransport  # grpc is imported only by those who ask for it
             from .grpc_watch import GrpcWatch
@@ -246,17 +249,25 @@ class Store:
 
         Reconnects and resumes by itself; raises Compacted if start_revision (or the resume point) is gone.
         """
+        if self._watch_class is None:  # watch and lease (and logging with them) load on first use: a CLI needs none
+            from .watch import Watch
+
+            self._watch_class = Watch
         watch = self._watch_class(self._t, self._pfx, key_prefix, start_revision, progress_notify)
         self._watches.add(watch)
         return watch
 
     def lease_grant(self, ttl: int) -> Lease:
+        from .lease import Lease, grant
+
         lease = Lease(self._t, grant(self._t, ttl), ttl)
         self._leases.add(lease)
         return lease
 
     def lease(self, lease_id: int, ttl: int) -> Lease:
         """A handle on an existing lease (e.g. one recorded before a restart)."""
+        from .lease import Lease
+
         lease = Lease(self._t, lease_id, ttl)
         self._leases.add(lease)
         return lease

@@ -452,8 +452,8 @@ class Planner:
     @staticmethod
     def _plan_mirrors(p: Plan, br: BridgeView, specs: list[PortSpec], desired: Desired) -> None:
         """Our Mirror rows on br-int (agent/ovsdb_mirror.py); waits while a collector port is being added."""
-        if desired.mirrors is None:
-            return
+        if desired.mirrors is None or not (desired.mirrors or br.mirrors):
+            return  # not managed, or nothing wanted and no rows: no scan of (thousands of) ports per plan
         vm_ports: dict[str, tuple[str, int]] = {}
         for port in br.ports:
             for iface in port.ifaces:

@@ -1,0 +1,88 @@
+"""Start-up budgets of the short-lived commands (tpctl, tpctl trace, tpcni): each path runs in a fresh
+interpreter and must not import what it does not need. http.client (with the email package), ssl, grpc and
+asyncio cost tens of ms per start; the agent's daemon side has no business in a CLI. A regression here shows
+up as a new name in the failure message."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ["http.client", "email", "ssl", "grpc", "asyncio", "urllib"]
+DAEMON = ["tuplenet.agent.daemon", "tuplenet.agent.ofctrl", "tuplenet.agent.openflow.conn", "tuplenet.agent.ovsdb",
+          "tuplenet.agent.metrics", "prometheus_client", "ovs"]
+UNREACHABLE = ["-e", "127.0.0.1:1", "-t", "0.2"]  # the command imports what it needs, then fails to connect
+
+# Runs tpctl's main() in-process with stdout/stderr captured, then imports `extra`; prints exit code,
+# stderr and every loaded module name as JSON.
+_PROBE = """
+import contextlib, io, json, sys
+from tuplenet.cli.tpctl import main
+err = io.StringIO()
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+    code = main(json.loads(sys.argv[1]))
+for name in json.loads(sys.argv[2]):
+    __import__(name)
+print(json.dumps([code, err.getvalue(), sorted(sys.modules)]))
+"""
+
+
+def loaded(argv: list[str], extra: list[str] = ()) -> tuple[int, str, set[str]]:
+    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(argv), json.dumps(list(extra))],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    code, err, modules = json.loads(out.stdout)
+    return code, err, set(modules)
+
+
+def present(modules: set[str], names: list[str]) -> list[str]:
+    """Which of `names` (packages count with their submodules) were imported."""
+    return [n for n in names if any(m == n or m.startswith(n + ".") for m in modules)]
+
+
+def test_tpctl_version_loads_no_etcd_client_at_all() -> None:
+    code, _, modules = loaded(["--version"])
+    assert code == 0
+    assert present(modules, [*HEAVY, *DAEMON, "tuplenet.agent", "tuplenet.store.transport", "tuplenet.store.store",
+                             "tuplenet.control", "tuplenet.model", "logging", "dataclasses", "socket"]) == []
+
+
+def test_tpctl_show_loads_the_control_layer_but_no_http_client_tls_or_agent() -> None:
+    code, err, modules = loaded([*UNREACHABLE, "ls", "show"])
+    assert code == 1 and "etcd unavailable" in err  # it got as far as the etcd request
+    assert "tuplenet.control" in modules and "tuplenet.store.http1" in modules
+    assert present(modules, [*HEAVY, *DAEMON, "tuplenet.agent", "tuplenet.store.watch", "tuplenet.store.lease",
+                             "logging"]) == []
+
+
+def test_tpctl_trace_loads_the_pipeline_but_no_daemon_or_0_3_commands() -> None:
+    code, err, modules = loaded(
+        [*UNREACHABLE, "trace", "--simulate", "-s", "LS-A/vm1", "--dst-ip", "10.10.2.2"],
+        ["tuplenet.trace.fabric", "tuplenet.trace.report", "tuplenet.trace.request"])
+    assert code == 1 and "etcd unavailable" in err
+    assert "tuplenet.agent.engine" in modules
+    assert present(modules, [*HEAVY, *DAEMON, "tuplenet.cli.commands", "tuplenet.control",
+                             "tuplenet.store.watch"]) == []
+
+
+@pytest.mark.parametrize("command", ["ADD", "DEL"])
+def test_tpcni_loads_no_argparse_http_client_tls_or_agent(command: str) -> None:
+    # What an ADD/DEL imports before its first etcd request: the entry point, the plugin, the control layer
+    # and the store (plugin.controller()); running it for real needs root and a network namespace.
+    probe = ("import sys, tuplenet.cni.main, tuplenet.cni.plugin as p\n"
+             "from tuplenet.cni.spec import parse_env\n"
+             f"parse_env({{'CNI_COMMAND': '{command}', 'CNI_CONTAINERID': 'c1', 'CNI_IFNAME': 'eth0',"
+             " 'CNI_NETNS': '/proc/1/ns/net', 'CNI_PATH': '/bin'})\n"
+             "import tuplenet.control\n"
+             "from tuplenet.store import Store, StoreError, Unavailable\n"
+             "from tuplenet.store.security import from_args\n"
+             "print(' '.join(sorted(sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    modules = set(out.stdout.split())
+    assert "tuplenet.store.store" in modules and "tuplenet.control" in modules
+    assert present(modules, [*HEAVY, *DAEMON, "tuplenet.agent", "argparse", "tuplenet.store.watch",
+                             "tuplenet.store.lease", "logging"]) == []

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-HEAVY = ["http.client", "email", "ssl", "grpc", "asyncio", "urllib"]
+HEAVY = ["http.client", "email", "ssl", "grpc", "asyncio", "urllib", "_hashlib"]  # _hashlib: OpenSSL
 DAEMON = ["tuplenet.agent.daemon", "tuplenet.agent.ofctrl", "tuplenet.agent.openflow.conn", "tuplenet.agent.ovsdb",
           "tuplenet.agent.metrics", "prometheus_client", "ovs"]
 UNREACHABLE = ["-e", "127.0.0.1:1", "-t", "0.2"]  # the command imports what it needs, then fails to connect

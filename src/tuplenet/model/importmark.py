@@ -6,7 +6,6 @@ hold topology changes, and to call a marker stale). Anyone can write etcd, so pa
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,6 +57,8 @@ class ImportMarker:
 
 def records_digest(records: Iterable[tuple[str, str]], overwrite: bool) -> str:
     """Identity of an import: its records in key order and the overwrite flag (not the file's layout)."""
+    import hashlib  # here, not at the top: hashlib loads OpenSSL, and only an import computes a digest
+
     h = hashlib.sha256(b"overwrite\n" if overwrite else b"create\n")
     for key, value in sorted(records):
         h.update(f"{key}\t{value}\n".encode())

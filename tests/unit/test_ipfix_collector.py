@@ -145,6 +145,30 @@ def test_collector_over_udp_counts_bad_datagrams() -> None:
         assert c.messages == 1 and len(c.errors) == 1 and "shorter than the 16-byte header" in c.errors[0]
 
 
+def test_cli_prints_one_json_line_per_record() -> None:
+    import json
+    import subprocess
+    import sys
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tuplenet.sandbox.ipfix_collector", "--listen",
+                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr.readline().startswith("listening on 127.0.0.1:")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(message(a_set(2, template(256, FLOW_FIELDS)),
+                             a_set(256, flow("10.2.0.1", "10.2.0.2", 6, 80, 8080, 4, 400))), ("127.0.0.1", port))
+        line = json.loads(proc.stdout.readline())
+        assert line == {"domain": 7, "template": 256, "sourceIPv4Address": "10.2.0.1",
+                        "destinationIPv4Address": "10.2.0.2", "protocolIdentifier": 6, "sourceTransportPort": 80,
+                        "destinationTransportPort": 8080, "packetDeltaCount": 4, "octetDeltaCount": 400}
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
 def test_cli_refuses_a_bad_listen_address(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--listen", "nowhere"]) == 2
     assert "cannot listen on 'nowhere'" in capsys.readouterr().err

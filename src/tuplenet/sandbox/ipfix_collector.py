@@ -254,9 +254,11 @@ class Decoder:
 
 
 class IpfixCollector:
-    """UDP listener decoding IPFIX into `records()`; bad datagrams are counted in `errors`, never fatal."""
+    """UDP listener decoding IPFIX into `records()` (`keep` False: only to the callback, for long runs); bad
+    datagrams are counted in `errors` (the last 100 kept), never fatal."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, keep: bool = True) -> None:
+        self.keep = keep
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((host, port))
         self.sock.settimeout(0.2)
@@ -293,10 +295,12 @@ class IpfixCollector:
             except IpfixError as exc:
                 with self._lock:
                     self.errors.append(f"{addr[0]}:{addr[1]}: {exc}")
+                    del self.errors[:-100]
                 continue
             with self._lock:
                 self.messages += 1
-                self._records.extend(msg.records)
+                if self.keep:
+                    self._records.extend(msg.records)
             if on_record is not None:
                 for r in msg.records:
                     on_record(r)
@@ -346,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         ipaddress.IPv4Address(host)
         if not 0 <= int(port) <= 65535:
             raise ValueError
-        coll = IpfixCollector(host, int(port))
+        coll = IpfixCollector(host, int(port), keep=False)
     except (ValueError, OSError) as exc:
         print(f"ipfix_collector: cannot listen on {args.listen!r}: {exc or 'expected ip:port'}", file=sys.stderr)
         return 2

@@ -93,6 +93,12 @@ def test_local_mirror_follows_direction_and_leaves_foreign_rows(cluster: Cluster
     assert [m["name"] for m in _mirrors(c, "hv1")] == ["foreign"]
     assert _mirrors(c, "hv1")[0]["ext"] == {"owner": "operator"}
 
+    # A target that cannot work is reported in status, and nothing is made.
+    c.put(_mirror("m2", "LS-A/vm1", "in", Target("local", iface="vm5")))
+    wait_for(lambda: (c.status("hv1") or {}).get("ovsdb", {}).get("mirror_problems")
+             == {"m2": "local target vm5 is a VM port"}, timeout=10, what="mirror problem in status")
+    assert not _ours(c, "hv1")
+
 
 def _underlay_to(c: Cluster, host: str, ip: str) -> list[bytes]:
     """IPv4 payloads (after the IP header) of underlay frames `host` sent to `ip`."""

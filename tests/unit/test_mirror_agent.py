@@ -19,6 +19,7 @@ from tuplenet.agent.ovsdb_model import (
     DelPort,
     Desired,
     IfaceView,
+    Planner,
     PortView,
     plan,
 )
@@ -152,3 +153,15 @@ def test_collector_name_taken_by_a_foreign_port_is_left_alone() -> None:
     p = plan(v, want(m1=("vm1", 3, "both", "erspan", "10.0.0.9", 7)))
     assert ERSPAN_PORT in p.foreign
     assert p.actions == []
+
+
+def test_problems_name_what_an_operator_must_fix() -> None:
+    v = dbview(port("vm1", 3, "vm1"), port("vm5", 5, "vm5"), port(ERSPAN_PORT, 9, typ="erspan"))
+    planner = Planner()
+    planner.plan(v, want(a=("vm1", 3, "in", "local", "vm5", 0), b=("vm1", 3, "in", "local", "nope", 0),
+                         c=("vm1", 3, "in", "erspan", "10.0.0.9", 7), d=("vm1", 3, "in", "geneve", "10.0.0.9", 1)))
+    assert planner.mirror_problems == {
+        "a": "local target vm5 is a VM port",
+        "b": "local target nope is not on br-int",
+        "c": f"collector port name {ERSPAN_PORT} is taken by a port tuplenet did not create",
+    }  # d: its collector port is being made, nothing to fix

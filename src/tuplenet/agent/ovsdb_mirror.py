@@ -93,14 +93,17 @@ def _vm_port(ports: Mapping[str, tuple[str, int]], iface_id: str, ofport: int) -
 
 def plan_mirrors(bridge: str, port_names: set[str], vm_ports: Mapping[str, tuple[str, int]],
                  rows: tuple[MirrorView, ...], mirrors: Mapping[str, MirrorWish] | None,
-                 reserved: set[str], foreign: set[str] | frozenset[str] = frozenset()) -> tuple[list, bool]:
+                 reserved: set[str], foreign: set[str] | frozenset[str] = frozenset(),
+                 problems: dict[str, str] | None = None) -> tuple[list, bool]:
     """Edits of our Mirror rows on `bridge`, and whether some mirror waits for a port being created.
 
     port_names: ports on the bridge now; vm_ports: iface-id -> (port name, ofport); reserved: names the
     agent uses for other purposes (tunnels, patch ports) that a local target must not take over; foreign:
     collector port names taken by ports we did not create (copies must never go there).
-    A mirror whose VM port or local output port is not there (yet) gets no row.
+    A mirror whose VM port or local output port is not there (yet) gets no row; `problems` (if given) gets
+    why, per mirror, for what will not fix itself without an operator (shown in `tuplenet status`).
     """
+    problems = {} if problems is None else problems
     if mirrors is None:
         return [], False
     # OVS reserves a mirror's output port for copies (nothing else is forwarded to it), so a port that
@@ -113,11 +116,16 @@ def plan_mirrors(bridge: str, port_names: set[str], vm_ports: Mapping[str, tuple
         vm = _vm_port(vm_ports, iface_id, ofport)
         out = output_name(w)
         if w[3] == "local" and (out == bridge or out in reserved or out in bound):
-            continue  # never turn br-int itself, our tunnels or a VM's port into a mirror output
+            # never turn br-int itself, our tunnels or a VM's port into a mirror output
+            problems[name] = f"local target {out} is {'a VM port' if out in bound else 'not usable'}"
+            continue
         if w[3] != "local" and out in foreign:
+            problems[name] = f"collector port name {out} is taken by a port tuplenet did not create"
             continue
         if vm is None or out not in port_names:
             waiting |= w[3] != "local" and vm is not None  # our collector port is on its way
+            if w[3] == "local" and out not in port_names:
+                problems[name] = f"local target {out} is not on {bridge}"
             continue
         src = (vm,) if direction in ("in", "both") else ()
         dst = (vm,) if direction in ("out", "both") else ()

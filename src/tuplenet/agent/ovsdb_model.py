@@ -362,6 +362,7 @@ class Planner:
         self._specs_key: tuple[int, frozenset[str]] | None = None
         self._specs: tuple[list[PortSpec], set[str]] = ([], set())
         self._ok: dict[str, tuple[PortSpec, IfaceView]] = {}
+        self.mirror_problems: dict[str, str] = {}  # mirror name -> why it is not applied (last plan)
 
     def _wanted(self, view: DbView, desired: Desired, generation: int | None) -> tuple[list[PortSpec], set[str]]:
         key = None if generation is None else (generation, frozenset(view.bridges))
@@ -449,9 +450,9 @@ class Planner:
         self._plan_mirrors(p, br, specs, desired)
         return p
 
-    @staticmethod
-    def _plan_mirrors(p: Plan, br: BridgeView, specs: list[PortSpec], desired: Desired) -> None:
+    def _plan_mirrors(self, p: Plan, br: BridgeView, specs: list[PortSpec], desired: Desired) -> None:
         """Our Mirror rows on br-int (agent/ovsdb_mirror.py); waits while a collector port is being added."""
+        self.mirror_problems = {}
         if desired.mirrors is None or not (desired.mirrors or br.mirrors):
             return  # not managed, or nothing wanted and no rows: no scan of (thousands of) ports per plan
         vm_ports: dict[str, tuple[str, int]] = {}
@@ -462,7 +463,7 @@ class Planner:
                     vm_ports.setdefault(iface_id, (port.name, iface.ofport))
         reserved = {s.name for s in specs if s.domain != D_MIRROR}
         actions, waiting = plan_mirrors(br.name, {port.name for port in br.ports}, vm_ports, br.mirrors,
-                                        desired.mirrors, reserved, set(p.foreign))
+                                        desired.mirrors, reserved, set(p.foreign), self.mirror_problems)
         p.actions += actions
         if waiting:
             p.blocked.add(D_MIRROR)

@@ -145,6 +145,14 @@ class IdlThread:
         poller.timer_wait(int(self._error_backoff * 1000))
         poller.block()
 
+    def _note_mirrors(self, problems: dict[str, str]) -> None:
+        """Mirrors that cannot be applied: logged once per change, listed in status (`ovsdb.mirror_problems`)."""
+        if problems != self.stats.get("mirror_problems", {}):
+            for name, why in sorted(problems.items()):
+                if self.stats.get("mirror_problems", {}).get(name) != why:
+                    log.error("mirror %s not applied: %s", name, why)
+            self.stats["mirror_problems"] = dict(problems)
+
     def _check_cfg(self, idl: ovsdb_idl.TrackingIdl) -> None:
         """Tell the cfg-applied callbacks once ovs-vswitchd has caught up with our last next_cfg bump."""
         wanted = self._cfg_wanted
@@ -228,6 +236,7 @@ class IdlThread:
         self._dirty = False
         self._settle_seqno = None
         p = self._planner.plan(idl.view(), self._desired, self._desired_gen)
+        self._note_mirrors(self._planner.mirror_problems)
         if p.foreign.keys() != self._foreign.keys():
             for name in p.foreign.keys() - self._foreign.keys():
                 log.error("not touching %s: a patch port of that name is wanted", p.foreign[name])

@@ -239,7 +239,7 @@ class IdlThread:
         self._note_mirrors(self._planner.mirror_problems)
         if p.foreign.keys() != self._foreign.keys():
             for name in p.foreign.keys() - self._foreign.keys():
-                log.error("not touching %s: a patch port of that name is wanted", p.foreign[name])
+                log.error("not touching %s: a port of that name is wanted (patch or mirror collector)", p.foreign[name])
             self._foreign = p.foreign
             self.stats["foreign_ports"] = len(p.foreign)
         why = p.errors.get(D_IPFIX)

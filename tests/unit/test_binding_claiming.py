@@ -102,3 +102,30 @@ def test_deferred_claim_is_not_bound_here_and_interface_gone_drops_the_fact() ->
     v.apply(("bind", "vm1"), None, changed)
     step(v, b, changed)
     assert claiming_key(KEY) not in v.facts and b.status()["claiming"] == 0
+
+
+def test_claim_goes_when_the_interface_row_appears_flows_when_it_has_an_ofport() -> None:
+    v, b = view(), Binder(Clock())
+    changed: set[tuple] = set()
+    v.apply(("bind", "vm1"), None, changed)
+    e = Engine(v)
+    e.full()
+    claims, ch = step(v, b, None)
+    assert not claims  # no interface at all
+    changed = set()
+    v.apply(("plugged", "vm1"), True, changed)  # the row is in OVSDB, ovs-vswitchd has not given an ofport
+    claims, ch = step(v, b, changed)
+    assert [k for k, _ in claims] == [KEY] and claiming_key(KEY) in v.facts
+    e.process(changed | ch)
+    assert not classify(e)  # flows need the ofport
+    changed = set()
+    v.apply(("bind", "vm1"), 5, changed)
+    claims, ch = step(v, b, changed)
+    assert not claims and claiming_key(KEY) in v.facts  # still in flight: not claimed twice
+    e.process(changed | ch)
+    assert classify(e)
+    changed = set()
+    v.apply(("bind", "vm1"), None, changed)
+    v.apply(("plugged", "vm1"), None, changed)
+    step(v, b, changed)
+    assert claiming_key(KEY) not in v.facts

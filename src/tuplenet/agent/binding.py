@@ -15,6 +15,11 @@ name in two switches), so two agents can never take a port from each other in a 
 `bound_lsp` is the one definition of the candidate rule: the pipeline reads it through the engine's
 Reader (dependencies tracked), the claimer through a plain Reader.
 
+An interface counts from the moment its row with the iface-id appears (`("plugged", iface-id)`), before
+ovs-vswitchd gives it an ofport, so the claim's etcd round trip overlaps the port's creation; its flows
+need the ofport (`("bind", iface-id)`). An interface whose device is missing (no ofport ever) is thus
+claimed too, but gets no flows and no readiness mark.
+
 While a claim is in flight the Binder publishes a local fact (`claiming_key`): the pipeline treats the
 port as bound here, so its local flows go in as soon as the interface and the lsp are known, not one etcd
 round trip later. The fact goes as soon as the claim is decided either way (the port comes back bound here,
@@ -141,11 +146,12 @@ class Binder:
 
     def _affected(self, view: View, changed: Iterable[tuple] | None) -> set[str]:
         if changed is None:
-            return {k[1] for k in view.members(("I", "binds"))} | set(self.states)
+            return ({k[1] for k in view.members(("I", "binds"))} | set(self.states)
+                    | {k[1] for k in view.facts if k[0] == "plugged"})
         out: set[str] = set()
         for k in changed:
             kind = k[0]
-            if kind == "bind":
+            if kind in ("bind", "plugged"):
                 out.add(k[1])
             elif kind == "lsp":
                 out.add(k[2])
@@ -162,7 +168,7 @@ class Binder:
         ids.update(i for i, at in self._due.items() if at <= now)
         out = []
         for i in ids:
-            if ("bind", i) not in view.facts:
+            if ("bind", i) not in view.facts and ("plugged", i) not in view.facts:
                 self._due.pop(i, None)
                 self.claiming.pop(i, None)
                 old = self.states.pop(i, None)

@@ -42,6 +42,8 @@ def ovs_facts(state: OvsState) -> dict[tuple, Any]:
     facts: dict[tuple, Any] = {("self",): state.system_id}
     for iface, ofport in state.bindings.items():
         facts[("bind", iface)] = ofport
+    for iface in state.plugged:  # before its ofport too: the binding claim goes at once (binding.py)
+        facts[("plugged", iface)] = True
     for iface, ofport in state.patch_ofports.items():
         facts[("patchport", iface)] = ofport  # only the patch ports we made: a VM tap never stands for one
     for chassis, ofport in state.tunnels.items():

@@ -48,6 +48,8 @@ class OvsState:
     tunnels: chassis-id -> ofport (>= 1) of br-int tunnel ports; tunnel_ips: chassis-id -> remote_ip of every
     tunnel port in the database (bound or not). connected is False while ovsdb-server is unreachable (the
     rest is then the last known state). ofports/macs: br-int Interface name -> ofport (>= 1) / mac_in_use.
+    plugged: iface-ids of br-int VM Interfaces whether or not ovs-vswitchd has given them an ofport yet (the
+    binding claim need not wait for the ofport: its etcd round trip overlaps the port's creation).
     """
 
     system_id: str | None = None
@@ -64,6 +66,7 @@ class OvsState:
     ofports: Mapping[str, int] = field(default_factory=dict)
     macs: Mapping[str, str] = field(default_factory=dict)
     patch_ofports: Mapping[str, int] = field(default_factory=dict)
+    plugged: frozenset[str] = frozenset()
 
     def same_as(self, other: OvsState | None) -> bool:
         """Equal apart from seqno: decides whether subscribers hear about a change."""
@@ -72,7 +75,7 @@ class OvsState:
 
 def _key(s: OvsState) -> tuple:
     return (s.system_id, s.bridge_exists, s.bindings, s.tunnels, s.tunnel_ips, s.flowbased_ofport, s.bridges,
-            s.connected, s.bridge_external_ids, s.tunnel_bfd, s.ofports, s.macs, s.patch_ofports)
+            s.connected, s.bridge_external_ids, s.tunnel_bfd, s.ofports, s.macs, s.patch_ofports, s.plugged)
 
 
 # ---- views of the database (built from IDL rows by ovsdb_idl) ----
@@ -125,6 +128,7 @@ def state_from_view(view: DbView, bridge: str, connected: bool, seqno: int) -> O
     macs: dict[str, str] = {}
     patches: dict[str, int] = {}
     flowbased: int | None = None
+    plugged: set[str] = set()
     for port in br.ports if br else ():
         for iface in port.ifaces:
             bound = iface.ofport >= 1
@@ -146,13 +150,15 @@ def state_from_view(view: DbView, bridge: str, connected: bool, seqno: int) -> O
                     flowbased = iface.ofport
             iface_id = ext.get(IFACE_ID_KEY)
             into = patches if ext.get(ROLE_KEY) == ROLE_PATCH else bindings
+            if iface_id and into is bindings:
+                plugged.add(iface_id)
             if iface_id and bound and (iface_id not in into or iface.ofport < into[iface_id]):
                 into[iface_id] = iface.ofport
     return OvsState(system_id=view.system_id, bridge_exists=br is not None, bindings=bindings, tunnels=tunnels,
                     tunnel_ips=tunnel_ips, flowbased_ofport=flowbased, bridges=frozenset(view.bridges),
                     seqno=seqno, connected=connected,
                     bridge_external_ids=dict(br.external_ids) if br else {}, tunnel_bfd=tunnel_bfd,
-                    ofports=ofports, macs=macs, patch_ofports=patches)
+                    ofports=ofports, macs=macs, patch_ofports=patches, plugged=frozenset(plugged))
 
 
 # ---- what the agent wants ----

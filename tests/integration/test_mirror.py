@@ -160,6 +160,17 @@ def test_remote_mirror_erspan_then_geneve_copies_on_the_underlay(cluster: Cluste
         return (key, f) in fn(c, "hv1")
     wait_for(lambda: copied(_erspan_copies, 7), timeout=10, what="ERSPAN copy of vm1's frame on the underlay")
 
+    # An agent restart keeps the very same row and port (same uuids, same ofport): nothing to redo.
+    def ids() -> tuple[str, str, str]:
+        return (hv1.vsctl("--columns=_uuid", "--bare", "find", "Mirror", "name=tuplenet-m1").strip(),
+                hv1.vsctl("get", "Port", port, "_uuid").strip(), hv1.vsctl("get", "Interface", port, "ofport").strip())
+    before = ids()
+    hv1.agent.stop()
+    agent = hv1.start_agent(c.endpoint, c.prefix)
+    wait_for(lambda: (s := c.status("hv1")) and s["pid"] == agent.pid, timeout=20, what="restarted agent ready")
+    c.send_until("hv1", "vm1", f, "hv2", "vm2")
+    assert ids() == before
+
     # Another target: the ERSPAN port goes, a Geneve port to the collector comes, copies follow.
     c.put(_mirror("m1", "LS-A/vm1", "both", Target("geneve", ip=COLLECTOR, key=42)))
     wait_for(lambda: _ours(c, "hv1") and _ours(c, "hv1")[0]["out"] == {"tpmg-c0a86409-42"}, timeout=10,

@@ -165,3 +165,15 @@ def test_problems_name_what_an_operator_must_fix() -> None:
         "b": "local target nope is not on br-int",
         "c": f"collector port name {ERSPAN_PORT} is taken by a port tuplenet did not create",
     }  # d: its collector port is being made, nothing to fix
+
+
+def test_geneve_collector_at_a_chassis_tunnel_ip_is_refused() -> None:
+    """A Geneve port with a fixed VNI to a chassis would take that chassis's tunnel traffic for the datapath
+    with that id (and OVS drops what arrives on a mirror output)."""
+    planner = Planner()
+    w = Desired(tunnels={"hv2": "10.0.0.2"},
+                mirrors={"g": ("vm1", 3, "in", "geneve", "10.0.0.2", 1), "e": ("vm1", 3, "in", "erspan", "10.0.0.2", 1)})
+    p = planner.plan(dbview(port("vm1", 3, "vm1")), w)
+    made = {a.spec.name for a in p.actions if isinstance(a, AddPort)}
+    assert "tpmg-0a000002-1" not in made and "tpme-0a000002-1" in made
+    assert planner.mirror_problems == {"g": "collector 10.0.0.2 is a chassis tunnel IP (use ERSPAN or another address)"}

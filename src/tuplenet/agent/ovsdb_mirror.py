@@ -75,11 +75,13 @@ def output_name(w: MirrorWish) -> str:
     return where if kind == "local" else collector_port(kind, where, key)[0]
 
 
-def collector_specs(mirrors: Mapping[str, MirrorWish] | None) -> list[tuple[str, str, dict[str, str]]]:
-    """Collector tunnel ports the mirrors need, one per target, sorted by name."""
+def collector_specs(mirrors: Mapping[str, MirrorWish] | None,
+                    chassis_ips: frozenset[str] = frozenset()) -> list[tuple[str, str, dict[str, str]]]:
+    """Collector tunnel ports the mirrors need, one per target, sorted by name (none for a Geneve collector
+    at a chassis tunnel IP: see plan_mirrors)."""
     out: dict[str, tuple[str, str, dict[str, str]]] = {}
     for w in (mirrors or {}).values():
-        if w[3] != "local":
+        if w[3] != "local" and not (w[3] == "geneve" and w[4] in chassis_ips):
             spec = collector_port(w[3], w[4], w[5])
             out[spec[0]] = spec
     return [out[k] for k in sorted(out)]
@@ -94,12 +96,15 @@ def _vm_port(ports: Mapping[str, tuple[str, int]], iface_id: str, ofport: int) -
 def plan_mirrors(bridge: str, port_names: set[str], vm_ports: Mapping[str, tuple[str, int]],
                  rows: tuple[MirrorView, ...], mirrors: Mapping[str, MirrorWish] | None,
                  reserved: set[str], foreign: set[str] | frozenset[str] = frozenset(),
-                 problems: dict[str, str] | None = None) -> tuple[list, bool]:
+                 problems: dict[str, str] | None = None, chassis_ips: frozenset[str] = frozenset(),
+                 ) -> tuple[list, bool]:
     """Edits of our Mirror rows on `bridge`, and whether some mirror waits for a port being created.
 
     port_names: ports on the bridge now; vm_ports: iface-id -> (port name, ofport); reserved: names the
     agent uses for other purposes (tunnels, patch ports) that a local target must not take over; foreign:
-    collector port names taken by ports we did not create (copies must never go there).
+    collector port names taken by ports we did not create (copies must never go there); chassis_ips: tunnel
+    IPs of other chassis (a Geneve port to one with a fixed VNI would take over that chassis's tunnel traffic
+    of the datapath with that id, and OVS drops what arrives on a mirror output).
     A mirror whose VM port or local output port is not there (yet) gets no row; `problems` (if given) gets
     why, per mirror, for what will not fix itself without an operator (shown in `tuplenet status`).
     """
@@ -118,6 +123,9 @@ def plan_mirrors(bridge: str, port_names: set[str], vm_ports: Mapping[str, tuple
         if w[3] == "local" and (out == bridge or out in reserved or out in bound):
             # never turn br-int itself, our tunnels or a VM's port into a mirror output
             problems[name] = f"local target {out} is {'a VM port' if out in bound else 'not usable'}"
+            continue
+        if w[3] == "geneve" and w[4] in chassis_ips:
+            problems[name] = f"collector {w[4]} is a chassis tunnel IP (use ERSPAN or another address)"
             continue
         if w[3] != "local" and out in foreign:
             problems[name] = f"collector port name {out} is taken by a port tuplenet did not create"

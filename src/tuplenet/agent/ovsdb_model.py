@@ -322,7 +322,7 @@ def desired_ports(view: DbView, desired: Desired) -> tuple[list[PortSpec], set[s
                                   domain=D_PATCH))
         else:
             keep.add(lsp)
-    for name, typ, opts in collector_specs(desired.mirrors):
+    for name, typ, opts in collector_specs(desired.mirrors, frozenset((desired.tunnels or {}).values())):
         specs.append(PortSpec(name, br, typ, opts, {ROLE_KEY: ROLE_MIRROR}, domain=D_MIRROR))
     return specs, keep
 
@@ -469,7 +469,8 @@ class Planner:
                     vm_ports.setdefault(iface_id, (port.name, iface.ofport))
         reserved = {s.name for s in specs if s.domain != D_MIRROR}
         actions, waiting = plan_mirrors(br.name, {port.name for port in br.ports}, vm_ports, br.mirrors,
-                                        desired.mirrors, reserved, set(p.foreign), self.mirror_problems)
+                                        desired.mirrors, reserved, set(p.foreign), self.mirror_problems,
+                                        frozenset((desired.tunnels or {}).values()))
         p.actions += actions
         if waiting:
             p.blocked.add(D_MIRROR)

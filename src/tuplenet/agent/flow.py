@@ -9,10 +9,14 @@ another tag (third parties) are never touched.
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import socket
 from typing import NamedTuple
+
+try:  # the C module hashlib.blake2b is: hashlib itself loads OpenSSL, a share of `tpctl trace`'s start
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - Python builds without it
+    from hashlib import blake2b
 
 COOKIE_TAG = 0x7470  # "tp"
 COOKIE_TAG_SHIFT = 48
@@ -384,7 +388,7 @@ class Flow:
     def cookie(self) -> int:
         """Stable across processes and hosts: a hash of the flow's content; also its identity."""
         if not self._cookie:
-            digest = hashlib.blake2b(self._ident(), digest_size=6).digest()
+            digest = blake2b(self._ident(), digest_size=6).digest()
             self._cookie = (COOKIE_TAG << COOKIE_TAG_SHIFT) | int.from_bytes(digest, "big")
         return self._cookie
 

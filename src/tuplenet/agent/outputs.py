@@ -9,11 +9,15 @@ hash of the canonical text), so every host resolves a conflict the same way.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .openflow.meters import MeterSpec
+
+try:  # the C module hashlib.blake2b is: hashlib itself loads OpenSSL, a share of `tpctl trace`'s start
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - Python builds without it
+    from hashlib import blake2b
 
 if TYPE_CHECKING:
     from .view import Reader
@@ -39,7 +43,7 @@ def group_is_ours(gid: int) -> bool:
 
 
 def _digest(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 class Bucket(NamedTuple):

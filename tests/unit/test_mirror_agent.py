@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tuplenet.agent.engine import Engine
 from tuplenet.agent.ovsdb_mirror import (
     D_MIRROR,
     AddMirror,
@@ -177,3 +181,55 @@ def test_geneve_collector_at_a_chassis_tunnel_ip_is_refused() -> None:
     made = {a.spec.name for a in p.actions if isinstance(a, AddPort)}
     assert "tpmg-0a000002-1" not in made and "tpme-0a000002-1" in made
     assert planner.mirror_problems == {"g": "collector 10.0.0.2 is a chassis tunnel IP (use ERSPAN or another address)"}
+
+
+# ---- incremental == recomputed, for mirror wishes under random changes ----
+
+_LSPS = [("LS-A", "vm1"), ("LS-A", "vm2"), ("LS-B", "vm1")]  # vm1 twice: one iface-id, two switches
+_OPS = st.one_of(
+    st.tuples(st.just("mirror"), st.sampled_from(["m1", "m2"]), st.sampled_from(_LSPS),
+              st.sampled_from(["in", "out", "both"]), st.sampled_from([Target("local", iface="mon"),
+                                                                     Target("erspan", ip="10.0.0.9", key=7)])),
+    st.tuples(st.just("lsp"), st.sampled_from(_LSPS), st.sampled_from(["hv1", "hv2", None])),
+    st.tuples(st.just("bind"), st.sampled_from(["vm1", "vm2"]), st.sampled_from([3, 4])),
+    st.tuples(st.just("claiming"), st.sampled_from(_LSPS), st.booleans()),
+    st.tuples(st.just("del"), st.sampled_from(["mirror", "lsp", "bind"]), st.sampled_from([0, 1, 2])),
+)
+
+
+def _apply_op(v: View, op: tuple, changed: set) -> None:
+    kind = op[0]
+    if kind == "mirror":
+        ls, lsp = op[2]
+        v.apply(("mirror", op[1]), Mirror(op[1], ls, lsp, op[3], op[4]), changed)
+    elif kind == "lsp":
+        (ls, name), chassis = op[1], op[2]
+        v.apply(("lsp", ls, name), LSP(ls, name, f"10.0.0.{2 + _LSPS.index(op[1])}", "f2:01:0a:00:00:02",
+                                       None, chassis), changed)
+    elif kind == "bind":
+        v.apply(("bind", op[1]), op[2], changed)
+    elif kind == "claiming":
+        v.apply(("claiming", *op[1]), True if op[2] else None, changed)
+    else:
+        keys = {"mirror": [("mirror", "m1"), ("mirror", "m2"), ("mirror", "m1")],
+                "lsp": [("lsp", *x) for x in _LSPS], "bind": [("bind", "vm1"), ("bind", "vm2"), ("bind", "vm1")]}
+        v.apply(keys[op[1]][op[2]], None, changed)
+
+
+@settings(derandomize=True, max_examples=300, deadline=None, database=None)
+@given(st.lists(_OPS, max_size=12))
+def test_incremental_mirror_wishes_equal_recomputation(ops: list[tuple]) -> None:
+    v, ch = View(), set()
+    v.apply(("self",), "hv1", ch)
+    v.apply(("LS", "LS-A"), LS("LS-A", 1), ch)
+    v.apply(("LS", "LS-B"), LS("LS-B", 2), ch)
+    engine = Engine(v)
+    engine.full()
+    for op in ops:
+        changed: set = set()
+        _apply_op(v, op, changed)
+        engine.process(changed)
+        got = {i: w.value for i, w in engine.desired_outputs("wish", "mirror").items()}
+        fresh = {("wish", "mirror", *w.key): w.value for k in v.keys_of(["mirror"])
+                 for w in compute(Reader(v), k)}
+        assert got == fresh, op

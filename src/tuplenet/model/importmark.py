@@ -17,6 +17,8 @@ from .entities import format_value
 
 @dataclass(frozen=True)
 class ImportMarker:
+    """Who is importing what: the records' digest and count, batches written, start time, host and pid."""
+
     digest: str
     records: int = 0
     batches: int = 0

@@ -17,6 +17,8 @@ PROTOS = ("icmp", "tcp", "udp", "arp")
 
 @dataclass(frozen=True)
 class Request:
+    """A packet to trace as the user described it (tpctl trace options); checked() validates it."""
+
     src_port: str                # "LS/PORT" or a port name unique across switches
     dst_ip: str | None = None
     dst_mac: str | None = None

@@ -218,8 +218,9 @@ READY_WAIT = 10.0  # s: how long add-vm waits for the agent's readiness mark bef
 def add_vm(sb: NetnsSandbox, name: str, host: str, ip: str, mac: str | None, gateway: str | None,
            iface_id: str, ready_wait: float | None = None) -> dict[str, Any]:
     """The VM's eth0 stays down until the agent marks its port ready (every flow installed, as the CNI
-    plugin waits), so its first ARP is answered; `ready_wait` None: READY_WAIT if the host's agent runs,
-    else no wait. On timeout the VM comes up anyway and `ready` is False (no lsp of that name, say)."""
+    plugin waits), so its first ARP is answered; `ready_wait` None: READY_WAIT if the host's agent runs
+    (and reports its status), else no wait. On timeout the VM comes up anyway and `ready` is False (no
+    lsp of that name, say)."""
     from .netns import RESERVED, VM_MTU, default_mac
 
     check_name(name, "VM name")
@@ -254,8 +255,9 @@ def add_vm(sb: NetnsSandbox, name: str, host: str, ip: str, mac: str | None, gat
         run(["ip", "-n", hns, "link", "set", port, "up"])
         sb.ovs(host, "add-port", "br-int", port, "--", "set", "Interface", port,
                f"external_ids:iface-id={iface_id}", f"external_ids:attached-mac={vm['mac']}")
-        if ready_wait is None:
-            ready_wait = READY_WAIT if sb.agent_alive(host) else 0.0
+        if ready_wait is None:  # a running agent that reports status (not a stand-in) will mark the port
+            reports = os.path.exists(os.path.join(sb.host_dir(host), "tuplenet", "status.json"))
+            ready_wait = READY_WAIT if reports and sb.agent_alive(host) else 0.0
         vm["ready"] = wait_port_ready(sb, host, port, ready_wait) if ready_wait > 0 else False
         # Only now may the VM send its first frame.
         _ip_batch(ns, ["link set eth0 up"] + ([f"route add default via {gw}"] if gw else []))

@@ -114,3 +114,18 @@ def test_tpctl_mirror(ctl: Controller, capsys: pytest.CaptureFixture[str], monke
     assert err.count("\n") == 1 and "bad" in err
     assert tpctl.main(["mirror", "del", "m1"]) == 0
     assert ctl.list_mirrors() == []
+
+
+def test_export_import_carries_mirrors_and_refuses_bad_ones(ctl: Controller) -> None:
+    from tuplenet.control import format_export, parse_export
+
+    ctl.add_mirror("m1", "ls1/vm1", "erspan:10.1.1.1:9", "out")
+    records, _ = ctl.export_records()
+    assert (KEY, "port=ls1/vm1,direction=out,target=erspan:10.1.1.1:9") in records
+    dst = Controller(MemStore())
+    dst.import_records(parse_export(format_export(records, "test")))
+    assert dst.list_mirrors() == ctl.list_mirrors()
+    bad = Controller(MemStore())
+    with pytest.raises(InvalidArgument, match="mirror/m9: bad target"):
+        bad.import_records(parse_export("entity_view/mirror/m9\tport=a/b,target=erspan:1.2.3.4:5000\n"))
+    assert bad.export_records()[0] == []

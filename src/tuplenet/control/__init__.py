@@ -49,7 +49,8 @@ class Controller:
     - `core` (base.Core): store, snapshot reads, plan/commit/retry, bookkeeping reads, schema version;
     - `devices` (DevicePlans): the create/delete plans switches and routers share;
     - `switches`, `routers`: ls/lsp/patch ports/IPAM, lr/lrp/lsr/lnat/link;
-    - `maintenance`: chassis and toolbox; `backup`: export, import, the import marker.
+    - `maintenance`: chassis and toolbox; `backup`: export, import, the import marker;
+    - `mirrors`: port mirrors (docs/mirroring.md).
 
     `store` is a tuplenet.store.Store (or anything with its get/get_prefix/txn API).
     """

@@ -185,3 +185,25 @@ def test_remote_mirror_erspan_then_geneve_copies_on_the_underlay(cluster: Cluste
     wait_for(lambda: not _ours(c, "hv1") and "tpmg-c0a86409-42" not in hv1.vsctl("list-ports", "br-int").split(),
              timeout=10, what="mirror and collector port gone")
     c.send_until("hv1", "vm1", f, "hv2", "vm2")
+
+
+def test_mirror_follows_its_port_to_another_chassis(cluster: Cluster) -> None:
+    from tuplenet.model import LSP
+
+    c = cluster
+    c.put(LS("LS-A", 1))
+    vm1 = c.vm("hv1", "LS-A", "vm1", "10.10.1.2", VM1_MAC)
+    vm5 = c.vm("hv2", "LS-A", "vm5", "10.10.1.5", VM5_MAC)
+    for h in ("hv1", "hv2"):
+        c.host(h).add_vm_port("mon")
+    c.start_agents("hv1", "hv2")
+    c.put(_mirror("m1", "LS-A/vm1", "in", Target("local", iface="mon")))
+    f = P.icmp_frame(vm1.mac, vm5.mac, vm1.ip, vm5.ip)
+    assert c.send_until("hv1", "vm1", f, "hv1", "mon").raw == f
+    assert _ours(c, "hv2") == []
+    # Move vm1 to hv2 (as a migration would): hv2 claims it, hv1 drops its row, hv2 makes one.
+    c.host("hv2").add_vm_port("vm1", "vm1")
+    c.put(LSP("LS-A", "vm1", vm1.ip, vm1.mac, None, "hv1", requested_chassis="hv2"))
+    wait_for(lambda: not _ours(c, "hv1") and _ours(c, "hv2"), timeout=15, what="mirror row moved to hv2")
+    assert _ours(c, "hv2")[0]["src"] == {"vm1"}
+    assert c.send_until("hv2", "vm1", f, "hv2", "mon").raw == f

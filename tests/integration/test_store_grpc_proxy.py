@@ -3,6 +3,7 @@ through it, a proxy restart loses no watch event, and identical watches are coal
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from tuplenet.sandbox.etcd import EtcdServer
 from tuplenet.sandbox.etcd_proxy import GrpcProxy
 from tuplenet.sandbox.procs import wait_for
 from tuplenet.sandbox.sim import SimNetwork
-from tuplenet.store import Compare, Op, Store
+from tuplenet.store import AuthFailed, Compare, EtcdSecurity, Op, Store
 
 
 @pytest.fixture
@@ -132,3 +133,39 @@ def test_agents_converge_through_the_proxy(sim3: SimNetwork, proxy: GrpcProxy, e
                  what="vm4's flows gone from hv1 after its port was deleted")
     finally:
         c.store.close()
+
+
+def test_etcd_users_through_the_proxy(tmp_path) -> None:
+    """The proxy passes the auth token on: a user works, no user is AuthFailed with the usual hint."""
+    server = EtcdServer(str(tmp_path / "etcd")).start()
+    px = None
+    try:
+        def gw(path: str, body: dict) -> None:
+            req = urllib.request.Request(server.url + path, json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+            urllib.request.urlopen(req, timeout=5).read()
+
+        gw("/v3/auth/user/add", {"name": "root", "password": "pw"})
+        gw("/v3/auth/role/add", {"name": "root"})
+        gw("/v3/auth/user/grant", {"user": "root", "role": "root"})
+        gw("/v3/auth/enable", {})
+        px = GrpcProxy(str(tmp_path / "proxy"), [server.endpoint]).start()  # its /health says false: no token
+        root = EtcdSecurity(user="root", password="pw")
+        with Store(px.endpoint, prefix="/a/", transport="grpc", security=root) as s:
+            rev = s.put("k", "v")
+            assert s.get("k").value == "v"
+            col = Collector(s.watch("", rev))
+            try:
+                col.wait_revision(rev)
+            finally:
+                col.stop()
+            lease = s.lease_grant(5)
+            assert lease.refresh() == 5
+            lease.revoke()
+        with Store(px.endpoint, prefix="/a/", transport="grpc", timeout=2) as s:
+            with pytest.raises(AuthFailed, match="authentication enabled; give a user with --user"):
+                s.get("k")
+    finally:
+        if px is not None:
+            px.stop()
+        server.stop()

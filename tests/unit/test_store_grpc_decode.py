@@ -114,3 +114,20 @@ def test_fuzz_watch_answer_bytes(data: bytes, plen: int) -> None:
     assert isinstance(msg, WatchMessage)
     for e in msg.events:
         assert e.type in ("PUT", "DELETE") and isinstance(e.kv.key, str) and isinstance(e.kv.mod_revision, int)
+
+
+def test_range_requests_built_directly_equal_the_json_mapping() -> None:
+    from google.protobuf import json_format
+
+    from tuplenet.store.codec import range_fields
+    from tuplenet.store.grpc_transport import parse_request
+
+    for body in ({**range_fields(b"/tn/", True), "limit": "8", "revision": "42"},
+                 {**range_fields(b"/tn/", True), "count_only": True}, range_fields(b"/tn/key", False),
+                 {**range_fields(b"", True), "limit": "1000"}):
+        want = json_format.ParseDict(body, pb.RangeRequest())
+        assert parse_request(body, pb.RangeRequest) == want
+    with pytest.raises(StoreError, match="bad range request"):
+        parse_request({"key": "a2V5", "limit": "many"}, pb.RangeRequest)
+    with pytest.raises(StoreError, match="bad request"):
+        parse_request({"TTL": "soon"}, pb.LeaseGrantRequest)

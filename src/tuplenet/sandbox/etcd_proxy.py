@@ -23,7 +23,8 @@ MAX_SEND_BYTES = 64 << 20
 
 
 class GrpcProxy:
-    """A grpc-proxy on a free loopback port forwarding to `endpoints`; its files in `basedir`, stopped by pid."""
+    """A grpc-proxy on a free loopback port forwarding to `endpoints`; its files in `basedir`; stopped by
+    pid."""
 
     def __init__(self, basedir: str, endpoints: Sequence[str] | str, port: int | None = None,
                  listen_host: str = "127.0.0.1", extra_args: Sequence[str] = ()) -> None:

@@ -90,7 +90,8 @@ def ensure_proxy(sb: NetnsSandbox) -> None:
     finally:
         sb.state["proxy"]["pid"] = px.pid
         sb._save()
-    sb.log(f"grpc-proxy {px.endpoint} (root ns) -> {sb.etcd_endpoint} pid {px.pid} {time.monotonic() - t0:.2f}s")
+    sb.log(f"grpc-proxy {px.endpoint} (root ns) -> {sb.etcd_endpoint} pid {px.pid} "
+           f"{time.monotonic() - t0:.2f}s")
 
 
 def proxy_alive(sb: NetnsSandbox) -> bool:

@@ -6,8 +6,8 @@ thousands of agents - serves gRPC only. The long-running agent uses this; tpctl 
 import on its path).
 
 call(path, body) takes and returns the gateway's JSON shapes (base64 bytes, int64 as text), so Store, Lease
-and txn encoding are shared with the gateway transport; the conversion is protobuf's JSON mapping, which is the
-one the gateway itself uses. Range answers, the bulk of a cold start, are converted by a faster hand loop.
+and txn encoding are shared with the gateway transport; the conversion is protobuf's JSON mapping, which is
+the one the gateway itself uses. Range answers, the bulk of a cold start, are converted by a faster hand loop.
 Retry rule as for the gateway: a call that never reached etcd (no connection) fails over to the next
 endpoint; one that may have reached it is retried only if `idempotent`, else Unavailable says the outcome is
 unknown. A token etcd refuses is renewed once (the refused call did not run).
@@ -81,7 +81,8 @@ def parse_request(body: dict[str, Any], request: type) -> Any:
     if request is pb.RangeRequest and body.keys() <= _RANGE_FIELDS:
         try:
             return pb.RangeRequest(key=a2b_base64(body.get("key", "")),
-                                   range_end=a2b_base64(body.get("range_end", "")), limit=int(body.get("limit", 0)), revision=int(body.get("revision", 0)),
+                                   range_end=a2b_base64(body.get("range_end", "")),
+                                   limit=int(body.get("limit", 0)), revision=int(body.get("revision", 0)),
                                    count_only=bool(body.get("count_only", False)))
         except (ValueError, TypeError) as exc:
             raise StoreError(f"bad range request: {one_line(str(exc))}") from None
@@ -99,7 +100,8 @@ _RANGE_FIELDS = frozenset(("key", "range_end", "limit", "revision", "count_only"
 def _range_dict(resp: pb.RangeResponse) -> dict[str, Any]:
     """RangeResponse -> the gateway's dict, without json_format's per-field reflection (20k keys at start)."""
     kvs = [{"key": _b64(kv.key), "value": _b64(kv.value), "mod_revision": kv.mod_revision,
-            "create_revision": kv.create_revision, "version": kv.version, "lease": kv.lease} for kv in resp.kvs]
+            "create_revision": kv.create_revision, "version": kv.version, "lease": kv.lease}
+           for kv in resp.kvs]
     return {"header": {"revision": resp.header.revision}, "kvs": kvs, "more": resp.more, "count": resp.count}
 
 
@@ -127,7 +129,8 @@ METHODS: dict[str, _Method] = {
                                     pb.LeaseTimeToLiveResponse),
     "/v3/auth/authenticate": _Method("/etcdserverpb.Auth/Authenticate", pb.AuthenticateRequest,
                                      pb.AuthenticateResponse),
-    "/v3/maintenance/status": _Method("/etcdserverpb.Maintenance/Status", pb.StatusRequest, pb.StatusResponse),
+    "/v3/maintenance/status": _Method("/etcdserverpb.Maintenance/Status", pb.StatusRequest,
+                                      pb.StatusResponse),
     "/v3/cluster/member/list": _Method("/etcdserverpb.Cluster/MemberList", pb.MemberListRequest,
                                        pb.MemberListResponse),
 }
@@ -252,7 +255,8 @@ class GrpcTransport:
 
     def _keepalive(self, ch: grpc.Channel, body: dict[str, Any], t: float,
                    md: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-        """One LeaseKeepAlive round trip on a short stream, answered in the gateway's {"result": ...} shape."""
+        """One LeaseKeepAlive round trip on a short stream, answered in the gateway's {"result": ...}
+        shape."""
         try:
             lease_id = int(body["ID"])
         except (KeyError, TypeError, ValueError):
@@ -307,8 +311,8 @@ class GrpcTransport:
                 raise TLSError(f"etcd TLS failed: {'; '.join(f'{n}: {w}' for n, w in failures.items())}")
             if time.monotonic() + delay >= deadline:
                 detail = "; ".join(f"{n}: {w}" for n, w in failures.items())
-                raise Unavailable(f"etcd unavailable: no answer from {', '.join(self.names)} within {budget:g}s"
-                                  + (f" ({detail})" if detail else ""), self.names)
+                raise Unavailable(f"etcd unavailable: no answer from {', '.join(self.names)} within "
+                                  f"{budget:g}s" + (f" ({detail})" if detail else ""), self.names)
             time.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
 
@@ -340,7 +344,8 @@ class GrpcTransport:
 
     def _authenticate(self, user: str, password: str, timeout: float | None) -> str:
         try:
-            answer = self.request("/v3/auth/authenticate", {"name": user, "password": password}, timeout=timeout)
+            answer = self.request("/v3/auth/authenticate", {"name": user, "password": password},
+                                  timeout=timeout)
         except EtcdError as exc:
             text = str(exc)
             if "authentication is not enabled" in text:
@@ -367,13 +372,16 @@ def describe_connect_failure(details: str, tls: bool) -> tuple[str, bool]:
     """What gRPC's connect failure says to an operator, and whether it is a TLS configuration problem."""
     low = details.lower()
     if "certificate_verify_failed" in low or "certificate verify failed" in low:
-        reason = details.rsplit(": ", 1)[-1][:120] if "CERTIFICATE_VERIFY_FAILED: " in details else "unknown CA"
+        reason = "unknown CA"
+        if "CERTIFICATE_VERIFY_FAILED: " in details:
+            reason = details.rsplit(": ", 1)[-1][:120]
         return f"etcd's certificate is not trusted: {reason} (check --cacert)", True
     if tls and ("unwrap failed" in low or "certificate required" in low or "bad certificate" in low
                 or "socket closed" in low and "handshake" not in low):
         return _CERT_REFUSED, True
     if tls and "handshake" in low:
-        return f"TLS handshake failed ({details[-160:]}): is this endpoint serving https? (check --cert/--key)", True
+        return (f"TLS handshake failed ({details[-160:]}): is this endpoint serving https? "
+                "(check --cert/--key)", True)
     if not tls and "socket closed" in low:
         return f"{details[-160:]} (is it an https endpoint? give it as https://)", False
     return details or "unavailable", False

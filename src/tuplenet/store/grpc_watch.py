@@ -63,7 +63,8 @@ class GrpcWatch(Watch):
 
     def __init__(self, transport: GrpcTransport, prefix: bytes, key_prefix: str, start_revision: int,
                  progress_notify: bool = True) -> None:
-        super().__init__(transport, prefix, key_prefix, start_revision, progress_notify)  # type: ignore[arg-type]
+        super().__init__(transport, prefix, key_prefix, start_revision,  # type: ignore[arg-type]
+                         progress_notify)
         self._key = a2b_base64(self._range["key"])
         self._end = a2b_base64(self._range["range_end"])
 
@@ -107,8 +108,8 @@ class GrpcWatch(Watch):
             if self._closed.is_set():
                 self._drop(stream)
                 raise _StreamEnded("closed")
-            # an unreachable endpoint fails the call at once (UNAVAILABLE); one that never answers the create is
-            # cut after `patience`
+            # an unreachable endpoint fails the call at once (UNAVAILABLE); one that never answers the create
+            # is cut after `patience`
             timer = threading.Timer(patience, call.cancel)
             timer.start()
             try:

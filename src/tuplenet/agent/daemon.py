@@ -6,9 +6,7 @@ view, runs the engine and sends bundles, so computation and commits are strictly
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import queue
 import signal
 import time
@@ -28,6 +26,7 @@ from .ovsdb import LocalOvs, OvsdbError, OvsState
 from .pinctrl import PacketIns
 from .pipeline import mirror
 from .readiness import Readiness
+from .status import build_status, write_status
 from .view import View
 
 log = logging.getLogger("tuplenet")
@@ -54,17 +53,6 @@ def ovs_facts(state: OvsState) -> dict[tuple, Any]:
 
 
 WISH_KINDS = ("tunnel", "patch", "ipfix", "mirror")  # OVSDB wishes the engine computes (pipeline/ovswishes.py, mirror.py)
-
-
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return 0.0
 
 
 class Agent:
@@ -388,46 +376,11 @@ class Agent:
 
     # ------------------------------------------------------------------ status / stop
     def status(self) -> dict:
-        es, of = self.engine.stats, self.ofctrl.stats if self.ofctrl else None
-        return {
-            "chassis": self.self_id, "pid": os.getpid(), "ready_ms": round(self.ready_ms, 1),
-            "start_phases_ms": getattr(self, "start_phases", {}),
-            "facts": len(self.view.facts), "flows": len(self.engine.active),
-            "flows_by_table": {t: n for t, n in self.engine.per_table.items() if n},
-            "meters": len(self.ofctrl.meters) if self.ofctrl else 0,
-            "groups": len(self.ofctrl.groups) if self.ofctrl else 0,
-            "installed": len(self.ofctrl.installed) if self.ofctrl else 0,
-            "tunnels": sum(1 for k in self._ovs_facts if k[0] == "tun"),  # local facts only: no topology scan
-            "rss_mb": _rss_mb(),
-            "engine": {"full_runs": es.full_runs, "incremental_runs": es.incremental_runs,
-                       "owners_computed": es.owners_computed, "last_run_ms": round(es.last_run_ms, 3),
-                       "conflicts": es.conflicts, "resyncs": es.extra.get("resyncs", 0)},
-            "openflow": of.__dict__ if of else {},
-            "openflow_session": {**self.conn.stats, "decode_errors": dict(self.conn.decode_errors)} if self.conn else {},
-            "packet_ins": self.pins.status() if self.pins else {},
-            "bad_records": self.sync.decoder.bad_records if self.sync else 0,
-            "import_hold": self.sync.hold.status() if self.sync else {},
-            "bindings": {**self.binder.status(), "ready": len(self.readiness.ready),
-                         "claims_failed": self.claimer.failed if self.claimer else 0},
-            "ovsdb": dict(self.ovs.stats) if self.ovs else {},
-            "duplicates": self.shadowing.status(),
-            "event_errors": self.barrier.status(),
-            "etcd_revision": self.sync.revision if self.sync else 0,
-            "etcd": {"watch_lag_ms": round(self._watch_lag_ms, 3),
-                     "watch_restarts": self.sync.watch_restarts if self.sync else 0},
-            "openflow_reconnects": max(0, self._of_connects - 1),
-        }
+        return build_status(self)
 
     def _write_status(self) -> None:
-        try:
-            os.makedirs(self.cfg.rundir, exist_ok=True)
-            tmp = os.path.join(self.cfg.rundir, "status.json.tmp")
-            self.snapshot = self.status()
-            with open(tmp, "w") as f:
-                json.dump(self.snapshot, f)
-            os.replace(tmp, os.path.join(self.cfg.rundir, "status.json"))
-        except OSError as exc:
-            log.debug("status file not written: %s", exc)
+        self.snapshot = self.status()
+        write_status(self.cfg.rundir, self.snapshot)
 
     def shutdown(self) -> None:
         """Stop cleanly, leaving flows, ports and the chassis record in place (the data plane keeps

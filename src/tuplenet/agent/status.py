@@ -1,0 +1,68 @@
+"""The agent's status: one dict built on the main loop after every batch, written to
+`<rundir>/status.json` for `tuplenet status` and kept as the snapshot /metrics reads (metrics.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger("tuplenet")
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def build_status(a: Any) -> dict:
+    """Counters of the running agent `a` (daemon.Agent); only the main loop may call this."""
+    es, of = a.engine.stats, a.ofctrl.stats if a.ofctrl else None
+    return {
+        "chassis": a.self_id, "pid": os.getpid(), "ready_ms": round(a.ready_ms, 1),
+        "start_phases_ms": getattr(a, "start_phases", {}),
+        "facts": len(a.view.facts), "flows": len(a.engine.active),
+        "flows_by_table": {t: n for t, n in a.engine.per_table.items() if n},
+        "meters": len(a.ofctrl.meters) if a.ofctrl else 0,
+        "groups": len(a.ofctrl.groups) if a.ofctrl else 0,
+        "installed": len(a.ofctrl.installed) if a.ofctrl else 0,
+        "tunnels": sum(1 for k in a._ovs_facts if k[0] == "tun"),  # local facts only: no topology scan
+        "rss_mb": rss_mb(),
+        "engine": {"full_runs": es.full_runs, "incremental_runs": es.incremental_runs,
+                   "owners_computed": es.owners_computed, "last_run_ms": round(es.last_run_ms, 3),
+                   "conflicts": es.conflicts, "resyncs": es.extra.get("resyncs", 0)},
+        "openflow": of.__dict__ if of else {},
+        "openflow_session": {**a.conn.stats, "decode_errors": dict(a.conn.decode_errors)} if a.conn else {},
+        "packet_ins": a.pins.status() if a.pins else {},
+        "bad_records": a.sync.decoder.bad_records if a.sync else 0,
+        "import_hold": a.sync.hold.status() if a.sync else {},
+        "bindings": {**a.binder.status(), "ready": len(a.readiness.ready),
+                     "claims_failed": a.claimer.failed if a.claimer else 0},
+        "ovsdb": dict(a.ovs.stats) if a.ovs else {},
+        "duplicates": a.shadowing.status(),
+        "event_errors": a.barrier.status(),
+        "etcd_revision": a.sync.revision if a.sync else 0,
+        "etcd": {"watch_lag_ms": round(a._watch_lag_ms, 3),
+                 "watch_restarts": a.sync.watch_restarts if a.sync else 0},
+        "openflow_reconnects": max(0, a._of_connects - 1),
+    }
+
+
+
+def write_status(rundir: str, snapshot: dict) -> None:
+    """Atomically replace status.json (readers never see half a file)."""
+    try:
+        os.makedirs(rundir, exist_ok=True)
+        tmp = os.path.join(rundir, "status.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(snapshot, f)
+        os.replace(tmp, os.path.join(rundir, "status.json"))
+    except OSError as exc:
+        log.debug("status file not written: %s", exc)

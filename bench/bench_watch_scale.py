@@ -1,17 +1,17 @@
-"""etcd watch fan-out at scale: what each simulated agent costs etcd, through the gateway, gRPC and grpc-proxy.
+"""etcd watch fan-out at scale: what each simulated agent costs etcd via the gateway, gRPC and grpc-proxy.
 
 Many lightweight watchers (simulated agents: one Store, one connection and one whole-prefix watch each, many
 per process) watch a 3-member etcd while one writer makes a steady stream of port changes. For every mode and
 watcher count it reports:
-- etcd CPU per change (the 3 members' utime+stime from /proc/<pid>/stat during the stream, minus their idle rate
-  measured with the same watchers connected), and per change per watcher;
+- etcd CPU per change (the 3 members' utime+stime from /proc/<pid>/stat during the stream, minus their idle
+  rate measured with the same watchers connected), and per change per watcher;
 - delivery latency: p50/p99 over every (watcher, event) pair, and p50/p99 of the time until the *last* watcher
   has a change;
 - what broke first: watchers that never caught up, reconnects, etcd's slow-watcher gauge, the bench's own CPU.
 Modes: `gateway` (JSON /v3/watch, today's agent), `grpc` (the agent's gRPC watch), `proxy` (gRPC through
 `etcd grpc-proxy`, watchers spread over --proxies proxies). The slope of CPU per change against the number of
-watchers is etcd's cost per event per watcher; the budget is grpc <= 0.45 x gateway, and with the proxy tier etcd's
-CPU per change must not grow with watchers.
+watchers is etcd's cost per event per watcher; the budget is grpc <= 0.45 x gateway, and with the proxy tier
+etcd's CPU per change must not grow with watchers.
 
 Usage: .venv/bin/python bench/bench_watch_scale.py [--watchers 50,100,200] [--modes gateway,grpc,proxy]
        [--rate 50] [--seconds 8] [--proxies 2] [--json out.json]
@@ -61,7 +61,7 @@ def start_cluster(base: str, size: int = 3) -> list[EtcdServer]:
 
 
 class Watcher:
-    """One simulated agent: its own Store (connection) and a watch of the whole prefix, drained by a thread."""
+    """One simulated agent: its own Store (connection) and a whole-prefix watch, drained by a thread."""
 
     def __init__(self, endpoints: list[str], transport: str) -> None:
         self.store = Store(endpoints, prefix=PREFIX, transport=transport, timeout=10)
@@ -137,7 +137,8 @@ def run_case(members: list[EtcdServer], proxies: list[GrpcProxy], mode: str, n: 
                 time.sleep(delay)
             a, b = divmod(i, 250)
             start = time.monotonic()
-            rev = writer.put(f"entity_view/LS-A/lsp/p{i % 2000}", VALUE.format(a=a % 250, b=b, h=i % 5000, t=i))
+            value = VALUE.format(a=a % 250, b=b, h=i % 5000, t=i)
+            rev = writer.put(f"entity_view/LS-A/lsp/p{i % 2000}", value)
             sent[rev] = start
         last_rev = max(sent)
         caught_up = True
@@ -167,7 +168,8 @@ def run_case(members: list[EtcdServer], proxies: list[GrpcProxy], mode: str, n: 
     reconnects = sum(w.watch.reconnects for w in watchers)
     bench_cpu = (me1.user - me0.user) + (me1.system - me0.system)
     return {
-        "mode": mode, "watchers": n, "changes": changes, "window_s": round(window, 2), "setup_s": round(setup_s, 2),
+        "mode": mode, "watchers": n, "changes": changes, "window_s": round(window, 2),
+        "setup_s": round(setup_s, 2),
         "etcd_idle_cpu_per_s": round(idle_rate, 4),
         "etcd_cpu_per_change_ms": round(1000 * cpu / changes, 3),
         "etcd_cpu_per_1k_events_per_watcher_s": round(cpu / changes / n * 1000, 4),
@@ -232,10 +234,12 @@ def main() -> int:
                     broke.append(f"{r['etcd_slow_watchers']:g} slow watchers")
                 if r["errors"]:
                     broke.append("; ".join(r["errors"]))
-                px = f"{r['proxy_cpu_per_change_ms']:12.3f}" if r["proxy_cpu_per_change_ms"] is not None else " " * 12
+                px_ms = r["proxy_cpu_per_change_ms"]
+                px = f"{px_ms:12.3f}" if px_ms is not None else " " * 12
                 print(f"{mode:8} {n:8} {r['etcd_cpu_per_change_ms']:11.3f} "
                       f"{r['etcd_cpu_per_1k_events_per_watcher_s']:11.4f} {px} {r['lat_p50_ms']:7.1f} "
-                      f"{r['lat_p99_ms']:7.1f} {r['all_watchers_p50_ms']:7.1f} {r['all_watchers_p99_ms']:7.1f} "
+                      f"{r['lat_p99_ms']:7.1f} {r['all_watchers_p50_ms']:7.1f} "
+                      f"{r['all_watchers_p99_ms']:7.1f} "
                       f"{r['bench_cpu_share']:9.2f}  {', '.join(broke) or '-'}", flush=True)
         summary = {}
         for mode in modes:

@@ -27,9 +27,9 @@ def sb() -> Iterator[NetnsSandbox]:
     workdir = f"/tmp/tn-e2e-gproxy-{os.getpid()}"
     s = NetnsSandbox(workdir=workdir, name_prefix="tng")
     try:
-        out = subprocess.run([sys.executable, "-m", "tuplenet.sandbox.cli", "up", "--grpc-proxy", "--hosts", "2",
-                              "--workdir", workdir, "--name-prefix", "tng"], capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run([sys.executable, "-m", "tuplenet.sandbox.cli", "up", "--grpc-proxy", "--hosts",
+                              "2", "--workdir", workdir, "--name-prefix", "tng"], capture_output=True,
+                             text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert re.search(r"^grpc-proxy \S+ between the relay and etcd, alive$", out.stdout, re.M), out.stdout
         s = NetnsSandbox(workdir=workdir, name_prefix="tng")

@@ -1,5 +1,6 @@
 """Agents' etcd traffic through `etcd grpc-proxy` (the fan-out tier): the store and a real agent cluster work
-through it, a proxy restart loses no watch event, and identical watches are coalesced into one etcd watcher."""
+through it, a proxy restart loses no watch event, and identical watches are coalesced into one etcd
+watcher."""
 
 from __future__ import annotations
 
@@ -56,8 +57,8 @@ def test_store_through_the_proxy(proxy: GrpcProxy, prefix: str) -> None:
         col = Collector(s.watch("k/", first))
         try:
             col.wait_revision(s.put("k/c", "3"))
-            assert [(e.type, e.kv.key) for e in col.events] == [("PUT", "k/a"), ("PUT", "k/b"), ("PUT", "k/leased"),
-                                                                ("DELETE", "k/leased"), ("PUT", "k/c")]
+            assert [(e.type, e.kv.key) for e in col.events] == [
+                ("PUT", "k/a"), ("PUT", "k/b"), ("PUT", "k/leased"), ("DELETE", "k/leased"), ("PUT", "k/c")]
         finally:
             col.stop()
 

@@ -1,4 +1,4 @@
-"""test_store_tls.py again over etcd's gRPC API: client-cert TLS, users, token expiry during a watch, restarts.
+"""test_store_tls.py again over etcd's gRPC API: client-cert TLS, users, token expiry in a watch, restarts.
 
 The tpctl and agent tests of that module are not repeated: tpctl stays on the gateway, the agent's start-up
 with bad credentials runs through the same Store.

@@ -48,9 +48,11 @@ def test_unknown_event_type_is_malformed() -> None:
 
 
 def test_range_dict_is_the_gateway_shape() -> None:
-    resp = pb.RangeResponse(header=pb.ResponseHeader(revision=9), kvs=[_kv(b"/p/k", b"v", 5)], more=True, count=3)
+    resp = pb.RangeResponse(header=pb.ResponseHeader(revision=9), kvs=[_kv(b"/p/k", b"v", 5)], more=True,
+                            count=3)
     assert _range_dict(resp) == {"header": {"revision": 9}, "more": True, "count": 3, "kvs": [
-        {"key": "L3Avaw==", "value": "dg==", "mod_revision": 5, "create_revision": 4, "version": 2, "lease": 7}]}
+        {"key": "L3Avaw==", "value": "dg==", "mod_revision": 5, "create_revision": 4, "version": 2,
+         "lease": 7}]}
 
 
 class _Err(grpc.RpcError):
@@ -75,10 +77,11 @@ def test_rpc_errors_map_like_gateway_errors() -> None:
 
 
 def test_connect_failures_are_named() -> None:
-    why, tls = describe_connect_failure("failed to connect: ... CERTIFICATE_VERIFY_FAILED: unable to get local "
-                                        "issuer certificate", True)
-    assert tls and why.startswith("etcd's certificate is not trusted: unable to get local issuer") and "--cacert" in why
-    why, tls = describe_connect_failure("failed to connect to all addresses; Unwrap failed (TSI_DATA_CORRUPTED)", True)
+    verify = "failed to connect: ... CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate"
+    why, tls = describe_connect_failure(verify, True)
+    assert tls and why.startswith("etcd's certificate is not trusted: unable to get local issuer")
+    assert "--cacert" in why
+    why, tls = describe_connect_failure("failed to connect; Unwrap failed (TSI_DATA_CORRUPTED)", True)
     assert tls and "--cert/--key" in why
     why, tls = describe_connect_failure("failed to connect to all addresses; Socket closed", False)
     assert not tls and "https://" in why
@@ -113,7 +116,8 @@ def test_fuzz_watch_answer_bytes(data: bytes, plen: int) -> None:
         return
     assert isinstance(msg, WatchMessage)
     for e in msg.events:
-        assert e.type in ("PUT", "DELETE") and isinstance(e.kv.key, str) and isinstance(e.kv.mod_revision, int)
+        assert e.type in ("PUT", "DELETE") and isinstance(e.kv.key, str)
+        assert isinstance(e.kv.mod_revision, int)
 
 
 def test_range_requests_built_directly_equal_the_json_mapping() -> None:

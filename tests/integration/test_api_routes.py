@@ -123,6 +123,24 @@ def test_patch_port(client):
     err(client.post("/switches/nope/patch-ports", body), 404)
 
 
+def test_mirrors(client):
+    ok(client.post("/switches", {"name": "ls1"}), 201)
+    ok(client.post("/switches/ls1/ports", {"name": "vm1", "ip": "10.0.0.2"}), 201)
+    body = {"name": "m1", "port": "ls1/vm1", "target": "erspan:192.0.2.9:7", "direction": "in"}
+    r = client.post("/mirrors", body)
+    assert ok(r, 201) == {"name": "m1", "port": "ls1/vm1", "switch": "ls1", "lsp": "vm1", "direction": "in",
+                          "target": "erspan:192.0.2.9:7"}
+    assert r.headers["location"] == "/api/v2/mirrors/m1"
+    assert [m["name"] for m in ok(client.get("/mirrors"))] == ["m1"]
+    assert ok(client.get("/mirrors/m1"))["target"] == "erspan:192.0.2.9:7"
+    err(client.post("/mirrors", body), 409)
+    err(client.post("/mirrors", {**body, "name": "m2", "target": "carrier-pigeon:x"}), 400)
+    err(client.post("/mirrors", {**body, "name": "m3", "port": "ls1/nope"}), 404)
+    ok(client.delete("/mirrors/m1"), 204)
+    err(client.get("/mirrors/m1"), 404)
+    err(client.delete("/mirrors/m1"), 404)
+
+
 def test_routers_links_ports_routes_nats(client, etcd, prefix, store):
     assert ok(client.post("/routers", {"name": "lr1"}), 201) == {"name": "lr1", "id": 1, "chassis": None}
     r = client.post("/routers", {"name": "edge", "chassis": "hv9"})
@@ -330,7 +348,7 @@ def test_openapi_document_is_served_and_committed(client):
     assert served == committed, "docs/openapi.json is stale: run .venv/bin/python -m tuplenet.api.openapi"
     assert served["security"] == [{"bearer": []}]
     ops = {(m.upper(), p) for p, item in served["paths"].items() for m in item}
-    assert len(ops) == 40 and ("POST", "/api/v2/switches/{switch}/ports") in ops
+    assert len(ops) == 44 and ("POST", "/api/v2/switches/{switch}/ports") in ops and ("POST", "/api/v2/mirrors") in ops
 
 
 def test_request_bodies_over_the_limit_get_413(api):

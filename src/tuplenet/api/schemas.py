@@ -23,6 +23,13 @@ class SwitchIn(_In):
     name: str = Name
 
 
+class MirrorIn(_In):
+    name: str = Name
+    port: str = Field(description="the mirrored switch port as SWITCH/PORT")
+    target: str = Field(description="local:<ovs port> | erspan:<ip>[:<session>] | geneve:<ip>[:<vni>]")
+    direction: str = Field("both", description="in (what the VM sends), out (what it receives) or both")
+
+
 class SwitchPortIn(_In):
     """A switch port with a given `ip`, or with the first free address of `subnet` (IPAM) when `ip` is absent."""
 
@@ -78,6 +85,15 @@ class NatIn(_In):
 class Switch(_Out):
     name: str
     id: int
+
+
+class MirrorOut(_Out):
+    name: str
+    port: str
+    switch: str
+    lsp: str
+    direction: str
+    target: str
 
 
 class Router(_Out):

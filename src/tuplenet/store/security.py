@@ -8,6 +8,8 @@ tpctl, the agent and any later client call add_arguments() on their parser and f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .errors import StoreError, TLSError
 
 TYPE_CHECKING = False  # typing and argparse stay unloaded: tpcni and tpctl --version pass through here
@@ -21,26 +23,21 @@ ENV = {"cacert": "ETCDCTL_CACERT", "cert": "ETCDCTL_CERT", "key": "ETCDCTL_KEY",
        "password": "ETCDCTL_PASSWORD"}
 
 
+@dataclass(frozen=True)
 class EtcdSecurity:
     """How to reach a secured etcd: CA bundle, client certificate + key, and an etcd user.
 
     Without `cacert` an https endpoint is checked against the system CAs. Any of cacert/cert makes endpoints
-    given without a scheme use https (as etcdctl does). `password` is kept out of repr(). An immutable value
-    (equality and hash by its fields), written out rather than a dataclass: every short-lived client passes
-    through this module, and the dataclasses import is a measurable share of their start.
+    given without a scheme use https (as etcdctl does). `password` is kept out of repr().
     """
 
-    __slots__ = ("cacert", "cert", "key", "user", "password")
-    cacert: str | None
-    cert: str | None
-    key: str | None
-    user: str | None
-    password: str | None
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    user: str | None = None
+    password: str | None = None
 
-    def __init__(self, cacert: str | None = None, cert: str | None = None, key: str | None = None,
-                 user: str | None = None, password: str | None = None) -> None:
-        for name, value in zip(self.__slots__, (cacert, cert, key, user, password), strict=True):
-            object.__setattr__(self, name, value)
+    def __post_init__(self) -> None:
         if bool(self.cert) != bool(self.key):
             raise StoreError("--cert and --key must be given together (client certificate and its key)")
         if self.user is not None and not self.user:
@@ -48,26 +45,6 @@ class EtcdSecurity:
         if self.user and self.password is None:
             raise StoreError(f"no password for etcd user {self.user!r}: use --user {self.user}:PASSWORD, "
                              "--password or ETCDCTL_PASSWORD")
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: EtcdSecurity is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: EtcdSecurity is immutable")
-
-    def _fields(self) -> tuple[str | None, ...]:
-        return (self.cacert, self.cert, self.key, self.user, self.password)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._fields() == other._fields()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __reduce__(self) -> tuple[type[EtcdSecurity], tuple[str | None, ...]]:
-        return EtcdSecurity, self._fields()  # copy and pickle through __init__ (no setattr on a frozen value)
 
     def __repr__(self) -> str:
         parts = [f"{k}={v!r}" for k, v in (("cacert", self.cacert), ("cert", self.cert), ("key", self.key),

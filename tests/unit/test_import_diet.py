@@ -85,4 +85,4 @@ def test_tpcni_loads_no_argparse_http_client_tls_or_agent(command: str) -> None:
     modules = set(out.stdout.split())
     assert "tuplenet.store.store" in modules and "tuplenet.control" in modules
     assert present(modules, [*HEAVY, *DAEMON, "tuplenet.agent", "argparse", "tuplenet.store.watch",
-                             "tuplenet.store.lease", "logging"]) == []
+                             "tuplenet.store.lease", "logging", "random"]) == []

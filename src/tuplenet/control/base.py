@@ -8,7 +8,6 @@ in success or in the precise error the new state warrants (e.g. "port exists"), 
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -219,6 +218,8 @@ class Core:
             self.ensure_version()
             # Jittered exponential backoff (capped at 0.1 s): twenty writers racing for one switch's next free
             # address must all get through, one per round, instead of giving up together.
+            import random  # only a lost race needs it: ~2 ms of every tpctl/tpcni start otherwise
+
             time.sleep(random.uniform(0, min(0.1, 0.002 * 2 ** attempt)))
         raise Conflict(f"gave up after {self.attempts} attempts: the data kept changing concurrently; "
                        "nothing was written")

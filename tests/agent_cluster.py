@@ -133,6 +133,28 @@ def tutorial(c: Cluster) -> dict[str, LSP]:
     }
 
 
+def derived_mac(ip: str) -> str:
+    """The MAC tpctl derives from an IP (f2:01 + the address bytes)."""
+    return "f2:01:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+
+
+def router_chain(c: Cluster) -> None:
+    """0.3's static-route chain: LS-A–LR-A(hv1)–LS-B–LR-B(hv2)–LS-C–LR-C(hv1)–LS-D–LR-D(hv2)."""
+    c.put(LS("LS-A", 1), LS("LS-B", 2), LS("LS-C", 3), LS("LS-D", 4),
+          LR("LR-A", 11, "hv1"), LR("LR-B", 12, "hv2"), LR("LR-C", 13, "hv1"), LR("LR-D", 14, "hv2"))
+    for lr, ls, ip in (("LR-A", "LS-A", "10.10.1.1"), ("LR-A", "LS-B", "10.10.2.1"),
+                       ("LR-B", "LS-B", "10.10.2.2"), ("LR-B", "LS-C", "10.10.3.2"),
+                       ("LR-C", "LS-C", "10.10.3.3"), ("LR-C", "LS-D", "10.10.4.3"),
+                       ("LR-D", "LS-D", "10.10.4.4")):
+        c.link(lr, ls, ip, 24, derived_mac(ip))
+    fwd, back = "10.10.4.0", "10.10.1.0"
+    c.put(LSR("LR-A", "fwd", fwd, 24, "10.10.2.2", "LR-A_to_LS-B"),
+          LSR("LR-B", "fwd", fwd, 24, "10.10.3.3", "LR-B_to_LS-C"),
+          LSR("LR-B", "back", back, 24, "10.10.2.1", "LR-B_to_LS-B"),
+          LSR("LR-C", "back", back, 24, "10.10.3.2", "LR-C_to_LS-C"),
+          LSR("LR-D", "back", back, 24, "10.10.4.3", "LR-D_to_LS-D"))
+
+
 @pytest.fixture
 def cluster(sim3: SimNetwork, etcd, prefix: str) -> Iterator[Cluster]:
     c = Cluster(sim3, etcd.endpoint, prefix)

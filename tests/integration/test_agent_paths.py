@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent_cluster import Cluster
-from tuplenet.model import LR, LS, LSP, LSR
+from agent_cluster import Cluster, router_chain
+from agent_cluster import derived_mac as _mac
+from tuplenet.model import LR, LS, LSP
 from tuplenet.sandbox import packets as P
 
 
@@ -14,32 +15,11 @@ def icmp(src_mac, dst_mac, src_ip, dst_ip, ttl=64, type=8):
     return P.icmp_frame(src_mac, dst_mac, src_ip, dst_ip, ttl=ttl, type=type)
 
 
-def _mac(ip: str) -> str:
-    return "f2:01:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
-
-
-def chain(c: Cluster) -> None:
-    """0.3's static-route chain: LS-A–LR-A(hv1)–LS-B–LR-B(hv2)–LS-C–LR-C(hv1)–LS-D–LR-D(hv2)."""
-    c.put(LS("LS-A", 1), LS("LS-B", 2), LS("LS-C", 3), LS("LS-D", 4),
-          LR("LR-A", 11, "hv1"), LR("LR-B", 12, "hv2"), LR("LR-C", 13, "hv1"), LR("LR-D", 14, "hv2"))
-    for lr, ls, ip in (("LR-A", "LS-A", "10.10.1.1"), ("LR-A", "LS-B", "10.10.2.1"),
-                       ("LR-B", "LS-B", "10.10.2.2"), ("LR-B", "LS-C", "10.10.3.2"),
-                       ("LR-C", "LS-C", "10.10.3.3"), ("LR-C", "LS-D", "10.10.4.3"),
-                       ("LR-D", "LS-D", "10.10.4.4")):
-        c.link(lr, ls, ip, 24, _mac(ip))
-    fwd, back = "10.10.4.0", "10.10.1.0"
-    c.put(LSR("LR-A", "fwd", fwd, 24, "10.10.2.2", "LR-A_to_LS-B"),
-          LSR("LR-B", "fwd", fwd, 24, "10.10.3.3", "LR-B_to_LS-C"),
-          LSR("LR-B", "back", back, 24, "10.10.2.1", "LR-B_to_LS-B"),
-          LSR("LR-C", "back", back, 24, "10.10.3.2", "LR-C_to_LS-C"),
-          LSR("LR-D", "back", back, 24, "10.10.4.3", "LR-D_to_LS-D"))
-
-
 def test_chain_of_routers_pinned_alternately_to_two_hosts(cluster: Cluster) -> None:
     """The frame crosses hv1→hv2→hv1→hv2: each hop leaves through the tunnel it came in on, which OpenFlow
     silently refuses unless the pipeline says so."""
     c = cluster
-    chain(c)
+    router_chain(c)
     a = c.vm("hv1", "LS-A", "vma", "10.10.1.10", _mac("10.10.1.10"))
     d = c.vm("hv2", "LS-D", "vmd", "10.10.4.10", _mac("10.10.4.10"))
     c.start_agents("hv1", "hv2")

@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-from agent_cluster import Cluster, tutorial
+from agent_cluster import Cluster, derived_mac, router_chain, tutorial
 from tuplenet.agent import check
 from tuplenet.agent.flow import fmt_ip, fmt_mac
-from tuplenet.model import LNAT, LR, LS, LSR
+from tuplenet.model import LNAT
 from tuplenet.sandbox import packets as P
 from tuplenet.sandbox.ovsd import OvsSim
 from tuplenet.trace.fabric import Fabric, Model
@@ -20,27 +20,6 @@ from tuplenet.trace.interp import HopTrace
 from tuplenet.trace.packet import decode_frame
 
 _TABLE = re.compile(r"^\s*(\d+)\. (.*)$")
-
-
-def _mac(ip: str) -> str:
-    return "f2:01:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
-
-
-def chain(c: Cluster) -> None:
-    """0.3's static-route chain: LS-A–LR-A(hv1)–LS-B–LR-B(hv2)–LS-C–LR-C(hv1)–LS-D–LR-D(hv2)."""
-    c.put(LS("LS-A", 1), LS("LS-B", 2), LS("LS-C", 3), LS("LS-D", 4),
-          LR("LR-A", 11, "hv1"), LR("LR-B", 12, "hv2"), LR("LR-C", 13, "hv1"), LR("LR-D", 14, "hv2"))
-    for lr, ls, ip in (("LR-A", "LS-A", "10.10.1.1"), ("LR-A", "LS-B", "10.10.2.1"),
-                       ("LR-B", "LS-B", "10.10.2.2"), ("LR-B", "LS-C", "10.10.3.2"),
-                       ("LR-C", "LS-C", "10.10.3.3"), ("LR-C", "LS-D", "10.10.4.3"),
-                       ("LR-D", "LS-D", "10.10.4.4")):
-        c.link(lr, ls, ip, 24, _mac(ip))
-    fwd, back = "10.10.4.0", "10.10.1.0"
-    c.put(LSR("LR-A", "fwd", fwd, 24, "10.10.2.2", "LR-A_to_LS-B"),
-          LSR("LR-B", "fwd", fwd, 24, "10.10.3.3", "LR-B_to_LS-C"),
-          LSR("LR-B", "back", back, 24, "10.10.2.1", "LR-B_to_LS-B"),
-          LSR("LR-C", "back", back, 24, "10.10.3.2", "LR-C_to_LS-C"),
-          LSR("LR-D", "back", back, 24, "10.10.4.3", "LR-D_to_LS-D"))
 
 
 def ofproto_trace(host: OvsSim, spec: str, frame: bytes | None = None) -> tuple[list[int], str, str]:
@@ -198,17 +177,17 @@ def test_tutorial_corpus_matches_ofproto_trace(cluster: Cluster) -> None:
 
 def test_router_chain_corpus_matches_ofproto_trace(cluster: Cluster) -> None:
     c = cluster
-    chain(c)
-    a = c.vm("hv1", "LS-A", "vma", "10.10.1.10", _mac("10.10.1.10"))
-    d = c.vm("hv2", "LS-D", "vmd", "10.10.4.10", _mac("10.10.4.10"))
+    router_chain(c)
+    a = c.vm("hv1", "LS-A", "vma", "10.10.1.10", derived_mac("10.10.1.10"))
+    d = c.vm("hv2", "LS-D", "vmd", "10.10.4.10", derived_mac("10.10.4.10"))
     c.start_agents("hv1", "hv2")
     c.wait_converged("hv1", "hv2")
     fab = fabric_of(c, "hv1", "hv2")
-    hops = compare(c, fab, "hv1", "vma", P.icmp_frame(a.mac, _mac("10.10.1.1"), a.ip, d.ip))
+    hops = compare(c, fab, "hv1", "vma", P.icmp_frame(a.mac, derived_mac("10.10.1.1"), a.ip, d.ip))
     assert [h.trace.chassis for h in hops] == ["hv1", "hv2", "hv1", "hv2"]
-    compare(c, fab, "hv1", "vma", P.icmp_frame(a.mac, _mac("10.10.1.1"), a.ip, d.ip, ttl=2))  # dies in LR-B
-    compare(c, fab, "hv1", "vma", P.icmp_frame(a.mac, _mac("10.10.1.1"), a.ip, "10.10.4.4"))  # echo from LR-D
-    back = compare(c, fab, "hv2", "vmd", P.icmp_frame(d.mac, _mac("10.10.4.3"), d.ip, a.ip, type=0))
+    compare(c, fab, "hv1", "vma", P.icmp_frame(a.mac, derived_mac("10.10.1.1"), a.ip, d.ip, ttl=2))  # dies in LR-B
+    compare(c, fab, "hv1", "vma", P.icmp_frame(a.mac, derived_mac("10.10.1.1"), a.ip, "10.10.4.4"))  # echo from LR-D
+    back = compare(c, fab, "hv2", "vmd", P.icmp_frame(d.mac, derived_mac("10.10.4.3"), d.ip, a.ip, type=0))
     assert back[-1].trace.chassis == "hv1"
 
 

@@ -25,10 +25,8 @@ import grpc
 
 from .auth import Auth, token_refused
 from .errors import (
-    GRPC_INVALID_ARGUMENT,
     GRPC_UNAUTHENTICATED,
     GRPC_UNAVAILABLE,
-    AuthFailed,
     Compacted,
     MalformedAnswer,
     StoreError,
@@ -43,6 +41,7 @@ from .transport import (
     BACKOFF_MIN,
     TLS_PASSES,
     EtcdError,
+    authenticate,
     one_line,
     parse_endpoints,
 )
@@ -343,21 +342,7 @@ class GrpcTransport:
             raise MalformedAnswer(f"etcd {path}: malformed answer ({one_line(str(exc), 160)})") from None
 
     def _authenticate(self, user: str, password: str, timeout: float | None) -> str:
-        try:
-            answer = self.request("/v3/auth/authenticate", {"name": user, "password": password},
-                                  timeout=timeout)
-        except EtcdError as exc:
-            text = str(exc)
-            if "authentication is not enabled" in text:
-                return ""
-            if exc.code == GRPC_INVALID_ARGUMENT or "authentication failed" in text:
-                raise AuthFailed(f"etcd authentication as user {user!r} failed: "
-                                 f"{text.split(': ', 1)[-1]}") from None
-            raise
-        token = answer.get("token")
-        if not isinstance(token, str) or not token.isascii() or not token.isprintable() or " " in token:
-            raise MalformedAnswer("etcd Authenticate: the answer has no usable token")
-        return token
+        return authenticate(self.request, user, password, timeout)
 
     def close(self) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections import namedtuple
+from collections.abc import Callable
 
 from .auth import Auth
 from .errors import (
@@ -154,6 +155,25 @@ def decode_answer(path: str, data: bytes) -> dict[str, Any]:
         snippet = one_line(data[:200].decode("utf-8", "replace"), 80)
         raise MalformedAnswer(f"etcd {path}: the answer is not a JSON object: {snippet!r}")
     return answer
+
+
+def authenticate(request: Callable[..., dict], user: str, password: str, timeout: float | None) -> str:
+    """A fresh token for `user` ("" if etcd has authentication disabled), through either transport's
+    `request` (the gRPC one maps the same path to Auth.Authenticate)."""
+    try:
+        answer = request("/v3/auth/authenticate", {"name": user, "password": password}, timeout=timeout)
+    except EtcdError as exc:
+        text = str(exc)
+        if "authentication is not enabled" in text:
+            return ""
+        if exc.code == GRPC_INVALID_ARGUMENT or "authentication failed" in text:
+            raise AuthFailed(f"etcd authentication as user {user!r} failed: "
+                             f"{text.split(': ', 1)[-1]}") from None
+        raise
+    token = answer.get("token")
+    if not isinstance(token, str) or not token.isascii() or not token.isprintable() or " " in token:
+        raise MalformedAnswer("etcd /v3/auth/authenticate: the answer has no usable token")
+    return token
 
 
 class Transport:
@@ -328,22 +348,7 @@ class Transport:
             delay = min(delay * 2, BACKOFF_MAX)
 
     def _authenticate(self, user: str, password: str, timeout: float | None) -> str:
-        """A fresh token for `user` ("" if etcd has authentication disabled)."""
-        try:
-            answer = self.request("/v3/auth/authenticate", {"name": user, "password": password},
-                                  timeout=timeout)
-        except EtcdError as exc:
-            text = str(exc)
-            if "authentication is not enabled" in text:
-                return ""
-            if exc.code == GRPC_INVALID_ARGUMENT or "authentication failed" in text:
-                raise AuthFailed(f"etcd authentication as user {user!r} failed: "
-                                 f"{text.split(': ', 1)[-1]}") from None
-            raise
-        token = answer.get("token")
-        if not isinstance(token, str) or not token.isascii() or not token.isprintable() or " " in token:
-            raise MalformedAnswer("etcd /v3/auth/authenticate: the answer has no usable token")
-        return token
+        return authenticate(self.request, user, password, timeout)
 
     def _failure_detail(self, failures: dict[str, str]) -> str:
         return "; ".join(f"{name}: {why}" for name, why in failures.items())

@@ -26,7 +26,7 @@ from .ovsdb import LocalOvs, OvsdbError, OvsState
 from .pinctrl import PacketIns
 from .pipeline import mirror
 from .readiness import Readiness
-from .status import build_status, write_status
+from .status import build_status, release_free_memory, write_status
 from .view import View
 
 log = logging.getLogger("tuplenet")
@@ -141,6 +141,7 @@ class Agent:
         phase("compute")
         self._reconcile()
         phase("install")
+        release_free_memory()
         self._side_effects()
         phase("tunnels requested")
         self.presence = ChassisPresence(self.store, sid, cfg.tunnel_ip, cfg.liveness_ttl)
@@ -271,6 +272,8 @@ class Agent:
                 log.error("flow reconcile failed: %s", exc)
                 self.q.put(("ofconnect",))
                 time.sleep(0.2)
+        if len(changed) > 1000:  # a burst (thousands of tunnels coming up, a re-listing): return its scratch
+            release_free_memory()
         if topo or changed or reconnect or (self.binder.next_due() or float("inf")) <= time.monotonic():
             guard("side effects (tunnels, patch ports, bindings)", self._side_effects, changed)
             guard("chassis registration", self._register)

@@ -61,7 +61,7 @@ class View:
 
     def __init__(self) -> None:
         self.facts: dict[tuple, Any] = {}
-        self.index: dict[tuple, set[tuple]] = {}
+        self.index: dict[tuple, set[tuple] | tuple] = {}  # a 1-tuple for a single member, else a set
         # etcd create revision of each record: "first come" among duplicates survives restarts and
         # re-listings, unlike arrival order. Absent (0) for local facts and in pure tests.
         self.created: dict[tuple, int] = {}
@@ -89,17 +89,29 @@ class View:
         else:
             self.facts[key] = obj
         changed.add(key)
+        index = self.index
         for ik in old_idx:
             if ik not in new_idx:
-                s = self.index.get(ik)
-                if s is not None:
+                s = index.get(ik)
+                if type(s) is tuple:
+                    if s == (key,):
+                        del index[ik]
+                elif s is not None:
                     s.discard(key)
                     if not s:
-                        del self.index[ik]
+                        del index[ik]
                 changed.add(ik)
         for ik in new_idx:
             if ik not in old_idx:
-                self.index.setdefault(ik, set()).add(key)
+                # Most index entries have one member (a MAC, an IP, a name): a 1-tuple costs a fifth of a set.
+                s = index.get(ik)
+                if s is None:
+                    index[ik] = (key,)
+                elif type(s) is tuple:
+                    if s[0] != key:
+                        index[ik] = {s[0], key}
+                else:
+                    s.add(key)
                 changed.add(ik)
         # An index changes only with its membership; readers that use a member's fields read the member
         # itself and so depend on it directly.

@@ -45,6 +45,22 @@ class Auth:
                 self._token = self._authenticate(self.user, self._password, timeout)
             return self._token
 
+    def send(self, request: Callable[[str | None], dict], etcd_error: type[StoreError],
+             timeout: float | None) -> dict:
+        """request(token) with the current token; once more with a fresh one when etcd refuses it (the refused
+        request never ran, so resending is safe even for writes). Shared by both transports."""
+        token = self.token(timeout)
+        try:
+            return request(token)
+        except etcd_error as exc:
+            if not self.rejected(exc):
+                raise self.explain(exc) from None
+        token = self.token(timeout, stale=token)
+        try:
+            return request(token)
+        except etcd_error as exc:
+            raise self.explain(exc) from None
+
     def rejected(self, exc: StoreError) -> bool:
         """True if `exc` is etcd refusing our token, which a fresh token cures (only with a user to log in)."""
         code = getattr(exc, "code", 0)

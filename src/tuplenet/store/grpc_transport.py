@@ -223,17 +223,7 @@ class GrpcTransport:
              timeout: float | None = None) -> dict[str, Any]:
         """The gateway's call(): `body` and the answer in the gateway's JSON shapes; one re-auth on a refused
         token."""
-        token = self.auth.token(timeout)
-        try:
-            return self.request(path, body, idempotent, timeout, token)
-        except EtcdError as exc:
-            if not self.auth.rejected(exc):
-                raise self.auth.explain(exc) from None
-        token = self.auth.token(timeout, stale=token)
-        try:
-            return self.request(path, body, idempotent, timeout, token)
-        except EtcdError as exc:
-            raise self.auth.explain(exc) from None
+        return self.auth.send(lambda token: self.request(path, body, idempotent, timeout, token), EtcdError, timeout)
 
     def request(self, path: str, body: dict[str, Any], idempotent: bool = True, timeout: float | None = None,
                 token: str | None = None) -> dict[str, Any]:

@@ -289,17 +289,7 @@ class Transport:
         With a user configured the request carries a token, fetched on first use and again when etcd says it
         expired (the refused request did not run, so it is sent again even if not idempotent).
         """
-        token = self.auth.token(timeout)
-        try:
-            return self.request(path, body, idempotent, timeout, token)
-        except EtcdError as exc:
-            if not self.auth.rejected(exc):
-                raise self.auth.explain(exc) from None
-        token = self.auth.token(timeout, stale=token)
-        try:
-            return self.request(path, body, idempotent, timeout, token)
-        except EtcdError as exc:
-            raise self.auth.explain(exc) from None
+        return self.auth.send(lambda token: self.request(path, body, idempotent, timeout, token), EtcdError, timeout)
 
     def request(self, path: str, body: dict[str, Any], idempotent: bool = True, timeout: float | None = None,
                 token: str | None = None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from first_ping import first_ping as ping_from
 from tuplenet.cni.runtime import Runtime, write_launcher
 from tuplenet.control import Controller
 from tuplenet.sandbox.netns import NetnsSandbox
@@ -45,11 +46,7 @@ def ms(values: list[float]) -> dict[str, float]:
 
 
 def first_ping(netns: str, ip: str, t0: float, timeout: float = 20.0) -> float:
-    while time.perf_counter() - t0 < timeout:
-        r = subprocess.run(["nsenter", f"--net={netns}", "ping", "-c1", "-W0.2", ip], capture_output=True)
-        if r.returncode == 0:
-            return time.perf_counter() - t0
-    raise TimeoutError(f"no reply from {ip} within {timeout}s")
+    return ping_from(["--net=" + netns], ip, t0, timeout)
 
 
 def main() -> None:

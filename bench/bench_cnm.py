@@ -19,9 +19,9 @@ import os
 import shutil
 import socket
 import statistics
-import subprocess
 import time
 
+from first_ping import first_ping as ping_from
 from tuplenet.cnm.lab import IMAGE, Dockerd, build_image_tar, docker_missing, start_driver
 from tuplenet.control import Controller
 from tuplenet.sandbox.netns import NetnsSandbox
@@ -61,11 +61,7 @@ def plugin_call(sock: str, method: str, body: dict) -> dict:
 
 
 def first_ping(pid: int, ip: str, t0: float, timeout: float = 30.0) -> float:
-    while time.perf_counter() - t0 < timeout:
-        r = subprocess.run(["nsenter", "-t", str(pid), "-n", "ping", "-c1", "-W0.2", ip], capture_output=True)
-        if r.returncode == 0:
-            return time.perf_counter() - t0
-    raise TimeoutError(f"no reply from {ip} within {timeout}s")
+    return ping_from(["-t", str(pid), "-n"], ip, t0, timeout)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ _CT = frozenset({"ct_state", "ct_zone"})
 _ANY_MATCH = _REGS | _L2 | _L3 | _L4 | _ARP | _CT | {"metadata", "in_port"}
 
 DEFAULT_BAND = (0, 0)
+_NAT_MATCH = frozenset({"metadata", "dl_type", "nw_src", "nw_dst"})
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,10 @@ STAGES: tuple[Stage, ...] = (
     _s("ls_in_hook", 2, ("third_party",), "third_party", "hand-off to third-party flows"),
     _s("third_party", 201, ("ls_in_arp_ctl",), "ls_in_arp_ctl",
        "other software's flows live here (their cookies); ours only pass through"),
-    _s("ls_in_arp_ctl", 3, ("ls_in_acl",), "ls_in_acl", "ARP to the controller (on-demand, edges)"),
+    _s("ls_in_arp_ctl", 3, ("ls_in_acl",), "ls_in_acl",
+       "ARP to the controller (on-demand, edges): a gateway learns replies from its physical side and "
+       "resolves unknown next hops (zero MAC) by ARP",
+       matches={"metadata", "dl_type", "dl_dst", "arp_op", "reg0"}, bands=(("default", 0, 0), ("gateway", 2, 2))),
     _reserved("ls_in_acl", 8, "ls_in_lb", "ACLs / security groups, ingress"),
     _reserved("ls_in_lb", 9, "ls_in_qos", "load balancer on switches"),
     _reserved("ls_in_qos", 10, "ls_in_mirror", "QoS marking and policing, ingress"),
@@ -113,24 +117,43 @@ STAGES: tuple[Stage, ...] = (
     _s("lr_in_ttl", 32, ("lr_in_unsnat",), None, "TTL: expired packets go to the agent (metered), others -1",
        matches={"dl_type", "nw_ttl", "nw_src"}, sets={"nw_ttl"},
        bands=(("default", 0, 0), ("expired", 2, 2))),
-    _s("lr_in_unsnat", 33, ("lr_in_lb",), "lr_in_lb", "un-SNAT replies (edges)"),
+    _s("lr_in_unsnat", 33, ("lr_in_unsnat_ct", "lr_in_lb"), "lr_in_lb",
+       "un-SNAT replies through the router's conntrack zone; floating IPs rewritten statelessly",
+       matches=_NAT_MATCH, sets={"nw_dst"}, bands=(("default", 0, 0), ("unsnat", 1, 1), ("floating", 2, 2))),
+    _s("lr_in_unsnat_ct", 40, ("lr_in_lb",), "lr_in_lb", "after un-SNAT conntrack (recirculation target)"),
     _reserved("lr_in_lb", 34, "lr_in_dnat", "load balancer on routers"),
-    _s("lr_in_dnat", 35, ("lr_in_route",), "lr_in_route", "DNAT (edges)"),
+    _s("lr_in_dnat", 35, ("lr_in_dnat_ct", "lr_in_route"), "lr_in_route",
+       "DNAT of new connections to a /32 (commit in the router's zone)",
+       matches=_NAT_MATCH, bands=(("default", 0, 0), ("dnat", 33, 33))),
+    _s("lr_in_dnat_ct", 41, ("lr_in_route",), "lr_in_route", "after DNAT conntrack (recirculation target)"),
     _s("lr_in_route", 37, ("lr_in_ecmp", "drop"), "drop", "longest prefix match over connected + static routes",
        matches={"metadata", "dl_type", "nw_dst"}, sets={"reg1", "reg2", "reg3", "dl_src"},
        bands=(("default", 0, 0), ("route", 1, 33 << 10))),
     _s("lr_in_ecmp", 38, ("lr_out_start",), "lr_out_start", "equal-cost next hops (edges)"),
     # ---- logical router egress
     _s("lr_out_start", 50, ("lr_out_undnat",), "lr_out_undnat", "router egress"),
-    _s("lr_out_undnat", 51, ("lr_out_snat",), "lr_out_snat", "un-DNAT replies (edges)"),
-    _s("lr_out_snat", 53, ("lr_out_nexthop",), "lr_out_nexthop", "SNAT (edges)"),
+    _s("lr_out_undnat", 51, ("lr_out_undnat_ct", "lr_out_snat"), "lr_out_snat",
+       "un-DNAT replies through the router's zone; floating IPs rewritten statelessly",
+       matches=_NAT_MATCH, sets={"nw_src", "dl_src"},
+       bands=(("default", 0, 0), ("undnat", 1, 1), ("floating", 2, 2))),
+    _s("lr_out_undnat_ct", 52, ("lr_out_snat",), "lr_out_snat",
+       "after un-DNAT conntrack: the NAT address's MAC as source", matches=_NAT_MATCH, sets={"dl_src"},
+       bands=(("default", 0, 0), ("nat_mac", 1, 1))),
+    _s("lr_out_snat", 53, ("lr_out_snat_ct", "lr_out_nexthop"), "lr_out_nexthop",
+       "SNAT (longest prefix wins; commit in the router's zone)", matches=_NAT_MATCH,
+       bands=(("default", 0, 0), ("snat", 1, 33))),
+    _s("lr_out_snat_ct", 54, ("lr_out_nexthop",), "lr_out_nexthop",
+       "after SNAT conntrack: the NAT address's MAC as source", matches=_NAT_MATCH, sets={"dl_src"},
+       bands=(("default", 0, 0), ("nat_mac", 1, 1))),
     _s("lr_out_nexthop", 55, ("lr_out_to_switch",), "lr_out_to_switch", "reserved for next-hop rewrites"),
     _s("lr_out_to_switch", 57, ("ls_mac_bind", "ls_in_start", "drop"), "drop",
        "into the next switch, resolving the next hop's MAC there",
        matches={"metadata", "reg1"}, sets={"dl_dst", "metadata", "reg0"},
        bands=(("default", 0, 0), ("port", 1, 1))),
-    _s("ls_mac_bind", 59, (), "", "next hop IP in a switch -> MAC (a subroutine; unknown keeps the zero MAC)",
-       matches={"metadata", "reg2"}, sets={"dl_dst"}, bands=(("default", 0, 0), ("binding", 1, 1))),
+    _s("ls_mac_bind", 59, (), "",
+       "next hop IP in a switch -> MAC (a subroutine; unknown keeps the zero MAC); gateways add learned ones "
+       "per router port (reg3)",
+       matches={"metadata", "reg2", "reg3"}, sets={"dl_dst"}, bands=(("default", 0, 0), ("binding", 1, 1))),
     # ---- shared
     _s("to_chassis", 93, (), "", "chassis (tunnel IP in reg9) -> its tunnel port (a subroutine)",
        matches={"reg9"}, sets={"reg4", "reg5", "in_port", "tun_dst"},

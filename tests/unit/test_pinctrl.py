@@ -94,3 +94,50 @@ def test_handler_failures_are_counted_not_raised() -> None:
     pins.handle(Broken())
     pins.handle(object())  # no attributes at all
     assert pins.status()["errors"] == 1 and pins.status()["by_op"] == {"no_opcode": 1, "ttl_exceeded": 1}
+
+
+@dataclass
+class PausedPin(Pin):
+    continuation: bytes | None = b"cont"
+
+
+class ResumingConn(Conn):
+    def __init__(self) -> None:
+        super().__init__()
+        self.resumed: list = []
+
+    def resume(self, pin, data=None) -> None:
+        self.resumed.append(pin)
+
+
+def test_opcode_registry_routes_to_the_handler_and_names_the_counters() -> None:
+    pins = PacketIns(Conn(), View())
+    seen: list = []
+    pins.register(0x77, "probe", seen.append)
+    p = Pin(frame("10.0.0.1"), userdata=(0x77).to_bytes(4, "big") + b"extra")
+    pins.handle(p)
+    assert seen == [p]
+    assert pins.status()["by_op"] == {"probe": 1} and pins.status()["handled"] == 1
+    assert pins.opcodes()[0x77] == "probe" and pins.opcodes()[T.OP_TTL_EXCEEDED] == "ttl_exceeded"
+    try:
+        pins.register(0x77, "other", lambda pin: None)
+    except ValueError as exc:
+        assert "0x77" in str(exc) and "probe" in str(exc)
+    else:
+        raise AssertionError("a second handler for one opcode must be refused")
+
+
+def test_a_paused_packet_dropped_by_the_rate_limit_is_resumed_not_lost() -> None:
+    conn = ResumingConn()
+    pins = PacketIns(conn, View(), source_rate=1, source_burst=1)
+    handled: list = []
+    pins.register(0x78, "paused", handled.append)
+    pins.register(0x79, "unlimited", handled.append, limited=False)
+    a, b = (PausedPin(frame("10.0.0.1"), userdata=(0x78).to_bytes(4, "big")) for _ in range(2))
+    pins.handle(a)
+    pins.handle(b)
+    assert handled == [a] and conn.resumed == [b]
+    c = [PausedPin(frame("10.0.0.1"), userdata=(0x79).to_bytes(4, "big")) for _ in range(5)]
+    for p in c:
+        pins.handle(p)
+    assert handled == [a, *c]  # an unlimited opcode (trace) is never rate-limited

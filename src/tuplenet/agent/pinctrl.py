@@ -73,7 +73,14 @@ class PinStats:
     by_op: dict[str, int] = field(default_factory=dict)
 
 
-_OPS = {T.OP_TTL_EXCEEDED: "ttl_exceeded"}
+@dataclass(frozen=True)
+class Op:
+    """A registered opcode: its name (status counters), its handler, and whether the per-source and total
+    rate limits apply (a trace packet, injected by an operator, is not a flood)."""
+
+    name: str
+    handler: Callable[[Any], None]
+    limited: bool = True
 
 
 class TokenBuckets:
@@ -123,6 +130,21 @@ class PacketIns:
         self._sources = TokenBuckets(source_rate, source_burst)
         self._total = TokenBuckets(total_rate, total_rate, 1)
         self._logged: set[str] = set()
+        self._ops: dict[int, Op] = {}
+        self.register(T.OP_TTL_EXCEEDED, "ttl_exceeded", self._ttl_exceeded)
+
+    # ---------------------------------------------------------------- the opcode registry
+    def register(self, op: int, name: str, handler: Callable[[Any], None], limited: bool = True) -> None:
+        """Route packet-ins whose userdata starts with `op` (4 bytes, big endian; tables.OP_*) to `handler`,
+        called on the main loop with the parsed packet-in (openflow.codec.PacketIn). A paused packet-in
+        (controller(...,pause)) must be resumed by its handler (`self.conn.resume(pin)`); one dropped by the
+        rate limits is resumed here, so the limits cost the agent's work, never the packet."""
+        if op in self._ops and self._ops[op].handler != handler:
+            raise ValueError(f"opcode {op:#x} is already registered ({self._ops[op].name})")
+        self._ops[op] = Op(name, handler, limited)
+
+    def opcodes(self) -> dict[int, str]:
+        return {op: o.name for op, o in sorted(self._ops.items())}
 
     # ---------------------------------------------------------------- queue (any thread -> main loop)
     def offer(self, pin: Any) -> bool:
@@ -176,20 +198,27 @@ class PacketIns:
     def _handle(self, pin: Any) -> None:
         userdata = bytes(getattr(pin, "userdata", b"") or b"")
         op = int.from_bytes(userdata[:4], "big") if len(userdata) >= 4 else None
-        name = _OPS.get(op, "unknown") if op is not None else "no_opcode"
+        entry = self._ops.get(op) if op is not None else None
+        name = entry.name if entry is not None else "unknown" if op is not None else "no_opcode"
         self.stats.by_op[name] = self.stats.by_op.get(name, 0) + 1
-        if op not in _OPS:
+        if entry is None:
             return
-        now = time.monotonic()
-        if not self._sources.allow(source_key(bytes(pin.data)), now):
-            self.stats.dropped_source_rate += 1
-            return
-        if not self._total.allow(None, now):
-            self.stats.dropped_total_rate += 1
-            return
-        if op == T.OP_TTL_EXCEEDED:
-            self._ttl_exceeded(pin)
+        if entry.limited:
+            now = time.monotonic()
+            if not self._sources.allow(source_key(bytes(pin.data)), now):
+                self.stats.dropped_source_rate += 1
+                self._resume_dropped(pin)
+                return
+            if not self._total.allow(None, now):
+                self.stats.dropped_total_rate += 1
+                self._resume_dropped(pin)
+                return
+        entry.handler(pin)
         self.stats.handled += 1
+
+    def _resume_dropped(self, pin: Any) -> None:
+        if getattr(pin, "continuation", None) is not None:
+            self.conn.resume(pin)
 
     def _ttl_exceeded(self, pin: Any) -> None:
         md = pin.metadata

@@ -73,5 +73,10 @@ F_NAT = 0x8
 
 OFPORT_NONE = 0xFFFF
 
-# Userdata opcodes of controller() actions (first 4 bytes of the userdata)
+# Userdata opcodes of controller() actions (first 4 bytes of the userdata); 0.3's numbers where 0.3 had them
+# (reference §3.10). Handlers register in pinctrl.PacketIns.register (the opcode registry).
+OP_ARP_LEARN = 0x1  # ARP frame: learn the sender's binding (edges)
+OP_ARP_GENERATE = 0x2  # IP frame: send an ARP request for its next hop (edges)
+OP_TRACE = 0x3  # live trace point (paused: the handler reports and resumes)
+OP_UNKNOWN_DST = 0x4  # L2 lookup miss on an on-demand host: compute the destination's flows (ondemand.py)
 OP_TTL_EXCEEDED = 0x10

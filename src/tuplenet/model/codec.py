@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from .addr import ModelError, normalize_ip, normalize_mac, parse_device_id, parse_prefix, parse_tick
 from .entities import LNAT, LR, LRP, LS, LSP, LSR, Chassis, Entity, entity_key, parse_key
+from .acl import ACL_KINDS, SET_KINDS, decode_acl_kind
 from .mirror import decode_mirror
 
 
@@ -101,6 +102,12 @@ def _decode(kind: str, ident: tuple[str, ...], raw: dict[str, str]) -> Entity:
         return Chassis(ident[0], f.req("ip", normalize_ip), f.req("tick", parse_tick), extra=f.extra())  # type: ignore[arg-type]
     if kind == "mirror":
         return decode_mirror(ident[0], raw)  # type: ignore[return-value]
+    if kind in ACL_KINDS or kind in SET_KINDS:
+        return decode_acl_kind(kind, ident, raw)  # type: ignore[return-value]
+    if kind in ("ls_lb", "lr_lb"):
+        from .lb import decode_lb
+
+        return decode_lb(kind, ident, raw)  # type: ignore[return-value]
     raise ModelError(f"unknown entity kind {kind!r}")
 
 

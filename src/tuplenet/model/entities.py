@@ -239,17 +239,21 @@ class Chassis(_Entity):
 Entity = LS | LR | LSP | LRP | LSR | LNAT | Chassis
 ENTITY_TYPES: dict[str, type] = {c.kind: c for c in (LS, LR, LSP, LRP, LSR, LNAT, Chassis)}
 # Child kind -> the sub-directory name under its parent (they coincide in 0.3).
-CHILD_KINDS = {"LS": ("lsp",), "LR": ("lrp", "lsr", "lnat")}
+CHILD_KINDS = {"LS": ("lsp", "acl"), "LR": ("lrp", "lsr", "lnat")}
 
 
 def entity_key(kind: str, ident: tuple[str, ...]) -> str:
     """Relative etcd key of an object of `kind` identified by `ident` (see parse_key for the inverse)."""
-    if kind in ("LS", "LR", "chassis", "mirror"):
+    if kind in ("LS", "LR", "chassis", "mirror", "address_set", "port_group"):
         return f"{ROOT}{kind}/{ident[0]}"
+    if kind in ("acl", "pg_acl"):  # model/acl.py (beyond 0.3)
+        return f"{ROOT}{'LS' if kind == 'acl' else 'port_group'}/{ident[0]}/acl/{ident[1]}"
     if kind == "lsp":
         return f"{ROOT}LS/{ident[0]}/lsp/{ident[1]}"
     if kind in ("lrp", "lsr", "lnat"):
         return f"{ROOT}LR/{ident[0]}/{kind}/{ident[1]}"
+    if kind in ("ls_lb", "lr_lb"):  # load balancers: model/lb.py (beyond 0.3)
+        return f"{ROOT}{'LS' if kind == 'ls_lb' else 'LR'}/{ident[0]}/lb/{ident[1]}"
     raise ValueError(f"unknown entity kind {kind!r}")
 
 
@@ -266,12 +270,16 @@ def parse_key(key: str) -> tuple[str, tuple[str, ...]] | None:
     if n < 3 or parts[0] != "entity_view" or not all(parts[1:]):
         return None
     top = parts[1]
-    if n == 3 and top in ("LS", "LR", "chassis", "mirror"):  # mirror: model/mirror.py (beyond 0.3)
+    if n == 3 and top in ("LS", "LR", "chassis", "mirror", "address_set", "port_group"):  # beyond 0.3: mirror, acl.py
         return top, (parts[2],)
     if n == 5:
         sub = parts[3]
         if top == "LS" and sub == "lsp":
             return "lsp", (parts[2], parts[4])
+        if sub == "acl" and top in ("LS", "port_group"):
+            return ("acl" if top == "LS" else "pg_acl"), (parts[2], parts[4])
         if top == "LR" and sub in ("lrp", "lsr", "lnat"):
             return sub, (parts[2], parts[4])
+        if sub == "lb" and top in ("LS", "LR"):  # load balancers: model/lb.py (beyond 0.3)
+            return ("ls_lb" if top == "LS" else "lr_lb"), (parts[2], parts[4])
     return None

@@ -25,7 +25,7 @@ _CT = frozenset({"ct_state", "ct_zone"})
 _ANY_MATCH = _REGS | _L2 | _L3 | _L4 | _ARP | _CT | {"metadata", "in_port"}
 
 DEFAULT_BAND = (0, 0)
-_NAT_MATCH = frozenset({"metadata", "dl_type", "nw_src", "nw_dst"})
+_NAT_MATCH = frozenset({"metadata", "dl_type", "nw_src", "nw_dst", "reg10"})
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ STAGES: tuple[Stage, ...] = (
        matches={"reg5"}, sets={"metadata", "reg0", "reg6", "reg7"},
        bands=(("default", 0, 0), ("to_router", 1, 1), ("decided", 2, 2))),
     # ---- logical router ingress
-    _s("lr_in_start", 30, ("lr_in_icmp",), None, "router ingress", sets={"reg1"}),
+    _s("lr_in_start", 30, ("lr_in_icmp",), None, "router ingress", sets={"reg1", "reg10"}),
     _s("lr_in_icmp", 31, ("lr_in_ttl", "drop"), None, "echo replies from any router interface; IPv4 only",
        matches={"metadata", "dl_type", "nw_proto", "nw_dst", "icmp_type", "icmp_code"},
        sets={"reg8", "nw_src", "nw_dst", "icmp_type", "nw_ttl", "reg10"},
@@ -119,17 +119,20 @@ STAGES: tuple[Stage, ...] = (
        bands=(("default", 0, 0), ("expired", 2, 2))),
     _s("lr_in_unsnat", 33, ("lr_in_unsnat_ct", "lr_in_lb"), "lr_in_lb",
        "un-SNAT replies through the router's conntrack zone; floating IPs rewritten statelessly",
-       matches=_NAT_MATCH, sets={"nw_dst"}, bands=(("default", 0, 0), ("unsnat", 1, 1), ("floating", 2, 2))),
+       matches=_NAT_MATCH, sets={"nw_dst", "reg10"}, bands=(("default", 0, 0), ("unsnat", 1, 1), ("floating", 2, 2))),
     _s("lr_in_unsnat_ct", 40, ("lr_in_lb",), "lr_in_lb", "after un-SNAT conntrack (recirculation target)"),
     _reserved("lr_in_lb", 34, "lr_in_dnat", "load balancer on routers"),
     _s("lr_in_dnat", 35, ("lr_in_dnat_ct", "lr_in_route"), "lr_in_route",
        "DNAT of new connections to a /32 (commit in the router's zone)",
-       matches=_NAT_MATCH, bands=(("default", 0, 0), ("dnat", 33, 33))),
+       matches=_NAT_MATCH, sets={"reg10"}, bands=(("default", 0, 0), ("dnat", 33, 33))),
     _s("lr_in_dnat_ct", 41, ("lr_in_route",), "lr_in_route", "after DNAT conntrack (recirculation target)"),
     _s("lr_in_route", 37, ("lr_in_ecmp", "drop"), "drop", "longest prefix match over connected + static routes",
-       matches={"metadata", "dl_type", "nw_dst"}, sets={"reg1", "reg2", "reg3", "dl_src"},
+       matches={"metadata", "dl_type", "nw_dst"}, sets={"reg1", "reg2", "reg3", "reg4", "dl_src"},
        bands=(("default", 0, 0), ("route", 1, 33 << 10))),
-    _s("lr_in_ecmp", 38, ("lr_out_start",), "lr_out_start", "equal-cost next hops (edges)"),
+    _s("lr_in_ecmp", 38, ("lr_out_start", "drop"), "lr_out_start",
+       "equal-cost next hops: the edge bundle_load chose (reg4) -> its route; none alive -> drop (counted)",
+       matches={"metadata", "dl_type", "nw_dst", "reg4"}, sets={"reg1", "reg2", "reg3", "dl_src"},
+       bands=(("default", 0, 0), ("dead", 1, 33), ("member", 34, 66))),
     # ---- logical router egress
     _s("lr_out_start", 50, ("lr_out_undnat",), "lr_out_undnat", "router egress"),
     _s("lr_out_undnat", 51, ("lr_out_undnat_ct", "lr_out_snat"), "lr_out_snat",
@@ -137,7 +140,7 @@ STAGES: tuple[Stage, ...] = (
        matches=_NAT_MATCH, sets={"nw_src", "dl_src"},
        bands=(("default", 0, 0), ("undnat", 1, 1), ("floating", 2, 2))),
     _s("lr_out_undnat_ct", 52, ("lr_out_snat",), "lr_out_snat",
-       "after un-DNAT conntrack: the NAT address's MAC as source", matches=_NAT_MATCH, sets={"dl_src"},
+       "after un-DNAT conntrack: the NAT address's MAC as source", matches=_NAT_MATCH, sets={"dl_src", "reg10"},
        bands=(("default", 0, 0), ("nat_mac", 1, 1))),
     _s("lr_out_snat", 53, ("lr_out_snat_ct", "lr_out_nexthop"), "lr_out_nexthop",
        "SNAT (longest prefix wins; commit in the router's zone)", matches=_NAT_MATCH,

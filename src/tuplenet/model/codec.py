@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .acl import ACL_KINDS, SET_KINDS, decode_acl_kind
 from .addr import ModelError, normalize_ip, normalize_mac, parse_device_id, parse_prefix, parse_tick
 from .entities import LNAT, LR, LRP, LS, LSP, LSR, Chassis, Entity, entity_key, parse_key
-from .acl import ACL_KINDS, SET_KINDS, decode_acl_kind
 from .mirror import decode_mirror
 
 

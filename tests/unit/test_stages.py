@@ -19,6 +19,9 @@ def _scenarios() -> dict[str, dict]:
     base = tutorial_facts()
     nat = {**base, ("lnat", "LR-central", "snat1"): LNAT("LR-central", "snat1", "10.10.1.0", 24, "snat",
                                                          "10.10.2.100")}
+    nat_kinds = {**nat, **{("lnat", "LR-central", n): LNAT("LR-central", n, "10.10.1.2", 32, t, "10.10.2.50")
+                           for n, t in (("fip-s", "snat"), ("fip-d", "dnat"))},
+                 ("lnat", "LR-central", "dnat1"): LNAT("LR-central", "dnat1", "10.10.1.3", 32, "dnat", "10.10.2.60")}
     pinned_here = {**base, ("LR", "LR-central"): LR("LR-central", 3, "hv1")}
     pinned_away = {**base, ("LR", "LR-central"): LR("LR-central", 3, "hv2")}
     patch = {**base, ("lsp", "LS-A", "ext"): LSP("LS-A", "ext", "255.255.255.255", "ff:ff:ff:ff:ff:ee", "br-ext", "hv1"),
@@ -26,7 +29,7 @@ def _scenarios() -> dict[str, dict]:
     no_ps = {**base, ("lsp", "LS-A", "vm1"): replace(base[("lsp", "LS-A", "vm1")], port_security=False)}
     no_tunnel = {k: v for k, v in base.items() if k[0] != "tun"}
     more = {**base, ("chassis", "hv3"): Chassis("hv3", "192.168.100.4", 1)}
-    return {"tutorial": base, "nat": nat, "pinned here": pinned_here, "pinned away": pinned_away,
+    return {"tutorial": base, "nat": nat, "nat kinds": nat_kinds, "pinned here": pinned_here, "pinned away": pinned_away,
             "patch port": patch, "no port security": no_ps, "flow-based tunnel only": no_tunnel,
             "third chassis": more}
 

@@ -89,13 +89,15 @@ STAGES: tuple[Stage, ...] = (
     _reserved("ls_in_mirror", 11, "ls_in_arp", "port mirroring, ingress"),
     _s("ls_in_arp", 4, ("arp_respond", "ls_in_lookup"), "ls_in_lookup", "ARP requests go to the responder",
        matches={"dl_type", "arp_op"}, bands=(("default", 0, 0), ("arp", 2, 2))),
-    _s("ls_in_lookup", 6, ("ls_in_output", "ls_out_start", "to_chassis", "drop"), "drop",
-       "destination port by MAC (here, through a tunnel, or the patch port)",
-       matches={"metadata", "dl_dst"}, sets={"reg1", "reg9"},
-       bands=(("default", 0, 0), ("patch", 2, 2), ("remote", 3, 3), ("local", 4, 5))),
+    _s("ls_in_lookup", 6, ("ls_in_output", "ls_out_start", "to_chassis", "ls_in_ondemand", "drop"), "drop",
+       "destination port by MAC (here, through a tunnel, or the patch port); on-demand: a miss goes to the agent "
+       "and, flagged redirected, to a fully programmed chassis",
+       matches={"metadata", "dl_dst", "dl_type", "arp_op", "reg10"}, sets={"reg1", "reg9", "reg10"},
+       bands=(("default", 0, 0), ("miss", 1, 1), ("patch", 2, 2), ("remote", 3, 3), ("local", 4, 5))),
     _s("ls_in_output", 7, ("embed", "output", "ls_out_start"), None,
        "decided (tunnel) outputs leave; the rest go through switch egress",
        matches={"reg5"}, bands=(("default", 0, 0), ("undecided", 1, 1), ("decided", 2, 2))),
+    _s("ls_in_ondemand", 19, (), None, "unknown destination to the agent, metered (on-demand hosts; a subroutine)"),
     # ---- logical switch egress
     _s("ls_out_start", 20, ("ls_out_loopback",), "ls_out_loopback", "switch egress"),
     _s("ls_out_loopback", 21, ("ls_out_acl",), "ls_out_acl", "a reply may leave through its ingress port",
@@ -171,7 +173,9 @@ STAGES: tuple[Stage, ...] = (
        sets={"tun_id", "tun_metadata0"}),
     _s("extract", 98, (), None, "logical context out of the Geneve header (a subroutine)",
        sets={"metadata", "reg0", "reg1", "reg10"}),
-    _s("from_tunnel", 99, ("ls_out_start",), "ls_out_start", "tunnel ingress continues in switch egress"),
+    _s("from_tunnel", 99, ("ls_out_start", "ls_in_arp", "ls_mac_bind"), "ls_out_start",
+       "tunnel ingress continues in switch egress; a redirected frame (an on-demand host's miss) is looked up again",
+       matches={"reg10", "dl_type", "dl_dst"}, sets={"reg2"}, bands=(("default", 0, 0), ("redirect", 1, 2))),
     _s("drop", 101, (), "", "explicit drops end here (counted per flow)"),
 )
 

@@ -54,7 +54,8 @@ def flows() -> list[Flow]:
             Move(T.R_NEXT_LR, "metadata", 0, 0, 32), Move(T.R_NEXT_LRP, T.R_SRC_PORT, 0, 0, 32),
             Load(T.R_NEXT_LR, 0), Load(T.R_NEXT_LRP, 0), Resubmit(T.LR_IN_START))),
         # Router ingress.
-        Flow(T.LR_IN_START, 0, (), (Load(T.R_DST_PORT, 0), Resubmit(T.LR_IN_ICMP))),
+        Flow(T.LR_IN_START, 0, (), (Load(T.R_DST_PORT, 0), Load(T.R_FLAGS, 0, 3, 1),  # F_NAT: per router
+                                    Resubmit(T.LR_IN_ICMP))),
         Flow(T.LR_IN_ICMP, 1, match(dl_type=ETH_IP), (Resubmit(T.LR_IN_TTL),)),
         Flow(T.LR_IN_ICMP, 0, (), (Resubmit(T.DROP),)),
         # TTL 0/1 never forwarded: the agent answers with ICMP time exceeded (see pinctrl).

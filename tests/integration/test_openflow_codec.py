@@ -17,6 +17,7 @@ from tuplenet.agent.flow import (
     OFPP_IN_PORT,
     BundleLoad,
     Clone,
+    Conjunction,
     Controller,
     Ct,
     DecTtl,
@@ -74,7 +75,8 @@ def _matches() -> list[tuple[M, ...]]:
         match(tun_metadata0=0x1122334455667788), match(M("tun_metadata0", 0x1122, 0xFFFF)),
         match(M("tun_metadata0", 0x10000, 0xFFFF0000)),
         match(ct_state=0x21), match(M("ct_state", 0x21, 0x21)), match(M("ct_state", 0x2, 0x6)),
-        match(ct_zone=7), match(in_port=1, reg14=2, reg15=3, metadata=9, **TCP, tcp_dst=22),
+        match(ct_zone=7), match(ct_mark=1), match(M("ct_mark", 1, 1)), match(conj_id=0xABCD01),
+        match(in_port=1, reg14=2, reg15=3, metadata=9, **TCP, tcp_dst=22),
     ]
     return m
 
@@ -130,6 +132,10 @@ def _actions() -> list[tuple[dict[str, int], tuple]]:
         (IP, (Ct(commit=True, table=31, nat=Nat("dst", ip_int("10.0.0.9"))),)),
         (IP, (Ct(table=32, zone=3, nat=Nat()),)), (IP, (Ct(nat=Nat()),)),
         (IP, (Ct(commit=True, nat=Nat("src")),)),
+        (IP, (Ct(commit=True, zone=9, exec=(Load("ct_mark", 1, 0, 1),)),)),
+        (IP, (Ct(commit=True, zone=9, exec=(Load("ct_mark", 0, 0, 1),)), Resubmit(4))),
+        (IP, (Ct(commit=True, exec=(SetField("ct_mark", 7),)),)),
+        (IP, (Conjunction(5, 1, 2),)), (IP, (Conjunction(0xFFFFFFFF, 3, 3), Conjunction(6, 2, 2))),
         ({}, (Multipath("symmetric_l4", 4),)), ({}, (Multipath("eth_src", 2, "reg5", 8, 8, "modulo_n", 3),)),
         ({}, (Multipath("nw_dst", 16, "reg1", 0, 32, "hrw"),)),
         ({}, (Multipath("symmetric_l3l4+udp", 3, "reg2", 4, 4, "iter_hash", 0, 16),)),
@@ -164,7 +170,7 @@ def test_corpus_covers_every_field_and_action() -> None:
     assert set(FIELDS) - used == set()
     kinds = {type(a).__name__ for f in flows for a in f.actions}
     assert kinds >= {"Output", "OutputReg", "Resubmit", "SetField", "Load", "Move", "DecTtl", "Controller",
-                     "BundleLoad", "Ct", "Multipath", "Clone", "Sample"}
+                     "BundleLoad", "Ct", "Multipath", "Clone", "Sample", "Conjunction"}
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,8 @@ _FIELDS: list[FieldSpec] = [
     FieldSpec("tun_metadata0", NXM_1, 40, 8, "int"),  # mapped by the TLV map to Geneve opt 0xffee/0, 8 bytes
     FieldSpec("ct_state", NXM_1, 105, 4, "int"),
     FieldSpec("ct_zone", NXM_1, 106, 2, "int"),
+    FieldSpec("ct_mark", NXM_1, 107, 4, "int"),  # bit 0: the ACL blocked the connection (pipeline/acl.py)
+    FieldSpec("conj_id", NXM_1, 37, 4, "int"),  # which conjunction() matched (pipeline/acl.py)
 ]
 FIELDS: dict[str, FieldSpec] = {f.text: f for f in _FIELDS}
 _VARLEN = frozenset({"tun_metadata0"})  # variable-length in OVS: text needs explicit bit ranges
@@ -274,6 +276,7 @@ class Ct(NamedTuple):
     table: int | None = None
     zone: int | None = None
     nat: Nat | None = None
+    exec: tuple = ()  # loads/set_fields of ct_mark run on commit (exec(...))
 
     def text(self) -> str:
         parts = []
@@ -285,7 +288,22 @@ class Ct(NamedTuple):
             parts.append(f"table={self.table}")
         if self.nat is not None:
             parts.append(self.nat.text())
+        if self.exec:
+            parts.append(f"exec({','.join(a.text() for a in self.exec)})")
         return f"ct({','.join(parts)})"
+
+
+class Conjunction(NamedTuple):
+    """Clause `clause` (1-based) of `n_clauses` of conjunctive match `conj_id` (NXAST_CONJUNCTION): a flow
+    whose only actions are these matches nothing by itself; a flow matching `conj_id=<id>` at the same
+    priority matches once every clause has a matching flow, so N x M combinations cost N + M + 1 flows."""
+
+    conj_id: int
+    clause: int
+    n_clauses: int
+
+    def text(self) -> str:
+        return f"conjunction({self.conj_id},{self.clause}/{self.n_clauses})"
 
 
 class ToGroup(NamedTuple):
@@ -338,7 +356,7 @@ class Sample(NamedTuple):
 
 
 Action = (Output | OutputReg | Resubmit | SetField | Load | Move | DecTtl | Controller | Meter | BundleLoad | Ct
-          | ToGroup | Multipath | Clone | Sample)
+          | ToGroup | Multipath | Clone | Sample | Conjunction)
 
 
 # ------------------------------------------------------------------------------------------------- flows

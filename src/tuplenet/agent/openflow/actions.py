@@ -15,6 +15,7 @@ from tuplenet.agent.flow import (
     Action,
     BundleLoad,
     Clone,
+    Conjunction,
     Controller,
     Ct,
     DecTtl,
@@ -49,6 +50,7 @@ NXAST_RESUBMIT_TABLE = 14
 NXAST_OUTPUT_REG = 15
 NXAST_REG_LOAD2 = 33
 NXAST_CT = 35
+NXAST_CONJUNCTION = 34
 NXAST_NAT = 36
 NXAST_SAMPLE = 29
 NXAST_CONTROLLER2 = 37
@@ -90,6 +92,7 @@ _GROUP = struct.Struct("!HHI")
 _MULTIPATH = struct.Struct("!HHIHHH2xHHI2xHI")
 _SAMPLE = struct.Struct("!HHIHHIII")
 _CLONE = struct.Struct("!HHIH6x")
+_CONJUNCTION = struct.Struct("!HHIHBBI")
 NX_MP_ALGORITHMS = {"modulo_n": 0, "hash_threshold": 1, "hrw": 2, "iter_hash": 3}
 _INSTRUCTION = struct.Struct("!HH4x")
 _METER_INSTRUCTION = struct.Struct("!HHI")
@@ -219,12 +222,19 @@ def _nat(n: Nat) -> bytes:
 
 
 def _ct(a: Ct) -> bytes:
-    nested = _nat(a.nat) if a.nat is not None else b""
+    nested = (_nat(a.nat) if a.nat is not None else b"") + encode_actions(a.exec)
     table = NX_CT_RECIRC_NONE if a.table is None else a.table
     if not 0 <= table <= 0xFF:
         raise ValueError(f"bad ct table {a.table}")
     return _CT.pack(OFPAT_EXPERIMENTER, 24 + len(nested), NX_VENDOR_ID, NXAST_CT,
                     NX_CT_F_COMMIT if a.commit else 0, 0, a.zone or 0, table, 0) + nested
+
+
+def _conjunction(a: Conjunction) -> bytes:
+    if not 1 <= a.clause <= a.n_clauses <= 64 or a.n_clauses < 2 or not 0 <= a.conj_id <= 0xFFFFFFFF:
+        raise ValueError(f"bad {a.text()}")
+    return _CONJUNCTION.pack(OFPAT_EXPERIMENTER, 16, NX_VENDOR_ID, NXAST_CONJUNCTION, a.clause - 1, a.n_clauses,
+                             a.conj_id)
 
 
 def _group(a: ToGroup) -> bytes:
@@ -268,6 +278,7 @@ _ENCODERS = {
     Output: _output, OutputReg: _output_reg, Resubmit: _resubmit, SetField: _set_field, Load: _load,
     Move: _move, DecTtl: lambda a: _DEC_TTL, Controller: _controller, BundleLoad: _bundle_load, Ct: _ct,
     Meter: _meter_misplaced, ToGroup: _group, Multipath: _multipath, Clone: _clone, Sample: _sample,
+    Conjunction: _conjunction,
 }
 
 # Caches are keyed by type as well as value: actions may be NamedTuples, and Output(3) == Resubmit(3).

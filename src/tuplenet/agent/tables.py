@@ -17,6 +17,7 @@ LS_IN_MIRROR = table("ls_in_mirror")
 LS_IN_ARP = table("ls_in_arp")
 LS_IN_LOOKUP = table("ls_in_lookup")
 LS_IN_OUTPUT = table("ls_in_output")
+LS_IN_ONDEMAND = table("ls_in_ondemand")  # unknown destination -> the agent (on-demand hosts)
 # Logical switch egress
 LS_OUT_START = table("ls_out_start")
 LS_OUT_LOOPBACK = table("ls_out_loopback")

@@ -81,3 +81,4 @@ OP_ARP_GENERATE = 0x2  # IP frame: send an ARP request for its next hop (edges)
 OP_TRACE = 0x3  # live trace point (paused: the handler reports and resumes)
 OP_UNKNOWN_DST = 0x4  # L2 lookup miss on an on-demand host: compute the destination's flows (ondemand.py)
 OP_TTL_EXCEEDED = 0x10
+OP_LB_HEALTH = 0x11  # TCP to the health-check monitor address: a probe reply (healthcheck.py, on the OpenFlow thread)

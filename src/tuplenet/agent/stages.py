@@ -23,6 +23,9 @@ _L4 = frozenset({"icmp_type", "icmp_code", "tcp_src", "tcp_dst", "udp_src", "udp
 _ARP = frozenset({"arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha"})
 _CT = frozenset({"ct_state", "ct_zone"})
 _ANY_MATCH = _REGS | _L2 | _L3 | _L4 | _ARP | _CT | {"metadata", "in_port"}
+# ACL verdict stages (pipeline/acl.py): rule priority p is flow priority ACL_RULE_BASE + p.
+_ACL_MATCH = frozenset(_REGS | _L2 | _L3 | _L4 | _CT | {"metadata", "ct_mark", "conj_id"})
+_ACL_BANDS = (("default", 0, 0), ("rules", 100, 100 + 32767), ("conntrack", 65534, 65535))
 
 DEFAULT_BAND = (0, 0)
 _NAT_MATCH = frozenset({"metadata", "dl_type", "nw_src", "nw_dst", "reg10"})
@@ -86,7 +89,12 @@ STAGES: tuple[Stage, ...] = (
     _s("ls_in_hc", 18, ("ls_in_acl",), "ls_in_acl",
        "load-balancer health-check replies (to the monitor address) go to the agent, metered, before ACLs",
        matches={"metadata", "dl_type", "nw_dst", "nw_proto"}, bands=(("default", 0, 0), ("monitor", 1, 1))),
-    _reserved("ls_in_acl", 8, "ls_in_lb", "ACLs / security groups, ingress"),
+    _s("ls_in_acl", 8, ("ls_in_acl_eval", "ls_in_lb"), "ls_in_lb",
+       "ACLs: IPv4 of switches with ACLs enters conntrack (the switch's zone); others pass (pipeline/acl.py)",
+       matches={"metadata", "dl_type"}, bands=(("default", 0, 0), ("conntrack", 1, 1))),
+    _s("ls_in_acl_eval", 12, ("ls_in_lb",), "ls_in_lb",
+       "ACL verdicts on tracked packets: replies/related of allowed connections pass, rules by priority",
+       matches=_ACL_MATCH, bands=_ACL_BANDS),
     _reserved("ls_in_lb", 9, "ls_in_qos", "load balancer on switches"),
     _reserved("ls_in_qos", 10, "ls_in_mirror", "QoS marking and policing, ingress"),
     _reserved("ls_in_mirror", 11, "ls_in_arp", "port mirroring, ingress"),
@@ -105,7 +113,11 @@ STAGES: tuple[Stage, ...] = (
     _s("ls_out_start", 20, ("ls_out_loopback",), "ls_out_loopback", "switch egress"),
     _s("ls_out_loopback", 21, ("ls_out_acl",), "ls_out_acl", "a reply may leave through its ingress port",
        matches={"reg10"}, sets={"in_port"}, bands=(("default", 0, 0), ("loopback", 2, 2))),
-    _reserved("ls_out_acl", 24, "ls_out_mirror", "ACLs / security groups, egress"),
+    _s("ls_out_acl", 24, ("ls_out_acl_eval", "ls_out_mirror"), "ls_out_mirror",
+       "ACLs, egress: as ls_in_acl; ACL-generated replies (reject) skip it",
+       matches={"metadata", "dl_type", "reg10"}, bands=(("default", 0, 0), ("conntrack", 1, 1), ("skip", 2, 2))),
+    _s("ls_out_acl_eval", 26, ("ls_out_mirror",), "ls_out_mirror", "ACL verdicts, egress (as ls_in_acl_eval)",
+       matches=_ACL_MATCH, bands=_ACL_BANDS),
     _reserved("ls_out_mirror", 25, "ls_out_port", "port mirroring, egress"),
     _s("ls_out_port", 22, ("ls_out_to_router", "drop"), "drop", "output port (local VM, patch, router)",
        matches={"metadata", "reg1"}, sets={"reg4", "reg5", "reg6", "reg7"},
@@ -182,6 +194,10 @@ STAGES: tuple[Stage, ...] = (
     _s("trace_point", 100, (), None, "live trace: a metered copy of a marked packet to the agent "
        "(a subroutine, run in a clone on tunnel ingress)", matches={"reg10"}, bands=(("report", 1, 1),)),
     _s("drop", 101, (), "", "explicit drops end here (counted per flow)"),
+    _s("acl_deny", 102, (), "", "ACL drop: an established connection is marked blocked (ct_mark bit 0), then dropped",
+       matches={"metadata", "ct_state", "reg10"}, bands=(("default", 0, 0), ("blocked", 1, 2))),
+    _s("acl_reject", 103, (), None, "ACL reject: to the agent (metered), which answers TCP RST / ICMP unreachable",
+       bands=(("default", 0, 0),)),
 )
 
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}

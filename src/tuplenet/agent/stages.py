@@ -191,8 +191,9 @@ STAGES: tuple[Stage, ...] = (
     _s("from_tunnel", 99, ("ls_out_start", "ls_in_arp", "ls_mac_bind"), "ls_out_start",
        "tunnel ingress continues in switch egress; a redirected frame (an on-demand host's miss) is looked up again",
        matches={"reg10", "dl_type", "dl_dst"}, sets={"reg2"}, bands=(("default", 0, 0), ("redirect", 1, 2))),
-    _s("trace_point", 100, (), None, "live trace: a metered copy of a marked packet to the agent "
-       "(a subroutine, run in a clone on tunnel ingress)", matches={"reg10"}, bands=(("report", 1, 1),)),
+    _s("trace_point", 100, (), "", "live trace: a metered copy of a marked packet to the agent "
+       "(a subroutine, run in a clone on tunnel ingress)", matches={"reg10"},
+       bands=(("default", 0, 0), ("report", 1, 1))),
     _s("drop", 101, (), "", "explicit drops end here (counted per flow)"),
     _s("acl_deny", 102, (), "", "ACL drop: an established connection is marked blocked (ct_mark bit 0), then dropped",
        matches={"metadata", "ct_state", "reg10"}, bands=(("default", 0, 0), ("blocked", 1, 2))),

@@ -361,3 +361,17 @@ def test_clone_and_group_buckets_run_on_a_copy_of_the_packet() -> None:
     assert "bucket 0 assumed" in [e.text for e in hop.events if e.kind == "note"][0]
     hop = cp.walk(P.packet(dl_dst=4), 1)
     assert [e.text for e in hop.events] == ["group 0x63 does not exist"]
+
+
+def test_snat_is_applied_to_a_traced_new_connection() -> None:
+    from tuplenet.model import LNAT
+
+    extra = {("lsp", "LS-B", "gw"): LSP("LS-B", "gw", "10.10.2.254", "f2:01:0a:0a:02:fe", None, "hv1"),
+             ("bind", "gw"): 3,
+             ("lnat", "LR-central", "s"): LNAT("LR-central", "s", "10.10.1.0", 24, "snat", "10.10.2.100")}
+    t = tutorial(extra).trace("LS-A", "vm1", P.icmp(VM1[0], ROUTER_A, VM1[1], "8.8.8.8"))
+    out = only(t.outcomes)
+    assert (out["result"], out["port"]) == ("delivered", "gw")
+    assert out["packet"]["nw_src"] == ip_int("10.10.2.100") and out["packet"]["dl_src"] == mac_int("f2:01:0a:0a:02:64")
+    notes = [e.text for h in t.hops for e in h.trace.events if e.kind == "note"]
+    assert "conntrack: a new connection, nat(src=10.10.2.100) applied" in notes

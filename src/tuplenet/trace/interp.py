@@ -199,8 +199,15 @@ class _Walk:
             self._load(act.dst, act.ofs, act.nbits, 0)
             self._event("note", idx, f"multipath: assumed link 0 of {act.n_links} (the hash is not simulated)")
         elif code == C.CT:
-            self._event("note", idx, "conntrack is not simulated: ct() treated as a new connection, no NAT",
-                        action=act.text())
+            nat = act.nat
+            if nat is not None and nat.kind in ("src", "dst") and nat.ip is not None:
+                self.pkt["nw_src" if nat.kind == "src" else "nw_dst"] = nat.ip  # a new connection's NAT
+                text = f"conntrack: a new connection, {nat.text()} applied"
+            elif nat is not None:
+                text = "conntrack: a new connection, nothing to un-NAT (replies are not simulated)"
+            else:
+                text = "conntrack is not simulated: ct() treated as a new connection"
+            self._event("note", idx, text, action=act.text())
             if act.table is not None:
                 self.pkt["ct_state"] = 0x21  # +new+trk
                 self.table(act.table, depth + 1, deep, None)

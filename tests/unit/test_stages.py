@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from topo_helpers import build_view, tutorial_facts
+from topo_helpers import build_view, edge_facts, tutorial_facts
 
 from tuplenet.agent import stages as S
 from tuplenet.agent.engine import Engine
@@ -31,7 +31,7 @@ def _scenarios() -> dict[str, dict]:
     more = {**base, ("chassis", "hv3"): Chassis("hv3", "192.168.100.4", 1)}
     return {"tutorial": base, "nat": nat, "nat kinds": nat_kinds, "pinned here": pinned_here, "pinned away": pinned_away,
             "patch port": patch, "no port security": no_ps, "flow-based tunnel only": no_tunnel,
-            "third chassis": more}
+            "third chassis": more, "ecmp to two edges": edge_facts()}
 
 
 SCENARIOS = _scenarios()

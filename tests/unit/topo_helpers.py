@@ -42,3 +42,24 @@ def build_view(facts: dict[tuple, object]) -> View:
     for k, o in facts.items():
         v.apply(k, o, changed)
     return v
+
+
+def edge_facts(self_id: str = "hv1", edges: int = 2) -> dict[tuple, object]:
+    """The tutorial plus `edges` edge roads as `tpctl edge` builds them: transit switch tp_LS_m<i> between
+    LR-central (100.64.88.<255-i>) and edge router tp_LR_edge<i> (100.64.88.100) pinned to hv<i+1>, and the
+    central default route to each (one ECMP group)."""
+    f = tutorial_facts(self_id)
+    for i in range(1, edges + 1):
+        ls, lr, ch = f"tp_LS_m{i}", f"tp_LR_edge{i}", f"hv{i + 1}"
+        cip = f"100.64.88.{255 - i}"
+        f[("LS", ls)] = LS(ls, 10 + i)
+        f[("LR", lr)] = LR(lr, 20 + i, ch)
+        for router, ip in (("LR-central", cip), (lr, "100.64.88.100")):
+            mac = "f2:01:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+            f[("lrp", router, f"{router}_to_{ls}")] = LRP(router, f"{router}_to_{ls}", ip, 24, mac, f"{ls}_to_{router}")
+            f[("lsp", ls, f"{ls}_to_{router}")] = LSP(ls, f"{ls}_to_{router}", ip, mac, f"{router}_to_{ls}")
+        f[("lsr", "LR-central", f"to_edge{i}")] = LSR("LR-central", f"to_edge{i}", "0.0.0.0", 0, "100.64.88.100",
+                                                      f"LR-central_to_{ls}")
+        f[("chassis", ch)] = Chassis(ch, f"192.168.100.{i + 2}", 1)
+        f[("tun", ch)] = 10 + i - 1
+    return f

@@ -52,7 +52,7 @@ def ovs_facts(state: OvsState) -> dict[tuple, Any]:
     return facts
 
 
-WISH_KINDS = ("tunnel", "patch", "ipfix", "mirror")  # OVSDB wishes the engine computes (pipeline/ovswishes.py, mirror.py)
+WISH_KINDS = ("tunnel", "patch", "ipfix", "mirror", "bfd")  # OVSDB wishes the engine computes (pipeline/ovswishes.py, mirror.py)
 
 
 class Agent:
@@ -338,6 +338,10 @@ class Agent:
                         state.system_id)
         new[("self",)] = self.self_id  # fixed for the agent's lifetime
         new[("selfip",)] = self.cfg.tunnel_ip  # our own tunnel IP gets no tunnel (pipeline/ovswishes.py)
+        new[("hash_fn",)] = self.cfg.hash_fn  # ECMP member choice (pipeline/ecmp.py)
+        new[("bfd_cfg",)] = (self.cfg.bfd_interval_ms, self.cfg.bfd_interval_ms)
+        if self.cfg.gateway:  # gateways never ECMP and run BFD on every tunnel (pipeline/ecmp.py)
+            new[("gateway",)] = True
         if self.cfg.ipfix_collector:  # br-int's IPFIX row (pipeline/ovswishes.py); unset: ours is removed
             new[("ipfix",)] = (self.cfg.ipfix_collector, self.cfg.ipfix_sampling, self.cfg.tunnel_ip)
         for k in self._ovs_facts.keys() - new.keys():

@@ -136,6 +136,9 @@ def show_status(argv: list[str]) -> int:
           f"{of.get('failures')} failures, last bundle {round(of.get('last_bundle_ms', 0), 1)} ms")
     _print_packet_ins(st.get("packet_ins") or {}, st.get("openflow_session") or {})
     _print_bindings(st.get("bindings") or {})
+    for chassis, b in sorted((st.get("bfd") or {}).items()):
+        print(f"  bfd to {chassis}: {b.get('state', '?')}, forwarding {b.get('forwarding', '?')}, "
+              f"remote {b.get('remote_state', '?')}, {b.get('flap_count', 0)} flaps")
     return 0 if alive else 1
 
 

@@ -218,6 +218,8 @@ class LocalOvs(IdlThread):
             return self.set_patch_ports({k[0]: str(v) for k, v in wishes.items()})
         if kind == "mirror":
             return self.set_mirrors({k[0]: v for k, v in wishes.items()})  # type: ignore[misc]
+        if kind == "bfd":
+            return self.set_bfd_wishes({k[0]: v for k, v in wishes.items()})  # type: ignore[misc]
         if kind == "ipfix":
             if len(wishes) > 1:
                 raise ValueError(f"one IPFIX wish per bridge, got {len(wishes)}")
@@ -254,6 +256,21 @@ class LocalOvs(IdlThread):
         """Set Interface bfd:enable on those chassis' tunnel ports (remembered for ports created later)."""
         ids = set(chassis_ids)
         return self._submit(lambda: self._desired.bfd.update(dict.fromkeys(ids, enable)), D_BFD)
+
+    def set_bfd_wishes(self, wanted: Mapping[str, tuple[int, int]]) -> Future[None]:
+        """BFD on exactly these chassis' tunnels (chassis -> (min_tx, min_rx) ms); tunnels that had it and
+        are no longer wanted get bfd:enable=false (0.3), tunnels never wanted keep bfd={}."""
+        want = {c: (int(t[0]), int(t[1])) for c, t in wanted.items()}
+
+        def apply() -> None:
+            d = self._desired
+            for c, on in list(d.bfd.items()):
+                if on and c not in want:
+                    d.bfd[c] = False
+            for c, timers in want.items():
+                d.bfd[c] = True
+                d.bfd_timers[c] = timers
+        return self._submit(apply, D_BFD)
 
     def set_bridge_external_id(self, key: str, value: str | None, timeout: float = 10.0) -> None:
         """Set (None: delete) a br-int external_ids key, kept in place from now on; blocks until done."""

@@ -199,6 +199,7 @@ class Desired:
     tunnels: dict[str, str] | None = None
     patch_ports: dict[str, str] | None = None
     bfd: dict[str, bool] = field(default_factory=dict)
+    bfd_timers: dict[str, tuple[int, int]] = field(default_factory=dict)  # chassis -> (min_tx, min_rx) ms
     installed: dict[str, int] | None = None  # iface-id -> ofport of the ports to mark ready
     mirrors: dict[str, tuple] | None = None  # mirror name -> wish (agent/ovsdb_mirror.py)
     ipfix: IpfixSpec | None = None  # bridge IPFIX wanted (None: none of ours) ...
@@ -298,7 +299,10 @@ class Plan:
 def _bfd_spec(desired: Desired, chassis: str) -> dict[str, str]:
     if chassis not in desired.bfd:
         return {}  # 0.3: a tunnel never referenced by BFD keeps bfd={}
-    return {"enable": "true" if desired.bfd[chassis] else "false"}
+    if not desired.bfd[chassis]:
+        return {"enable": "false"}
+    timers = desired.bfd_timers.get(chassis)
+    return {"enable": "true", **({"min_tx": str(timers[0]), "min_rx": str(timers[1])} if timers else {})}
 
 
 def desired_ports(view: DbView, desired: Desired) -> tuple[list[PortSpec], set[str]]:

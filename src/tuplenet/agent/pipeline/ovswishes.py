@@ -12,6 +12,8 @@ from typing import Any
 from ..outputs import DerivedKind, Wish
 from ..ovsdb_ipfix import IpfixSpec
 from ..view import PATCH_IP, Reader
+from .ecmp import BFD, bfd_timers
+from .ondemand import chassis_counted
 
 TUNNEL = "tunnel"  # ("tunnel", chassis) -> remote IP
 PATCH = "patch"  # ("patch", lsp name) -> peer bridge
@@ -31,12 +33,19 @@ def tunip_wishes(r: Reader, owner: tuple, members: list[tuple]) -> list[Wish]:
     self_id = r.self_id
     best = None
     for k in members:
-        if k[1] == self_id:
+        if k[1] == self_id or not chassis_counted(r, k[1]):  # on-demand: only chassis talked to
             continue
         ch = r.get(k)
         if ch is not None and (best is None or (ch.tick, k[1]) > best):
             best = (ch.tick, k[1])
-    return [Wish(TUNNEL, (best[1],), ip)] if best else []
+    if not best:
+        return []
+    out = [Wish(TUNNEL, (best[1],), ip)]
+    if r.get(("gateway",)) and r.get(("chassis", self_id)) is not None:
+        # A gateway runs BFD on every tunnel (0.3), so computes see it alive in their ECMP bundle; while
+        # its own chassis record is deleted it stops (and so leaves every ECMP set).
+        out.append(Wish(BFD, (best[1],), bfd_timers(r)))
+    return out
 
 
 TUNNELS = DerivedKind("tunip", ("chassis",), _tunip_of, tunip_wishes)

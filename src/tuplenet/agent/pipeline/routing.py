@@ -32,10 +32,11 @@ def ilk(r: Reader, key: tuple, lr: str, level: int, ip: str, prefix: int) -> int
     return idx if idx is not None and idx < MAX_ILK else None
 
 
-def _route_actions(lrp: Any, next_hop: str | None) -> tuple:
+def route_actions(lrp: Any, next_hop: str | None, then: int = T.LR_IN_ECMP) -> tuple:
+    """Leave through `lrp` towards `next_hop` (None: the destination itself), then continue in `then`."""
     nh = Load(T.R_NEXT_HOP, ip_int(next_hop)) if next_hop else Move("nw_dst", T.R_NEXT_HOP, 0, 0, 32)
     return (Load(T.R_DST_PORT, ip_int(lrp.ip) & 0xFFFF), SetField("dl_src", mac_int(lrp.mac)), nh,
-            Load(T.R_OUT_LRP_IP, ip_int(lrp.ip)), Resubmit(T.LR_IN_ECMP))
+            Load(T.R_OUT_LRP_IP, ip_int(lrp.ip)), Resubmit(then))
 
 
 def lrp_flows(r: Reader, key: tuple, lrp: Any) -> list[Flow]:
@@ -55,7 +56,7 @@ def lrp_flows(r: Reader, key: tuple, lrp: Any) -> list[Flow]:
     idx = ilk(r, key, key[1], 0, lrp.ip, lrp.prefix)
     if idx is not None:
         flows.append(Flow(T.LR_IN_ROUTE, (lrp.prefix << 10) + idx, route_match(lr.id, lrp.ip, lrp.prefix),
-                          _route_actions(lrp, None)))
+                          route_actions(lrp, None)))
     lsp_key, lsp = peer_lsp(r, key, lrp.peer)
     if lsp is not None:
         dp = ls_id(r, lsp_key[1])
@@ -78,4 +79,4 @@ def lsr_flows(r: Reader, key: tuple, lsr: Any) -> list[Flow]:
     if idx is None:
         return []
     return [Flow(T.LR_IN_ROUTE, (lsr.prefix << 10) + (1 << 6) + idx, route_match(lr.id, lsr.ip, lsr.prefix),
-                 _route_actions(out, lsr.next_hop))]
+                 route_actions(out, lsr.next_hop))]

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from ..agent import tables as T
 from ..agent.flow import OFPP_IN_PORT, Flow, fmt_ip
+from ..agent.stages import table as stage_table
 from . import compiled as C
 from .names import Names
 from .stages import DeadEndContext, dead_end, opcode_meaning
@@ -101,6 +102,7 @@ class _Stop(Exception):
 
 _new = tuple.__new__  # a Step without NamedTuple.__new__'s Python-level call: the walk's hottest line
 _SET, _RESUBMIT, _MOVE, _OUTPUT_REG = C.SET, C.RESUBMIT, C.MOVE, C.OUTPUT_REG
+_TRACE_POINT = stage_table("trace_point")
 
 
 class _Walk:
@@ -280,6 +282,8 @@ class _Walk:
             self.sends.append(Send(dst, port, dict(pkt)))
 
     def _dead_end(self, idx: int, tid: int, priority: int | None, parent: int | None, empty: bool) -> None:
+        if tid == _TRACE_POINT and empty:
+            return  # an unmarked packet's live-trace clone ends here by design (agent/pipeline/tracepoints.py)
         ctx = DeadEndContext(self.pkt, self.cp.names, self.pkt["in_port"], self.cp.port_label)
         self._event("dead_end", idx, dead_end(tid, priority, parent, empty, ctx), table=tid)
 

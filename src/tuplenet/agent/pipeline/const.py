@@ -8,6 +8,7 @@ from .. import stages as S
 from .. import tables as T
 from ..flow import Controller, DecTtl, Flow, Load, M, Meter, Move, OutputReg, Resubmit, match
 from ..openflow.meters import MeterSpec, meter_id
+from . import tracepoints
 
 ETH_IP = 0x0800
 ETH_ARP = 0x0806
@@ -70,7 +71,7 @@ def flows() -> list[Flow]:
     fl += [Flow(T.LR_IN_TTL, 2, match(M("nw_src", ttl_bucket_bits(b), TTL_BUCKET_MASK), dl_type=ETH_IP, nw_ttl=ttl),
                 (Meter(ttl_meter(b)), Controller(T.OP_TTL_EXCEEDED.to_bytes(4, "big"))))
            for ttl in (0, 1) for b in range(TTL_METER_BUCKETS)]
-    return fl
+    return fl + tracepoints.flows()
 
 
 # A source's bucket is the low nibble of the last two octets of its IP: hosts of one subnet spread over 16
@@ -94,4 +95,5 @@ def ttl_meter(bucket: int) -> int:
 @cache
 def meters() -> list[MeterSpec]:
     """The meters the constant flows use; the agent installs them before the flows (ofctrl)."""
-    return [MeterSpec(ttl_meter(b), TTL_METER_RATE, TTL_METER_BURST) for b in range(TTL_METER_BUCKETS)]
+    return [MeterSpec(ttl_meter(b), TTL_METER_RATE, TTL_METER_BURST) for b in range(TTL_METER_BUCKETS)] + \
+        tracepoints.meters()

@@ -13,8 +13,9 @@ from typing import Any
 from .. import tables as T
 from ..flow import Flow, Load, M, Resubmit, SetField, ip_int, match
 from ..view import Reader
+from .tracepoints import INGRESS_REPORT
 
-_INGRESS = (Resubmit(T.EXTRACT), Resubmit(T.FROM_TUNNEL))
+_INGRESS = (Resubmit(T.EXTRACT), INGRESS_REPORT, Resubmit(T.FROM_TUNNEL))  # live trace: tracepoints.py
 _DECIDED = Load(T.R_DECIDED, 1)
 # A frame may leave through the tunnel it came in on (a chain of routers pinned alternately to two hosts
 # crosses the same host pair several times); OpenFlow drops output to the ingress port unless it is cleared.

@@ -38,6 +38,9 @@ _SHA_TO_THA = Move("arp_sha", "arp_tha")
 _SPA_TO_TPA = Move("arp_spa", "arp_tpa")
 _BACK = Move(T.R_SRC_PORT, T.R_DST_PORT)
 _LOOPBACK = Load(T.R_FLAGS, 1, 0, 1)
+# Entering a switch clears the flag bits only: the live-trace mark (bits 8-31) an injected packet carries
+# survives classification (pipeline/tracepoints.py); a frame from a port never has it.
+_CLEAR_FLAGS = Load(T.R_FLAGS, 0, 0, 8)
 _TO_OUTPUT = Resubmit(T.LS_IN_OUTPUT)
 _TO_TO_ROUTER = Resubmit(T.LS_OUT_TO_ROUTER)
 _DECIDED = Load(T.R_DECIDED, 1)
@@ -84,7 +87,7 @@ def classify_vm(dp: int, pid: int, mac: int, ofport: int, ip: str | None) -> lis
     and only IPv4 from its own IP or ARP with its own sender addresses: no spoofed MAC, IP or ARP reply
     can poison a neighbour or impersonate another port. The rest is dropped by a per-port flow whose
     counters tell the operator which port misbehaves."""
-    enter = (Load(T.R_SRC_PORT, pid), SetField("metadata", dp), Load(T.R_FLAGS, 0), Resubmit(T.LS_IN_START))
+    enter = (Load(T.R_SRC_PORT, pid), SetField("metadata", dp), _CLEAR_FLAGS, Resubmit(T.LS_IN_START))
     if ip is None:
         return [Flow(T.CLASSIFY, 2, match(in_port=ofport), enter)]
     ipn = ip_int(ip)
@@ -142,7 +145,7 @@ def _patch_port_flows(r: Reader, key: tuple, lsp: Any, dp: int) -> list[Flow]:
     pid = T.OFPORT_NONE
     return [
         Flow(T.CLASSIFY, 2, match(in_port=ofport), (
-            Load(T.R_SRC_PORT, pid), SetField("metadata", dp), Load(T.R_FLAGS, 0), Resubmit(T.LS_IN_START))),
+            Load(T.R_SRC_PORT, pid), SetField("metadata", dp), _CLEAR_FLAGS, Resubmit(T.LS_IN_START))),
         Flow(T.LS_IN_LOOKUP, 2, match(metadata=dp), (Load(T.R_DST_PORT, pid), Resubmit(T.LS_OUT_START))),
         Flow(T.LS_OUT_PORT, 3, match(M("metadata", dp), M(T.R_DST_PORT, pid)), (
             Load(T.R_OFPORT, ofport), Load(T.R_DECIDED, 1), Resubmit(T.LS_OUT_TO_ROUTER))),

@@ -20,6 +20,7 @@ from tuplenet.agent.flow import (
     Conjunction,
     Controller,
     Ct,
+    CtClear,
     DecTtl,
     Flow,
     Load,
@@ -132,6 +133,8 @@ def _actions() -> list[tuple[dict[str, int], tuple]]:
         (IP, (Ct(commit=True, table=31, nat=Nat("dst", ip_int("10.0.0.9"))),)),
         (IP, (Ct(table=32, zone=3, nat=Nat()),)), (IP, (Ct(nat=Nat()),)),
         (IP, (Ct(commit=True, nat=Nat("src")),)),
+        ({**IP, "nw_proto": 6}, (Ct(commit=True, zone=7, table=13, nat=Nat("dst", ip_int("10.0.0.9"), 8080)),)),
+        ({**IP, "nw_proto": 17}, (CtClear(), Ct(commit=True, zone=7, table=13, nat=Nat("src", ip_int("10.0.0.1"))))),
         (IP, (Ct(commit=True, zone=9, exec=(Load("ct_mark", 1, 0, 1),)),)),
         (IP, (Ct(commit=True, zone=9, exec=(Load("ct_mark", 0, 0, 1),)), Resubmit(4))),
         (IP, (Ct(commit=True, exec=(SetField("ct_mark", 7),)),)),
@@ -170,7 +173,7 @@ def test_corpus_covers_every_field_and_action() -> None:
     assert set(FIELDS) - used == set()
     kinds = {type(a).__name__ for f in flows for a in f.actions}
     assert kinds >= {"Output", "OutputReg", "Resubmit", "SetField", "Load", "Move", "DecTtl", "Controller",
-                     "BundleLoad", "Ct", "Multipath", "Clone", "Sample", "Conjunction"}
+                     "BundleLoad", "Ct", "Multipath", "Clone", "Sample", "Conjunction", "CtClear"}
 
 
 @pytest.fixture(scope="module")

@@ -264,11 +264,20 @@ class BundleLoad(NamedTuple):
 class Nat(NamedTuple):
     kind: str | None = None  # "src" | "dst" | None (un-NAT using the connection's state)
     ip: int | None = None
+    port: int | None = None  # the L4 port to translate to (load balancers: nat(dst=backend:port))
 
     def text(self) -> str:
         if self.kind is None:
             return "nat"
-        return f"nat({self.kind}={fmt_ip(self.ip or 0)})"
+        return f"nat({self.kind}={fmt_ip(self.ip or 0)}" + (f":{self.port})" if self.port else ")")
+
+
+class CtClear(NamedTuple):
+    """Forget the packet's conntrack state (NXAST_CT_CLEAR): the next ct() looks the packet up afresh, as
+    a second connection (the load balancer's hairpin SNAT after its DNAT, in the same zone)."""
+
+    def text(self) -> str:
+        return "ct_clear"
 
 
 class Ct(NamedTuple):
@@ -356,7 +365,7 @@ class Sample(NamedTuple):
 
 
 Action = (Output | OutputReg | Resubmit | SetField | Load | Move | DecTtl | Controller | Meter | BundleLoad | Ct
-          | ToGroup | Multipath | Clone | Sample | Conjunction)
+          | ToGroup | Multipath | Clone | Sample | Conjunction | CtClear)
 
 
 # ------------------------------------------------------------------------------------------------- flows

@@ -18,6 +18,7 @@ from tuplenet.agent.flow import (
     Conjunction,
     Controller,
     Ct,
+    CtClear,
     DecTtl,
     Load,
     Meter,
@@ -55,6 +56,7 @@ NXAST_NAT = 36
 NXAST_SAMPLE = 29
 NXAST_CONTROLLER2 = 37
 NXAST_CLONE = 42
+NXAST_CT_CLEAR = 43
 
 NXAC2PT_MAX_LEN = 0
 NXAC2PT_USERDATA = 3
@@ -65,6 +67,7 @@ NX_CT_RECIRC_NONE = 0xFF
 NX_NAT_F_SRC = 1
 NX_NAT_F_DST = 2
 NX_NAT_RANGE_IPV4_MIN = 1
+NX_NAT_RANGE_PROTO_MIN = 16
 
 OFPIT_APPLY_ACTIONS = 4
 OFPIT_METER = 6
@@ -79,6 +82,7 @@ NX_HASH_FIELDS = {"eth_src": 0, "symmetric_l4": 1, "symmetric_l3l4": 2, "symmetr
 
 _OUTPUT = struct.Struct("!HHIH6x")
 _DEC_TTL = struct.Struct("!HH4x").pack(OFPAT_DEC_NW_TTL, 8)
+_CT_CLEAR = struct.Struct("!HHIH6x").pack(OFPAT_EXPERIMENTER, 16, NX_VENDOR_ID, NXAST_CT_CLEAR)
 _NX_HDR = struct.Struct("!HHIH")  # type, len, vendor, subtype (10 bytes; the body follows)
 _RESUBMIT = struct.Struct("!HHIHHB3x")
 _REG_MOVE = struct.Struct("!HHIHHHHII")
@@ -217,6 +221,8 @@ def _nat(n: Nat) -> bytes:
         flags = {"src": NX_NAT_F_SRC, "dst": NX_NAT_F_DST}[n.kind]
         if n.ip:
             present, ranges = NX_NAT_RANGE_IPV4_MIN, struct.pack("!I", n.ip)
+        if n.port:
+            present, ranges = present | NX_NAT_RANGE_PROTO_MIN, ranges + struct.pack("!H", n.port)
     body = _pad8(_NAT.pack(OFPAT_EXPERIMENTER, 0, NX_VENDOR_ID, NXAST_NAT, flags, present) + ranges)
     return body[:2] + struct.pack("!H", len(body)) + body[4:]
 
@@ -278,7 +284,7 @@ _ENCODERS = {
     Output: _output, OutputReg: _output_reg, Resubmit: _resubmit, SetField: _set_field, Load: _load,
     Move: _move, DecTtl: lambda a: _DEC_TTL, Controller: _controller, BundleLoad: _bundle_load, Ct: _ct,
     Meter: _meter_misplaced, ToGroup: _group, Multipath: _multipath, Clone: _clone, Sample: _sample,
-    Conjunction: _conjunction,
+    Conjunction: _conjunction, CtClear: lambda a: _CT_CLEAR,
 }
 
 # Caches are keyed by type as well as value: actions may be NamedTuples, and Output(3) == Resubmit(3).

@@ -28,6 +28,8 @@ _ACL_MATCH = frozenset(_REGS | _L2 | _L3 | _L4 | _CT | {"metadata", "ct_mark", "
 _ACL_BANDS = (("default", 0, 0), ("rules", 100, 100 + 32767), ("conntrack", 65534, 65535))
 
 DEFAULT_BAND = (0, 0)
+_LB_MATCH = frozenset({"metadata", "dl_type", "nw_proto", "nw_src", "nw_dst", "tcp_src", "tcp_dst", "udp_src",
+                       "udp_dst", "ct_state"})
 _NAT_MATCH = frozenset({"metadata", "dl_type", "nw_src", "nw_dst", "reg10"})
 
 
@@ -95,7 +97,22 @@ STAGES: tuple[Stage, ...] = (
     _s("ls_in_acl_eval", 12, ("ls_in_lb",), "ls_in_lb",
        "ACL verdicts on tracked packets: replies/related of allowed connections pass, rules by priority",
        matches=_ACL_MATCH, bands=_ACL_BANDS),
-    _reserved("ls_in_lb", 9, "ls_in_qos", "load balancer on switches"),
+    _s("ls_in_lb", 9, ("ls_in_lb_sel", "ls_in_lb_hp", "ls_in_qos"), "ls_in_qos",
+       "load balancer: packets to a VIP:port (and hairpin replies to it) of switches with LBs enter conntrack "
+       "in the switch's zone, un-NATed by it (pipeline/lb.py)", matches=_LB_MATCH,
+       bands=(("default", 0, 0), ("hairpin_reply", 5, 5), ("vip", 10, 10))),
+    _s("ls_in_lb_sel", 13, ("ls_in_lb_sel", "ls_in_lb_nat", "drop"), "ls_in_lb_nat",
+       "new connections to a VIP pick a backend (select group, or multipath on the source IP for affinity) and "
+       "commit nat(dst=backend) in the switch's zone; none in service -> drop (counted)",
+       matches=_LB_MATCH | {"reg8"}, sets={"reg8"},
+       bands=(("default", 0, 0), ("backend", 5, 5), ("vip", 10, 10))),
+    _s("ls_in_lb_nat", 14, ("ls_in_lb_nat", "ls_in_qos"), "ls_in_qos",
+       "after DNAT: a backend of this switch gets its own MAC as destination; a backend reaching its own VIP "
+       "is SNATed to the VIP (hairpin)", matches=_LB_MATCH, sets={"dl_dst", "dl_src", "reg10"},
+       bands=(("default", 0, 0), ("backend", 5, 5), ("hairpin", 10, 10))),
+    _s("ls_in_lb_hp", 15, ("ls_in_lb_nat",), "",
+       "hairpin replies: after un-SNAT, un-DNAT (a second lookup in the switch's zone)",
+       matches={"metadata"}, sets={"dl_src", "reg10"}, bands=(("default", 0, 0), ("switch", 1, 1))),
     _reserved("ls_in_qos", 10, "ls_in_mirror", "QoS marking and policing, ingress"),
     _reserved("ls_in_mirror", 11, "ls_in_arp", "port mirroring, ingress"),
     _s("ls_in_arp", 4, ("arp_respond", "ls_in_lookup"), "ls_in_lookup", "ARP requests go to the responder",
@@ -110,7 +127,11 @@ STAGES: tuple[Stage, ...] = (
        matches={"reg5"}, bands=(("default", 0, 0), ("undecided", 1, 1), ("decided", 2, 2))),
     _s("ls_in_ondemand", 19, (), None, "unknown destination to the agent, metered (on-demand hosts; a subroutine)"),
     # ---- logical switch egress
-    _s("ls_out_start", 20, ("ls_out_loopback",), "ls_out_loopback", "switch egress"),
+    _s("ls_out_start", 20, ("ls_out_lb",), "ls_out_lb", "switch egress"),
+    _s("ls_out_lb", 27, ("ls_out_lb_ct", "ls_out_loopback"), "ls_out_loopback",
+       "load balancer replies: traffic from a backend's port of a switch with LBs is un-DNATed (conntrack in "
+       "the switch's zone, on the client's chassis)", matches=_LB_MATCH, bands=(("default", 0, 0), ("reply", 5, 5))),
+    _s("ls_out_lb_ct", 28, ("ls_out_loopback",), "ls_out_loopback", "after un-DNAT (recirculation target)"),
     _s("ls_out_loopback", 21, ("ls_out_acl",), "ls_out_acl", "a reply may leave through its ingress port",
        matches={"reg10"}, sets={"in_port"}, bands=(("default", 0, 0), ("loopback", 2, 2))),
     _s("ls_out_acl", 24, ("ls_out_acl_eval", "ls_out_mirror"), "ls_out_mirror",
@@ -138,7 +159,17 @@ STAGES: tuple[Stage, ...] = (
        "un-SNAT replies through the router's conntrack zone; floating IPs rewritten statelessly",
        matches=_NAT_MATCH, sets={"nw_dst", "reg10"}, bands=(("default", 0, 0), ("unsnat", 1, 1), ("floating", 2, 2))),
     _s("lr_in_unsnat_ct", 40, ("lr_in_lb",), "lr_in_lb", "after un-SNAT conntrack (recirculation target)"),
-    _reserved("lr_in_lb", 34, "lr_in_dnat", "load balancer on routers"),
+    _s("lr_in_lb", 34, ("lr_in_lb_sel", "lr_in_lb_nat", "lr_in_lb_hp", "lr_in_dnat"), "lr_in_dnat",
+       "load balancer on routers (where the router runs; pinned routers see both directions): VIP:port enters "
+       "conntrack in the router's zone, replies from backends are un-DNATed", matches=_LB_MATCH,
+       bands=(("default", 0, 0), ("reply", 4, 4), ("hairpin_reply", 5, 5), ("vip", 10, 10))),
+    _s("lr_in_lb_sel", 42, ("lr_in_lb_sel", "lr_in_lb_nat", "drop"), "lr_in_lb_nat",
+       "as ls_in_lb_sel, in the router's zone", matches=_LB_MATCH | {"reg8"}, sets={"reg8"},
+       bands=(("default", 0, 0), ("backend", 5, 5), ("vip", 10, 10))),
+    _s("lr_in_lb_nat", 43, ("lr_in_lb_nat", "lr_in_dnat"), "lr_in_dnat",
+       "after DNAT: hairpin SNAT to the VIP", matches=_LB_MATCH, bands=(("default", 0, 0), ("hairpin", 10, 10))),
+    _s("lr_in_lb_hp", 44, ("lr_in_lb_nat",), "", "hairpin replies: after un-SNAT, un-DNAT",
+       matches={"metadata"}, bands=(("default", 0, 0), ("router", 1, 1))),
     _s("lr_in_dnat", 35, ("lr_in_dnat_ct", "lr_in_route"), "lr_in_route",
        "DNAT of new connections to a /32 (commit in the router's zone)",
        matches=_NAT_MATCH, sets={"reg10"}, bands=(("default", 0, 0), ("dnat", 33, 33))),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from acl_helpers import acl_facts
 from topo_helpers import build_view, edge_facts, tutorial_facts
 
 from tuplenet.agent import stages as S
@@ -29,9 +30,10 @@ def _scenarios() -> dict[str, dict]:
     no_ps = {**base, ("lsp", "LS-A", "vm1"): replace(base[("lsp", "LS-A", "vm1")], port_security=False)}
     no_tunnel = {k: v for k, v in base.items() if k[0] != "tun"}
     more = {**base, ("chassis", "hv3"): Chassis("hv3", "192.168.100.4", 1)}
+    acls = {**base, **acl_facts()}
     return {"tutorial": base, "nat": nat, "nat kinds": nat_kinds, "pinned here": pinned_here, "pinned away": pinned_away,
             "patch port": patch, "no port security": no_ps, "flow-based tunnel only": no_tunnel,
-            "third chassis": more, "ecmp to two edges": edge_facts()}
+            "third chassis": more, "ecmp to two edges": edge_facts(), "acls": acls}
 
 
 SCENARIOS = _scenarios()

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from ..flow import Flow
 from ..view import Reader
-from . import const, ecmp, mirror, nat, ovswishes, physical, routing, switching
+from . import acl, const, ecmp, mirror, nat, ovswishes, physical, routing, switching
 
 OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "mirror", "ipfix")
-DERIVED = (ovswishes.TUNNELS, ecmp.ECMP_GROUPS)
+DERIVED = (ovswishes.TUNNELS, ecmp.ECMP_GROUPS, acl.ACLS)
 
 
 def compute(r: Reader, owner: tuple) -> list[Flow]:

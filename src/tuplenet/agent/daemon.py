@@ -21,6 +21,7 @@ from .config import Config
 from .duplicates import Shadowing
 from .engine import Engine
 from .etcdsync import Change, TopologySync
+from .livetrace import LiveTrace
 from .ofctrl import FlowControl
 from .ovsdb import LocalOvs, OvsdbError, OvsState
 from .pinctrl import PacketIns
@@ -78,6 +79,7 @@ class Agent:
         self.sync: TopologySync | None = None
         self.presence: ChassisPresence | None = None
         self.pins: PacketIns | None = None
+        self.livetrace: LiveTrace | None = None  # live-trace commands and reports (issue 11 §3)
         self.self_id = ""
         self._ovs_facts: dict[tuple, Any] = {}
         # The engine's OVSDB wishes per kind (wish key -> value) and the kinds to push to OVSDB: all of
@@ -148,6 +150,9 @@ class Agent:
         self._register()
         self.presence.start_liveness()
         self.sync.start(rev)
+        self.livetrace = LiveTrace(self.store, sid, self.conn, self.view, self.engine, self.q.put)
+        self.pins.register(LiveTrace.OPCODE, "trace", self.livetrace.trace_point)
+        self.livetrace.start()
         self.ready_ms = (time.perf_counter() - t0) * 1000
         prev, parts = t0, []
         for name, at in phases:
@@ -241,6 +246,8 @@ class Agent:
                 guard("apply OVS state", self._apply_ovs, it[1], changed)
             elif kind == "pin":
                 guard("packet-in", self._drain_packet_ins)
+            elif kind == "trace_cmd":
+                guard("live trace command", self.livetrace.command, it[1], it[2])
             elif kind == "revalidate":  # OVS applied a Mirror change: make it re-translate datapath flows
                 guard("datapath revalidation", self.conn.apply, [], [mirror.revalidation_flow()])
             elif kind == "ofconnect":
@@ -399,6 +406,8 @@ class Agent:
             self.sync.stop()
         if self.presence:
             self.presence.stop()
+        if self.livetrace:
+            self.livetrace.stop()
         if self.conn:
             self.conn.close()
         if self.ovs:

@@ -20,7 +20,7 @@ from ..flow import Clone, Controller, Flow, M, Meter, Resubmit, match
 from ..openflow.meters import MeterSpec, meter_id
 
 TRACE_POINT = S.table("trace_point")
-OP_TRACE = 0x3  # 0.3's trace opcode (reference §3.10); the userdata's 5th byte is the trace point's table
+OP_TRACE = T.OP_TRACE  # 0.3's trace opcode (reference §3.10); the userdata's 5th byte is the trace point's table
 METER_INDEX = 0x400  # TTL-exceeded buckets use 0-255, on-demand 0x300
 METER_RATE = 200  # reports per second per host: a trace makes one per tunnel crossing
 METER_BURST = 200

@@ -50,32 +50,57 @@ class Decoder:
 
 
 LIVENESS = "liveness/chassis/"
+FactOf = Callable[[str], "tuple | None"]  # key below the prefix -> fact key (None: not ours)
 
 
-class LivenessSync:
-    """`liveness/chassis/<id>` keys (lease-backed, see chassis.py) -> `("live", id)` facts, which the binding
-    claim rule reads: a port recorded on a live chassis is never taken. Listed with the topology, then
-    watched in its own thread; a compacted watch re-lists and emits only the difference."""
+def _live_fact(rest: str) -> tuple | None:
+    return ("live", rest) if rest else None
 
-    def __init__(self, store: Store, emit: Callable[[str, list[Change], int], None]) -> None:
+
+def _health_fact(rest: str) -> tuple | None:
+    """`communicate/lb_health/<LS|LR>/<dp>/<lb>/<ip>:<port>` -> ("lbh", kind, dp, lb, "ip:port"): present means
+    the backend is out of service, whatever the value says (model/lb.py)."""
+    from ..model.lb import HEALTH_PREFIX, parse_health_key
+
+    try:
+        hk = parse_health_key(HEALTH_PREFIX + rest)
+    except ModelError:
+        return None
+    return ("lbh", hk.dp_kind, hk.dp, hk.lb, hk.backend.text())
+
+
+class PrefixSync:
+    """Keys under one prefix as present/absent facts (value True): `liveness/chassis/<id>` (lease-backed,
+    see chassis.py) -> `("live", id)`, which the binding claim rule reads (a port recorded on a live chassis
+    is never taken); load-balancer health verdicts -> `("lbh", ...)`. Listed with the topology, then watched
+    in its own thread; a compacted watch re-lists and emits only the difference."""
+
+    def __init__(self, store: Store, emit: Callable[[str, list[Change], int], None], prefix: str = LIVENESS,
+                 fact: FactOf = _live_fact, name: str = "liveness") -> None:
         self.store = store
         self.emit = emit
-        self.live: set[str] = set()
+        self.prefix = prefix
+        self.fact = fact
+        self.name = name
+        self.live: set[tuple] = set()  # fact keys present
         self.revision = 0
         self._watch = None
         self._stop = threading.Event()
 
+    def _fact_of(self, key: str) -> tuple | None:
+        return self.fact(key[len(self.prefix):]) if key.startswith(self.prefix) else None
+
     def listing(self) -> list[Change]:
-        kvs, rev = self.store.get_prefix(LIVENESS)
+        kvs, rev = self.store.get_prefix(self.prefix)
         self.revision = rev
-        new = {kv.key[len(LIVENESS):] for kv in kvs if kv.key.startswith(LIVENESS)} - {""}
-        out: list[Change] = [(("live", c), None, None) for c in sorted(self.live - new)]
-        out += [(("live", c), True, None) for c in sorted(new - self.live)]
+        new = {f for kv in kvs if (f := self._fact_of(kv.key)) is not None}
+        out: list[Change] = [(f, None, None) for f in sorted(self.live - new)]
+        out += [(f, True, None) for f in sorted(new - self.live)]
         self.live = new
         return out
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name="etcd-liveness", daemon=True).start()
+        threading.Thread(target=self._run, name=f"etcd-{self.name}", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -85,21 +110,21 @@ class LivenessSync:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._watch = self.store.watch(LIVENESS, self.revision + 1)
+                self._watch = self.store.watch(self.prefix, self.revision + 1)
                 for batch in self._watch:
                     if self._stop.is_set():
                         return
                     out: list[Change] = []
                     for ev in batch.events:
-                        name = ev.kv.key[len(LIVENESS):] if ev.kv.key.startswith(LIVENESS) else ""
-                        if not name:
+                        f = self._fact_of(ev.kv.key)
+                        if f is None:
                             continue
                         if ev.type == "DELETE":
-                            self.live.discard(name)
-                            out.append((("live", name), None, None))
+                            self.live.discard(f)
+                            out.append((f, None, None))
                         else:
-                            self.live.add(name)
-                            out.append((("live", name), True, None))
+                            self.live.add(f)
+                            out.append((f, True, None))
                     self.revision = max(self.revision, batch.revision)
                     if out:
                         self.emit("etcd", out, self.revision)
@@ -108,10 +133,10 @@ class LivenessSync:
             except StoreError as exc:
                 if self._stop.is_set():
                     return
-                log.warning("etcd liveness watch failed: %s; retrying", exc)
+                log.warning("etcd %s watch failed: %s; retrying", self.name, exc)
                 self._stop.wait(0.5)
             except Exception:  # never let the watch thread die silently
-                log.exception("etcd liveness watch crashed; retrying")
+                log.exception("etcd %s watch crashed; retrying", self.name)
                 self._stop.wait(0.5)
 
     def _relist(self) -> None:
@@ -119,12 +144,22 @@ class LivenessSync:
             try:
                 out = self.listing()
             except StoreError as exc:
-                log.warning("liveness re-list failed: %s; retrying", exc)
+                log.warning("%s re-list failed: %s; retrying", self.name, exc)
                 self._stop.wait(0.5)
                 continue
             if out:
                 self.emit("etcd", out, self.revision)
             return
+
+
+LivenessSync = PrefixSync
+
+
+def health_sync(store: Store, emit: Callable[[str, list[Change], int], None]) -> PrefixSync:
+    """Load-balancer health verdicts (written by the checking agents, healthcheck_service.py) as facts."""
+    from ..model.lb import HEALTH_PREFIX
+
+    return PrefixSync(store, emit, HEALTH_PREFIX, _health_fact, "lb-health")
 
 
 class TopologySync:
@@ -135,6 +170,7 @@ class TopologySync:
         self.emit = emit
         self.decoder = Decoder()
         self.liveness = LivenessSync(store, emit)
+        self.health = health_sync(store, emit)
         # Changes are held while a `tpctl import` is half written (see importhold).
         self.hold = ImportHold(self.decoder.change, lambda changes: self.emit("etcd", changes, self.revision))
         self.revision = 0
@@ -147,7 +183,7 @@ class TopologySync:
     def listing(self) -> tuple[list[Change], int]:
         """The start-up listing: topology plus liveness (claims must know who is live from the start)."""
         out, rev = self.topology_listing()
-        return out + self.liveness.listing(), rev
+        return out + self.liveness.listing() + self.health.listing(), rev
 
     def topology_listing(self) -> tuple[list[Change], int]:
         kvs, rev = self.hold.listing(self.store, *self.store.get_prefix(TOPOLOGY))
@@ -159,10 +195,12 @@ class TopologySync:
         self._thread = threading.Thread(target=self._run, name="etcd-watch", daemon=True)
         self._thread.start()
         self.liveness.start()
+        self.health.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.liveness.stop()
+        self.health.stop()
         self.hold.close()
         if self._watch is not None:
             self._watch.close()

@@ -240,6 +240,17 @@ def decode_health_value(value: str) -> HealthVerdict:
     return HealthVerdict(state, chassis)
 
 
+LB_SLOT_BITS = 12
+
+
+def lb_slot(kind: str, dp: str, name: str) -> int:
+    """A stable 12-bit slot of a load balancer (crc32 of its identity): the agent numbers its select group
+    by slot and rank within the slot, so ids never depend on the other load balancers' order."""
+    from zlib import crc32
+
+    return crc32(f"{kind}/{dp}/{name}".encode()) & ((1 << LB_SLOT_BITS) - 1)
+
+
 def lb_key(dp_kind: str, dp: str, name: str) -> str:
     """Relative etcd key of a load balancer record."""
     return f"{ROOT}{dp_kind}/{dp}/lb/{name}"

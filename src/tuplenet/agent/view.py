@@ -14,6 +14,8 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
+from ..model.lb import lb_slot
+
 EMPTY: frozenset = frozenset()
 
 PATCH_IP = "255.255.255.255"
@@ -49,6 +51,10 @@ def _index_keys(key: tuple, obj: Any) -> list[tuple]:
         return [("I", "lr_lsrs", key[1]), ("I", "rgroup", key[1], 1, *route_group(obj.ip, obj.prefix))]
     if kind == "lnat":
         return [("I", "lr_lnats", key[1])]
+    if kind in ("ls_lb", "lr_lb"):  # load balancers: group-id slot (pipeline/lb.py)
+        return [("I", "lb_slot", lb_slot(kind, key[1], key[2]))]
+    if kind == "lbh":  # a backend out of service: ("lbh", LS|LR, dp, lb, "ip:port")
+        return [("I", "lb_down", key[1], key[2], key[3])]
     if kind == "LS":
         return [("I", "dp_id", obj.id)]
     if kind == "LR":

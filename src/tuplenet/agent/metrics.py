@@ -103,6 +103,24 @@ class StatusCollector(Collector):
                 errs.add_metric([step], n)
         yield errs
         yield GaugeMetricFamily("tuplenet_resident_memory_bytes", "Agent RSS", value=_get(st, "rss_mb") * 2**20)
+        yield from lb_health_metrics(_get(st, "lb_health", default={}) or {})
+
+
+def lb_health_metrics(hc: dict) -> Iterator[Metric]:
+    """Load-balancer health checks run by this agent (healthcheck_service.py)."""
+    backends = GaugeMetricFamily("tuplenet_lb_health_backends", "Backends checked here, by verdict",
+                                 labels=["state"])
+    backends.add_metric(["up"], _get(hc, "up"))
+    backends.add_metric(["down"], _get(hc, "down"))
+    yield backends
+    probes = CounterMetricFamily("tuplenet_lb_health_probes", "Health-check probes, by result", labels=["result"])
+    for result, n in sorted((_get(hc, "by_result", default={}) or {}).items()):
+        probes.add_metric([str(result)], n)
+    yield probes
+    yield CounterMetricFamily("tuplenet_lb_health_verdict_changes", "Backends that went down or came back",
+                              value=_get(hc, "verdict_changes"))
+    yield CounterMetricFamily("tuplenet_lb_health_write_errors", "Verdict writes to etcd that failed (retried)",
+                              value=_get(hc, "writer", "errors"))
 
 
 def registry(snapshot: Snapshot) -> CollectorRegistry:

@@ -63,6 +63,7 @@ def build_status(a: Any) -> dict:
         "etcd": {"watch_lag_ms": round(a._watch_lag_ms, 3),
                  "watch_restarts": a.sync.watch_restarts if a.sync else 0},
         "openflow_reconnects": max(0, a._of_connects - 1),
+        "lb_health": a.health.status() if getattr(a, "health", None) else {},  # healthcheck_service.py
         # BFD per tunnel that runs it (tunnels to edges; every tunnel on a gateway): state, forwarding, flaps.
         "bfd": {c: dict(st) for c, st in a.ovs.snapshot().tunnel_bfd.items() if st} if a.ovs else {},
     }

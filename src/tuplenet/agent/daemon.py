@@ -15,6 +15,7 @@ from typing import Any
 
 from ..store import KV, Store, StoreError
 from . import binding
+from .aclreject import AclReject
 from .barrier import Barrier
 from .chassis import ChassisPresence
 from .config import Config
@@ -182,6 +183,7 @@ class Agent:
         self.conn.ensure_tlv_map()
         self.ofctrl = FlowControl(self.conn)
         self.pins = PacketIns(self.conn, self.view, meter_drops=self.ofctrl.meter_drops)
+        self.pins.register(AclReject.OPCODE, "acl_reject", AclReject(self.conn).handle)  # aclreject.py
 
     def _on_packet_in(self, pin) -> None:
         """From the OpenFlow dispatcher: packet-ins wait in pinctrl's bounded queue and the main loop is

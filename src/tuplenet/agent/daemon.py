@@ -22,6 +22,7 @@ from .config import Config
 from .duplicates import Shadowing
 from .engine import Engine
 from .etcdsync import Change, TopologySync
+from .healthcheck_service import HealthService
 from .livetrace import LiveTrace
 from .ofctrl import FlowControl
 from .ovsdb import LocalOvs, OvsdbError, OvsState
@@ -80,6 +81,7 @@ class Agent:
         self.sync: TopologySync | None = None
         self.presence: ChassisPresence | None = None
         self.pins: PacketIns | None = None
+        self.health: HealthService | None = None  # load-balancer health checks (healthcheck_service.py)
         self.livetrace: LiveTrace | None = None  # live-trace commands and reports (issue 11 §3)
         self.self_id = ""
         self._ovs_facts: dict[tuple, Any] = {}
@@ -151,6 +153,8 @@ class Agent:
         self._register()
         self.presence.start_liveness()
         self.sync.start(rev)
+        self.health = HealthService.for_agent(self.conn, self.store, sid, cfg.liveness_ttl)
+        self.health.update(self.view, None)
         self.livetrace = LiveTrace(self.store, sid, self.conn, self.view, self.engine, self.q.put)
         self.pins.register(LiveTrace.OPCODE, "trace", self.livetrace.trace_point)
         self.livetrace.start()
@@ -188,6 +192,8 @@ class Agent:
     def _on_packet_in(self, pin) -> None:
         """From the OpenFlow dispatcher: packet-ins wait in pinctrl's bounded queue and the main loop is
         woken once per batch, so a flood can neither grow the event queue nor crowd out other events."""
+        if self.health is not None and self.health.offer(pin):  # probe replies: its own thread
+            return
         if self.pins is not None and self.pins.offer(pin):
             self.q.put(("pin",))
 
@@ -273,6 +279,8 @@ class Agent:
                     log.error("installing %d/%d flow changes failed: %s; resyncing", len(d.deletes), len(d.adds),
                               exc)
                     reconnect = True
+        if changed and self.health is not None:
+            guard("health-check targets", self.health.update, self.view, changed)
         if reconnect:
             try:
                 self.conn.ensure_tlv_map()  # lost, like the flows, when ovs-vswitchd restarts
@@ -404,6 +412,8 @@ class Agent:
         log.info("agent stopping")
         if self._metrics is not None:
             self._metrics.shutdown()
+        if self.health is not None:
+            self.health.stop()
         if self.sync:
             self.sync.stop()
         if self.presence:

@@ -8,8 +8,10 @@ from __future__ import annotations
 from ..flow import Flow
 from ..view import Reader
 from . import acl, const, ecmp, mirror, nat, ovswishes, physical, routing, switching
+from .lbhealth import health_flows as lb_health_flows
 
 OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "mirror", "ipfix")
+OWNER_KINDS += ("ls_lb", "lr_lb")  # load balancers: pipeline/lb.py; their health-check monitor flows: lbhealth.py
 DERIVED = (ovswishes.TUNNELS, ecmp.ECMP_GROUPS, acl.ACLS)
 
 
@@ -36,6 +38,8 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
         return physical.tunnel_flows(obj)
     if kind == "ipfix":
         return ovswishes.ipfix_wishes(owner, obj)  # type: ignore[return-value]
+    if kind in ("ls_lb", "lr_lb"):
+        return lb_health_flows(r, owner, obj)
     if kind == "mirror":
         return mirror.mirror_wishes(r, owner, obj)  # type: ignore[return-value]
     return []

@@ -25,7 +25,7 @@ _CT = frozenset({"ct_state", "ct_zone"})
 _ANY_MATCH = _REGS | _L2 | _L3 | _L4 | _ARP | _CT | {"metadata", "in_port"}
 # ACL verdict stages (pipeline/acl.py): rule priority p is flow priority ACL_RULE_BASE + p.
 _ACL_MATCH = frozenset(_REGS | _L2 | _L3 | _L4 | _CT | {"metadata", "ct_mark", "conj_id"})
-_ACL_BANDS = (("default", 0, 0), ("rules", 100, 100 + 32767), ("conntrack", 65534, 65535))
+_ACL_BANDS = (("default", 0, 0), ("commit", 1, 1), ("rules", 100, 100 + 32767), ("conntrack", 65534, 65535))
 
 DEFAULT_BAND = (0, 0)
 _LB_MATCH = frozenset({"metadata", "dl_type", "nw_proto", "nw_src", "nw_dst", "tcp_src", "tcp_dst", "udp_src",

@@ -4,13 +4,17 @@ Only switches with ACLs pay anything. There, IPv4 enters conntrack in the switch
 ls_in_acl / ls_out_acl and continues in the verdict stage (ls_in_acl_eval / ls_out_acl_eval):
 
 - 65535: invalid (`+inv`) packets drop;
-- 65534: replies (`+est+rpl`) and related packets (`+rel`) of connections an allow-related rule committed
+- 65534: replies (`+est+rpl`) and related packets (`+rel`) of connections the ACL stage committed
   pass without looking at the rules, unless the connection is marked blocked (ct_mark bit 0);
-- 100 + rule priority: the rules. `allow` passes, `allow-related` commits the connection (clearing the
-  blocked mark) and passes, `drop` and `reject` go to acl_deny, which marks an established connection
+- 100 + rule priority: the rules. `allow` and `allow-related` commit the connection (clearing the blocked
+  mark) and pass, `drop` and `reject` go to acl_deny, which marks an established connection
   blocked (so its replies stop too) and drops; `reject` then asks the agent for a TCP RST or an ICMP
   port unreachable (acl_reject, metered);
-- 0: nothing matched: pass (ACLs are a default-allow list; add a low-priority drop for default deny).
+- 1: nothing matched: pass (ACLs are a default-allow list; add a low-priority drop for default deny).
+
+Every packet a switch with ACLs lets through is committed (as OVN does on switches with stateful ACLs), on
+every host it crosses: conntrack on the receiving host must know the connection too, or a reply would look
+invalid there. So `allow` and `allow-related` behave alike; replies of anything allowed pass.
 
 Packets of established connections in the original direction are evaluated against the current rules, so
 a rule change keeps every connection the new rules still allow and cuts the ones they no longer allow;
@@ -46,6 +50,7 @@ except ImportError:  # pragma: no cover
     from hashlib import blake2b
 
 RULE_BASE = 100  # flow priority of rule priority 0
+PRIO_COMMIT = 1  # no rule matched: pass, tracked
 PRIO_CT = 65534
 PRIO_INVALID = 65535
 BLOCKED = 1  # ct_mark bit 0: an ACL dropped this established connection
@@ -129,12 +134,15 @@ def _scopes(r: Reader, key: tuple, acl: Any) -> dict[int, list[int] | None]:
     return {dp: sorted(set(p)) for dp, p in out.items()}
 
 
+def _commit(dp: int) -> Ct:
+    """Commit the connection in the switch's zone, clearing the blocked mark."""
+    return Ct(commit=True, zone=zone(dp), exec=(Load("ct_mark", 0, 0, 1),))
+
+
 def _verdict(acl: Any, dp: int) -> tuple:
     nxt = _STAGES[acl.direction][2]
-    if acl.action == "allow":
-        return (Resubmit(nxt),)
-    if acl.action == "allow-related":
-        return (Ct(commit=True, zone=zone(dp), exec=(Load("ct_mark", 0, 0, 1),)), Resubmit(nxt))
+    if acl.action in ("allow", "allow-related"):
+        return (_commit(dp), Resubmit(nxt))
     if acl.action == "drop":
         return (Resubmit(T.ACL_DENY),)
     return (Resubmit(T.ACL_DENY), Resubmit(T.ACL_REJECT))
@@ -217,6 +225,7 @@ def dp_flows(dp: int) -> list[Flow]:
     for ct_table, eval_table, nxt, _ in _STAGES.values():
         out += [
             Flow(ct_table, 1, match(metadata=dp, dl_type=ETH_IP), (Ct(zone=z, table=eval_table),)),
+            Flow(eval_table, PRIO_COMMIT, match(metadata=dp), (_commit(dp), Resubmit(nxt))),
             Flow(eval_table, PRIO_INVALID, match(M("metadata", dp), M("ct_state", INV | TRK, INV | TRK)),
                  (Resubmit(T.DROP),)),
             Flow(eval_table, PRIO_CT, match(M("metadata", dp), M("ct_state", EST | RPL | TRK, EST | RPL | INV | TRK),

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from ..flow import Flow
 from ..view import Reader
-from . import acl, const, ecmp, mirror, nat, ovswishes, physical, routing, switching
+from . import acl, const, ecmp, gateway, mirror, nat, ovswishes, physical, routing, switching
 from .lbhealth import health_flows as lb_health_flows
 
-OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "mirror", "ipfix")
+OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "mirror", "ipfix", "neigh")
 OWNER_KINDS += ("ls_lb", "lr_lb")  # load balancers: pipeline/lb.py; their health-check monitor flows: lbhealth.py
 DERIVED = (ovswishes.TUNNELS, ecmp.ECMP_GROUPS, acl.ACLS)
 
@@ -25,13 +25,16 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
     if obj is None:
         return []
     if kind == "lsp":
-        return switching.lsp_flows(r, owner, obj) + ovswishes.patch_wishes(r, owner, obj)
+        return (switching.lsp_flows(r, owner, obj) + ovswishes.patch_wishes(r, owner, obj)
+                + gateway.patch_flows(r, owner, obj))
     if kind == "lrp":
         return routing.lrp_flows(r, owner, obj)
     if kind == "lsr":
         return routing.lsr_flows(r, owner, obj)
     if kind == "lnat":
         return nat.lnat_flows(r, owner, obj)
+    if kind == "neigh":
+        return gateway.neigh_flows(r, owner, obj)
     if kind == "chassis":
         return physical.chassis_flows(r, owner, obj)
     if kind == "tun":

@@ -45,6 +45,7 @@ class Config:
     ovsdb_timeout: float = 10.0
     security: EtcdSecurity = field(default_factory=EtcdSecurity)  # etcd TLS files and user
     metrics_address: str | None = None  # host:port of the Prometheus endpoint; None = off
+    arp_aging: int = 300  # seconds a gateway keeps a learned outside next hop (TUPLENET_ARP_AGING)
     bfd_interval_ms: int = 250  # BFD min_tx/min_rx on tunnels to edges (detection ~3 intervals)
 
     @property
@@ -163,6 +164,7 @@ def load(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Co
         ovsdb_timeout=_positive(env, "TUPLENET_OVSDB_TIMEOUT", 10),
         security=security,
         metrics_address=metrics,
+        arp_aging=_positive(env, "TUPLENET_ARP_AGING", 300),
         bfd_interval_ms=_positive(env, "TUPLENET_BFD_INTERVAL_MS", 250),
     )
 

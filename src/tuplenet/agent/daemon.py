@@ -22,6 +22,7 @@ from .config import Config
 from .duplicates import Shadowing
 from .engine import Engine
 from .etcdsync import Change, TopologySync
+from .gateway_arp import GatewayArp
 from .healthcheck_service import HealthService
 from .livetrace import LiveTrace
 from .ofctrl import FlowControl
@@ -73,6 +74,7 @@ class Agent:
         self.binder = binding.Binder()
         self.claimer: binding.ClaimWriter | None = None  # started with the store
         self.readiness = Readiness()
+        self.gw: GatewayArp | None = None  # GATEWAY=1: ARP on the outside switches (gateway_arp.py)
         self.kvs: dict[tuple, KV] = {}  # lsp and chassis records only: what CAS writes compare against
         self.ovs: LocalOvs | None = None
         self.conn = None
@@ -136,6 +138,8 @@ class Agent:
         self.ovs.on_config_applied(lambda: self.q.put(("revalidate",)))  # after Mirror changes
         self._apply_ovs(self.ovs.snapshot(), set())
         self._bind(None, set())  # before the computation: ports being claimed get their local flows in it
+        if cfg.gateway:
+            self._start_gateway()
         phase("view")
         # Compute and install first, then ask OVS for missing tunnels: the IDL's processing of thousands of
         # new ports would compete with the computation for the GIL. Flows name chassis by tunnel IP, so the
@@ -188,6 +192,17 @@ class Agent:
         self.ofctrl = FlowControl(self.conn)
         self.pins = PacketIns(self.conn, self.view, meter_drops=self.ofctrl.meter_drops)
         self.pins.register(AclReject.OPCODE, "acl_reject", AclReject(self.conn).handle)  # aclreject.py
+
+    def _start_gateway(self) -> None:
+        """Resolve and learn outside next hops per router port (gateway_arp.py); what the previous run
+        learned is in the view before the first computation."""
+        from . import tables as T
+
+        self.gw = GatewayArp(self.view, self.conn, self.cfg.rundir, self.cfg.arp_aging)
+        self.gw.load()
+        self.pins.register(T.OP_ARP_GENERATE, "arp_generate", self.gw.on_generate)
+        self.pins.register(T.OP_ARP_LEARN, "arp_learn", self.gw.on_learn)
+        self.gw.step(set())
 
     def _on_packet_in(self, pin) -> None:
         """From the OpenFlow dispatcher: packet-ins wait in pinctrl's bounded queue and the main loop is
@@ -262,6 +277,8 @@ class Agent:
                 if self._of_connects > 0:  # the first one is the start-up connection, already reconciled
                     reconnect = True
                 self._of_connects += 1
+        if self.gw is not None:  # learned/expired next hops into the view, refreshes, gratuitous ARP
+            guard("gateway ARP", self.gw.step, changed)
         if changed or (self.binder.next_due() or float("inf")) <= time.monotonic():
             guard("binding claims", self._bind, changed, changed)
         if changed:

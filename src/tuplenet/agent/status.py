@@ -58,6 +58,7 @@ def build_status(a: Any) -> dict:
                      "claims_failed": a.claimer.failed if a.claimer else 0},
         "ovsdb": dict(a.ovs.stats) if a.ovs else {},
         "duplicates": a.shadowing.status(),
+        "gateway_arp": a.gw.status() if getattr(a, "gw", None) else {},
         "event_errors": a.barrier.status(),
         "etcd_revision": a.sync.revision if a.sync else 0,
         "etcd": {"watch_lag_ms": round(a._watch_lag_ms, 3),

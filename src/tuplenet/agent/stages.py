@@ -99,7 +99,7 @@ STAGES: tuple[Stage, ...] = (
        matches=_ACL_MATCH, bands=_ACL_BANDS),
     _s("ls_in_lb", 9, ("ls_in_lb_sel", "ls_in_lb_hp", "ls_in_qos"), "ls_in_qos",
        "load balancer: packets to a VIP:port (and hairpin replies to it) of switches with LBs enter conntrack "
-       "in the switch's zone, un-NATed by it (pipeline/lb.py)", matches=_LB_MATCH,
+       "in the switch's zone, un-NATed by it (pipeline/lb.py)", matches=_LB_MATCH, sets={"dl_src", "reg10"},
        bands=(("default", 0, 0), ("hairpin_reply", 5, 5), ("vip", 10, 10))),
     _s("ls_in_lb_sel", 13, ("ls_in_lb_sel", "ls_in_lb_nat", "drop"), "ls_in_lb_nat",
        "new connections to a VIP pick a backend (select group, or multipath on the source IP for affinity) and "

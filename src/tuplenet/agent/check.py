@@ -31,6 +31,14 @@ def compute_desired(cfg) -> tuple[Engine, str]:
         view.apply(fkey, obj, changed, kv.create_revision if kv is not None else 0)
     for k, v in ovs_facts(state).items():
         view.apply(k, v, changed)
+    if cfg.gateway:  # as the daemon has them (daemon._start_gateway): learned next hops from the state file
+        from .gateway_arp import GatewayArp
+
+        view.apply(("gateway",), True, changed)
+        gw = GatewayArp(view, None, cfg.rundir, cfg.arp_aging)
+        gw.load()
+        for k, v in gw.loaded_facts().items():
+            view.apply(k, v, changed)
     engine = Engine(view)
     engine.full()
     return engine, state.system_id or ""

@@ -125,6 +125,10 @@ class GatewayArp:
                 self.entries[(lr, lrp, ip)] = Entry(mac, learned)
                 self._facts[("neigh", lr, lrp, ip)] = mac
 
+    def loaded_facts(self) -> dict[tuple, str | None]:
+        """The facts load() found (for `tuplenet check`, which computes without running the gateway)."""
+        return dict(self._facts)
+
     def save(self) -> None:
         items = [{"lr": k[0], "lrp": k[1], "ip": k[2], "mac": e.mac, "learned": e.learned}
                  for k, e in sorted(self.entries.items())]

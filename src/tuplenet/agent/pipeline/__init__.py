@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..flow import Flow
 from ..view import Reader
-from . import acl, const, ecmp, gateway, mirror, nat, ovswishes, physical, routing, switching
+from . import acl, const, ecmp, gateway, lb, mirror, nat, ovswishes, physical, routing, switching
 from .lbhealth import health_flows as lb_health_flows
 
 OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "mirror", "ipfix", "neigh")
@@ -42,7 +42,7 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
     if kind == "ipfix":
         return ovswishes.ipfix_wishes(owner, obj)  # type: ignore[return-value]
     if kind in ("ls_lb", "lr_lb"):
-        return lb_health_flows(r, owner, obj)
+        return lb.lb_flows(r, owner, obj) + lb_health_flows(r, owner, obj)
     if kind == "mirror":
         return mirror.mirror_wishes(r, owner, obj)  # type: ignore[return-value]
     return []

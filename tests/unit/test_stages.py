@@ -33,7 +33,17 @@ def _scenarios() -> dict[str, dict]:
     acls = {**base, **acl_facts()}
     return {"tutorial": base, "nat": nat, "nat kinds": nat_kinds, "pinned here": pinned_here, "pinned away": pinned_away,
             "patch port": patch, "no port security": no_ps, "flow-based tunnel only": no_tunnel,
-            "third chassis": more, "ecmp to two edges": edge_facts(), "acls": acls}
+            "third chassis": more, "ecmp to two edges": edge_facts(), "acls": acls, "load balancers": _lb_facts(base)}
+
+
+def _lb_facts(base: dict) -> dict:
+    from tuplenet.model.lb import Backend, LoadBalancer
+
+    bs = (Backend("10.10.1.2", 80), Backend("10.10.1.3", 80))
+    lbs = [LoadBalancer("LS", "LS-A", "web", "10.10.1.100", 80, "tcp", bs),
+           LoadBalancer("LS", "LS-A", "aff", "10.10.1.101", 53, "udp", bs, affinity=30),
+           LoadBalancer("LR", "LR-central", "r", "10.10.9.9", 80, "tcp", bs)]
+    return {**base, **{(lb.kind, lb.dp, lb.name): lb for lb in lbs}, ("lbh", "LS", "LS-A", "web", "10.10.1.3:80"): True}
 
 
 SCENARIOS = _scenarios()

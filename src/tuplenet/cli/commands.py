@@ -345,3 +345,7 @@ COMMANDS: dict[tuple[str, str], tuple[tuple[str, ...], int, int, str, str, Handl
     ("graph", ""): ((), 0, 1, "require at most one file name", "[FILE.dot|FILE.png|FILE.svg]", graph_cmd),
     ("import", ""): ((), 0, 1, "require a file name (- for stdin)", "FILE", import_cmd),
 }
+
+from .lb import COMMANDS as _LB_COMMANDS  # noqa: E402 - it imports Ctx and say from here
+
+COMMANDS.update(_LB_COMMANDS)

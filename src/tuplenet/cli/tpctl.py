@@ -17,6 +17,7 @@ GROUPS = {
     "lrp": "operate on logical router port",
     "lsr": "operate on logical static route",
     "lnat": "operate on logical NAT",
+    "lb": "operate on load balancers (VIP:port -> backends on a switch or router, docs/lb.md)",
     "mirror": "operate on port mirrors (copies of a port's frames to a local port or an ERSPAN/Geneve collector)",
     "ch": "operate on chassis",
     "toolbox": "misc tools",

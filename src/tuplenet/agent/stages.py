@@ -227,7 +227,7 @@ STAGES: tuple[Stage, ...] = (
        bands=(("default", 0, 0), ("report", 1, 1))),
     _s("drop", 101, (), "", "explicit drops end here (counted per flow)"),
     _s("acl_deny", 102, (), "", "ACL drop: an established connection is marked blocked (ct_mark bit 0), then dropped",
-       matches={"metadata", "ct_state", "reg10"}, bands=(("default", 0, 0), ("blocked", 1, 2))),
+       matches={"metadata", "dl_type", "ct_state"}, bands=(("default", 0, 0), ("blocked", 1, 2))),
     _s("acl_reject", 103, (), None, "ACL reject: to the agent (metered), which answers TCP RST / ICMP unreachable",
        bands=(("default", 0, 0),)),
 )

@@ -135,7 +135,8 @@ def _scopes(r: Reader, key: tuple, acl: Any) -> dict[int, list[int] | None]:
 
 
 def _commit(dp: int) -> Ct:
-    """Commit the connection in the switch's zone, clearing the blocked mark."""
+    """Commit the connection in the switch's zone, clearing the blocked mark (OVS wants ct() flows to match
+    dl_type=ip: every flow carrying one does)."""
     return Ct(commit=True, zone=zone(dp), exec=(Load("ct_mark", 0, 0, 1),))
 
 
@@ -214,7 +215,7 @@ def _rule_flows(r: Reader, key: tuple, acl: Any, acc: _Acc, dps: set[int]) -> No
                 c = Conjunction(cid, i, len(multi))
                 for v in d:
                     acc.clause(table, prio, match(*fixed, v), c)
-            cookies.append(acc.add(table, prio, match(M("metadata", dp), M("conj_id", cid)), actions))
+            cookies.append(acc.add(table, prio, match(M("metadata", dp), M("dl_type", ETH_IP), M("conj_id", cid)), actions))
         acc.hits += [Wish(HITS, (c,), key) for c in cookies]
 
 
@@ -225,7 +226,7 @@ def dp_flows(dp: int) -> list[Flow]:
     for ct_table, eval_table, nxt, _ in _STAGES.values():
         out += [
             Flow(ct_table, 1, match(metadata=dp, dl_type=ETH_IP), (Ct(zone=z, table=eval_table),)),
-            Flow(eval_table, PRIO_COMMIT, match(metadata=dp), (_commit(dp), Resubmit(nxt))),
+            Flow(eval_table, PRIO_COMMIT, match(metadata=dp, dl_type=ETH_IP), (_commit(dp), Resubmit(nxt))),
             Flow(eval_table, PRIO_INVALID, match(M("metadata", dp), M("ct_state", INV | TRK, INV | TRK)),
                  (Resubmit(T.DROP),)),
             Flow(eval_table, PRIO_CT, match(M("metadata", dp), M("ct_state", EST | RPL | TRK, EST | RPL | INV | TRK),
@@ -233,7 +234,7 @@ def dp_flows(dp: int) -> list[Flow]:
             Flow(eval_table, PRIO_CT, match(M("metadata", dp), M("ct_state", REL | TRK, NEW | REL | INV | TRK),
                                             M("ct_mark", 0, BLOCKED)), (Resubmit(nxt),)),
         ]
-    out.append(Flow(T.ACL_DENY, 2, match(M("metadata", dp), M("ct_state", EST | TRK, EST | TRK)),
+    out.append(Flow(T.ACL_DENY, 2, match(M("metadata", dp), M("dl_type", ETH_IP), M("ct_state", EST | TRK, EST | TRK)),
                     (Ct(commit=True, zone=z, exec=(Load("ct_mark", 1, 0, 1),)),)))
     return out
 

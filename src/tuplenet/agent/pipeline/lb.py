@@ -122,7 +122,7 @@ def lb_flows(r: Reader, key: tuple, lb: Any) -> list:
     ip = (M("metadata", dp), M("dl_type", ETH_IP), M("nw_proto", proto))
     to_vip = match(*ip, M("nw_dst", vip), M(dst_f, lb.port))
     out: list = [Flow(t.entry, 10, to_vip, (Ct(zone=z, table=t.sel, nat=Nat()),)),
-                 Flow(t.hp, 1, match(metadata=dp), (CtClear(), Ct(zone=z, table=t.nat, nat=Nat())))]
+                 Flow(t.hp, 1, match(metadata=dp, dl_type=ETH_IP), (CtClear(), Ct(zone=z, table=t.nat, nat=Nat())))]
     out += _selection(r, key, lb, t, z, to_vip)
     mac = lb_mac(lb.vip)
     for b in lb.backends:  # every backend, in service or not: its established connections go on

@@ -32,6 +32,13 @@ log = logging.getLogger(__name__)
 CONST_OWNER = ("const",)
 
 
+def _best(slot: Flow | dict[int, list]) -> Flow:
+    """The candidate that wins a key: the only one, or (a conflict) the lowest cookie, the same on every host."""
+    if type(slot) is Flow:
+        return slot
+    return slot[min(slot)][0]
+
+
 @dataclass
 class Stats:
     full_runs: int = 0
@@ -61,9 +68,13 @@ class Engine:
         self.ocand: dict[tuple, dict[int, list]] = {}  # output identity -> digest -> [output, refcount]
         self.oactive: dict[tuple, Any] = {}  # output identity -> installed-to-be output
         self._otouched: set[tuple] = set()
-        self.deps: dict[tuple, frozenset] = {}
-        self.rdeps: dict[tuple, set[tuple]] = {}
-        self.cand: dict[tuple, dict[int, list]] = {}  # flow key -> cookie -> [flow, refcount]
+        # owner -> the keys it read (a tuple of distinct keys: a third of a frozenset's size, and 50k owners
+        # hold one each); key -> its readers, a 1-tuple while there is one (most keys) and a set beyond.
+        self.deps: dict[tuple, tuple] = {}
+        self.rdeps: dict[tuple, tuple | set[tuple]] = {}
+        # flow key -> its candidates: the Flow itself while one owner proposes it (nearly every key: a dict and
+        # a list per flow cost 20 MB at 68k flows), else cookie -> [flow, refcount].
+        self.cand: dict[tuple, Flow | dict[int, list]] = {}
         self.active: dict[tuple, Flow] = {}  # flow key -> installed-to-be flow
         self.per_table: dict[int, int] = {}  # active flows per table (metrics), kept with `active`
         self._touched: set[tuple] = set()
@@ -152,29 +163,27 @@ class Engine:
             if flows:
                 self.owner_flows[o] = flows
                 for f in flows:
-                    slot = cand.get(f.key)
-                    if slot is None:
-                        cand[f.key] = {f.cookie: [f, 1]}
+                    k = f.key
+                    if k in cand:
+                        self._cand_more(k, f)
                     else:
-                        entry = slot.get(f.cookie)
-                        if entry is None:
-                            slot[f.cookie] = [f, 1]
-                        else:
-                            entry[1] += 1
+                        cand[k] = f
             if deps:
                 self.deps[o] = deps
                 for d in deps:
                     s = rdeps.get(d)
                     if s is None:
-                        rdeps[d] = {o}
+                        rdeps[d] = (o,)
+                    elif type(s) is tuple:
+                        rdeps[d] = {*s, o}
                     else:
                         s.add(o)
         self._memo.clear()
         self.stats.full_runs += 1
         adds = []
         for k, slot in cand.items():
-            f = slot[min(slot)][0] if len(slot) > 1 else next(iter(slot.values()))[0]
-            if len(slot) > 1:
+            f = _best(slot)
+            if type(slot) is not Flow and len(slot) > 1:
                 self._conflict(k, f)
             self.active[k] = f
             adds.append(f)
@@ -202,7 +211,7 @@ class Engine:
         for k in changed:
             rd = self.rdeps.get(k)
             if rd:
-                owners |= rd
+                owners.update(rd)
             if k[0] in kinds:
                 owners.add(k)
             if by_source:
@@ -253,7 +262,7 @@ class Engine:
         except Exception:  # a bad record must never take the agent down
             log.exception("computing flows of %s failed; its flows are withdrawn", owner)
             flows, others = (), ()
-        return flows, others, frozenset(r.deps)
+        return flows, others, tuple(r.deps)
 
     def _recompute(self, owner: tuple) -> None:
         new, others, deps = self._compute(owner)
@@ -287,35 +296,64 @@ class Engine:
             self.owner_flows[owner] = new
         else:
             self.owner_flows.pop(owner, None)
-        old_deps = self.deps.get(owner, frozenset())
-        if deps != old_deps:
-            for d in old_deps - deps:
-                s = self.rdeps.get(d)
-                if s is not None:
+        old = frozenset(self.deps.get(owner, ()))
+        new_deps = frozenset(deps)
+        if new_deps != old:
+            rdeps = self.rdeps
+            for d in old - new_deps:
+                s = rdeps.get(d)
+                if type(s) is tuple:
+                    if owner in s:
+                        rest = tuple(x for x in s if x != owner)
+                        if rest:
+                            rdeps[d] = rest
+                        else:
+                            del rdeps[d]
+                elif s is not None:
                     s.discard(owner)
                     if not s:
-                        del self.rdeps[d]
-            for d in deps - old_deps:
-                self.rdeps.setdefault(d, set()).add(owner)
-            if deps:
-                self.deps[owner] = deps
-            else:
-                self.deps.pop(owner, None)
+                        del rdeps[d]
+            for d in new_deps - old:
+                s = rdeps.get(d)
+                if s is None:
+                    rdeps[d] = (owner,)
+                elif type(s) is tuple:
+                    rdeps[d] = {*s, owner}
+                else:
+                    s.add(owner)
+        if deps:
+            self.deps[owner] = deps
+        else:
+            self.deps.pop(owner, None)
 
-    def _cand_add(self, f: Flow) -> None:
-        k = f.key
-        slot = self.cand.setdefault(k, {})
+    def _cand_more(self, k: tuple, f: Flow) -> None:
+        """Count `f` as one more candidate for key `k`, which has candidates already."""
+        slot = self.cand[k]
+        if type(slot) is Flow:
+            slot = self.cand[k] = {slot.cookie: [slot, 1]}
         entry = slot.get(f.cookie)
         if entry is None:
             slot[f.cookie] = [f, 1]
         else:
             entry[1] += 1
+
+    def _cand_add(self, f: Flow) -> None:
+        k = f.key
+        if k in self.cand:
+            self._cand_more(k, f)
+        else:
+            self.cand[k] = f
         self._touched.add(k)
 
     def _cand_del(self, f: Flow) -> None:
         k = f.key
         slot = self.cand.get(k)
         if slot is None:
+            return
+        if type(slot) is Flow:
+            if slot.cookie == f.cookie:
+                del self.cand[k]
+                self._touched.add(k)
             return
         entry = slot.get(f.cookie)
         if entry is None:
@@ -377,9 +415,9 @@ class Engine:
         adds: list[Flow] = []
         for k in self._touched:
             slot = self.cand.get(k)
-            new = slot[min(slot)][0] if slot else None
+            new = _best(slot) if slot else None
             old = self.active.get(k)
-            if slot and len(slot) > 1:
+            if slot and type(slot) is not Flow and len(slot) > 1:
                 self._conflict(k, new)
             if new is old or (new is not None and old is not None and new.cookie == old.cookie):
                 continue

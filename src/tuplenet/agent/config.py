@@ -46,6 +46,7 @@ class Config:
     security: EtcdSecurity = field(default_factory=EtcdSecurity)  # etcd TLS files and user
     metrics_address: str | None = None  # host:port of the Prometheus endpoint; None = off
     arp_aging: int = 300  # seconds a gateway keeps a learned outside next hop (TUPLENET_ARP_AGING)
+    ondemand_idle: int = 300  # seconds without traffic before flows learned on demand go (ONDEMAND=1)
     bfd_interval_ms: int = 250  # BFD min_tx/min_rx on tunnels to edges (detection ~3 intervals)
 
     @property
@@ -165,6 +166,7 @@ def load(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Co
         security=security,
         metrics_address=metrics,
         arp_aging=_positive(env, "TUPLENET_ARP_AGING", 300),
+        ondemand_idle=_positive(env, "TUPLENET_ONDEMAND_IDLE", 300),
         bfd_interval_ms=_positive(env, "TUPLENET_BFD_INTERVAL_MS", 250),
     )
 

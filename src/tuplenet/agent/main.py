@@ -78,7 +78,8 @@ def run_agent(argv: list[str]) -> int:
         print(f"tuplenet: {exc}", file=sys.stderr)
         return 2
     if cfg.ondemand:
-        log.info("ONDEMAND: on-demand flow generation is not available yet; computing full flows")
+        log.info("ONDEMAND=1: flows for local ports and what they talk to (idle ones go after %d s); "
+                 "misses are redirected to a host of a pinned router", cfg.ondemand_idle)
     agent = Agent(cfg)
     try:
         agent.start()

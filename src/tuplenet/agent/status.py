@@ -52,6 +52,7 @@ def build_status(a: Any) -> dict:
         "openflow": of.__dict__ if of else {},
         "openflow_session": {**a.conn.stats, "decode_errors": dict(a.conn.decode_errors)} if a.conn else {},
         "packet_ins": a.pins.status() if a.pins else {},
+        "ondemand": a.ondemand.status(),
         "bad_records": a.sync.decoder.bad_records if a.sync else 0,
         "import_hold": a.sync.hold.status() if a.sync else {},
         "bindings": {**a.binder.status(), "ready": len(a.readiness.ready),

@@ -58,7 +58,8 @@ def _index_keys(key: tuple, obj: Any) -> list[tuple]:
     if kind == "LS":
         return [("I", "dp_id", obj.id)]
     if kind == "LR":
-        return [("I", "dp_id", obj.id)] + ([("I", "lr_pinned", obj.chassis)] if obj.chassis else [])
+        pinned = [("I", "lr_pinned", obj.chassis), ("I", "pinned_lrs")] if obj.chassis else []
+        return [("I", "dp_id", obj.id), *pinned]
     return []
 
 

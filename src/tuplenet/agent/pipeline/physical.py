@@ -13,6 +13,7 @@ from typing import Any
 from .. import tables as T
 from ..flow import Flow, Load, M, Resubmit, SetField, ip_int, match
 from ..view import Reader
+from .ondemand import chassis_counted
 from .tracepoints import INGRESS_REPORT
 
 _INGRESS = (Resubmit(T.EXTRACT), INGRESS_REPORT, Resubmit(T.FROM_TUNNEL))  # live trace: tracepoints.py
@@ -39,6 +40,8 @@ def chassis_flows(r: Reader, key: tuple, ch: Any) -> list[Flow]:
     flowbased = r.get(("tunfb",))
     if flowbased is not None:
         flows.append(Flow(T.CLASSIFY, 2, match(in_port=flowbased, tun_src=ip), _INGRESS))
+    if not chassis_counted(r, key[1]):  # on-demand: no port here has talked to it yet
+        return flows
     own = r.get(("tun", key[1]))
     if own is not None:
         actions: tuple = (Load(T.R_OFPORT, own), _DECIDED, _ANY_IN_PORT)

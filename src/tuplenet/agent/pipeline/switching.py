@@ -9,6 +9,7 @@ from .. import tables as T
 from ..binding import bound_lsp, claiming_key
 from ..flow import Flow, Load, M, Move, Resubmit, SetField, ip_int, mac_int, match
 from ..view import PATCH_IP, Reader
+from . import ondemand
 from .common import lr_here, lr_of, ls_id, lsp_shadowed, peer_lrp
 from .const import ETH_ARP, ETH_IP
 
@@ -19,6 +20,8 @@ def lsp_flows(r: Reader, key: tuple, lsp: Any) -> list[Flow]:
         return []
     if lsp.ip == PATCH_IP:
         return _patch_port_flows(r, key, lsp, dp)
+    if not lsp.peer and ondemand.untouched(r, key, lsp):  # remote, not talked to (on-demand hosts)
+        return []
     if lsp_shadowed(r, key, lsp):
         return []
     pid = ip_int(lsp.ip) & 0xFFFF
@@ -38,9 +41,9 @@ _SHA_TO_THA = Move("arp_sha", "arp_tha")
 _SPA_TO_TPA = Move("arp_spa", "arp_tpa")
 _BACK = Move(T.R_SRC_PORT, T.R_DST_PORT)
 _LOOPBACK = Load(T.R_FLAGS, 1, 0, 1)
-# Entering a switch clears the flag bits only: the live-trace mark (bits 8-31) an injected packet carries
-# survives classification (pipeline/tracepoints.py); a frame from a port never has it.
-_CLEAR_FLAGS = Load(T.R_FLAGS, 0, 0, 8)
+# Entering a switch clears the flags but TRACE (bit 1): the live-trace mark (TRACE, bits 8-31) an injected
+# packet carries survives classification (pipeline/tracepoints.py); a frame from a port never has it.
+_CLEAR_FLAGS = (Load(T.R_FLAGS, 0, 0, 1), Load(T.R_FLAGS, 0, 2, 6))
 _TO_OUTPUT = Resubmit(T.LS_IN_OUTPUT)
 _TO_TO_ROUTER = Resubmit(T.LS_OUT_TO_ROUTER)
 _DECIDED = Load(T.R_DECIDED, 1)
@@ -87,7 +90,7 @@ def classify_vm(dp: int, pid: int, mac: int, ofport: int, ip: str | None) -> lis
     and only IPv4 from its own IP or ARP with its own sender addresses: no spoofed MAC, IP or ARP reply
     can poison a neighbour or impersonate another port. The rest is dropped by a per-port flow whose
     counters tell the operator which port misbehaves."""
-    enter = (Load(T.R_SRC_PORT, pid), SetField("metadata", dp), _CLEAR_FLAGS, Resubmit(T.LS_IN_START))
+    enter = (Load(T.R_SRC_PORT, pid), SetField("metadata", dp), *_CLEAR_FLAGS, Resubmit(T.LS_IN_START))
     if ip is None:
         return [Flow(T.CLASSIFY, 2, match(in_port=ofport), enter)]
     ipn = ip_int(ip)
@@ -145,7 +148,7 @@ def _patch_port_flows(r: Reader, key: tuple, lsp: Any, dp: int) -> list[Flow]:
     pid = T.OFPORT_NONE
     return [
         Flow(T.CLASSIFY, 2, match(in_port=ofport), (
-            Load(T.R_SRC_PORT, pid), SetField("metadata", dp), _CLEAR_FLAGS, Resubmit(T.LS_IN_START))),
+            Load(T.R_SRC_PORT, pid), SetField("metadata", dp), *_CLEAR_FLAGS, Resubmit(T.LS_IN_START))),
         Flow(T.LS_IN_LOOKUP, 2, match(metadata=dp), (Load(T.R_DST_PORT, pid), Resubmit(T.LS_OUT_START))),
         Flow(T.LS_OUT_PORT, 3, match(M("metadata", dp), M(T.R_DST_PORT, pid)), (
             Load(T.R_OFPORT, ofport), Load(T.R_DECIDED, 1), Resubmit(T.LS_OUT_TO_ROUTER))),

@@ -1,0 +1,204 @@
+"""The demand set of an on-demand host (ONDEMAND=1): which remote ports its ports have talked to.
+
+The pipeline (pipeline/ondemand.py) gives a remote port flows only while `("want", ls, lsp)` is in the view,
+and a remote chassis a tunnel and a to-chassis flow only while `("wantch", chassis)` is. This module owns
+both: a lookup miss reported by the datapath (opcode OP_UNKNOWN_DST, the packet itself is redirected to a
+fully programmed chassis meanwhile) adds the ports with the packet's destination; the engine then
+recomputes exactly those ports in the same main-loop batch. A port whose lookup flow has carried no packet
+for `idle` seconds is forgotten (its flows go) and comes back on the next miss. So what a host computes,
+installs and remembers grows with what it talks to, not with the cluster.
+
+Everything here runs on the main loop except `Ager`, a thread that only reads flow counters from OVS and
+posts them to the main loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import tables as T
+from .flow import COOKIE_TAG, COOKIE_TAG_MASK, COOKIE_TAG_SHIFT, fmt_ip
+from .openflow import codec as c
+from .pipeline.ondemand import want_key, wantch_key
+from .view import PATCH_IP, View
+
+log = logging.getLogger(__name__)
+
+_ETH_IP, _ETH_ARP = b"\x08\x00", b"\x08\x06"
+
+
+@dataclass
+class DemandStats:
+    misses: int = 0  # packet-ins for unknown destinations
+    learned: int = 0  # ports added to the demand set
+    unknown: int = 0  # misses naming no port of the switch (nothing to learn)
+    aged: int = 0  # ports forgotten after `idle` seconds without traffic
+    gone: int = 0  # wanted ports deleted from etcd
+
+
+def miss_target(frame: bytes, regs: dict[str, int]) -> tuple[str | None, int | None]:
+    """(IP, MAC) a missed frame was looking for: an ARP request's target IP; an IPv4 frame's destination
+    MAC and IP, or, when a router could not resolve its next hop (zero MAC), the next hop (reg2)."""
+    if len(frame) < 14:
+        return None, None
+    ethertype = frame[12:14]
+    if ethertype == _ETH_ARP and len(frame) >= 42 and frame[20:22] == b"\x00\x01":
+        return fmt_ip(int.from_bytes(frame[38:42], "big")), None
+    if ethertype == _ETH_IP and len(frame) >= 34:
+        dst_mac = int.from_bytes(frame[0:6], "big")
+        if dst_mac == 0:
+            nh = regs.get(T.R_NEXT_HOP, 0)
+            return (fmt_ip(nh) if nh else fmt_ip(int.from_bytes(frame[30:34], "big"))), None
+        return fmt_ip(int.from_bytes(frame[30:34], "big")), dst_mac
+    return None, None
+
+
+class OnDemand:
+    """The demand set and its aging. `enabled` False (full mode) makes every call a no-op."""
+
+    def __init__(self, view: View, enabled: bool, idle: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.view = view
+        self.enabled = enabled
+        self.idle = idle
+        self.clock = clock
+        self.wants: dict[tuple, float] = {}  # lsp key -> last time its flows were used (or learned)
+        self._packets: dict[tuple, int] = {}  # lsp key -> packets its lookup flows had carried
+        self._chassis: dict[str, int] = {}  # chassis with wanted ports -> how many
+        self._changed: set[tuple] = set()
+        self.stats = DemandStats()
+
+    # ------------------------------------------------------------------ learning (main loop)
+    def on_packet_in(self, pin: Any) -> None:
+        """OP_UNKNOWN_DST handler (pinctrl registry)."""
+        md = pin.metadata
+        ip, mac = miss_target(bytes(pin.data), md)
+        self.stats.misses += 1
+        if ip is not None or mac is not None:
+            self.touch(md.get("metadata", 0), ip, mac)
+
+    def touch(self, dp_id: int, ip: str | None, mac: int | None = None) -> int:
+        """Want the remote ports of switch `dp_id` with this IP or MAC; returns how many were new."""
+        if not self.enabled:
+            return 0
+        view, now, new = self.view, self.clock(), 0
+        self_id, found = view.facts.get(("self",)), False
+        for ls_key in view.members(("I", "dp_id", dp_id)):
+            if ls_key[0] != "LS":
+                continue
+            ls = ls_key[1]
+            keys = set(view.members(("I", "ls_ip", ls, ip))) if ip else set()
+            if mac is not None:
+                keys |= set(view.members(("I", "ls_mac", ls, mac)))
+            for k in keys:
+                lsp = view.facts.get(k)
+                if lsp is None or lsp.peer or lsp.ip == PATCH_IP or (lsp.chassis and lsp.chassis == self_id):
+                    continue  # router and patch ports are always programmed, and so are our own
+                found = True
+                if k not in self.wants:
+                    new += 1
+                    view.apply(want_key(ls, k[2]), True, self._changed)
+                self.wants[k] = now
+        self.stats.learned += new
+        if not found:
+            self.stats.unknown += 1
+        return new
+
+    def take_changed(self) -> set[tuple]:
+        """Fact keys changed by learning and aging since the last call (for the engine)."""
+        out, self._changed = self._changed, set()
+        return out
+
+    def refresh(self, changed: set[tuple]) -> None:
+        """Before the engine runs: forget wanted ports that were deleted, and keep `("wantch", chassis)`
+        equal to the chassis the wanted ports sit on (a wanted port may move). Adds what it changes."""
+        if not self.wants and not self._chassis:
+            return
+        if not any(k in self.wants or k[0] == "want" for k in changed):
+            return
+        for k in [k for k in self.wants if k not in self.view.facts]:
+            self._forget(k, changed)
+            self.stats.gone += 1
+        counts: dict[str, int] = {}
+        for k in self.wants:
+            ch = self.view.facts[k].chassis
+            if ch:
+                counts[ch] = counts.get(ch, 0) + 1
+        for ch in self._chassis.keys() - counts.keys():
+            self.view.apply(wantch_key(ch), None, changed)
+        for ch in counts.keys() - self._chassis.keys():
+            self.view.apply(wantch_key(ch), True, changed)
+        self._chassis = counts
+
+    def _forget(self, k: tuple, changed: set[tuple]) -> None:
+        self.wants.pop(k, None)
+        self._packets.pop(k, None)
+        self.view.apply(want_key(k[1], k[2]), None, changed)
+
+    # ------------------------------------------------------------------ aging (main loop)
+    def observe(self, packets: dict[int, int], owner_flows: dict[tuple, tuple]) -> int:
+        """Flow counters of the lookup stage (cookie -> packets, from Ager): a wanted port whose lookup
+        flows carried a packet since the last look is in use; one idle for `idle` seconds is forgotten.
+        Returns how many were forgotten (their keys wait in take_changed)."""
+        now, aged = self.clock(), 0
+        for k in list(self.wants):
+            seen = sum(packets.get(f.cookie, 0) for f in owner_flows.get(k, ()) if f.table == T.LS_IN_LOOKUP)
+            if seen != self._packets.get(k):
+                self._packets[k] = seen
+                if seen:
+                    self.wants[k] = now
+            elif now - self.wants[k] >= self.idle:
+                self._forget(k, self._changed)
+                aged += 1
+        self.stats.aged += aged
+        return aged
+
+    def status(self) -> dict[str, Any]:
+        st = self.stats
+        return {"enabled": self.enabled, "idle_s": self.idle, "wanted_ports": len(self.wants),
+                "wanted_chassis": len(self._chassis), "misses": st.misses, "learned": st.learned,
+                "unknown": st.unknown, "aged": st.aged, "gone": st.gone}
+
+
+class Ager(threading.Thread):
+    """Reads the lookup stage's flow counters every `period` seconds and hands them to `post` (the main
+    loop's queue). It never touches the view or the engine; a failed read is skipped."""
+
+    def __init__(self, conn: Any, period: float, post: Callable[[dict[int, int]], None]) -> None:
+        super().__init__(name="ondemand-ager", daemon=True)
+        self.conn, self.period, self.post = conn, period, post
+        self._stop_ev = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_ev.wait(self.period):
+            try:
+                self.post(lookup_counters(self.conn))
+            except Exception as exc:  # noqa: BLE001 - disconnected or slow switch: try again next period
+                log.debug("on-demand aging: reading counters failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stop_ev.set()
+
+
+def lookup_counters(conn: Any, timeout: float = 10.0) -> dict[int, int]:
+    """cookie -> packet count of our flows in the lookup stage."""
+    out: dict[int, int] = {}
+
+    def sink(body: bytes) -> None:
+        for st in c.iter_flow_stats(body):
+            out[st.cookie] = st.n_packets
+
+    conn.request(lambda x: c.flow_stats_request(COOKIE_TAG << COOKIE_TAG_SHIFT, COOKIE_TAG_MASK,
+                                                table=T.LS_IN_LOOKUP, xid=x),
+                 timeout, "on-demand counters", sink=sink)
+    return out
+
+
+def aging_period(idle: float) -> float:
+    """Look at the counters a few times per idle period (bounded: cheap, and at most 30 s late)."""
+    return max(0.2, min(idle / 4, 30.0))

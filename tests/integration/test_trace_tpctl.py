@@ -113,8 +113,8 @@ def test_hex_frame_is_traced_like_the_same_addresses(etcd, prefix, tutorial):
 
 
 def test_errors_are_one_line(etcd, prefix, tutorial):
-    r = run(etcd, prefix, "trace", "-s", "LS-A/vm1", "--dst-ip", "10.10.2.3")
-    assert (r.rc, r.out, r.err) == (2, "", "live tracing is not available yet; use --simulate\n")
+    r = run(etcd, prefix, "trace", "-s", "LS-A/vm1", "--dst-ip", "10.10.2.3", "--wait", "0.2")  # live: no agent here
+    assert (r.rc, r.out, r.err) == (1, "", "no report from chassis hv1 within 0.2 s (is its agent running?)\n")
     fails(etcd, prefix, "trace", "--simulate", "-s", "LS-A/nope", "--dst-ip", "1.2.3.4",
           match="logical port LS-A/nope does not exist")
     fails(etcd, prefix, "trace", "--simulate", "-s", "LS-A/vm1", "--dst-ip", "10.10.2", match="not an IPv4")

@@ -149,7 +149,7 @@ class LiveTrace:
             pkt[f] = md.get(f, 0)
         pkt["tun_metadata0"] = unmarked_option(md.get("tun_metadata0", 0))
         table = pin.userdata[4] if len(pin.userdata) > 4 else 0
-        fields = {"table_id": table, "datapath_id": md.get("metadata", 0) & 0xFFFFFF,
+        fields = {"datapath_id": md.get("metadata", 0) & 0xFFFFFF,
                   "src_port_id": md.get(T.R_SRC_PORT, 0) & 0xFFFF, "dst_port_id": md.get(T.R_DST_PORT, 0) & 0xFFFF,
                   "tun_src": md.get("tun_src", 0)}
         snap = self._snapshot()

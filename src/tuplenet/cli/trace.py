@@ -1,6 +1,8 @@
-"""`tpctl trace`: where would this packet go? `--simulate` computes every chassis's flows from the etcd
-model with the agent's own engine and walks them (tuplenet.trace); live tracing comes later and will print
-the same report. Heavy imports happen only when a trace runs, so `tpctl --help` stays instant."""
+"""`tpctl trace`: where does this packet go? Live by default: the agent holding the source port injects a
+marked packet and every host it reaches reports its part through etcd (trace/live.py); `--detect` does so
+for random pairs and prints only the wrong ones (trace/livedetect.py). `--simulate` computes every
+chassis's flows from the etcd model with the agent's own engine and walks them instead; both print the
+same report. Heavy imports happen only when a trace runs, so `tpctl --help` stays instant."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-LIVE_UNAVAILABLE = "live tracing is not available yet; use --simulate"
+EXIT_WRONG = 3  # --detect found wrong paths
 
 
 def add_parser(groups: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -36,6 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame", "--header", dest="frame", metavar="HEX",
                    help="the whole Ethernet frame in hex instead of addresses")
     p.add_argument("--brief", action="store_true", help="hide pass-through steps of constant flows")
+    p.add_argument("--wait", type=float, default=3.0, metavar="SECONDS",
+                   help="live: how long to wait for the hosts' reports (default 3)")
+    p.add_argument("--detect", nargs="?", const="", metavar="LS,LS,...",
+                   help="live: trace random pairs of ports (within the given switches, default: switches "
+                        "joined by routers) and print only the pairs whose packet does not arrive")
+    p.add_argument("--pairs", type=int, default=10, help="--detect: pairs per round (1..100, default 10)")
+    p.add_argument("--rounds", type=int, default=1, help="--detect: rounds (default 1)")
 
 
 def request_of(opts: argparse.Namespace) -> Any:
@@ -73,15 +82,23 @@ def simulate(model: Any, req: Any) -> dict[str, Any]:
 
 
 def run(opts: argparse.Namespace, as_json: bool) -> int:
-    if not opts.simulate:
-        sys.stderr.write(LIVE_UNAVAILABLE + "\n")
-        return 2
     import os
 
     from tuplenet.store.security import from_args
+    from tuplenet.trace.request import TraceError
 
+    security = from_args(opts, os.environ)
+    if not 0 < opts.wait <= 60:
+        raise TraceError("--wait must be more than 0 and at most 60 seconds")
+    if opts.detect is not None:
+        if opts.simulate:
+            raise TraceError("--detect traces live packets; drop --simulate")
+        return detect(opts, as_json, security)
     req = request_of(opts)
-    doc = simulate(load_model(opts.endpoints, opts.prefix, opts.timeout, from_args(opts, os.environ)), req)
+    if opts.simulate:
+        doc = simulate(load_model(opts.endpoints, opts.prefix, opts.timeout, security), req)
+    else:
+        doc = live(opts, req, security)
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
@@ -89,3 +106,63 @@ def run(opts: argparse.Namespace, as_json: bool) -> int:
 
         sys.stdout.write(to_text(doc, brief=opts.brief))
     return 0
+
+
+def _store(opts: argparse.Namespace, security: Any) -> Any:
+    from tuplenet.store import Store
+
+    return Store(opts.endpoints, prefix=opts.prefix, timeout=opts.timeout, security=security)
+
+
+def _facts(store: Any) -> dict[tuple, Any]:
+    from tuplenet.agent.etcdsync import TopologySync
+    from tuplenet.trace.fabric import Model
+
+    changes, _ = TopologySync(store, lambda *a: None).topology_listing()
+    return Model.from_changes(changes).facts
+
+
+def live(opts: argparse.Namespace, req: Any, security: Any) -> dict[str, Any]:
+    """A live trace's document: a real marked packet, reported by every host it reaches."""
+    from tuplenet.trace import live as L
+
+    store = _store(opts, security)
+    try:
+        return L.trace(store, _facts(store), req, opts.wait)
+    finally:
+        store.close()
+
+
+def detect(opts: argparse.Namespace, as_json: bool, security: Any) -> int:
+    """--detect: print the wrong pairs only (nothing and exit 0 when every packet arrived)."""
+    from tuplenet.model import ModelError, validate_name
+    from tuplenet.trace import livedetect as D
+    from tuplenet.trace.request import TraceError
+
+    if not 1 <= opts.pairs <= D.MAX_PAIRS:
+        raise TraceError(f"--pairs must be 1..{D.MAX_PAIRS}, not {opts.pairs}")
+    if not 1 <= opts.rounds <= 1000:
+        raise TraceError(f"--rounds must be 1..1000, not {opts.rounds}")
+    switches = None
+    if opts.detect:
+        try:
+            switches = [validate_name(s) for s in opts.detect.split(",")]
+        except ModelError as exc:
+            raise TraceError(f"--detect: {exc}") from None
+    store = _store(opts, security)
+    try:
+        facts = _facts(store)
+        wrong: list[dict[str, Any]] = []
+        for _ in range(opts.rounds):
+            wrong += D.detect(store, facts, switches, opts.pairs, opts.wait)
+            if wrong:
+                break  # 0.3 stopped at the first round with a wrong path
+    finally:
+        store.close()
+    if as_json:
+        if wrong:
+            sys.stdout.write(json.dumps(wrong, indent=2) + "\n")
+    else:
+        for w in wrong:
+            sys.stdout.write(f"wrong path {w['source']} -> {w['target']} ({w['target_ip']}): {w['reason']}\n")
+    return EXIT_WRONG if wrong else 0

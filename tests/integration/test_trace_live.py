@@ -1,0 +1,124 @@
+"""Live trace across simulated hosts (issue 11 §3): `tpctl trace` without --simulate makes the agent holding
+the source port inject a marked packet; every host it reaches reports its part through etcd and tpctl prints
+the path in the offline trace's format. Real etcd, real ovs-vswitchd (dummy datapath), real agents."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+from test_tpctl_helpers import argv, fails, ok, run
+
+from agent_cluster import Cluster, router_chain, tutorial
+from tuplenet.sandbox import packets as P
+from tuplenet.trace import livewire as W
+
+
+def live_json(cluster: Cluster, etcd, *args: str) -> dict:
+    return json.loads(ok(etcd, cluster.prefix, "trace", "--json", *args))
+
+
+def steps(doc: dict, chassis: str | None = None) -> list[dict]:
+    return [s for h in doc["hops"] if chassis in (None, h["chassis"]) for s in h["steps"]]
+
+
+def test_switch_and_routed_paths_across_hosts(cluster: Cluster, etcd) -> None:
+    c = cluster
+    vms = tutorial(c)
+    c.start_agents()
+    c.wait_converged()
+    # switch path: vm1 (hv1) -> vm2 (hv2), a real packet arrives at vm2
+    mark = c.host("hv2").tx_mark("vm2")
+    doc = live_json(c, etcd, "-s", "LS-A/vm1", "--dst-ip", vms["vm2"].ip)
+    assert [h["chassis"] for h in doc["hops"]] == ["hv1", "hv2"]
+    assert doc["hops"][1]["from_chassis"] == "hv1" and doc["hops"][1]["in_port_name"] == "tunnel port of hv1"
+    assert doc["result"] == "delivered"
+    assert [(o["chassis"], o["switch"], o["port"]) for o in doc["outcomes"]] == [("hv2", "LS-A", "vm2")]
+    assert doc["live"]["reports"] == 2
+    got = P.parse(c.host("hv2").wait_tx_after("vm2", mark, 1, timeout=5)[-1])
+    assert (got.ip_src, got.ip_dst) == (vms["vm1"].ip, vms["vm2"].ip)  # the traced packet itself
+    seen = {(h["chassis"], s["stage"], s["owner"]) for h in doc["hops"] for s in h["steps"]}
+    assert ("hv1", "classify", "lsp LS-A/vm1") in seen and ("hv1", "to_chassis", "chassis hv2") in seen
+    assert ("hv2", "classify", "tunnel hv1") in seen and ("hv2", "ls_out_port", "lsp LS-A/vm2") in seen
+
+    # routed, text form: the same report as the offline trace
+    text = ok(etcd, c.prefix, "trace", "-s", "LS-A/vm1", "--dst-ip", vms["vm4"].ip)
+    assert text.startswith("trace from LS-A/vm1: icmp 10.10.1.2 > 10.10.2.3 type 8 code 0 ttl 64")
+    assert "hv1: in LS-A/vm1\n" in text and "hv3: in tunnel port of hv1 (Geneve from hv1)\n" in text
+    assert "  router LR-central\n" in text and " lr_in_route " in text
+    assert text.endswith("=> delivered to LS-B/vm4 on hv3\nresult: delivered\n")
+    sim = json.loads(ok(etcd, c.prefix, "trace", "--simulate", "--json", "-s", "LS-A/vm1", "--dst-ip", vms["vm4"].ip))
+    live = live_json(c, etcd, "-s", "LS-A/vm1", "--dst-ip", vms["vm4"].ip)
+    # same stages and owners as the simulation (ofports and so rules may differ: the simulation's are synthetic)
+    assert [[(s["table"], s["owner"]) for s in h["steps"]] for h in live["hops"]] == \
+        [[(s["table"], s["owner"]) for s in h["steps"]] for h in sim["hops"]]
+
+
+def test_router_chain_crosses_hosts_back_and_forth(cluster: Cluster, etcd) -> None:
+    c = cluster
+    router_chain(c)
+    src = c.vm("hv1", "LS-A", "vm1", "10.10.1.2", "f2:01:0a:0a:01:02")
+    c.vm("hv2", "LS-D", "vm2", "10.10.4.2", "f2:01:0a:0a:04:02")
+    c.start_agents("hv1", "hv2")
+    c.wait_converged("hv1", "hv2")
+    doc = live_json(c, etcd, "-s", f"LS-A/{src.name}", "--dst-ip", "10.10.4.2")
+    assert [h["chassis"] for h in doc["hops"]] == ["hv1", "hv2", "hv1", "hv2"]
+    assert [h["from_chassis"] for h in doc["hops"]] == [None, "hv1", "hv2", "hv1"]
+    routers = [s["datapath"] for s in steps(doc) if s["stage"] == "lr_in_route"]
+    assert routers == ["LR-A", "LR-B", "LR-C"]  # LS-D is LR-C's own network
+    assert doc["result"] == "delivered" and doc["outcomes"][0]["packet"]["nw_ttl"] == 61
+    assert [(o["chassis"], o["port"]) for o in doc["outcomes"]] == [("hv2", "vm2")]
+
+
+def test_drop_names_the_rule_and_two_traces_at_once(cluster: Cluster, etcd) -> None:
+    c = cluster
+    tutorial(c)
+    c.start_agents()
+    c.wait_converged()
+    doc = live_json(c, etcd, "-s", "LS-A/vm1", "--dst-ip", "8.8.8.8")
+    assert doc["result"] == "dropped" and [h["chassis"] for h in doc["hops"]] == ["hv1"]
+    assert doc["outcomes"] == [{"result": "drop", "chassis": "hv1",
+                                "reason": "no port with destination MAC 00:00:00:00:00:00 in switch LS-B"}]
+    dead = [(s["stage"], e["text"]) for s in steps(doc) for e in s["events"] if e["kind"] == "dead_end"]
+    assert dead[0][0] == "ls_mac_bind" and dead[0][1].startswith("next hop 10.10.2.254 is unknown in switch LS-B")
+    route = [s for s in steps(doc) if s["stage"] == "lr_in_route"][0]
+    assert route["owner"] == "lsr LR-central/outside" and route["rule"].startswith("table=37,")
+
+    # two tpctl processes at once: distinct command ids, each its own path
+    cmd = ["-s", "LS-A/vm1", "--json", "--dst-ip"]
+    base = [*argv(etcd, c.prefix, "trace"), *cmd]
+    procs = [subprocess.Popen([*base, ip], stdout=subprocess.PIPE, text=True) for ip in ("10.10.1.3", "10.10.2.3")]
+    docs = [json.loads(p.communicate(timeout=30)[0]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert docs[0]["live"]["cmd_id"] != docs[1]["live"]["cmd_id"]
+    assert [(o["chassis"], o["port"]) for d in docs for o in d["outcomes"]] == [("hv2", "vm2"), ("hv3", "vm4")]
+
+
+def test_detect_finds_a_broken_pair_and_is_quiet_otherwise(cluster: Cluster, etcd) -> None:
+    c = cluster
+    tutorial(c)
+    c.start_agents()
+    c.wait_converged()
+    r = run(etcd, c.prefix, "trace", "--detect", "--pairs", "12")  # every pair of the 4 VMs
+    assert (r.rc, r.out, r.err) == (0, "", "")
+    # a flow removed by hand: hv3 no longer delivers to vm4 (its ls_out_port flow)
+    host = c.host("hv3")
+    [flow] = [f for f in host.dump_flows(table=22) if "metadata=0x2" in f and "reg1=0x203" in f]
+    host.ofctl("del-flows", "--strict", "br-int", re.sub(r"cookie=0x[0-9a-f]+, *", "", flow.split(" actions=")[0]))
+    r = run(etcd, c.prefix, "trace", "--detect", "--pairs", "12")
+    assert r.rc == 3, r
+    lines = r.out.splitlines()
+    assert lines and all(" -> LS-B/vm4 (10.10.2.3): " in ln for ln in lines)
+    assert all("dropped on hv3: " in ln for ln in lines)
+
+
+def test_errors(cluster: Cluster, etcd) -> None:
+    c = cluster
+    tutorial(c)
+    fails(etcd, c.prefix, "trace", "-s", "LS-A/nope", "--dst-ip", "1.2.3.4", match="logical port LS-A/nope does not exist")
+    fails(etcd, c.prefix, "trace", "-s", "LS-A/vm1", "--dst-ip", "10.10.1.3", "--wait", "0.3",
+          match="no report from chassis hv1 within 0.3 s")  # no agent runs
+    fails(etcd, c.prefix, "trace", "--detect", "--pairs", "0", match="--pairs must be 1..100")
+    fails(etcd, c.prefix, "trace", "--detect", "--simulate", match="drop --simulate")
+    assert W.result_prefix(7) == "communicate/cmd_result/7/"

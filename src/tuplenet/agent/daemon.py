@@ -26,11 +26,14 @@ from .gateway_arp import GatewayArp
 from .healthcheck_service import HealthService
 from .livetrace import LiveTrace
 from .ofctrl import FlowControl
+from .ondemand import Ager, OnDemand, aging_period
 from .ovsdb import LocalOvs, OvsdbError, OvsState
 from .pinctrl import PacketIns
 from .pipeline import mirror
+from .pipeline.ondemand import MODE_KEY
 from .readiness import Readiness
 from .status import build_status, release_free_memory, write_status
+from .tables import OP_UNKNOWN_DST
 from .view import View
 
 log = logging.getLogger("tuplenet")
@@ -83,6 +86,8 @@ class Agent:
         self.sync: TopologySync | None = None
         self.presence: ChassisPresence | None = None
         self.pins: PacketIns | None = None
+        self.ondemand = OnDemand(self.view, cfg.ondemand, cfg.ondemand_idle)  # the demand set (ONDEMAND=1)
+        self._ager: Ager | None = None
         self.health: HealthService | None = None  # load-balancer health checks (healthcheck_service.py)
         self.livetrace: LiveTrace | None = None  # live-trace commands and reports (issue 11 §3)
         self.self_id = ""
@@ -157,6 +162,9 @@ class Agent:
         self._register()
         self.presence.start_liveness()
         self.sync.start(rev)
+        if cfg.ondemand:  # flows learned on demand age out when idle (ondemand.py)
+            self._ager = Ager(self.conn, aging_period(cfg.ondemand_idle), lambda n: self.q.put(("ondemand_usage", n)))
+            self._ager.start()
         self.health = HealthService.for_agent(self.conn, self.store, sid, cfg.liveness_ttl)
         self.health.update(self.view, None)
         self.livetrace = LiveTrace(self.store, sid, self.conn, self.view, self.engine, self.q.put)
@@ -191,6 +199,7 @@ class Agent:
         self.conn.ensure_tlv_map()
         self.ofctrl = FlowControl(self.conn)
         self.pins = PacketIns(self.conn, self.view, meter_drops=self.ofctrl.meter_drops)
+        self.pins.register(OP_UNKNOWN_DST, "unknown_dst", self.ondemand.on_packet_in)
         self.pins.register(AclReject.OPCODE, "acl_reject", AclReject(self.conn).handle)  # aclreject.py
 
     def _start_gateway(self) -> None:
@@ -271,6 +280,8 @@ class Agent:
                 guard("packet-in", self._drain_packet_ins)
             elif kind == "trace_cmd":
                 guard("live trace command", self.livetrace.command, it[1], it[2])
+            elif kind == "ondemand_usage":
+                guard("on-demand aging", self.ondemand.observe, it[1], self.engine.owner_flows)
             elif kind == "revalidate":  # OVS applied a Mirror change: make it re-translate datapath flows
                 guard("datapath revalidation", self.conn.apply, [], [mirror.revalidation_flow()])
             elif kind == "ofconnect":
@@ -279,6 +290,8 @@ class Agent:
                 self._of_connects += 1
         if self.gw is not None:  # learned/expired next hops into the view, refreshes, gratuitous ARP
             guard("gateway ARP", self.gw.step, changed)
+        changed |= self.ondemand.take_changed()  # ports learned from packet-ins or aged out, this batch
+        guard("on-demand demand set", self.ondemand.refresh, changed)
         if changed or (self.binder.next_due() or float("inf")) <= time.monotonic():
             guard("binding claims", self._bind, changed, changed)
         if changed:
@@ -372,6 +385,7 @@ class Agent:
                         state.system_id)
         new[("self",)] = self.self_id  # fixed for the agent's lifetime
         new[("selfip",)] = self.cfg.tunnel_ip  # our own tunnel IP gets no tunnel (pipeline/ovswishes.py)
+        new[MODE_KEY] = self.cfg.ondemand  # on-demand or full flows (pipeline/ondemand.py)
         new[("hash_fn",)] = self.cfg.hash_fn  # ECMP member choice (pipeline/ecmp.py)
         new[("bfd_cfg",)] = (self.cfg.bfd_interval_ms, self.cfg.bfd_interval_ms)
         if self.cfg.gateway:  # gateways never ECMP and run BFD on every tunnel (pipeline/ecmp.py)
@@ -435,6 +449,8 @@ class Agent:
             self.sync.stop()
         if self.presence:
             self.presence.stop()
+        if self._ager:
+            self._ager.stop()
         if self.livetrace:
             self.livetrace.stop()
         if self.conn:

@@ -62,7 +62,7 @@ def icmp_port_unreachable(frame: bytes) -> bytes | None:
         return None
     icmp = struct.pack("!BBHI", 3, 3, 0, 0) + ip[: ihl + 8]
     icmp = icmp[:2] + struct.pack("!H", checksum(icmp)) + icmp[4:]
-    return _eth_back(frame) + _ip_header(ip[16:20], ip[12:16], 1, len(icmp))
+    return _eth_back(frame) + _ip_header(ip[16:20], ip[12:16], 1, len(icmp)) + icmp
 
 
 def reject_reply(frame: bytes) -> bytes | None:

@@ -304,3 +304,18 @@ def test_fuzz_parse_and_checker_take_any_frame(data: bytes) -> None:
         hz.checker.on_frame(hp.tcp_frame(VM_MAC, hp.MONITOR_MAC, seg._replace(seq=seg.seq + 1)), 1.0)
     hz.run(3.0, step=0.25)
     assert hz.checker.status()["in_flight"] <= 1
+
+
+def test_thousands_of_targets_each_probed_once_per_interval() -> None:
+    """The schedule is per target (heaps): 3,000 backends, 5 s, 1 s interval -> ~5 probes each, all up."""
+    b = Backend("listen")
+    hz = Harness(b)
+    targets = {t.key: t for t in (target(ip=f"10.1.{i // 250}.{i % 250 + 1}") for i in range(3000))}
+    hz.checker.set_targets(targets, 0.0)
+    hz.run(5.0, step=0.05)
+    per = {}
+    for s in b.got:
+        if s.flags & SYN:
+            per[s.dst_ip] = per.get(s.dst_ip, 0) + 1
+    assert len(per) == 3000 and 4 <= min(per.values()) and max(per.values()) <= 6
+    assert hz.verdicts == [] and hz.checker.status()["up"] == 3000 and not hz.checker.probes

@@ -11,6 +11,7 @@ interval + (fall - 1) · interval / fall + interval / (2 · fall) < 2 × interva
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 from collections.abc import Callable
@@ -150,7 +151,12 @@ class Checker:
         self.rng = rng or random.Random()
         self.targets: dict[TargetKey, Target] = {}
         self.health: dict[TargetKey, Health] = {}
-        self.due: dict[TargetKey, float] = {}
+        self.due: dict[TargetKey, float] = {}  # when each target's next probe starts
+        # Lazy heaps (entries that no longer match `due` / `probes` are skipped): a tick costs what is due,
+        # not the number of targets, so thousands of backends and a stream of replies stay cheap.
+        self._due_heap: list[tuple[float, int, TargetKey]] = []
+        self._deadlines: list[tuple[float, int]] = []
+        self._seq = 0
         self.probes: dict[int, Probe] = {}  # source port -> probe in flight
         self.inflight: dict[TargetKey, int] = {}  # target -> its probe's source port
         self.stats = CheckerStats()
@@ -175,12 +181,12 @@ class Checker:
             self.targets[key] = t
             if old is None:
                 self.health[key] = Health(t.rise, t.fall, up=key not in down)
-                self.due[key] = now + self.rng.uniform(0, min(t.interval, 1.0))  # spread the first probes
+                self._schedule(key, now + self.rng.uniform(0, min(t.interval, 1.0)))  # spread the first probes
             elif (old.rise, old.fall) != (t.rise, t.fall):
                 h = self.health[key]
                 h.rise, h.fall = max(t.rise, 1), max(t.fall, 1)
             if old is not None and old.interval != t.interval:
-                self.due[key] = min(self.due.get(key, now), now + t.interval)
+                self._schedule(key, min(self.due.get(key, now), now + t.interval))
         return gone
 
     def _abort(self, key: TargetKey) -> None:
@@ -193,24 +199,39 @@ class Checker:
         return h is None or h.up
 
     # ------------------------------------------------------------------ time
+    def _schedule(self, key: TargetKey, at: float) -> None:
+        self.due[key] = at
+        self._seq += 1
+        heapq.heappush(self._due_heap, (at, self._seq, key))
+
     def tick(self, now: float) -> float:
         """Time out overdue probes and start due ones; returns when to call again."""
-        for p in list(self.probes.values()):
-            if now >= p.deadline:
+        dl = self._deadlines
+        while dl and dl[0][0] <= now:
+            deadline, sport = heapq.heappop(dl)
+            p = self.probes.get(sport)
+            if p is not None and p.deadline == deadline:
                 self.stats.timeouts += 1
                 if p.srv is not None:  # half-way through an HTTP exchange: close it on the backend too
                     self._send(p, [p.reset()])
                 self._conclude(p, False, now, "timeout")
-        nxt = now + 1.0
-        for key, at in self.due.items():
-            if key in self.inflight:
+        heap = self._due_heap
+        while heap and heap[0][0] <= now:
+            at, _seq, key = heapq.heappop(heap)
+            if self.due.get(key) != at:
+                continue  # rescheduled or removed since
+            sport = self.inflight.get(key)
+            if sport is not None:  # the previous probe is still running: start once it has concluded
+                self._seq += 1
+                heapq.heappush(heap, (self.probes[sport].deadline, self._seq, key))
+                self.due[key] = self.probes[sport].deadline
                 continue
-            if at <= now:
-                self._start(self.targets[key], now)
-                at = self.due[key]
-            nxt = min(nxt, at)
-        for p in self.probes.values():
-            nxt = min(nxt, p.deadline)
+            self._start(self.targets[key], now)
+        nxt = now + 1.0
+        if heap:
+            nxt = min(nxt, heap[0][0])
+        if dl:
+            nxt = min(nxt, dl[0][0])
         return nxt
 
     def _port(self) -> int:
@@ -229,7 +250,8 @@ class Checker:
         self.probes[p.sport] = p
         self.inflight[t.key] = p.sport
         h = self.health[t.key]
-        self.due[t.key] = now + (t.interval / h.threshold if h.count else t.interval)
+        self._schedule(t.key, now + (t.interval / h.threshold if h.count else t.interval))
+        heapq.heappush(self._deadlines, (p.deadline, p.sport))
         self.stats.probes += 1
         self._send(p, [p.first()])
 
@@ -273,7 +295,7 @@ class Checker:
             st.verdict_changes += 1
             self.on_verdict(p.target, h.up)
         if h.count and not was_doubt:  # in doubt now: the next probe comes sooner
-            self.due[key] = min(self.due[key], p.started + p.target.interval / h.threshold)
+            self._schedule(key, min(self.due[key], p.started + p.target.interval / h.threshold))
 
     def status(self) -> dict:
         down = sorted(k for k, h in self.health.items() if not h.up)

@@ -78,8 +78,8 @@ COMMANDS = {
     ("lb", "del"): (("d",), 3, 3, "require ls|lr, a switch or router and a load balancer name", _DEV, lb_del),
     ("lb", "show"): (("s",), 2, 3, "require ls|lr, a switch or router and optionally a load balancer name",
                      "ls|lr DEVICE [NAME]", lb_show),
-    ("lb", "backend-add"): ((), 4, 1027, "require ls|lr, a switch or router, a load balancer name and backends",
+    ("lb", "backend-add"): ((), 4, 67, "require ls|lr, a switch or router, a load balancer name and backends",
                             f"{_DEV} IP:PORT...", lb_backend_add),
-    ("lb", "backend-del"): ((), 4, 1027, "require ls|lr, a switch or router, a load balancer name and backends",
+    ("lb", "backend-del"): ((), 4, 67, "require ls|lr, a switch or router, a load balancer name and backends",
                             f"{_DEV} IP:PORT...", lb_backend_del),
 }

@@ -40,9 +40,9 @@ def _lb_facts(base: dict) -> dict:
     from tuplenet.model.lb import Backend, LoadBalancer
 
     bs = (Backend("10.10.1.2", 80), Backend("10.10.1.3", 80))
-    lbs = [LoadBalancer("LS", "LS-A", "web", "10.10.1.100", 80, "tcp", bs),
+    lbs = [LoadBalancer("LS", "LS-A", "web", "10.10.1.100", 80, "tcp", bs, check="tcp"),
            LoadBalancer("LS", "LS-A", "aff", "10.10.1.101", 53, "udp", bs, affinity=30),
-           LoadBalancer("LR", "LR-central", "r", "10.10.9.9", 80, "tcp", bs)]
+           LoadBalancer("LR", "LR-central", "r", "10.10.9.9", 80, "tcp", bs, check="http:/h")]
     return {**base, **{(lb.kind, lb.dp, lb.name): lb for lb in lbs}, ("lbh", "LS", "LS-A", "web", "10.10.1.3:80"): True}
 
 

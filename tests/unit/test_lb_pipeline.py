@@ -141,3 +141,24 @@ def test_stage_contract_and_incremental_equals_full():
     inc.process(changed)
     assert set(inc.desired()) == set(e.desired())
     assert inc.desired_outputs("group") == e.desired_outputs("group")
+
+
+def test_offline_trace_follows_the_vip_to_a_backend():
+    """The trace interpreter walks the load balancer's flows: ct -> select group -> DNAT to backend:port, the
+    backend's MAC as destination, delivered (the group's first bucket: vm2 on hv2, through the tunnel); with
+    the client as the first backend, the hairpin: delivered back to it from the VIP."""
+    from tuplenet.trace import packet as TP
+    from tuplenet.trace.fabric import Fabric, Model
+
+    fab = Fabric(Model(_facts(_lb(backends=(B2, B1)))))
+    pkt = TP.packet(dl_src=0xF2010A0A0102, dl_dst=L.lb_mac(VIP), dl_type=0x0800, nw_proto=6, nw_src=ip_int("10.10.1.2"),
+                    nw_dst=ip_int(VIP), nw_ttl=64, tcp_src=40000, tcp_dst=80)
+    t = fab.trace("LS-A", "vm1", pkt)
+    (out,) = t.outcomes
+    assert (out["result"], out["chassis"], out["port"]) == ("delivered", "hv2", "vm2"), t.outcomes
+    assert (out["packet"]["nw_dst"], out["packet"]["tcp_dst"]) == (ip_int(B2.ip), 8080)
+    assert out["packet"]["dl_dst"] == 0xF2010A0A0103
+    t = Fabric(Model(_facts(_lb(backends=(B1, B2))))).trace("LS-A", "vm1", pkt)
+    (out,) = t.outcomes
+    assert (out["result"], out["chassis"], out["port"]) == ("delivered", "hv1", "vm1"), t.outcomes
+    assert (out["packet"]["nw_src"], out["packet"]["nw_dst"]) == (ip_int(VIP), ip_int(B1.ip))

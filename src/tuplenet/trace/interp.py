@@ -202,8 +202,13 @@ class _Walk:
             self._event("note", idx, f"multipath: assumed link 0 of {act.n_links} (the hash is not simulated)")
         elif code == C.CT:
             nat = act.nat
+            state = 0x21  # +new+trk
             if nat is not None and nat.kind in ("src", "dst") and nat.ip is not None:
                 self.pkt["nw_src" if nat.kind == "src" else "nw_dst"] = nat.ip  # a new connection's NAT
+                l4 = {6: "tcp", 17: "udp"}.get(self.pkt.get("nw_proto", 0))
+                if getattr(nat, "port", None) and l4:  # load balancers: nat(dst=backend:port)
+                    self.pkt[f"{l4}_{nat.kind}"] = nat.port
+                state |= 0x40 if nat.kind == "src" else 0x80  # +snat / +dnat
                 text = f"conntrack: a new connection, {nat.text()} applied"
             elif nat is not None:
                 text = "conntrack: a new connection, nothing to un-NAT (replies are not simulated)"
@@ -211,7 +216,7 @@ class _Walk:
                 text = "conntrack is not simulated: ct() treated as a new connection"
             self._event("note", idx, text, action=act.text())
             if act.table is not None:
-                self.pkt["ct_state"] = 0x21  # +new+trk
+                self.pkt["ct_state"] = state
                 self.table(act.table, depth + 1, deep, None)
         elif code == C.CLONE:
             self._on_copy(act, idx, tid, depth, deep)

@@ -60,8 +60,9 @@ class Cluster:
 
     def cfg(self, name: str):
         h = self.host(name)
+        env = {**h.env, "ONDEMAND": "0", **(h.agent.env if h.agent else {})}  # the agent's own mode
         return load(["-a", self.endpoint, "-p", self.prefix, "-f", h.ip],
-                    {**h.env, "TUPLENET_OVSDB_PATH": h.db_sock, "TUPLENET_RUNDIR": self.rundir(name)})
+                    {**env, "TUPLENET_OVSDB_PATH": h.db_sock, "TUPLENET_RUNDIR": self.rundir(name)})
 
     def rundir(self, name: str) -> str:
         return os.path.join(self.host(name).dir, "tuplenet")

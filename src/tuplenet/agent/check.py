@@ -10,8 +10,23 @@ from .daemon import ovs_facts
 from .engine import Engine
 from .etcdsync import TopologySync
 from .flow import Flow
+from .ondemand import demand_facts
 from .ovsdb import LocalOvs, OvsdbError
+from .pipeline.ondemand import MODE_KEY
 from .view import View
+
+
+def _status(rundir: str) -> dict:
+    """The running agent's status file (empty if there is none)."""
+    import json
+    import os
+
+    try:
+        with open(os.path.join(rundir, "status.json")) as f:
+            out = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return out if isinstance(out, dict) else {}
 
 
 def compute_desired(cfg) -> tuple[Engine, str]:
@@ -31,6 +46,10 @@ def compute_desired(cfg) -> tuple[Engine, str]:
         view.apply(fkey, obj, changed, kv.create_revision if kv is not None else 0)
     for k, v in ovs_facts(state).items():
         view.apply(k, v, changed)
+    view.apply(MODE_KEY, cfg.ondemand, changed)  # as the daemon has it, with its demand set (ondemand.py)
+    if cfg.ondemand:
+        for k, v in demand_facts(view, _status(cfg.rundir)).items():
+            view.apply(k, v, changed)
     if cfg.gateway:  # as the daemon has them (daemon._start_gateway): learned next hops from the state file
         from .gateway_arp import GatewayArp
 

@@ -159,10 +159,28 @@ class OnDemand:
         return aged
 
     def status(self) -> dict[str, Any]:
+        """Counters, and the demand set itself (`wanted`: [switch, port] pairs) so that `tuplenet check`
+        can compute what this host should have installed."""
         st = self.stats
         return {"enabled": self.enabled, "idle_s": self.idle, "wanted_ports": len(self.wants),
                 "wanted_chassis": len(self._chassis), "misses": st.misses, "learned": st.learned,
-                "unknown": st.unknown, "aged": st.aged, "gone": st.gone}
+                "unknown": st.unknown, "aged": st.aged, "gone": st.gone,
+                "wanted": sorted([k[1], k[2]] for k in self.wants)}
+
+
+def demand_facts(view: View, status: dict) -> dict[tuple, Any]:
+    """The want/wantch facts of a running agent, from its status (for `tuplenet check`)."""
+    out: dict[tuple, Any] = {}
+    for pair in (status.get("ondemand") or {}).get("wanted") or []:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            continue
+        lsp = view.facts.get(("lsp", pair[0], pair[1]))
+        if lsp is None:
+            continue
+        out[want_key(pair[0], pair[1])] = True
+        if lsp.chassis:
+            out[wantch_key(lsp.chassis)] = True
+    return out
 
 
 class Ager(threading.Thread):

@@ -46,9 +46,13 @@ def compute_desired(cfg) -> tuple[Engine, str]:
         view.apply(fkey, obj, changed, kv.create_revision if kv is not None else 0)
     for k, v in ovs_facts(state).items():
         view.apply(k, v, changed)
-    view.apply(MODE_KEY, cfg.ondemand, changed)  # as the daemon has it, with its demand set (ondemand.py)
-    if cfg.ondemand:
-        for k, v in demand_facts(view, _status(cfg.rundir)).items():
+    # The running agent's mode and demand set (ondemand.py), from its status; ONDEMAND if it has none.
+    status = _status(cfg.rundir)
+    mode = (status.get("ondemand") or {}).get("enabled")
+    on = cfg.ondemand if not isinstance(mode, bool) else mode
+    view.apply(MODE_KEY, on, changed)
+    if on:
+        for k, v in demand_facts(view, status).items():
             view.apply(k, v, changed)
     if cfg.gateway:  # as the daemon has them (daemon._start_gateway): learned next hops from the state file
         from .gateway_arp import GatewayArp

@@ -16,8 +16,9 @@ from tuplenet.agent import healthprobe as hp
 from tuplenet.agent.healthcheck import Checker, Health, Target, health_key
 from tuplenet.agent.healthcheck_targets import TargetTracker, compute_targets
 from tuplenet.agent.healthprobe import ACK, FIN, PSH, RST, SYN, Segment
+from tuplenet.agent.openflow.meters import MeterSpec
 from tuplenet.agent.pinctrl import checksum
-from tuplenet.agent.pipeline.lbhealth import HC_METER, LS_IN_HC, health_flows
+from tuplenet.agent.pipeline.lbhealth import LS_IN_HC, hc_meter, health_flows
 from tuplenet.agent.view import Reader
 from tuplenet.model.lb import decode_lb, parse_health_key
 
@@ -266,20 +267,27 @@ def test_monitor_flows_in_the_switches_of_checked_load_balancers() -> None:
     f = tutorial_facts("hv1")
     v = build_view(f)
     r = Reader(v)
-    ls_flows = health_flows(r, ("ls_lb", "LS-A", "web"), _lb("LS", "LS-A", "10.10.1.2:80"))
-    lr_flows = health_flows(r, ("lr_lb", "LR-central", "web"), _lb("LR", "LR-central", "10.10.1.2:80"))
+    ls_out = health_flows(r, ("ls_lb", "LS-A", "web"), _lb("LS", "LS-A", "10.10.1.2:80;10.10.1.77:80"))
+    lr_out = health_flows(r, ("lr_lb", "LR-central", "web"), _lb("LR", "LR-central", "10.10.1.2:80;10.10.2.2:81"))
     assert health_flows(r, ("ls_lb", "LS-A", "web"), _lb("LS", "LS-A", "10.10.1.2:80", "none")) == []
 
-    def catches(out: list) -> set[str]:
-        return {fl.body_text() for fl in out if getattr(fl, "table", None) == LS_IN_HC}
+    def catches(out: list) -> list[str]:
+        return sorted(fl.body_text() for fl in out if getattr(fl, "table", None) == LS_IN_HC)
 
-    (text,) = catches(ls_flows)
-    assert "metadata=0x1" in text and f"nw_dst={hp.MONITOR_IP}" in text and "nw_proto=0x6" in text
-    assert f"meter:{HC_METER}" in text and "controller(userdata=00.00.00.11)" in text
-    assert len(catches(lr_flows)) == 2  # both switches linked to the router
-    arps = [fl for fl in lr_flows if getattr(fl, "table", None) == 96]
+    # One catch flow per backend that is a port of the switch (10.10.1.77 is nobody's): only its replies.
+    (text,) = catches(ls_out)
+    for part in ("metadata=0x1", "nw_src=10.10.1.2", f"nw_dst={hp.MONITOR_IP}", "nw_proto=0x6", "tcp_src=0x50",
+                 f"meter:{hc_meter('10.10.1.2')}", "controller(userdata=00.00.00.11)"):
+        assert part in text
+    # A router's load balancer: each backend caught in its own switch, the ARP answer in both switches.
+    lr = catches(lr_out)
+    assert len(lr) == 2 and "metadata=0x1" in lr[0] + lr[1] and "metadata=0x2" in lr[0] + lr[1]
+    assert any("nw_src=10.10.2.2" in t and "metadata=0x2" in t and "tcp_src=0x51" in t for t in lr)
+    arps = [fl for fl in lr_out if getattr(fl, "table", None) == 96]
     assert len(arps) == 2 and all(hp.MONITOR_IP in fl.body_text() for fl in arps)
-    assert sum(1 for o in ls_flows if getattr(o, "meter_id", None) == HC_METER) == 1
+    meters = [o for o in lr_out if isinstance(o, MeterSpec)]
+    assert sorted(m.meter_id for m in meters) == sorted({hc_meter("10.10.1.2"), hc_meter("10.10.2.2")})
+    assert hc_meter("10.10.1.2") != hc_meter("10.10.1.3")  # neighbours land in different buckets
 
 
 # ------------------------------------------------------------------------------------------ fuzz

@@ -33,13 +33,8 @@ def local_port(view: View, r: Reader, dp_names: list[str], ip: str, self_id: str
     return None
 
 
-def switch_names(view: View, r: Reader, lb: Any) -> list[str]:
-    names = []
-    for dp_id in checked_switches(r, lb):
-        for k in view.members(("I", "dp_id", dp_id)):
-            if k[0] == "LS":
-                names.append(k[1])
-    return names
+def switch_names(r: Reader, lb: Any) -> list[str]:
+    return [name for name, _dp in checked_switches(r, lb)]
 
 
 def compute_targets(view: View, lb_keys: set[tuple] | None = None) -> dict[TargetKey, Target]:
@@ -54,7 +49,7 @@ def compute_targets(view: View, lb_keys: set[tuple] | None = None) -> dict[Targe
         lb = view.facts.get(key)
         if lb is None or lb.check == "none" or not lb.backends:
             continue
-        names = switch_names(view, r, lb)
+        names = switch_names(r, lb)
         for b in lb.backends:
             found = local_port(view, r, names, b.ip, self_id)
             if found is None:

@@ -21,20 +21,26 @@ from .const import ETH_IP
 from .switching import arp_responder
 
 LS_IN_HC = S.table("ls_in_hc")
-# One meter for every probe reply of this chassis: enough for thousands of backends (a probe is 1-3
-# segments per interval), while a guest flooding the monitor address costs the agent a bounded rate.
-HC_METER = meter_id(0x4C48)
-HC_METER_RATE = 2000
-HC_METER_BURST = 500
+# Probe replies pass meters bucketed by the backend's address (like TTL exceeded's), so a backend flooding the
+# monitor address exhausts only its bucket, never every check of the chassis; a probe is 1-3 segments per
+# interval, so 500 packets/s per bucket covers hundreds of backends in it.
+HC_METER_BASE = 0x4C40
+HC_METER_BUCKETS = 16
+HC_METER_RATE = 500
+HC_METER_BURST = 200
 
 
-def checked_switches(r: Reader, lb: Any) -> list[int]:
-    """Datapath ids of the switches where `lb`'s backends can live: its own switch, or every switch linked to
-    its router (a router port and a switch port naming each other)."""
+def hc_meter(ip: str) -> int:
+    return meter_id(HC_METER_BASE + (ip_int(ip) & (HC_METER_BUCKETS - 1)))
+
+
+def checked_switches(r: Reader, lb: Any) -> list[tuple[str, int]]:
+    """(name, datapath id) of the switches where `lb`'s backends can live: its own switch, or every switch
+    linked to its router (a router port and a switch port naming each other)."""
     if lb.dp_kind == "LS":
         ls = r.get(("LS", lb.dp))
-        return [ls.id] if ls is not None else []
-    out = []
+        return [(lb.dp, ls.id)] if ls is not None else []
+    out = set()
     for lrp_key in r.members(("I", "lr_lrps", lb.dp)):
         lrp = r.get(lrp_key)
         if lrp is None or not lrp.peer:
@@ -43,25 +49,34 @@ def checked_switches(r: Reader, lb: Any) -> list[int]:
             lsp = r.get(lsp_key)
             ls = r.get(("LS", lsp_key[1]))
             if lsp is not None and ls is not None and lsp.peer == lrp_key[2]:
-                out.append(ls.id)
-    return sorted(set(out))
+                out.add((lsp_key[1], ls.id))
+    return sorted(out)
 
 
-def monitor_flows(dp: int) -> list[Flow]:
-    """The two flows of one switch: ARP for the monitor address, and TCP to it to the agent."""
-    catch = Flow(LS_IN_HC, 1, match(metadata=dp, dl_type=ETH_IP, nw_dst=ip_int(MONITOR_IP), nw_proto=6),
-                 (Meter(HC_METER), Controller(T.OP_LB_HEALTH.to_bytes(4, "big"))))
-    return [arp_responder(dp, MONITOR_IP, mac_int(MONITOR_MAC)), catch]
+def arp_flow(dp: int) -> Flow:
+    """Answer ARP for the monitor address in switch `dp` (backends with an on-link route ask)."""
+    return arp_responder(dp, MONITOR_IP, mac_int(MONITOR_MAC))
+
+
+def catch_flow(dp: int, ip: str, port: int) -> Flow:
+    """TCP from backend ip:port to the monitor address in switch `dp`: to the agent, metered."""
+    return Flow(LS_IN_HC, 1, match(metadata=dp, dl_type=ETH_IP, nw_src=ip_int(ip), nw_dst=ip_int(MONITOR_IP),
+                                   nw_proto=6, tcp_src=port),
+                (Meter(hc_meter(ip)), Controller(T.OP_LB_HEALTH.to_bytes(4, "big"))))
 
 
 def health_flows(r: Reader, key: tuple, lb: Any) -> list:
-    """Flows (and the meter) a load balancer with a health check contributes; identical flows of several
-    load balancers on one switch are shared by the engine."""
+    """Flows (and meters) a load balancer with a health check contributes: in each switch that may hold its
+    backends, the monitor ARP answer, and a catch flow per backend that is a port there. Identical flows of
+    several load balancers are shared by the engine."""
     if lb.check == "none" or not lb.backends:
         return []
-    out: list = [MeterSpec(HC_METER, HC_METER_RATE, HC_METER_BURST)]
-    for dp in checked_switches(r, lb):
-        out += monitor_flows(dp)
-    return out
-
-
+    out: list = []
+    meters = set()
+    for name, dp in checked_switches(r, lb):
+        out.append(arp_flow(dp))
+        for b in lb.backends:
+            if r.members(("I", "ls_ip", name, b.ip)):
+                out.append(catch_flow(dp, b.ip, b.port))
+                meters.add(hc_meter(b.ip))
+    return out + [MeterSpec(m, HC_METER_RATE, HC_METER_BURST) for m in sorted(meters)]

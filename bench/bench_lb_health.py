@@ -53,7 +53,7 @@ while True:
         c = socket.create_connection((vip, port), timeout=1)
         ans = c.recv(64).decode().strip() or "EMPTY"; c.close()
     except OSError as exc:
-        ans = "ERR"
+        ans = "ERR:" + type(exc).__name__
     print(f"{t:.4f} {ans}", flush=True)
     time.sleep(max(0.0, 0.02 - (time.monotonic() - t)))
 """
@@ -84,18 +84,19 @@ def trial(sb: NetnsSandbox, store: Store, interval: int, log: str) -> dict[str, 
         time.sleep(1.0 + interval)  # long enough to see that every connection now reaches b2
     finally:
         kill(client)
-    fails = []
+    fails, other = [], 0
     for line in open(log):
         parts = line.split()
         if len(parts) == 2 and float(parts[0]) >= t_kill and parts[1] != "b2":
             fails.append(float(parts[0]))
+            other += parts[1] not in ("b1", "ERR:ConnectionRefusedError")  # not b1's reset: load, loss
     server = sb.spawn("b1", [sys.executable, "-c", SERVER, "b1", str(PORT)])
     t_back = time.monotonic()
     wait_for(lambda: store.get(KEY_B1) is None, timeout=10 * interval, interval=0.005, what="restored")
     restore = time.monotonic() - t_back
     kill(server)
     return {"verdict": t_key - t_kill, "outage": (max(fails) - t_kill) if fails else 0.0,
-            "failed_connections": len(fails), "restore": restore}
+            "failed_connections": len(fails), "failed_otherwise": other, "restore": restore}
 
 
 def summary(xs: list[float]) -> str:

@@ -43,7 +43,7 @@ def _setup(c: Cluster, *lbs: LoadBalancer) -> None:
     c.start_agents("hv1", "hv2")
     for h in ("hv1", "hv2"):  # every VIP's selection flow installed (packets below are retried until they pass)
         wait_for(lambda h=h: all(any("table=13," in ln and f"nw_dst={lb.vip}," in ln for ln in c.flows(h))
-                                 for lb in lbs), timeout=20, what=f"load balancer flows on {h}")
+                                 for lb in lbs if isinstance(lb, LoadBalancer)), timeout=20, what=f"load balancer flows on {h}")
 
 
 def _to_backend(c: Cluster, frame: bytes, timeout: float = 10.0) -> tuple[str, P.Frame]:
@@ -136,3 +136,21 @@ def test_affinity_udp_and_hairpin(cluster: Cluster) -> None:
                          "hv2", "vm2")
     assert (reply.ip_src, reply.sport, reply.ip_dst, reply.dport) == (web[1], 80, VM2[1], 43000)
     assert reply.tcp_flags == P.TCP_SYN | P.TCP_ACK and reply.checksum_ok()
+
+
+def test_with_an_allow_related_acl_on_the_switch(cluster: Cluster) -> None:
+    """The DNAT commits before the ACLs look (ls_in_lb precedes ls_in_acl): an allow-related rule on the
+    load balancer's switch commits the same connection, and the reply passes as its reply."""
+    from tuplenet.model.acl import make_acl
+
+    c = cluster
+    vip = ("f2:0b:0a:0a:01:64", "10.10.1.100")
+    _setup(c, _lb("web", vip[1], 80, "10.10.1.3:8080"),
+           make_acl("LS-A", "deny", {"direction": "out", "priority": "1", "action": "drop", "dst": VM1[1]}),
+           make_acl("LS-A", "web", {"direction": "in", "priority": "100", "action": "allow-related", "proto": "tcp"}))
+    port, got = _to_backend(c, _tcp(VM1, vip, 40000, 80))
+    assert (port, got.ip_dst, got.dport) == ("vm2", VM2[1], 8080)
+    back = c.send_until("hv2", "vm2", _tcp(VM2, VM1, 8080, 40000, P.TCP_SYN | P.TCP_ACK, 5000, 1001), "hv1", "vm1")
+    assert (back.ip_src, back.sport, back.tcp_flags) == (vip[1], 80, P.TCP_SYN | P.TCP_ACK)
+    # Not a reply: vm2 opening a connection to vm1 is dropped by the default-deny egress rule.
+    c.expect_none("hv2", "vm2", _tcp(VM2, VM1, 8081, 40001), "hv1", "vm1")

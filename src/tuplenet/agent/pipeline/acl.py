@@ -62,7 +62,7 @@ HITS = "acl_flow"  # Wish kind: a verdict flow's cookie -> the rule it counts fo
 NEW, EST, REL, RPL, INV, TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 _STAGES = {  # direction -> (conntrack stage, verdict stage, next stage, port register)
-    "in": (T.LS_IN_ACL, T.LS_IN_ACL_EVAL, T.LS_IN_LB, T.R_SRC_PORT),
+    "in": (T.LS_IN_ACL, T.LS_IN_ACL_EVAL, T.LS_IN_QOS, T.R_SRC_PORT),
     "out": (T.LS_OUT_ACL, T.LS_OUT_ACL_EVAL, T.LS_OUT_MIRROR, T.R_DST_PORT),
 }
 _PROTO_PORTS = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}

@@ -76,7 +76,7 @@ class Tables(NamedTuple):
 
 
 LS_TABLES = Tables(S.table("ls_in_lb"), S.table("ls_in_lb_sel"), S.table("ls_in_lb_nat"), S.table("ls_in_lb_hp"),
-                   S.table("ls_in_qos"))
+                   S.table(S.BY_NAME["ls_in_lb"].default or ""))
 LR_TABLES = Tables(S.table("lr_in_lb"), S.table("lr_in_lb_sel"), S.table("lr_in_lb_nat"), S.table("lr_in_lb_hp"),
                    S.table("lr_in_dnat"))
 LS_OUT_LB = S.table("ls_out_lb")

@@ -327,3 +327,21 @@ def test_thousands_of_targets_each_probed_once_per_interval() -> None:
             per[s.dst_ip] = per.get(s.dst_ip, 0) + 1
     assert len(per) == 3000 and 4 <= min(per.values()) and max(per.values()) <= 6
     assert hz.verdicts == [] and hz.checker.status()["up"] == 3000 and not hz.checker.probes
+
+
+def test_probes_that_cannot_be_sent_decide_nothing() -> None:
+    """With the switch connection down no probe leaves: no verdict may change (a reconnect of the agent's
+    OpenFlow session must not take every local backend out of service)."""
+    verdicts: list = []
+
+    def broken(_t: Target, _frame: bytes) -> None:
+        raise ConnectionError("not connected to br-int.mgmt")
+
+    ch = Checker(broken, lambda t, up: verdicts.append(up), random.Random(3))
+    t = target()
+    ch.set_targets({t.key: t}, 0.0)
+    now = 0.0
+    while now < 10:
+        ch.tick(now)
+        now += 0.05
+    assert verdicts == [] and ch.is_up(t.key) and ch.stats.unsent >= 9 and ch.stats.probes == 0

@@ -137,6 +137,7 @@ class CheckerStats:
     verdict_changes: int = 0
     frames: int = 0
     ignored: int = 0
+    unsent: int = 0
     by_result: dict[str, int] = field(default_factory=dict)
 
 
@@ -252,15 +253,24 @@ class Checker:
         h = self.health[t.key]
         self._schedule(t.key, now + (t.interval / h.threshold if h.count else t.interval))
         heapq.heappush(self._deadlines, (p.deadline, p.sport))
+        if not self._send(p, [p.first()]):
+            # Not sent (the switch connection is down): says nothing about the backend, so no result; the
+            # next attempt follows the schedule. Otherwise an OpenFlow reconnect would take every backend
+            # of this chassis out of service.
+            self.probes.pop(p.sport, None)
+            self.inflight.pop(t.key, None)
+            self.stats.unsent += 1
+            return
         self.stats.probes += 1
-        self._send(p, [p.first()])
 
-    def _send(self, p: Probe, segs: list[Segment]) -> None:
+    def _send(self, p: Probe, segs: list[Segment]) -> bool:
         for seg in segs:
             try:
                 self.send(p.target, hp.tcp_frame(hp.MONITOR_MAC, p.target.mac, seg))
             except Exception as exc:  # noqa: BLE001 - a lost probe is a timeout, not a crash
                 log.debug("probe to %s:%d not sent: %s", p.target.ip, p.target.port, exc)
+                return False
+        return True
 
     # ------------------------------------------------------------------ replies
     def on_frame(self, frame: bytes, now: float) -> None:
@@ -303,5 +313,5 @@ class Checker:
         return {"targets": len(self.targets), "up": len(self.targets) - len(down), "down": len(down),
                 "in_flight": len(self.probes), "probes": st.probes, "ok": st.ok, "failed": st.failed,
                 "timeouts": st.timeouts, "verdict_changes": st.verdict_changes, "frames": st.frames,
-                "ignored": st.ignored, "by_result": dict(st.by_result),
+                "ignored": st.ignored, "unsent": st.unsent, "by_result": dict(st.by_result),
                 "down_backends": [f"{k[0]}/{k[1]}/{k[2]}/{k[3]}:{k[4]}" for k in down[:50]]}

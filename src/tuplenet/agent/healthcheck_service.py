@@ -113,11 +113,13 @@ class VerdictWriter:
                 self.lease = self.store.lease_grant(self.ttl)
                 self.lease.start_keepalive(on_regrant=self._regrant)
             self.store.put(key, self.value, lease=self.lease.id)
-            self.down.add(key)
+            with self._lock:  # _regrant reads it from the keepalive thread
+                self.down.add(key)
             self.puts += 1
         else:
             self.store.delete(key)
-            self.down.discard(key)
+            with self._lock:
+                self.down.discard(key)
             self.deletes += 1
 
 

@@ -23,6 +23,7 @@ def test_demo_runs_end_to_end_and_cleans_up(tmp_path) -> None:
     out = r.stdout
     assert out.count(" 0% packet loss") == 3
     assert "Mbits/sec" in out or "Mbit/s" in out
+    assert "through the edge: 'hello from outside'; the outside saw client 172.16.0.100 (SNAT)" in out
     assert "demo finished" in out and "sandbox removed" in out
     assert os.path.exists(tmp_path / "out" / "topology.png")
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

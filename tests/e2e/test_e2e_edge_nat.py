@@ -30,17 +30,8 @@ def tpctl(sb: NetnsSandbox, *args: str) -> str:
 
 def build_edge(sb: NetnsSandbox, edge_host: str = "hv2") -> None:
     """LS-A - LR-central - LS-M - LR-edge (pinned to `edge_host`) - LS-out - patch to br-ext - outside."""
-    for args in (("ls", "add", "LS-A"), ("ls", "add", "LS-M"), ("ls", "add", "LS-out"), ("lr", "add", "LR-central"),
-                 ("lr", "add", "LR-edge", edge_host),
-                 ("lr", "link", "LR-central", "LS-A", "10.10.1.1/24"),
-                 ("lr", "link", "LR-central", "LS-M", "100.64.88.254/24"),
-                 ("lr", "link", "LR-edge", "LS-M", "100.64.88.100/24"),
-                 ("lr", "link", "LR-edge", "LS-out", "172.16.0.2/24"),
-                 ("patchport", "add", "LS-out", "LS-out-phy", edge_host, out.BRIDGE),
-                 ("lsr", "add", "LR-central", "out", "0.0.0.0/0", "100.64.88.100", "LR-central_to_LS-M"),
-                 ("lsr", "add", "LR-edge", "out", "0.0.0.0/0", "172.16.0.1", "LR-edge_to_LS-out"),
-                 ("lsr", "add", "LR-edge", "virt", "10.10.0.0/16", "100.64.88.254", "LR-edge_to_LS-M"),
-                 ("lnat", "add", "LR-edge", "vms", "10.10.0.0/16", "snat", SNAT_IP)):
+    for args in [("ls", "add", "LS-A"), ("lr", "add", "LR-central"), ("lr", "link", "LR-central", "LS-A", "10.10.1.1/24"),
+                 *out.edge_steps(edge_host, snat_ip=SNAT_IP)]:
         tpctl(sb, *args)
     out.add_outside(sb, edge_host)
 
@@ -49,7 +40,7 @@ def build_edge(sb: NetnsSandbox, edge_host: str = "hv2") -> None:
 def sb() -> Iterator[NetnsSandbox]:
     if reason := e2e_skip_reason():
         pytest.skip(reason)
-    sb = NetnsSandbox(workdir=f"/tmp/tn-e2e-edge-{os.getpid()}", name_prefix="tnx")
+    sb = NetnsSandbox(workdir=f"/tmp/tn-e2e-edge-{os.getpid()}", name_prefix="tnat")
     try:
         sb.up(hosts=2, prefix=PREFIX)
         sb.agent_stop("hv2")

@@ -1,5 +1,6 @@
 """`make demo`: three real hosts (namespaces, userspace OVS, Geneve), the 0.3 tutorial topology built with
-tpctl, then pings within a switch and across the router between hosts, one TCP transfer, and a drawing.
+tpctl, then pings within a switch and across the router between hosts, one TCP transfer, an edge with SNAT
+through which a VM fetches a page from the outside, and a drawing.
 
     python -m tuplenet.sandbox.demo [--keep] [--workdir DIR]
 """
@@ -81,6 +82,34 @@ class Demo:
         if r.returncode != 0:
             raise RuntimeError(f"iperf3 failed:\n{r.stdout}\n{r.stderr}")
 
+    def edge(self) -> None:
+        """An edge on hv2 (gateway agent, pinned LR-edge, SNAT) and the outside behind it; vm1 fetches a page
+        from the outside's server, which sees only the SNAT address."""
+        from . import netns_outside as out
+
+        self.say("adding an edge on hv2: GATEWAY=1 agent, LR-edge pinned there, LS-out patched to br-ext, SNAT")
+        self.sb.agent_stop("hv2")
+        self.sb.agent_start("hv2", {"GATEWAY": "1"})
+        for args in out.edge_steps("hv2"):
+            print(f"         tpctl {' '.join(args)}  ->  {self.tpctl(*args)}", flush=True)
+        out.add_outside(self.sb, "hv2")
+        srv = out.serve_http(self.sb)
+        url = f"http://{out.INTERNET_IP}/"
+        try:
+            def fetch() -> str | None:
+                try:
+                    return out.http_get(self.sb, "vm1", url, timeout=2)
+                except Exception:  # noqa: BLE001 - retried until the edge's flows and ARP are in
+                    return None
+
+            body = wait_for(fetch, timeout=30, interval=0.3, what=f"vm1 to fetch {url}")
+        finally:
+            srv.terminate()
+            srv.wait(timeout=5)
+        log = open(os.path.join(self.sb.workdir, "outside-http.log")).read().splitlines()
+        seen = next((ln.split(" ", 1)[0] for ln in log if "GET /" in ln), "?")
+        self.say(f"vm1 fetched {url} through the edge: {body.strip()!r}; the outside saw client {seen} (SNAT)")
+
     def draw(self, outdir: str) -> None:
         """The topology as etcd holds it, drawn by `tpctl graph` (text, and a PNG when Graphviz is there)."""
         self.say("topology (tpctl graph):\n" + "\n".join("         " + ln for ln in self.tpctl("graph").splitlines()))
@@ -99,6 +128,7 @@ class Demo:
         self.ping("vm1", "10.10.2.2", "across LR-central, hv1 -> hv3")
         self.ping("vm3", "10.10.1.1", "the router's far interface")
         self.tcp("vm1", "vm3", "10.10.2.2")
+        self.edge()
         self.draw(outdir)
         self.say("demo finished: TupleNet switched and routed real traffic between three hosts")
         if keep:

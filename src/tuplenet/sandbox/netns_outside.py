@@ -31,6 +31,26 @@ INTERNET_IP = "203.0.113.10"  # a "public" server behind it (TEST-NET-3)
 MTU = 1400
 
 
+def edge_steps(edge_host: str, central: str = "LR-central", virt: str = "10.10.0.0/16",
+               snat_ip: str | None = "172.16.0.100") -> list[tuple[str, ...]]:
+    """tpctl commands building an edge in front of router `central`: transit switch LS-M, LR-edge pinned
+    to `edge_host` with VIP 172.16.0.2 on LS-out, LS-out patched to br-ext, default routes towards the
+    outside (172.16.0.1), the way back to `virt`, and optionally SNAT of `virt` to `snat_ip`."""
+    steps: list[tuple[str, ...]] = [
+        ("ls", "add", "LS-M"), ("ls", "add", "LS-out"), ("lr", "add", "LR-edge", edge_host),
+        ("lr", "link", central, "LS-M", "100.64.88.254/24"),
+        ("lr", "link", "LR-edge", "LS-M", "100.64.88.100/24"),
+        ("lr", "link", "LR-edge", "LS-out", "172.16.0.2/24"),
+        ("patchport", "add", "LS-out", "LS-out-phy", edge_host, BRIDGE),
+        ("lsr", "add", central, "out", "0.0.0.0/0", "100.64.88.100", f"{central}_to_LS-M"),
+        ("lsr", "add", "LR-edge", "out", "0.0.0.0/0", GATEWAY_IP.split("/")[0], "LR-edge_to_LS-out"),
+        ("lsr", "add", "LR-edge", "virt", virt, "100.64.88.254", "LR-edge_to_LS-M"),
+    ]
+    if snat_ip:
+        steps.append(("lnat", "add", "LR-edge", "vms", virt, "snat", snat_ip))
+    return steps
+
+
 def add_outside(sb: NetnsSandbox, host: str, ip: str = GATEWAY_IP, internet_ip: str = INTERNET_IP,
                 routes: tuple[str, ...] = ()) -> dict[str, Any]:
     """Create the outside namespace behind `host`'s bridge br-ext (idempotent). `routes`: extra
@@ -98,4 +118,4 @@ def http_get(sb: NetnsSandbox, target: str, url: str, timeout: float = 5.0) -> s
     return r.stdout
 
 
-__all__ = ["BRIDGE", "GATEWAY_IP", "INTERNET_IP", "add_outside", "http_get", "serve_http"]
+__all__ = ["BRIDGE", "GATEWAY_IP", "INTERNET_IP", "add_outside", "edge_steps", "http_get", "serve_http"]

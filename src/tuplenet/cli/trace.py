@@ -85,15 +85,11 @@ def run(opts: argparse.Namespace, as_json: bool) -> int:
     import os
 
     from tuplenet.store.security import from_args
-    from tuplenet.trace.request import TraceError
 
     security = from_args(opts, os.environ)
-    if not 0 < opts.wait <= 60:
-        raise TraceError("--wait must be more than 0 and at most 60 seconds")
+    switches = live_options(opts)
     if opts.detect is not None:
-        if opts.simulate:
-            raise TraceError("--detect traces live packets; drop --simulate")
-        return detect(opts, as_json, security)
+        return detect(opts, as_json, security, switches)
     req = request_of(opts)
     if opts.simulate:
         doc = simulate(load_model(opts.endpoints, opts.prefix, opts.timeout, security), req)
@@ -133,22 +129,34 @@ def live(opts: argparse.Namespace, req: Any, security: Any) -> dict[str, Any]:
         store.close()
 
 
-def detect(opts: argparse.Namespace, as_json: bool, security: Any) -> int:
-    """--detect: print the wrong pairs only (nothing and exit 0 when every packet arrived)."""
+def live_options(opts: argparse.Namespace) -> list[str] | None:
+    """Check the live options (TraceError names the first bad one); the --detect switches (None: all)."""
     from tuplenet.model import ModelError, validate_name
-    from tuplenet.trace import livedetect as D
+    from tuplenet.trace.livedetect import MAX_PAIRS
     from tuplenet.trace.request import TraceError
 
-    if not 1 <= opts.pairs <= D.MAX_PAIRS:
-        raise TraceError(f"--pairs must be 1..{D.MAX_PAIRS}, not {opts.pairs}")
+    if not 0 < opts.wait <= 60:
+        raise TraceError("--wait must be more than 0 and at most 60 seconds")
+    if opts.detect is None:
+        return None
+    if opts.simulate:
+        raise TraceError("--detect traces live packets; drop --simulate")
+    if not 1 <= opts.pairs <= MAX_PAIRS:
+        raise TraceError(f"--pairs must be 1..{MAX_PAIRS}, not {opts.pairs}")
     if not 1 <= opts.rounds <= 1000:
         raise TraceError(f"--rounds must be 1..1000, not {opts.rounds}")
-    switches = None
-    if opts.detect:
-        try:
-            switches = [validate_name(s) for s in opts.detect.split(",")]
-        except ModelError as exc:
-            raise TraceError(f"--detect: {exc}") from None
+    if not opts.detect:
+        return None
+    try:
+        return [validate_name(s) for s in opts.detect.split(",")]
+    except ModelError as exc:
+        raise TraceError(f"--detect: {exc}") from None
+
+
+def detect(opts: argparse.Namespace, as_json: bool, security: Any, switches: list[str] | None) -> int:
+    """--detect: print the wrong pairs only (nothing and exit 0 when every packet arrived)."""
+    from tuplenet.trace import livedetect as D
+
     store = _store(opts, security)
     try:
         facts = _facts(store)

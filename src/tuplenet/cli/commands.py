@@ -346,6 +346,8 @@ COMMANDS: dict[tuple[str, str], tuple[tuple[str, ...], int, int, str, str, Handl
     ("import", ""): ((), 0, 1, "require a file name (- for stdin)", "FILE", import_cmd),
 }
 
+from .acl import COMMANDS as _ACL_COMMANDS  # noqa: E402 - it imports Ctx and say from here
 from .lb import COMMANDS as _LB_COMMANDS  # noqa: E402 - it imports Ctx and say from here
 
 COMMANDS.update(_LB_COMMANDS)
+COMMANDS.update(_ACL_COMMANDS)

@@ -345,3 +345,22 @@ def test_probes_that_cannot_be_sent_decide_nothing() -> None:
         ch.tick(now)
         now += 0.05
     assert verdicts == [] and ch.is_up(t.key) and ch.stats.unsent >= 9 and ch.stats.probes == 0
+
+
+def test_status_becomes_metrics() -> None:
+    from tuplenet.agent.metrics import StatusCollector
+
+    b = Backend("closed")
+    hz = Harness(b)
+    t = target()
+    hz.checker.set_targets({t.key: t, target(port=81).key: target(port=81)}, 0.0)
+    hz.run(3.0)
+    st = {"lb_health": {**hz.checker.status(), "writer": {"errors": 2}}}
+    fams = {f.name: f for f in StatusCollector(lambda: st).collect()}
+    assert {s.labels["state"]: s.value for s in fams["tuplenet_lb_health_backends"].samples} == {"up": 0, "down": 2}
+    probes = {s.labels["result"]: s.value for s in fams["tuplenet_lb_health_probes"].samples}
+    assert probes["reset"] >= 4
+    assert fams["tuplenet_lb_health_verdict_changes"].samples[0].value == 2
+    assert fams["tuplenet_lb_health_write_errors"].samples[0].value == 2
+    empty = {f.name: f for f in StatusCollector(lambda: {}).collect()}  # an agent before its first status
+    assert empty["tuplenet_lb_health_verdict_changes"].samples[0].value == 0

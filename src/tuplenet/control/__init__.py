@@ -11,6 +11,7 @@ from typing import Any
 from .backup import Backup
 from .base import Core
 from .devices import DevicePlans
+from .edges import Edges
 from .errors import (
     AlreadyExists,
     Conflict,
@@ -63,6 +64,7 @@ class Controller:
         self.maintenance = Maintenance(self.core)
         self.backup = Backup(self.core)
         self.mirrors = Mirrors(self.core)
+        self.edges = Edges(self.core)  # tpctl edge: roads to physical networks (control/edges.py)
 
     @property
     def store(self) -> Any:

@@ -162,3 +162,17 @@ def test_offline_trace_follows_the_vip_to_a_backend():
     (out,) = t.outcomes
     assert (out["result"], out["chassis"], out["port"]) == ("delivered", "hv1", "vm1"), t.outcomes
     assert (out["packet"]["nw_src"], out["packet"]["nw_dst"]) == (ip_int(VIP), ip_int(B1.ip))
+
+
+def test_shared_backends_get_one_hairpin_flow_per_load_balancer():
+    """Two VIPs over the same backends: each hairpin SNAT matches its own connections (ct_mark tag set by
+    its DNAT), so neither loses its VIP to the other (same match, different actions would conflict)."""
+    a, b = _lb(), _lb(name="web2", vip="10.10.1.101")
+    e = _engine(_facts(a, b))
+    hairpin = [f for f in _table(e, "ls_in_lb_nat") if f.priority == 10]
+    assert len(hairpin) == 4
+    assert {f.actions[-1].nat.ip for f in hairpin} == {ip_int(a.vip), ip_int(b.vip)}
+    tags = {m.value >> L.TAG_OFS for f in hairpin for m in f.match if m.field == "ct_mark"}
+    assert tags == {L.lb_tag(("ls_lb", "LS-A", "web")), L.lb_tag(("ls_lb", "LS-A", "web2"))}
+    buckets = [bk for g in _groups(e) for bk in g.buckets]
+    assert {bk.actions[0].exec[0].value for bk in buckets} == tags

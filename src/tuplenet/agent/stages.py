@@ -29,7 +29,7 @@ _ACL_BANDS = (("default", 0, 0), ("commit", 1, 1), ("rules", 100, 100 + 32767), 
 
 DEFAULT_BAND = (0, 0)
 _LB_MATCH = frozenset({"metadata", "dl_type", "nw_proto", "nw_src", "nw_dst", "tcp_src", "tcp_dst", "udp_src",
-                       "udp_dst", "ct_state"})
+                       "udp_dst", "ct_state", "ct_mark"})
 _NAT_MATCH = frozenset({"metadata", "dl_type", "nw_src", "nw_dst", "reg10"})
 
 

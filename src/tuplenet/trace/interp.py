@@ -215,6 +215,9 @@ class _Walk:
             else:
                 text = "conntrack is not simulated: ct() treated as a new connection"
             self._event("note", idx, text, action=act.text())
+            for load in getattr(act, "exec", ()) if act.commit else ():  # ct_mark set by the commit
+                nbits = load.nbits if getattr(load, "nbits", None) is not None else 32 - getattr(load, "ofs", 0)
+                self._load(load.field, getattr(load, "ofs", 0), nbits, load.value)
             if act.table is not None:
                 self.pkt["ct_state"] = state
                 self.table(act.table, depth + 1, deep, None)

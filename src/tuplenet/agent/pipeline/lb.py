@@ -64,6 +64,8 @@ GROUP_BASE = 0x8000
 RANK_BITS = 3
 AFF_REG = "reg8"  # scratch: multipath result (bits 0-15) and "chosen" flag (bit 31)
 AFF_FLAG = 1 << 31
+TAG_OFS = 16  # ct_mark bits 16-31: the load balancer that DNATed the connection (bit 0 is the ACLs')
+TAG_MASK = 0xFFFF << TAG_OFS
 _LOOPBACK = Load(T.R_FLAGS, 1, 0, 1)  # the frame may leave through its ingress port (hairpin)
 
 
@@ -86,6 +88,15 @@ LS_OUT_LB_CT = S.table("ls_out_lb_ct")
 def lb_mac(vip: str) -> int:
     """The MAC the switch answers ARP for a VIP with: locally administered, f2:0b + the VIP's octets."""
     return (0xF20B << 32) | ip_int(vip)
+
+
+def lb_tag(key: tuple) -> int:
+    """A 16-bit tag of the record, written into the connection's ct_mark by the DNAT: the hairpin SNAT of
+    a backend shared by several load balancers then matches its own connection's VIP (two records with one
+    tag and one shared backend fall back to one VIP for the hairpin SNAT; the un-DNAT is still exact)."""
+    from zlib import crc32
+
+    return crc32("/".join(key).encode()) & 0xFFFF or 1
 
 
 def group_index(r: Reader, key: tuple) -> int | None:
@@ -131,7 +142,8 @@ def lb_flows(r: Reader, key: tuple, lb: Any) -> list:
         hp_reply = (SetField("dl_src", mac), _LOOPBACK) if on_switch else ()
         out.append(Flow(t.entry, 5, match(*from_b, M("nw_dst", vip)), (*hp_reply, Ct(zone=z, table=t.hp, nat=Nat()))))
         hp = (SetField("dl_src", mac), _LOOPBACK) if on_switch else ()
-        out.append(Flow(t.nat, 10, match(*ip, M("nw_src", bip), M("nw_dst", bip), M(dst_f, b.port)),
+        out.append(Flow(t.nat, 10, match(*ip, M("nw_src", bip), M("nw_dst", bip), M(dst_f, b.port),
+                                         M("ct_mark", lb_tag(key) << TAG_OFS, TAG_MASK)),
                         (CtClear(), *hp, Ct(commit=True, zone=z, table=t.nat, nat=Nat("src", vip)))))
         if on_switch:
             out.append(Flow(LS_OUT_LB, 5, match(*from_b), (Ct(zone=z, table=LS_OUT_LB_CT, nat=Nat()),)))
@@ -153,8 +165,10 @@ def _selection(r: Reader, key: tuple, lb: Any, t: Tables, z: int, to_vip: tuple)
     if not live:
         return [Flow(t.sel, 10, new, (Resubmit(T.DROP),))]
 
+    tag = (Load("ct_mark", lb_tag(key), TAG_OFS, 16),)
+
     def dnat(b: Any) -> Ct:
-        return Ct(commit=True, zone=z, table=t.nat, nat=Nat("dst", ip_int(b.ip), b.port))
+        return Ct(commit=True, zone=z, table=t.nat, nat=Nat("dst", ip_int(b.ip), b.port), exec=tag)
 
     index = None if lb.affinity else group_index(r, key)
     if index is not None:

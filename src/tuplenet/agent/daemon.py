@@ -15,6 +15,7 @@ from typing import Any
 
 from ..store import KV, Store, StoreError
 from . import binding
+from .aclhits import AclHits
 from .aclreject import AclReject
 from .barrier import Barrier
 from .chassis import ChassisPresence
@@ -170,6 +171,8 @@ class Agent:
         self.livetrace = LiveTrace(self.store, sid, self.conn, self.view, self.engine, self.q.put)
         self.pins.register(LiveTrace.OPCODE, "trace", self.livetrace.trace_point)
         self.livetrace.start()
+        self.aclhits = AclHits(self.conn, self.store, sid, cfg.liveness_ttl, lambda n: self.q.put(("acl_hits", n)))
+        self.aclhits.start()  # per-rule ACL counters (aclhits.py)
         self.ready_ms = (time.perf_counter() - t0) * 1000
         prev, parts = t0, []
         for name, at in phases:
@@ -282,6 +285,8 @@ class Agent:
                 guard("live trace command", self.livetrace.command, it[1], it[2])
             elif kind == "ondemand_usage":
                 guard("on-demand aging", self.ondemand.observe, it[1], self.engine.owner_flows)
+            elif kind == "acl_hits":
+                guard("acl hit counters", self.aclhits.take, self.engine, it[1])
             elif kind == "revalidate":  # OVS applied a Mirror change: make it re-translate datapath flows
                 guard("datapath revalidation", self.conn.apply, [], [mirror.revalidation_flow()])
             elif kind == "ofconnect":
@@ -451,6 +456,8 @@ class Agent:
             self.presence.stop()
         if self._ager:
             self._ager.stop()
+        if getattr(self, "aclhits", None):
+            self.aclhits.stop()
         if self.livetrace:
             self.livetrace.stop()
         if self.conn:

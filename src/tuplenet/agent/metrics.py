@@ -103,6 +103,10 @@ class StatusCollector(Collector):
                 errs.add_metric([step], n)
         yield errs
         yield GaugeMetricFamily("tuplenet_resident_memory_bytes", "Agent RSS", value=_get(st, "rss_mb") * 2**20)
+        hits = CounterMetricFamily("tuplenet_acl_hits", "Packets that hit an ACL rule's flows here", labels=["rule"])
+        for rule, n in sorted((_get(st, "acl_hits", default={}) or {}).items()):
+            hits.add_metric([rule], n)
+        yield hits
         yield from lb_health_metrics(_get(st, "lb_health", default={}) or {})
 
 

@@ -53,6 +53,7 @@ def build_status(a: Any) -> dict:
         "openflow_session": {**a.conn.stats, "decode_errors": dict(a.conn.decode_errors)} if a.conn else {},
         "packet_ins": a.pins.status() if a.pins else {},
         "ondemand": a.ondemand.status(),
+        "acl_hits": a.aclhits.report if getattr(a, "aclhits", None) else {},  # aclhits.py
         "bad_records": a.sync.decoder.bad_records if a.sync else 0,
         "import_hold": a.sync.hold.status() if a.sync else {},
         "bindings": {**a.binder.status(), "ready": len(a.readiness.ready),

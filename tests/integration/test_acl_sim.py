@@ -9,6 +9,8 @@ import re
 from agent_cluster import Cluster, tutorial
 from tuplenet.agent import check
 from tuplenet.agent import tables as T
+from tuplenet.control import Controller
+from tuplenet.control.acls import Acls
 from tuplenet.model.acl import AddressSet, PortGroup, make_acl, parse_net
 from tuplenet.sandbox import packets as P
 from tuplenet.sandbox.procs import wait_for
@@ -57,6 +59,8 @@ def _answer(c: Cluster, host: str, port: str, frame: bytes, pred) -> P.Frame:
 def _setup(c: Cluster, *records) -> None:
     tutorial(c)
     c.put(*records)
+    for h in ("hv1", "hv2"):
+        c.host(h).env["TUPLENET_ACL_HITS_PERIOD"] = "0.5"  # hit counters every 0.5 s (aclhits.py)
     c.start_agents("hv1", "hv2")
     _installed(c, "hv1", "hv2")
 
@@ -73,6 +77,11 @@ def test_drop_blocks_only_what_it_matches_and_arp_keeps_working(cluster: Cluster
     flows = c.host("hv1").ofctl("-O", "OpenFlow15", "dump-flows", "br-int", f"table={T.LS_IN_ACL_EVAL}")
     rule = [ln for ln in flows.splitlines() if "tp_dst=22" in ln]
     assert rule and int(re.search(r"n_packets=(\d+)", rule[0]).group(1)) >= 1, rule
+    # ... reported by the agent and summed by tpctl acl show (control/acls.py).
+    hits = wait_for(lambda: Acls(Controller(c.store).core).hits().get("entity_view/LS/LS-A/acl/no-ssh", 0) >= 1,
+                    timeout=15, what="hits in etcd")
+    assert hits
+    assert c.status("hv1")["acl_hits"]["entity_view/LS/LS-A/acl/no-ssh"] >= 1
 
 
 def test_reject_answers_tcp_with_a_reset_and_udp_with_port_unreachable(cluster: Cluster) -> None:

@@ -68,6 +68,16 @@ def test_tpctl_trace_loads_the_pipeline_but_no_daemon_or_0_3_commands() -> None:
                              "tuplenet.store.watch"]) == []
 
 
+def test_tpctl_live_trace_loads_neither_the_pipeline_nor_the_daemon() -> None:
+    # tpctl start to printed path is the live trace's budget (1 s across 3 hosts): the hosts walk the flows
+    code, err, modules = loaded([*UNREACHABLE, "trace", "-s", "LS-A/vm1", "--dst-ip", "10.10.2.2"],
+                                ["tuplenet.trace.live", "tuplenet.trace.report", "tuplenet.trace.request"])
+    assert code == 1 and "etcd unavailable" in err
+    assert present(modules, [*HEAVY, *DAEMON, "tuplenet.agent.engine", "tuplenet.agent.etcdsync",
+                             "tuplenet.agent.pipeline", "tuplenet.trace.fabric", "tuplenet.trace.interp",
+                             "tuplenet.cli.commands", "tuplenet.control", "tuplenet.store.watch"]) == []
+
+
 @pytest.mark.parametrize("command", ["ADD", "DEL"])
 def test_tpcni_loads_no_argparse_http_client_tls_or_agent(command: str) -> None:
     # What an ADD/DEL imports before its first etcd request: the entry point, the plugin, the control layer

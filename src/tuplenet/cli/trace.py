@@ -111,11 +111,21 @@ def _store(opts: argparse.Namespace, security: Any) -> Any:
 
 
 def _facts(store: Any) -> dict[tuple, Any]:
-    from tuplenet.agent.etcdsync import TopologySync
-    from tuplenet.trace.fabric import Model
+    """The topology records a live trace needs, decoded without the agent's machinery (a tpctl start must
+    stay fast: the budget is tpctl start to printed path); a record that does not decode is skipped, as
+    the agents skip it."""
+    from tuplenet.model import ModelError, decode_kv
+    from tuplenet.model.entities import ROOT
 
-    changes, _ = TopologySync(store, lambda *a: None).topology_listing()
-    return Model.from_changes(changes).facts
+    facts: dict[tuple, Any] = {}
+    for kv in store.get_prefix(ROOT)[0]:
+        try:
+            e = decode_kv(kv.key, kv.value)
+        except ModelError:
+            continue
+        if e is not None:
+            facts[(e.kind, *e.ident)] = e
+    return facts
 
 
 def live(opts: argparse.Namespace, req: Any, security: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import subprocess
 from test_tpctl_helpers import argv, fails, ok, run
 
 from agent_cluster import Cluster, router_chain, tutorial
+from edge_topo import EDGE, INTERNET, edge
 from tuplenet.sandbox import packets as P
 from tuplenet.trace import livewire as W
 
@@ -69,6 +70,23 @@ def test_router_chain_crosses_hosts_back_and_forth(cluster: Cluster, etcd) -> No
     assert routers == ["LR-A", "LR-B", "LR-C"]  # LS-D is LR-C's own network
     assert doc["result"] == "delivered" and doc["outcomes"][0]["packet"]["nw_ttl"] == 61
     assert [(o["chassis"], o["port"]) for o in doc["outcomes"]] == [("hv2", "vm2")]
+
+
+def test_edge_path_leaves_through_the_edge_patch_port(cluster: Cluster, etcd) -> None:
+    c = cluster
+    edge(c)
+    c.start_agents()
+    c.wait_converged()
+    mark = c.host(EDGE).tx_mark("ext")
+    doc = live_json(c, etcd, "-s", "LS-A/vm1", "--dst-ip", INTERNET)
+    assert [h["chassis"] for h in doc["hops"]] == ["hv1", EDGE]
+    assert doc["result"] == "physical"
+    assert [(o["chassis"], o["switch"], o["port"]) for o in doc["outcomes"]] == [(EDGE, "LS-out", "phy")]
+    routes = [(h["chassis"], s["datapath"], s["owner"]) for h in doc["hops"] for s in h["steps"]
+              if s["stage"] == "lr_in_route"]
+    assert routes == [("hv1", "LR-central", "lsr LR-central/out"), (EDGE, "LR-edge", "lsr LR-edge/out")]
+    out = P.parse(c.host(EDGE).wait_tx_after("ext", mark, 1, timeout=5)[-1])
+    assert out.ip_dst == INTERNET  # the traced packet itself left for the outside
 
 
 def test_drop_names_the_rule_and_two_traces_at_once(cluster: Cluster, etcd) -> None:

@@ -140,3 +140,37 @@ def test_incremental_equals_full_recompute(step: int) -> None:
     want = Engine(build_view(f))
     want.full()
     assert {fl.cookie for fl in e.active.values()} == {fl.cookie for fl in want.active.values()}
+
+
+# ---- the offline trace walks ACL flows (conntrack as a new connection, conjunctions as OVS evaluates them)
+
+def _trace(extra: dict, sport: int, dport: int, src: str = "10.9.0.3"):
+    from tuplenet.model import LSP
+    from tuplenet.trace import packet as TP
+    from tuplenet.trace.fabric import Fabric, Model
+
+    f = tutorial_facts()
+    f[("lsp", "LS-A", "vm5")] = LSP("LS-A", "vm5", "10.10.1.5", "f2:01:0a:0a:01:05", None, "hv1",
+                                    port_security=False)
+    f.update(extra)
+    pkt = TP.packet(dl_src=0xF2010A0A0105, dl_dst=0xF2010A0A0102, dl_type=0x0800, nw_proto=6,
+                    nw_src=int.from_bytes(bytes(int(x) for x in src.split(".")), "big"), nw_dst=0x0A0A0102,
+                    nw_ttl=64, tcp_src=sport, tcp_dst=dport)
+    t = Fabric(Model(f)).trace("LS-A", "vm5", pkt)
+    return t, [s for h in t.hops for s in h.trace.steps]
+
+
+def test_trace_follows_a_conjunctive_rule() -> None:
+    f = {("address_set", "clients"): _aset("clients", 8, "10.9"),
+         ("acl", "LS-A", "deny"): _acl("LS-A", "deny", direction="in", priority="1", action="drop"),
+         ("acl", "LS-A", "web"): _acl("LS-A", "web", direction="in", priority="100", action="allow",
+                                      src="$clients", proto="tcp", dport="80-90")}
+    t, steps = _trace(f, 40000, 85, "10.9.0.3")
+    assert t.outcomes[0]["result"] == "delivered", t.outcomes
+    hit = [s for s in steps if s.table == T.LS_IN_ACL_EVAL]
+    assert hit and hit[0].priority == A.RULE_BASE + 100  # the conj_id flow of "web"
+    t, steps = _trace(f, 40000, 91, "10.9.0.3")  # outside the port range: the low-priority drop
+    assert t.outcomes[0]["result"] != "delivered"
+    assert [s.priority for s in steps if s.table == T.LS_IN_ACL_EVAL] == [A.RULE_BASE + 1]
+    t, _ = _trace(f, 40000, 85, "10.9.9.9")  # not in the address set
+    assert t.outcomes[0]["result"] != "delivered"

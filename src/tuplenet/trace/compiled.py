@@ -122,11 +122,16 @@ class _Group:
         self.max_priority = max(self.max_priority, e.priority)
 
 
+def _is_clause(f: F.Flow) -> bool:
+    return bool(f.actions) and all(type(a) is F.Conjunction for a in f.actions)
+
+
 class Table:
-    __slots__ = ("groups", "size", "only")
+    __slots__ = ("groups", "size", "only", "conj")
 
     def __init__(self, entries: Iterable[Entry]) -> None:
         groups: dict[tuple, _Group] = {}
+        clauses: dict[tuple, tuple[_Group, dict[Any, list]]] = {}
         self.size = 0
         for e in entries:
             m = e.flow.match
@@ -134,6 +139,13 @@ class Table:
             exact = all(x.mask is None for x in m)
             masks = None if exact else tuple(_ones(WIDTH[x.field]) if x.mask is None else x.mask for x in m)
             sig = (fields, masks)
+            if _is_clause(e.flow):  # conjunction(id, k/n) clauses match nothing by themselves (see lookup)
+                cg = clauses.get(sig)
+                if cg is None:
+                    cg = clauses[sig] = (_Group(fields, masks), {})
+                cg[1].setdefault(cg[0].key_of_flow(m), []).append((e.priority, e.flow.actions))
+                self.size += 1
+                continue
             g = groups.get(sig)
             if g is None:
                 g = groups[sig] = _Group(fields, masks)
@@ -143,9 +155,35 @@ class Table:
         self.groups = sorted(groups.values(), key=lambda g: (-g.max_priority, g.fields, g.masks or ()))
         # A table whose best flow matches everything (pass-through stages): no lookup at all.
         top = self.groups[0] if self.groups else None
-        self.only: Entry | None = top.hits[()] if top is not None and not top.fields else None
+        self.only: Entry | None = top.hits[()] if top is not None and not top.fields and not clauses else None
+        self.conj = list(clauses.values())
 
     def lookup(self, pkt: dict[str, int]) -> Entry | None:
+        best = self._lookup(pkt)
+        return self._conjunction(pkt, best) if self.conj else best
+
+    def _conjunction(self, pkt: dict[str, int], best: Entry | None) -> Entry | None:
+        """OVS's conjunctive match: a `conj_id=<id>` flow matches when every clause k of n of conjunction
+        <id> at its priority has a matching flow, and wins if no plain flow has a higher priority."""
+        bp = best.priority if best is not None else -1
+        seen: dict[tuple[int, int], tuple[int, set[int]]] = {}
+        for g, hits in self.conj:
+            for prio, acts in hits.get(g.key(pkt), ()):
+                if prio > bp:
+                    for a in acts:
+                        seen.setdefault((prio, a.conj_id), (a.n_clauses, set()))[1].add(a.clause)
+        for (prio, cid), (n, got) in sorted(seen.items(), reverse=True):
+            if len(got) == n:
+                saved, pkt["conj_id"] = pkt["conj_id"], cid
+                try:
+                    e = self._lookup(pkt)
+                finally:
+                    pkt["conj_id"] = saved
+                if e is not None and e.priority == prio and any(m.field == "conj_id" for m in e.flow.match):
+                    return e
+        return best
+
+    def _lookup(self, pkt: dict[str, int]) -> Entry | None:
         best: Entry | None = None
         bp = -1
         for g in self.groups:

@@ -35,6 +35,19 @@ while True:
     c.sendall(sys.argv[1].encode() + b"\\n"); c.close()
 """
 
+# An HTTP health endpoint (port 8081): 200 on /healthz unless the flag file exists, then 503.
+HTTP = """
+import http.server, os, sys
+flag = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = 503 if os.path.exists(flag) else (200 if self.path == "/healthz" else 404)
+        self.send_response(code); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8081), H).serve_forever()
+"""
+
 CLIENT = """
 import socket, sys
 for _ in range(int(sys.argv[1])):
@@ -61,6 +74,12 @@ class Lab:
     def serve(self, vm: str) -> None:
         self.servers[vm] = self.sb.spawn(vm, [sys.executable, "-c", SERVER, vm, str(PORT)])
 
+    def flag(self, vm: str) -> str:
+        return os.path.join(self.sb.workdir, f"{vm}-unhealthy")
+
+    def serve_http(self, vm: str) -> None:
+        self.servers[f"{vm}-http"] = self.sb.spawn(vm, [sys.executable, "-c", HTTP, self.flag(vm)])
+
     def kill(self, vm: str) -> None:
         p = self.servers.pop(vm)
         os.killpg(p.pid, signal.SIGKILL)
@@ -70,8 +89,8 @@ class Lab:
         r = self.sb.exec("client", [sys.executable, "-c", CLIENT, str(n), VIP, str(PORT)], timeout=5 * n + 10)
         return r.stdout.split("\n")[:-1]
 
-    def verdict(self, vm: str) -> str | None:
-        kv = self.store.get(KEY.format(ip=VMS[vm][1]))
+    def verdict(self, vm: str, key: str = KEY) -> str | None:
+        kv = self.store.get(key.format(ip=VMS[vm][1]))
         return kv.value if kv is not None else None
 
 
@@ -93,6 +112,7 @@ def lab() -> Iterator[Lab]:
         sb.exec("b2", ["ip", "route", "add", "169.254.0.0/16", "dev", "eth0"])  # on-link monitor address
         for vm in ("b1", "b2"):
             lab.serve(vm)
+            lab.serve_http(vm)
         lab.tpctl("lb", "add", "ls", "LS-A", "web", f"{VIP}:{PORT}", f"10.10.1.2:{PORT},10.10.1.3:{PORT}",
                   "check=tcp", f"interval={int(INTERVAL)}", "rise=2", "fall=2")
         yield lab
@@ -123,3 +143,25 @@ def test_dead_backend_leaves_service_within_two_intervals_and_returns(lab: Lab) 
     lab.serve("b1")
     wait_for(lambda: lab.verdict("b1") is None, timeout=15, interval=0.05, what="b1 back in service")
     wait_for(lambda: "b1" in lab.connect(10), timeout=15, interval=0.2, what="b1 serving via the VIP again")
+
+
+HTTP_KEY = "communicate/lb_health/LS/LS-A/api/{ip}:8081"
+
+
+def test_http_check_follows_the_status_a_real_server_returns(lab: Lab) -> None:
+    """The agent's own TCP (SYN, GET, reset) against real guest kernels and an HTTP server: 2xx keeps a
+    backend in service, a 503 takes it out, and it returns with 2xx."""
+    lab.tpctl("lb", "add", "ls", "LS-A", "api", "10.10.1.101:8081", "10.10.1.2:8081,10.10.1.3:8081",
+              "check=http:/healthz", "interval=1", "rise=2", "fall=2")
+    time.sleep(3 * INTERVAL)  # several probes of each backend
+    assert lab.verdict("b1", HTTP_KEY) is None and lab.verdict("b2", HTTP_KEY) is None
+    open(lab.flag("b2"), "w").close()
+    try:
+        t0 = time.monotonic()
+        wait_for(lambda: lab.verdict("b2", HTTP_KEY), timeout=10, interval=0.02, what="b2 marked down (503)")
+        assert time.monotonic() - t0 <= 2 * INTERVAL + 0.5
+        assert lab.verdict("b2", HTTP_KEY) == "state=down,chassis=hv3" and lab.verdict("b1", HTTP_KEY) is None
+    finally:
+        os.unlink(lab.flag("b2"))
+    wait_for(lambda: lab.verdict("b2", HTTP_KEY) is None, timeout=10, interval=0.05, what="b2 back (200)")
+    lab.tpctl("lb", "del", "ls", "LS-A", "api")

@@ -298,6 +298,17 @@ def import_cmd(ctx: Ctx, a: list[str]) -> int:
 
 
 Handler = Callable[[Ctx, list[str]], int]
+
+
+def _edge(action: str) -> Handler:
+    """tpctl edge ACTION, imported on use (cli/edge.py)."""
+    def run(ctx: Ctx, a: list[str]) -> int:
+        from . import edge
+
+        return edge.COMMANDS[action][3](ctx, a)
+    return run
+
+
 # (group, action) -> (aliases, min args, max args, 0.3 usage sentence, ARGS text, handler)
 COMMANDS: dict[tuple[str, str], tuple[tuple[str, ...], int, int, str, str, Handler]] = {
     ("ls", "add"): (("a",), 1, 1, "require a name", "SWITCH", ls_add),
@@ -334,6 +345,14 @@ COMMANDS: dict[tuple[str, str], tuple[tuple[str, ...], int, int, str, str, Handl
                         mirror_add),
     ("mirror", "del"): (("d",), 1, 1, "require a mirror name", "NAME", mirror_del),
     ("mirror", "show"): (("s",), 0, 1, "require at most one mirror name", "[NAME]", mirror_show),
+    ("edge", "init"): ((), 5, 7, "require a chassis, a physical bridge, the vip CIDR, the virtual space CIDR, "
+                       "the physical gateway IP and optionally the transit CIDR and the central router",
+                       "CHASSIS PHY_BRIDGE VIP/LEN VIRT/LEN EXT_GW [INNER/LEN] [CENTRAL]", _edge("init")),
+    ("edge", "add"): (("a",), 3, 4, "require a chassis, a physical bridge, the vip CIDR and optionally the "
+                      "physical gateway IP", "CHASSIS PHY_BRIDGE VIP/LEN [EXT_GW]", _edge("add")),
+    ("edge", "remove"): (("del", "d"), 1, 2, "require the vip and optionally the drain time in seconds",
+                         "VIP [DRAIN_SECONDS]", _edge("remove")),
+    ("edge", "show"): (("s",), 0, 0, "require no argument", "", _edge("show")),
     ("ch", "del"): (("d",), 1, 1, "require a name", "NAME|IP", ch_del),
     ("ch", "show"): (("s",), 0, 1, "require only one name", "[NAME]", ch_show),
     ("toolbox", "sync-device-map"): ((), 0, 0, "require no argument", "", tb_sync_device_map),

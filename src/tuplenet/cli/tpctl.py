@@ -22,6 +22,7 @@ GROUPS = {
     "acl": "operate on ACL rules of a switch (ls) or a port group (pg), docs/acl.md",
     "pg": "operate on port groups (named sets of switch ports that ACLs attach to and match as @NAME)",
     "as": "operate on address sets (named IP/CIDR lists that ACLs match as $NAME)",
+    "edge": "operate on edges: roads from the central router to physical networks, ECMP with BFD (docs/edges.md)",
     "ch": "operate on chassis",
     "toolbox": "misc tools",
     "export": "write every object under entity_view/ as '<key>TAB<value>' lines to FILE or stdout",

@@ -136,6 +136,7 @@ def lb_flows(r: Reader, key: tuple, lb: Any) -> list:
                  Flow(t.hp, 1, match(metadata=dp, dl_type=ETH_IP), (CtClear(), Ct(zone=z, table=t.nat, nat=Nat())))]
     out += _selection(r, key, lb, t, z, to_vip)
     mac = lb_mac(lb.vip)
+    tag = M("ct_mark", lb_tag(key) << TAG_OFS, TAG_MASK)
     for b in lb.backends:  # every backend, in service or not: its established connections go on
         bip = ip_int(b.ip)
         from_b = (*ip, M("nw_src", bip), M(src_f, b.port))
@@ -143,14 +144,11 @@ def lb_flows(r: Reader, key: tuple, lb: Any) -> list:
         out.append(Flow(t.entry, 5, match(*from_b, M("nw_dst", vip)), (*hp_reply, Ct(zone=z, table=t.hp, nat=Nat()))))
         hp = (SetField("dl_src", mac), _LOOPBACK) if on_switch else ()
         out.append(Flow(t.nat, 10, match(*ip, M("nw_src", bip), M("nw_dst", bip), M(dst_f, b.port),
-                                         M("ct_mark", lb_tag(key) << TAG_OFS, TAG_MASK)),
+                                         tag),
                         (CtClear(), *hp, Ct(commit=True, zone=z, table=t.nat, nat=Nat("src", vip)))))
-        if on_switch:
-            out.append(Flow(LS_OUT_LB, 5, match(*from_b), (Ct(zone=z, table=LS_OUT_LB_CT, nat=Nat()),)))
-            bmac = _port_mac(r, lb.dp, b.ip)
-            if bmac is not None:
-                out.append(Flow(t.nat, 5, match(M("metadata", dp), M("dl_type", ETH_IP), M("nw_dst", bip)),
-                                (SetField("dl_dst", bmac), Resubmit(t.out))))
+        if on_switch:  # shared by every load balancer of the switch with this backend: computed once per run
+            out += r.cached(("lb_backend", lb.dp, dp, lb.protocol, b.ip, b.port),
+                            lambda sub, b=b, from_b=from_b: _backend_flows(sub, lb.dp, dp, b, from_b))
         else:
             out.append(Flow(t.entry, 4, match(*from_b), (Ct(zone=z, table=t.nat, nat=Nat()),)))
     if on_switch:
@@ -183,6 +181,16 @@ def _selection(r: Reader, key: tuple, lb: Any, t: Tables, z: int, to_vip: tuple)
         chosen = match(*to_vip, M(AFF_REG, AFF_FLAG | i, AFF_FLAG | 0xFFFF))
         out.append(Flow(t.sel, 5, chosen, (dnat(b),)))
     return out
+
+
+def _backend_flows(r: Reader, ls: str, dp: int, b: Any, from_b: tuple) -> tuple[Flow, ...]:
+    """A switch backend's own flows: replies un-DNATed in egress; its MAC as destination after the DNAT."""
+    out = [Flow(LS_OUT_LB, 5, match(*from_b), (Ct(zone=zone(dp), table=LS_OUT_LB_CT, nat=Nat()),))]
+    bmac = _port_mac(r, ls, b.ip)
+    if bmac is not None:
+        out.append(Flow(LS_TABLES.nat, 5, match(M("metadata", dp), M("dl_type", ETH_IP), M("nw_dst", ip_int(b.ip))),
+                        (SetField("dl_dst", bmac), Resubmit(LS_TABLES.out))))
+    return tuple(out)
 
 
 def _port_mac(r: Reader, ls: str, ip: str) -> int | None:

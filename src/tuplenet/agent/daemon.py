@@ -202,7 +202,9 @@ class Agent:
         self.conn.ensure_tlv_map()
         self.ofctrl = FlowControl(self.conn)
         self.pins = PacketIns(self.conn, self.view, meter_drops=self.ofctrl.meter_drops)
-        self.pins.register(OP_UNKNOWN_DST, "unknown_dst", self.ondemand.on_packet_in)
+        # Not rate-limited per source: the miss meter (pipeline/ondemand.py) bounds it, and a VM meeting many
+        # new destinations at once must have them all learned, not just its first 20.
+        self.pins.register(OP_UNKNOWN_DST, "unknown_dst", self.ondemand.on_packet_in, limited=False)
         self.pins.register(AclReject.OPCODE, "acl_reject", AclReject(self.conn).handle)  # aclreject.py
 
     def _start_gateway(self) -> None:

@@ -132,3 +132,28 @@ def test_fuzz_backends(text):
     except ModelError:
         return
     assert parse_backends(";".join(b.text() for b in bs)) == bs
+
+
+def test_health_keys_become_view_facts_and_garbage_is_ignored():
+    """The agent's health sync (etcdsync.PrefixSync): a verdict key -> ("lbh", ...) fact, whatever its value;
+    keys it cannot parse are skipped; a re-listing emits only the difference."""
+    from types import SimpleNamespace
+
+    from tuplenet.agent.etcdsync import _health_fact, health_sync
+
+    assert _health_fact("LS/ls1/web/10.0.0.2:8080") == ("lbh", "LS", "ls1", "web", "10.0.0.2:8080")
+    for bad in ("LS/ls1/web", "XX/a/b/1.2.3.4:1", "LS/a/b/1.2.3.4:0", "", "LS/a/b/c/d"):
+        assert _health_fact(bad) is None
+
+    class Store:
+        keys = ["communicate/lb_health/LS/ls1/web/10.0.0.2:8080", "communicate/lb_health/garbage"]
+
+        def get_prefix(self, prefix):
+            return [SimpleNamespace(key=k, value="state=down,chassis=h1") for k in self.keys], 7
+
+    s = Store()
+    sync = health_sync(s, lambda *a: None)  # type: ignore[arg-type]
+    assert sync.listing() == [(("lbh", "LS", "ls1", "web", "10.0.0.2:8080"), True, None)]
+    s.keys = ["communicate/lb_health/LR/r/x/10.0.0.3:53"]
+    assert sync.listing() == [(("lbh", "LS", "ls1", "web", "10.0.0.2:8080"), None, None),
+                              (("lbh", "LR", "r", "x", "10.0.0.3:53"), True, None)]

@@ -8,6 +8,7 @@ None, never raises. Generated packets are new, so their checksums are computed h
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 from typing import NamedTuple
 
 from .pinctrl import checksum
@@ -30,10 +31,12 @@ _IP = struct.Struct("!BBHHHBBH4s4s")
 _TCP = struct.Struct("!HHIIBBHHH")
 
 
+@lru_cache(maxsize=8192)
 def mac_bytes(mac: str) -> bytes:
     return bytes(int(x, 16) for x in mac.split(":"))
 
 
+@lru_cache(maxsize=8192)
 def ip_bytes(ip: str) -> bytes:
     return bytes(int(x) for x in ip.split("."))
 

@@ -33,6 +33,7 @@ one place (their conjunction actions concatenated) and a change recomputes only 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from .. import tables as T
@@ -90,10 +91,8 @@ def conj_id(rule_key: tuple, dp: int) -> int:
     return int.from_bytes(blake2b(repr((rule_key, dp)).encode(), digest_size=4).digest(), "big")
 
 
-def _addr_values(r: Reader, ref: Any) -> list[M] | None:
-    """The nw_src/nw_dst (value, mask) list a src/dst reference stands for; None: no restriction."""
-    if ref is None:
-        return None
+def _addr_values(r: Reader, ref: Any) -> list[tuple[int, int]]:
+    """The (network, prefix) list a src/dst reference stands for."""
     if ref.cidr is not None:
         return [(ref.cidr.net, ref.cidr.prefix)]
     if ref.kind == "$":
@@ -155,7 +154,7 @@ class _Acc:
 
     def __init__(self) -> None:
         self.flows: dict[tuple, tuple] = {}
-        self.conj: dict[tuple, set] = {}
+        self.conj: dict[tuple, tuple[tuple, list]] = {}
         self.hits: list[Wish] = []
 
     def add(self, table: int, prio: int, m: tuple, actions: tuple) -> int:
@@ -165,19 +164,46 @@ class _Acc:
             self.flows[k] = actions
         return Flow(table, prio, m, self.flows[k]).cookie
 
-    def clause(self, table: int, prio: int, m: tuple, c: Conjunction) -> None:
-        self.conj.setdefault((table, prio, m), set()).add(c)
+    def clause(self, table: int, prio: int, fixed: tuple, dkey: tuple, vals: tuple, c: Conjunction) -> None:
+        """Clause `c` is every value of dimension `dkey` with the `fixed` matches: rules sharing (fixed,
+        dimension) share the expansion, so the work grows with rules + addresses too."""
+        g = self.conj.get((table, prio, fixed, dkey))
+        if g is None:
+            self.conj[(table, prio, fixed, dkey)] = (vals, [c])
+        else:
+            g[1].append(c)
 
     def result(self) -> list:
         out: list = [Flow(t, p, m, a) for (t, p, m), a in self.flows.items()]
-        for (t, p, m), cs in self.conj.items():
+        merged: dict[tuple, list] = {}
+        for (t, p, fixed, _), (vals, cs) in self.conj.items():
+            for v in vals:
+                k = (t, p, match(*fixed, v))
+                got = merged.get(k)
+                if got is None:
+                    merged[k] = list(cs)
+                else:
+                    got.extend(cs)
+        for (t, p, m), cs in merged.items():
             if (t, p, m) not in self.flows:  # a plain rule with the very same match wins (documented)
-                out.append(Flow(t, p, m, tuple(sorted(cs))))
+                out.append(Flow(t, p, m, tuple(sorted(set(cs)))))
         return out + self.hits
 
 
 def _rank(actions: tuple) -> str:
     return ",".join(a.text() for a in actions)
+
+
+def _addr_dim(r: Reader, field: str, ref: Any) -> tuple[tuple, tuple[M, ...]]:
+    """(identity, match values) of a src/dst reference; computed once per engine run for all rules."""
+    dkey = (field, ref.kind, ref.name, ref.cidr)
+    return dkey, r.cached(("acl_dim",) + dkey,
+                          lambda sub: tuple(_net_m(field, v) for v in _addr_values(sub, ref) or ()))
+
+
+@lru_cache(maxsize=4096)
+def _port_dim(field: str, lo: int, hi: int) -> tuple[M, ...]:
+    return tuple(M(field, v, None if mask == 0xFFFF else mask) for v, mask in range_masks(lo, hi))
 
 
 def _rule_flows(r: Reader, key: tuple, acl: Any, acc: _Acc, dps: set[int]) -> None:
@@ -186,36 +212,34 @@ def _rule_flows(r: Reader, key: tuple, acl: Any, acc: _Acc, dps: set[int]) -> No
     base: list[M] = [M("dl_type", ETH_IP)]
     if acl.proto is not None:
         base.append(M("nw_proto", acl.proto))
-    dims: list[list[M]] = []
+    dims: list[tuple[tuple, tuple[M, ...]]] = []  # (identity, values): rules sharing a dimension share its work
     for field, ref in (("nw_src", acl.src), ("nw_dst", acl.dst)):
-        vals = _addr_values(r, ref)
-        if vals is not None:
-            dims.append([_net_m(field, v) for v in vals])
+        if ref is not None:
+            dims.append(_addr_dim(r, field, ref))
     if acl.proto in _PROTO_PORTS:
         for field, rng in zip(_PROTO_PORTS[acl.proto], (acl.sport, acl.dport), strict=True):
             if rng is not None:
-                dims.append([M(field, v, None if mask == 0xFFFF else mask) for v, mask in range_masks(*rng)])
-    if any(not d for d in dims):
+                dims.append(((field, *rng), _port_dim(field, *rng)))
+    if any(not d[1] for d in dims):
         return  # an empty address set matches nothing
     for dp, ports in sorted(_scopes(r, key, acl).items()):
-        dps.add(dp)
-        ddims = dims + ([[M(port_reg, p) for p in ports]] if ports is not None else [])
         if ports is not None and not ports:
             continue
-        fixed = [M("metadata", dp), *base] + [d[0] for d in ddims if len(d) == 1]
-        multi = [d for d in ddims if len(d) > 1]
+        dps.add(dp)
+        ddims = dims + ([(("port", key[1], dp), tuple(M(port_reg, p) for p in ports))] if ports is not None else [])
+        fixed = (M("metadata", dp), *base, *(d[1][0] for d in ddims if len(d[1]) == 1))
+        multi = [d for d in ddims if len(d[1]) > 1]
         actions = _verdict(acl, dp)
         cookies: list[int] = []
         if len(multi) <= 1:
-            for v in multi[0] if multi else [None]:
+            for v in multi[0][1] if multi else [None]:
                 cookies.append(acc.add(table, prio, match(*fixed, *([v] if v is not None else [])), actions))
         else:
             cid = conj_id(key, dp)
-            for i, d in enumerate(multi, 1):
-                c = Conjunction(cid, i, len(multi))
-                for v in d:
-                    acc.clause(table, prio, match(*fixed, v), c)
-            cookies.append(acc.add(table, prio, match(M("metadata", dp), M("dl_type", ETH_IP), M("conj_id", cid)), actions))
+            for i, (dkey, vals) in enumerate(multi, 1):
+                acc.clause(table, prio, fixed, dkey, vals, Conjunction(cid, i, len(multi)))
+            cookies.append(acc.add(table, prio, match(M("metadata", dp), M("dl_type", ETH_IP), M("conj_id", cid)),
+                                   actions))
         acc.hits += [Wish(HITS, (c,), key) for c in cookies]
 
 

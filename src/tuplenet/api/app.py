@@ -21,7 +21,7 @@ from tuplenet.control import ControlError
 from tuplenet.store import Store, StoreError
 from tuplenet.trace.packet import TraceError
 
-from . import errors, routes_mirrors, routes_misc, routes_routers, routes_switches, routes_trace
+from . import errors, routes_lbs, routes_mirrors, routes_misc, routes_routers, routes_switches, routes_trace
 from .auth import Auth, AuthMiddleware
 from .cache import TreeCache
 from .common import ERRORS, PREFIX
@@ -58,7 +58,7 @@ async def health(request: Request) -> JSONResponse:
 
 def build_routes(app: FastAPI) -> None:
     for r in (health_router, routes_switches.routes, routes_routers.routes, routes_mirrors.routes, routes_misc.routes,
-              routes_trace.routes):
+              routes_trace.routes, routes_lbs.routes):
         app.include_router(r, prefix=PREFIX)
 
 

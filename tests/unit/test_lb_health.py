@@ -20,6 +20,7 @@ from tuplenet.agent.openflow.meters import MeterSpec
 from tuplenet.agent.pinctrl import checksum
 from tuplenet.agent.pipeline.lbhealth import LS_IN_HC, hc_meter, health_flows
 from tuplenet.agent.view import Reader
+from tuplenet.model import LSP
 from tuplenet.model.lb import decode_lb, parse_health_key
 
 VM_MAC = "f2:01:0a:0a:01:02"
@@ -226,8 +227,8 @@ def test_verdict_key_is_the_contract_key() -> None:
 
 
 # ------------------------------------------------------------------------------------------ view side
-def _lb(kind: str, dp: str, backends: str, check: str = "tcp") -> object:
-    return decode_lb("ls_lb" if kind == "LS" else "lr_lb", (dp, "web"),
+def _lb(kind: str, dp: str, backends: str, check: str = "tcp", name: str = "web") -> object:
+    return decode_lb("ls_lb" if kind == "LS" else "lr_lb", (dp, name),
                      {"vip": "10.10.9.9", "port": "80", "backends": backends, "check": check, "interval": "2",
                       "rise": "3", "fall": "4"})
 
@@ -245,22 +246,31 @@ def test_targets_are_the_backends_bound_here() -> None:
     assert compute_targets(build_view(tutorial_facts("hv2"))) == {}
 
 
-def test_tracker_recomputes_only_after_relevant_changes() -> None:
+def test_tracker_recomputes_only_the_load_balancers_a_batch_touched() -> None:
     f = tutorial_facts("hv1")
     v = build_view(f)
     tr = TargetTracker()
     assert tr.update(v, None) == {}
     assert tr.update(v, {("chassis", "hv2")}) is None  # no load balancers: nothing to do
     changed: set = set()
-    v.apply(("ls_lb", "LS-A", "web"), _lb("LS", "LS-A", "10.10.1.2:80"), changed)
-    assert list(tr.update(v, changed) or {}) == [("LS", "LS-A", "web", "10.10.1.2", 80)]
-    assert tr.update(v, {("tun", "hv2")}) is None
+    v.apply(("ls_lb", "LS-A", "web"), _lb("LS", "LS-A", "10.10.1.2:80;10.10.1.9:80"), changed)
+    v.apply(("ls_lb", "LS-B", "db"), _lb("LS", "LS-B", "10.10.2.2:5432", name="db"), changed)
+    got = tr.update(v, changed) or {}
+    assert sorted(got) == [("LS", "LS-A", "web", "10.10.1.2", 80), ("LS", "LS-B", "db", "10.10.2.2", 5432)]
+    assert tr.update(v, {("tun", "hv2"), ("lsp", "LS-A", "vm2")}) is None  # nothing they read
+    n = tr.recomputed
     changed = set()
-    v.apply(("bind", "vm1"), None, changed)  # the VM's interface went away
-    assert tr.update(v, changed) == {}
+    v.apply(("bind", "vm1"), None, changed)  # vm1's interface went away: only "web" is recomputed
+    assert sorted(tr.update(v, changed) or {}) == [("LS", "LS-B", "db", "10.10.2.2", 5432)]
+    assert tr.recomputed == n + 1
+    changed = set()  # a port with the second backend's IP appears, bound here: "web" checks it
+    v.apply(("lsp", "LS-A", "vm9"), LSP("LS-A", "vm9", "10.10.1.9", "f2:01:0a:0a:01:09", None, "hv1"), changed)
+    v.apply(("bind", "vm9"), 7, changed)
+    assert ("LS", "LS-A", "web", "10.10.1.9", 80) in (tr.update(v, changed) or {})
     changed = set()
     v.apply(("ls_lb", "LS-A", "web"), None, changed)
-    assert tr.update(v, changed) == {} and not tr.lbs
+    v.apply(("ls_lb", "LS-B", "db"), None, changed)
+    assert tr.update(v, changed) == {} and not tr.per_lb and not tr.deps and not tr.rdeps
 
 
 def test_monitor_flows_in_the_switches_of_checked_load_balancers() -> None:

@@ -1,6 +1,8 @@
 """Which load-balancer backends this chassis checks: those whose logical port (the lsp with the backend's
 IP in the load balancer's switch, or in a switch linked to its router) is bound here. Computed on the
-main loop from the view; the probing thread gets the result as a plain dict."""
+main loop from the view, per load balancer and incrementally: each one's computation records what it read
+(like the engine's owners), and a batch recomputes only the load balancers whose inputs it touched. The
+probing thread gets the result as a plain dict."""
 
 from __future__ import annotations
 
@@ -12,75 +14,96 @@ from .pipeline.lbhealth import checked_switches
 from .view import Reader, View
 
 LB_KINDS = ("ls_lb", "lr_lb")
-# Fact kinds whose change may change the targets (records, bindings, the router links).
-RELEVANT = frozenset(LB_KINDS) | {"lsp", "bind", "lrp", "LS", "LR", "self"}
 
 
-def relevant(changed: set[tuple]) -> bool:
-    return any(k and k[0] in RELEVANT for k in changed)
-
-
-def local_port(view: View, r: Reader, dp_names: list[str], ip: str, self_id: str) -> tuple[Any, int] | None:
+def local_port(r: Reader, switches: list[str], ip: str, self_id: str) -> tuple[Any, int] | None:
     """The lsp with `ip` in one of the switches, if it is bound to a local interface here: (lsp, ofport)."""
-    for ls in dp_names:
-        for key in view.members(("I", "ls_ip", ls, ip)):
-            lsp = view.facts.get(key)
+    for ls in switches:
+        for key in r.members(("I", "ls_ip", ls, ip)):
+            lsp = r.get(key)
             if lsp is None or lsp.chassis != self_id:
                 continue
-            ofport = view.facts.get(("bind", key[2]))
+            ofport = r.get(("bind", key[2]))
             if isinstance(ofport, int) and ofport > 0 and bound_lsp(r, key[2]) == key:
                 return lsp, ofport
     return None
 
 
-def switch_names(r: Reader, lb: Any) -> list[str]:
-    return [name for name, _dp in checked_switches(r, lb)]
-
-
-def compute_targets(view: View, lb_keys: set[tuple] | None = None) -> dict[TargetKey, Target]:
-    """Every backend of a checked load balancer whose port is bound on this chassis."""
-    self_id = view.facts.get(("self",))
-    if not self_id:
+def lb_targets(r: Reader, lb: Any) -> dict[TargetKey, Target]:
+    """The backends of one load balancer that this chassis checks, reading through `r`."""
+    self_id = r.get(("self",))
+    if not self_id or lb.check == "none" or not lb.backends:
         return {}
-    keys = lb_keys if lb_keys is not None else [k for k in view.facts if k[0] in LB_KINDS]
-    r = Reader(view)
+    names = [name for name, _dp in checked_switches(r, lb)]
     out: dict[TargetKey, Target] = {}
-    for key in keys:
-        lb = view.facts.get(key)
-        if lb is None or lb.check == "none" or not lb.backends:
-            continue
-        names = switch_names(r, lb)
-        for b in lb.backends:
-            found = local_port(view, r, names, b.ip, self_id)
-            if found is None:
-                continue
+    for b in lb.backends:
+        found = local_port(r, names, b.ip, self_id)
+        if found is not None:
             lsp, ofport = found
-            t = Target(lb.dp_kind, lb.dp, lb.name, b.ip, b.port, lb.check, float(lb.interval), lb.rise,
-                       lb.fall, ofport, lsp.mac)
+            t = Target(lb.dp_kind, lb.dp, lb.name, b.ip, b.port, lb.check, float(lb.interval), lb.rise, lb.fall,
+                       ofport, lsp.mac)
             out[t.key] = t
     return out
 
 
+def compute_targets(view: View) -> dict[TargetKey, Target]:
+    """Every backend of a checked load balancer whose port is bound on this chassis (from scratch)."""
+    out: dict[TargetKey, Target] = {}
+    for key in [k for k in view.facts if k[0] in LB_KINDS]:
+        out.update(lb_targets(Reader(view), view.facts[key]))
+    return out
+
+
 class TargetTracker:
-    """Keeps the set of load-balancer facts (so a batch without them costs a set lookup) and recomputes the
-    targets only after a batch that touched something they depend on."""
+    """Targets per load balancer with the view keys each read; `update` recomputes only the load balancers a
+    batch touched (their record, or anything their computation read), so a batch of port changes costs
+    lookups in a reverse map, not a pass over every backend."""
 
     def __init__(self) -> None:
-        self.lbs: set[tuple] = set()
+        self.per_lb: dict[tuple, dict[TargetKey, Target]] = {}
+        self.deps: dict[tuple, frozenset] = {}
+        self.rdeps: dict[tuple, set[tuple]] = {}
+        self.recomputed = 0
 
     def update(self, view: View, changed: set[tuple] | None) -> dict[TargetKey, Target] | None:
-        """New targets, or None when nothing relevant changed (`changed` None: everything)."""
+        """All targets, or None when nothing they depend on changed (`changed` None: recompute all)."""
         if changed is None:
-            self.lbs = {k for k in view.facts if k[0] in LB_KINDS}
+            dirty = {k for k in view.facts if k[0] in LB_KINDS} | set(self.deps)
         else:
+            dirty = {k for k in changed if k and k[0] in LB_KINDS}
+            rdeps = self.rdeps
             for k in changed:
-                if k and k[0] in LB_KINDS:
-                    if k in view.facts:
-                        self.lbs.add(k)
-                    else:
-                        self.lbs.discard(k)
-            if not self.lbs and not any(k and k[0] in LB_KINDS for k in changed):
-                return None
-            if not relevant(changed):
-                return None
-        return compute_targets(view, self.lbs)
+                owners = rdeps.get(k)
+                if owners:
+                    dirty |= owners
+        if not dirty and changed is not None:
+            return None
+        for key in dirty:
+            self._recompute(view, key)
+        out: dict[TargetKey, Target] = {}
+        for targets in self.per_lb.values():
+            out.update(targets)
+        return out
+
+    def _recompute(self, view: View, key: tuple) -> None:
+        for dep in self.deps.pop(key, ()):
+            owners = self.rdeps.get(dep)
+            if owners is not None:
+                owners.discard(key)
+                if not owners:
+                    del self.rdeps[dep]
+        self.per_lb.pop(key, None)
+        lb = view.facts.get(key)
+        if lb is None:
+            return
+        self.recomputed += 1
+        r = Reader(view)
+        targets = lb_targets(r, lb)
+        if targets:
+            self.per_lb[key] = targets
+        if lb.check == "none":
+            return  # a change of its own record is all that can make it checked
+        deps = frozenset(r.deps)
+        self.deps[key] = deps
+        for dep in deps:
+            self.rdeps.setdefault(dep, set()).add(key)

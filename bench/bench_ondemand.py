@@ -224,6 +224,7 @@ def at_scale(a: argparse.Namespace) -> None:
         print(f"after talking to {want} remote ports (1 %): {s['flows']} flows = {100 * s['flows'] / full:.1f} % of "
               f"full mode's {full}; tunnels {s['tunnels']}; RSS {settled['rss_mb']:.0f} MB settled; "
               f"learned {s['ondemand']['learned']}, unknown {s['ondemand']['unknown']}")
+        print("start phases (ms since start):", s["start_phases_ms"])
         agent.stop()
         store.close()
     finally:

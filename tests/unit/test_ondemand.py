@@ -4,7 +4,7 @@ demand set's learning, refresh and aging, and that incremental results equal a f
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from hypothesis import given
@@ -18,6 +18,7 @@ from tuplenet.agent.flow import Clone, Controller, Load, Meter, Resubmit, ip_int
 from tuplenet.agent.ondemand import OnDemand, aging_period, miss_target
 from tuplenet.agent.openflow.meters import MeterSpec
 from tuplenet.agent.pipeline.ondemand import MODE_KEY, want_key, wantch_key
+from tuplenet.agent.view import View
 from tuplenet.model import LR, Chassis
 from tuplenet.sandbox import packets as P
 
@@ -218,3 +219,52 @@ def test_fuzz_any_packet_in_is_handled_without_error(seed: int) -> None:
 
 
 FUZZ_VIEW = build_view(facts())
+
+
+def gated(f: dict) -> tuple[Engine, OnDemand]:
+    """Facts applied through the on-demand gate, as the daemon applies etcd changes."""
+    view = View()
+    od = OnDemand(view, bool(f.get(MODE_KEY)), idle=10, clock=lambda: 0.0, self_id=f[("self",)])
+    changed: set = set()
+    for k, v in f.items():
+        od.apply(k, v, changed)
+    e = Engine(view)
+    e.full()
+    return e, od
+
+
+def test_untouched_remote_ports_wait_outside_the_view_and_wake_on_a_miss() -> None:
+    e, od = gated(facts())
+    assert VM2 not in e.view.facts and VM2 in od.dormant and od.status()["dormant_ports"] == 1
+    assert set(e.active.values()) == set(engine(facts()).active.values())  # same flows as with it in view
+    learn(e, od, 1, P.arp_request("f2:01:0a:0a:01:02", "10.10.1.2", "10.10.1.3"))
+    assert VM2 in e.view.facts and VM2 not in od.dormant and flows_of(e, VM2)
+    lookup = next(f for f in flows_of(e, VM2) if f.table == T.LS_IN_LOOKUP)
+    assert od.observe({lookup.cookie: 0}, e.owner_flows) == 0  # the first look sets the baseline
+    od.clock = lambda: 100.0
+    assert od.observe({lookup.cookie: 0}, e.owner_flows) == 1
+    changed = od.take_changed()
+    od.refresh(changed)
+    e.process(changed)
+    assert VM2 in od.dormant and VM2 not in e.view.facts and flows_of(e, VM2) == ()
+    assert set(e.active.values()) == set(engine(facts()).active.values())
+
+
+def test_a_dormant_port_wakes_when_its_interface_appears_here_and_changes_reach_it() -> None:
+    e, od = gated(facts())
+    changed: set = set()
+    moved = replace(e.view.facts.get(VM2) or od.dormant.records[VM2][0], mac="f2:01:0a:0a:01:33")
+    od.apply(VM2, moved, changed)  # a change while dormant stays dormant, updated
+    assert od.dormant.records[VM2][0].mac == "f2:01:0a:0a:01:33" and VM2 not in e.view.facts
+    e.view.apply(("plugged", "vm2"), True, changed)  # a VM with iface-id vm2 plugged in here
+    od.refresh(changed)
+    e.process(changed)
+    assert e.view.facts[VM2].mac == "f2:01:0a:0a:01:33" and VM2 not in od.dormant
+    changed = set()
+    od.apply(VM2, None, changed)  # deleted in etcd
+    assert VM2 not in e.view.facts and VM2 not in od.dormant
+
+
+def test_full_mode_gate_keeps_every_port_in_the_view() -> None:
+    e, od = gated(facts(on=False))
+    assert VM2 in e.view.facts and len(od.dormant) == 0

@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from . import tables as T
 from .flow import COOKIE_TAG, COOKIE_TAG_MASK, COOKIE_TAG_SHIFT, fmt_ip
+from .ondemand_dormant import Dormant
 from .openflow import codec as c
 from .pipeline.ondemand import want_key, wantch_key
 from .view import PATCH_IP, View
@@ -59,12 +60,15 @@ def miss_target(frame: bytes, regs: dict[str, int]) -> tuple[str | None, int | N
 
 
 class OnDemand:
-    """The demand set and its aging. `enabled` False (full mode) makes every call a no-op."""
+    """The demand set and its aging, and the gate every etcd change passes (`apply`): remote ports not
+    talked to wait in `dormant`, out of the view. `enabled` False (full mode): a plain view.apply."""
 
     def __init__(self, view: View, enabled: bool, idle: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, self_id: str | None = None) -> None:
         self.view = view
         self.enabled = enabled
+        self.self_id = self_id  # known before the first listing is applied (the view's ("self",) is not)
+        self.dormant = Dormant()
         self.idle = idle
         self.clock = clock
         self.wants: dict[tuple, float] = {}  # lsp key -> last time its flows were used (or learned)
@@ -72,6 +76,41 @@ class OnDemand:
         self._chassis: dict[str, int] = {}  # chassis with wanted ports -> how many
         self._changed: set[tuple] = set()
         self.stats = DemandStats()
+
+    # ------------------------------------------------------------------ the gate (main loop)
+    def apply(self, key: tuple, obj: Any, changed: set[tuple], created: int = 0) -> None:
+        """An etcd change: into the view, or into `dormant` for a remote port nobody here talked to."""
+        if self.enabled and key[0] == "lsp":
+            if obj is not None and self._can_sleep(key, obj):
+                if key in self.view.facts:
+                    self.view.apply(key, None, changed)
+                self.dormant.put(key, obj, created)
+                return
+            self.dormant.pop(key)
+        self.view.apply(key, obj, changed, created)
+
+    def _can_sleep(self, key: tuple, obj: Any) -> bool:
+        """Ordinary, elsewhere, not wanted, and no local interface claims its name (binding needs it)."""
+        if obj.peer or obj.ip == PATCH_IP or key in self.wants:
+            return False
+        self_id = self.self_id or self.view.facts.get(("self",))
+        if not obj.chassis or obj.chassis == self_id:
+            return False
+        facts = self.view.facts
+        return ("bind", obj.name) not in facts and ("plugged", obj.name) not in facts
+
+    def _wake(self, key: tuple, changed: set[tuple]) -> Any:
+        rec = self.dormant.pop(key)
+        if rec is None:
+            return self.view.facts.get(key)
+        self.view.apply(key, rec[0], changed, rec[1])
+        return rec[0]
+
+    def wake_named(self, names: Iterable[str], changed: set[tuple]) -> None:
+        """Local interfaces with these iface-ids appeared: their ports must be in the view (binding)."""
+        for name in names:
+            for k in self.dormant.named(name):
+                self._wake(k, changed)
 
     # ------------------------------------------------------------------ learning (main loop)
     def on_packet_in(self, pin: Any) -> None:
@@ -95,13 +134,16 @@ class OnDemand:
             keys = set(view.members(("I", "ls_ip", ls, ip))) if ip else set()
             if mac is not None:
                 keys |= set(view.members(("I", "ls_mac", ls, mac)))
-            for k in keys:
-                lsp = view.facts.get(k)
+            keys |= self.dormant.find(ls, ip, mac)
+            for k in sorted(keys):
+                lsp = self.dormant.records[k][0] if k in self.dormant else view.facts.get(k)
                 if lsp is None or lsp.peer or lsp.ip == PATCH_IP or (lsp.chassis and lsp.chassis == self_id):
                     continue  # router and patch ports are always programmed, and so are our own
                 found = True
                 if k not in self.wants:
                     new += 1
+                    self.wants[k] = now
+                    self._wake(k, self._changed)
                     view.apply(want_key(ls, k[2]), True, self._changed)
                 self.wants[k] = now
         self.stats.learned += new
@@ -117,6 +159,11 @@ class OnDemand:
     def refresh(self, changed: set[tuple]) -> None:
         """Before the engine runs: forget wanted ports that were deleted, and keep `("wantch", chassis)`
         equal to the chassis the wanted ports sit on (a wanted port may move). Adds what it changes."""
+        if not self.enabled:
+            return
+        woken = [k[1] for k in changed if k[0] in ("bind", "plugged") and k in self.view.facts]
+        if woken:
+            self.wake_named(woken, changed)
         if not self.wants and not self._chassis:
             return
         if not any(k in self.wants or k[0] == "want" for k in changed):
@@ -139,6 +186,11 @@ class OnDemand:
         self.wants.pop(k, None)
         self._packets.pop(k, None)
         self.view.apply(want_key(k[1], k[2]), None, changed)
+        obj = self.view.facts.get(k)
+        if obj is not None and self._can_sleep(k, obj):  # back to sleep until the next miss
+            created = self.view.created.get(k, 0)
+            self.view.apply(k, None, changed)
+            self.dormant.put(k, obj, created)
 
     # ------------------------------------------------------------------ aging (main loop)
     def observe(self, packets: dict[int, int], owner_flows: dict[tuple, tuple]) -> int:
@@ -164,7 +216,7 @@ class OnDemand:
         st = self.stats
         return {"enabled": self.enabled, "idle_s": self.idle, "wanted_ports": len(self.wants),
                 "wanted_chassis": len(self._chassis), "misses": st.misses, "learned": st.learned,
-                "unknown": st.unknown, "aged": st.aged, "gone": st.gone,
+                "unknown": st.unknown, "aged": st.aged, "gone": st.gone, "dormant_ports": len(self.dormant),
                 "wanted": sorted([k[1], k[2]] for k in self.wants)}
 
 

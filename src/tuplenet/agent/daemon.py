@@ -128,6 +128,7 @@ class Agent:
             raise StartupError("Open_vSwitch external_ids:system-id is not set; set it with "
                                "`ovs-vsctl set Open_vSwitch . external_ids:system-id=<chassis name>`")
         self.self_id = sid
+        self.ondemand.self_id = sid
         self.ovs.ensure_bridge(cfg.datapath_type)
         phase("ovsdb")
         self._connect_openflow()
@@ -143,6 +144,7 @@ class Agent:
         self.ovs.subscribe(lambda st: self.q.put(("ovs", st)))
         self.ovs.on_config_applied(lambda: self.q.put(("revalidate",)))  # after Mirror changes
         self._apply_ovs(self.ovs.snapshot(), set())
+        self.ondemand.wake_named([k[1] for k in self._ovs_facts if k[0] in ("bind", "plugged")], initial)
         self._bind(None, set())  # before the computation: ports being claimed get their local flows in it
         if cfg.gateway:
             self._start_gateway()
@@ -369,7 +371,8 @@ class Agent:
 
     def _apply_change(self, change: Change, changed: set[tuple]) -> None:
         fkey, obj, kv = change
-        self.view.apply(fkey, obj, changed, kv.create_revision if kv is not None else 0)
+        # remote ports nobody here talked to wait outside the view on an on-demand host (ondemand.py)
+        self.ondemand.apply(fkey, obj, changed, kv.create_revision if kv is not None else 0)
         if obj is None:
             self.kvs.pop(fkey, None)
         elif kv is not None and fkey[0] in ("lsp", "chassis"):
@@ -380,6 +383,7 @@ class Agent:
         fresh = {c[0] for c in changes}
         etcd_kinds = {"LS", "LR", "lsp", "lrp", "lsr", "lnat", "chassis"}
         gone = [k for k in self.view.facts if k[0] in etcd_kinds and k not in fresh]
+        gone += [k for k in self.ondemand.dormant.records if k not in fresh]
         self._apply_changes([(k, None, None) for k in gone] + changes, changed)
         self.engine.stats.extra["resyncs"] = self.engine.stats.extra.get("resyncs", 0) + 1
 

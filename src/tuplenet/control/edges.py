@@ -241,8 +241,9 @@ class Edges:
             raise NotFound(f"chassis {chassis} unknown: it registers when its agent starts (tpctl ch show)")
         used = t.used_ips()
         inner_holders = {r.inner.partition("/")[0] for r in roads}
-        for ip, what in ((vip, "vip"), (ext_gw, "ext_gw")):
-            if ip in used:
+        # The gateway a road inherits may meanwhile be modelled as a port (a lab's stand-in): only new ones count.
+        for ip, what in ((vip, "vip"), (ext_gw if spec.ext_gw else None, "ext_gw")):
+            if ip is not None and ip in used:
                 raise Conflict(f"{what} address {ip} in use by {used[ip]}")
         if inner_ip in used and inner_ip not in inner_holders:
             raise Conflict(f"inner address {inner_ip} in use by {used[inner_ip]}")

@@ -374,3 +374,20 @@ def test_status_becomes_metrics() -> None:
     assert fams["tuplenet_lb_health_write_errors"].samples[0].value == 2
     empty = {f.name: f for f in StatusCollector(lambda: {}).collect()}  # an agent before its first status
     assert empty["tuplenet_lb_health_verdict_changes"].samples[0].value == 0
+
+
+def test_trace_follows_a_probe_reply_to_the_agent() -> None:
+    """The offline trace interpreter walks the monitor flows: a backend's answer (through its gateway MAC)
+    goes to the agent; the same guest's other TCP to the monitor address does not."""
+    from tuplenet.agent import tables as T
+    from tuplenet.trace import packet as TP
+    from tuplenet.trace.fabric import Fabric, Model
+
+    facts = tutorial_facts("hv1")
+    facts[("ls_lb", "LS-A", "web")] = _lb("LS", "LS-A", "10.10.1.2:80")
+    fab = Fabric(Model(facts))
+    reply = TP.l4("tcp", VM_MAC, "f2:01:0a:0a:01:01", "10.10.1.2", hp.MONITOR_IP, sport=80, dport=61001)
+    (out,) = fab.trace("LS-A", "vm1", reply).outcomes
+    assert (out["result"], out["chassis"], out["opcode"]) == ("controller", "hv1", T.OP_LB_HEALTH)
+    other = TP.l4("tcp", VM_MAC, "f2:01:0a:0a:01:01", "10.10.1.2", hp.MONITOR_IP, sport=8080, dport=61001)
+    assert all(o["result"] != "controller" for o in fab.trace("LS-A", "vm1", other).outcomes)

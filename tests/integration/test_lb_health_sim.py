@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from agent_cluster import Cluster
+from agent_cluster import Cluster, tutorial
 from tuplenet.agent import healthprobe as hp
 from tuplenet.agent.healthprobe import ACK, RST, SYN, Segment
 from tuplenet.model import LS
@@ -29,8 +29,10 @@ KEY2 = "communicate/lb_health/LS/LS-A/web/10.10.1.3:80"
 class Guest:
     """Answers the agent's probes on one dummy VM port, the way a guest kernel would."""
 
-    def __init__(self, c: Cluster, host: str, vm: tuple[str, str, str], mode: str = "listen") -> None:
+    def __init__(self, c: Cluster, host: str, vm: tuple[str, str, str], mode: str = "listen",
+                 next_hop_mac: str = hp.MONITOR_MAC) -> None:
         self.c, self.host, (self.port, self.ip, self.mac) = c, host, vm
+        self.next_hop_mac = next_hop_mac  # the monitor MAC (on-link route) or the gateway's (default route)
         self.mode = mode
         self.probes = 0
         self._stop = threading.Event()
@@ -56,7 +58,7 @@ class Guest:
                     continue
                 flags, seq = (SYN | ACK, 5000) if self.mode == "listen" else (RST | ACK, 0)
                 reply = Segment(self.ip, hp.MONITOR_IP, seg.dst_port, seg.src_port, seq, seg.seq + 1, flags, b"")
-                h.inject(self.port, hp.tcp_frame(self.mac, hp.MONITOR_MAC, reply))
+                h.inject(self.port, hp.tcp_frame(self.mac, self.next_hop_mac, reply))
             self._stop.wait(0.01)
 
 
@@ -149,3 +151,31 @@ def test_restarted_agent_keeps_its_down_verdict(cluster: Cluster) -> None:
         assert _value(c, KEY1) == "state=down,chassis=hv1" and _lb_health(c, "hv1")["verdict_changes"] == 0
     finally:
         g1.stop()
+
+
+def test_router_load_balancer_backends_checked_where_they_live(cluster: Cluster) -> None:
+    """A router's load balancer: backends in the switches linked to it, each checked by its own chassis; the
+    guest answers through its default gateway (the router port's MAC)."""
+    c = cluster
+    vms = tutorial(c)
+    c.put(decode_lb("lr_lb", ("LR-central", "api"), {"vip": "172.16.0.10", "port": "443",
+                                                      "backends": "10.10.2.2:443;10.10.1.3:443", "check": "tcp",
+                                                      "interval": "1", "rise": "1", "fall": "2"}))
+    for h in ("hv1", "hv2"):
+        c.host(h).start_agent(c.endpoint, c.prefix, {"TUPLENET_LIVENESS_TTL": "2"})
+    vm3 = ("vm3", vms["vm3"].ip, vms["vm3"].mac)
+    vm2 = ("vm2", vms["vm2"].ip, vms["vm2"].mac)
+    g3 = Guest(c, "hv1", vm3, mode="closed", next_hop_mac="f2:01:0a:0a:02:01")
+    g2 = Guest(c, "hv2", vm2, next_hop_mac="f2:01:0a:0a:01:01")
+    try:
+        key3 = "communicate/lb_health/LR/LR-central/api/10.10.2.2:443"
+        wait_for(lambda: _value(c, key3), timeout=20, interval=0.05, what="vm3 marked down")
+        assert _value(c, key3) == "state=down,chassis=hv1"
+        wait_for(lambda: _lb_health(c, "hv2").get("ok", 0) >= 2, timeout=10, what="vm2 answering hv2's probes")
+        assert _value(c, "communicate/lb_health/LR/LR-central/api/10.10.1.3:443") is None
+        assert g2.probes >= 2 and _lb_health(c, "hv1")["targets"] == 1  # vm1 is no backend of it
+        g3.mode = "listen"
+        wait_for(lambda: _value(c, key3) is None, timeout=10, interval=0.05, what="vm3 back in service")
+    finally:
+        g3.stop()
+        g2.stop()

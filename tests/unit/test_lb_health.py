@@ -391,3 +391,21 @@ def test_trace_follows_a_probe_reply_to_the_agent() -> None:
     assert (out["result"], out["chassis"], out["opcode"]) == ("controller", "hv1", T.OP_LB_HEALTH)
     other = TP.l4("tcp", VM_MAC, "f2:01:0a:0a:01:01", "10.10.1.2", hp.MONITOR_IP, sport=8080, dport=61001)
     assert all(o["result"] != "controller" for o in fab.trace("LS-A", "vm1", other).outcomes)
+
+
+def test_http_probe_reads_a_status_line_split_over_segments_in_order_only() -> None:
+    from tuplenet.agent.healthcheck import Probe
+
+    t = target(check="http:/x")
+    p = Probe(t, 61500, 1000, 0.0, 1.0, hp.http_request("/x", "10.10.1.2:80"))
+
+    def seg(flags: int, seq: int, payload: bytes = b"", ack: int = 1001) -> Segment:
+        return Segment(t.ip, hp.MONITOR_IP, t.port, 61500, seq, ack, flags, payload)
+
+    assert p.on_segment(seg(ACK, 5, b"HTTP/1.1 200")) == (None, [])  # data before the handshake: ignored
+    verdict, out = p.on_segment(seg(SYN | ACK, 9000))
+    assert verdict is None and out[0].flags == ACK | PSH and out[0].seq == 1001 and out[0].ack == 9001
+    assert p.on_segment(seg(ACK, 9005, b"xx 200 OK\r\n")) == (None, [])  # out of order: not taken
+    assert p.on_segment(seg(ACK, 9001, b"HTTP/1.1 2"))[0] is None
+    verdict, out = p.on_segment(seg(ACK | PSH, 9011, b"04 No Content\r\n\r\n"))
+    assert verdict is True and out[0].flags == RST and out[0].seq == 1001 + len(p.request)

@@ -409,3 +409,15 @@ def test_http_probe_reads_a_status_line_split_over_segments_in_order_only() -> N
     assert p.on_segment(seg(ACK, 9001, b"HTTP/1.1 2"))[0] is None
     verdict, out = p.on_segment(seg(ACK | PSH, 9011, b"04 No Content\r\n\r\n"))
     assert verdict is True and out[0].flags == RST and out[0].seq == 1001 + len(p.request)
+
+
+def test_more_silent_backends_than_probe_ports_skip_rounds_without_verdicts() -> None:
+    """All 4,000 probe ports in flight (silent backends, long timeouts): further probes are skipped, counted,
+    and decide nothing; the service never fails."""
+    b = Backend("silent")
+    hz = Harness(b)
+    targets = {t.key: t for t in (target(ip=f"10.2.{i // 250}.{i % 250 + 1}", interval=6.0, fall=1)
+                                  for i in range(hp.PORT_COUNT + 50))}
+    hz.checker.set_targets(targets, 0.0)
+    hz.run(1.2, step=0.1)
+    assert len(hz.checker.probes) == hp.PORT_COUNT and hz.checker.stats.unsent == 50 and hz.verdicts == []

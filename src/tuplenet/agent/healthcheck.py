@@ -235,23 +235,29 @@ class Checker:
             nxt = min(nxt, dl[0][0])
         return nxt
 
-    def _port(self) -> int:
-        for _ in range(hp.PORT_COUNT):
+    def _port(self) -> int | None:
+        """A free probe source port (round robin, so a late answer never meets the next probe)."""
+        if len(self.probes) >= hp.PORT_COUNT:
+            return None
+        while True:
             self._next_port = (self._next_port + 1) % hp.PORT_COUNT
             port = hp.PORT_BASE + self._next_port
             if port not in self.probes:
                 return port
-        raise RuntimeError("no free probe port")  # more than PORT_COUNT probes in flight
 
     def _start(self, t: Target, now: float) -> None:
         request = b""
         if t.check.startswith("http"):
             request = hp.http_request(t.check.partition(":")[2] or "/", f"{t.ip}:{t.port}")
-        p = Probe(t, self._port(), self.rng.getrandbits(32), now, now + t.timeout, request)
-        self.probes[p.sport] = p
-        self.inflight[t.key] = p.sport
         h = self.health[t.key]
         self._schedule(t.key, now + (t.interval / h.threshold if h.count else t.interval))
+        sport = self._port()
+        if sport is None:  # every probe port in flight: skip this round rather than decide anything
+            self.stats.unsent += 1
+            return
+        p = Probe(t, sport, self.rng.getrandbits(32), now, now + t.timeout, request)
+        self.probes[p.sport] = p
+        self.inflight[t.key] = p.sport
         heapq.heappush(self._deadlines, (p.deadline, p.sport))
         if not self._send(p, [p.first()]):
             # Not sent (the switch connection is down): says nothing about the backend, so no result; the

@@ -92,6 +92,19 @@ class EdgeLab:
                      interval=0.02, what=f"BFD {self.compute}->{p} forwarding={want}")
         return time.monotonic() - t0
 
+    def bfd_rx_ms(self, host: str, peer: str) -> int | None:
+        """The receive interval BFD on `host` currently uses for `peer` (`bfd/show`): a session that has just
+        come up runs at 1 s (RFC 5880's slow start) until the poll sequence agrees on the configured rate."""
+        out = self.net[host].appctl("bfd/show", tunnel_port_name(self.net[peer].ip))
+        for line in out.splitlines():
+            if line.strip().startswith("RX Interval:"):
+                return int("".join(c for c in line.split(":", 1)[1] if c.isdigit()) or 0)
+        return None
+
+    def wait_bfd_rate(self, peer: str, ms: int, timeout: float = 20.0) -> None:
+        wait_for(lambda: self.bfd_rx_ms(self.compute, peer) == ms, timeout=timeout, interval=0.05,
+                 what=f"BFD {self.compute}->{peer} at {ms} ms")
+
     def set_forwarding(self, peer: str, mode: str) -> None:
         """`ovs-appctl bfd/set-forwarding` on the compute host's tunnel to `peer` (true|false|normal)."""
         self.net[self.compute].appctl("bfd/set-forwarding", tunnel_port_name(self.net[peer].ip), mode)

@@ -3,7 +3,12 @@ switches without ACLs, verdict actions, and incremental == full recompute."""
 
 from __future__ import annotations
 
+import os
+import random
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from topo_helpers import build_view, tutorial_facts
 
 from tuplenet.agent import tables as T
@@ -174,3 +179,68 @@ def test_trace_follows_a_conjunctive_rule() -> None:
     assert [s.priority for s in steps if s.table == T.LS_IN_ACL_EVAL] == [A.RULE_BASE + 1]
     t, _ = _trace(f, 40000, 85, "10.9.9.9")  # not in the address set
     assert t.outcomes[0]["result"] != "delivered"
+
+
+# ---- property: incremental == full recompute under random ACL / set / group / port changes
+
+_PORTS = [("LS-A", "vm1"), ("LS-A", "vm2"), ("LS-B", "vm3"), ("LS-A", "ghost")]
+
+
+def _random_change(rnd, f: dict) -> tuple[tuple, object]:
+    from tuplenet.model import LS, LSP
+
+    kind = rnd.choice(["rule", "rule", "pgrule", "set", "group", "port", "switch", "delete"])
+    if kind in ("rule", "pgrule"):
+        on_pg = kind == "pgrule"
+        parent = rnd.choice(["pg", "pg2"]) if on_pg else rnd.choice(["LS-A", "LS-B", "LS-X"])
+        kw = {"direction": rnd.choice(["in", "out"]), "priority": str(rnd.choice([1, 5, 100])),
+              "action": rnd.choice(["allow", "allow-related", "drop", "reject"])}
+        if rnd.random() < 0.7:
+            kw["src"] = rnd.choice(["$as1", "$as2", "@pg", "10.9.0.0/24", "10.10.1.2"])
+        if rnd.random() < 0.4:
+            kw["dst"] = rnd.choice(["$as2", "@pg2", "10.10.0.0/16"])
+        if rnd.random() < 0.6:
+            kw["proto"] = rnd.choice(["tcp", "udp", "icmp"])
+            if kw["proto"] != "icmp" and rnd.random() < 0.7:
+                kw["dport"] = rnd.choice(["80", "80-90", "1000-2000"])
+        name = f"r{rnd.randint(0, 5)}"
+        return ("pg_acl" if on_pg else "acl", parent, name), _acl(parent, name, on_pg, **kw)
+    if kind == "set":
+        name = rnd.choice(["as1", "as2"])
+        return ("address_set", name), _aset(name, rnd.randint(0, 12), rnd.choice(["10.9", "10.10"]))
+    if kind == "group":
+        name = rnd.choice(["pg", "pg2"])
+        return ("port_group", name), PortGroup(name, tuple(sorted(rnd.sample(_PORTS, rnd.randint(0, 3)))))
+    if kind == "port":
+        ls, name = rnd.choice(_PORTS)
+        ip = f"10.10.{1 if ls == 'LS-A' else 2}.{rnd.randint(2, 9)}"
+        return ("lsp", ls, name), LSP(ls, name, ip, f"f2:01:0a:0a:01:{rnd.randint(2, 250):02x}", None, "hv1")
+    if kind == "switch":
+        name = rnd.choice(["LS-A", "LS-B"])
+        return ("LS", name), LS(name, rnd.choice([1, 2, 7]))
+    keys = sorted((k for k in f if k[0] in ("acl", "pg_acl", "address_set", "port_group", "lsp")), key=repr)
+    return (rnd.choice(keys), None) if keys else (("acl", "LS-A", "r0"), None)
+
+
+@pytest.mark.fuzz
+@given(seed=st.integers(0, 2**32))
+@settings(max_examples=int(os.environ.get("TUPLENET_FUZZ_EXAMPLES", "10000")) // 50, derandomize=True,
+          deadline=None, database=None)
+def test_random_changes_incremental_equals_full(seed: int) -> None:
+    rnd = random.Random(seed)
+    f = {**tutorial_facts()}
+    e = Engine(build_view(f))
+    e.full()
+    for _ in range(rnd.randint(1, 8)):
+        k, o = _random_change(rnd, f)
+        changed: set = set()
+        e.view.apply(k, o, changed)
+        if o is None:
+            f.pop(k, None)
+        else:
+            f[k] = o
+        e.process(changed)
+    want = Engine(build_view(f))
+    want.full()
+    assert {fl.cookie for fl in e.active.values()} == {fl.cookie for fl in want.active.values()}
+    assert e.desired_outputs("wish", A.HITS).keys() == want.desired_outputs("wish", A.HITS).keys()

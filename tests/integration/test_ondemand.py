@@ -140,3 +140,30 @@ def test_a_destination_the_helper_lacks_too_dies_there_without_looping(cluster: 
     assert packets(c, "hv1", T.FROM_TUNNEL, 1) == 0 and packets(c, "hv2", T.FROM_TUNNEL, 1) == 0
     st = c.status("hv1")["ondemand"]
     assert st["unknown"] == 2 and st["wanted"] == []
+
+
+@pytest.mark.timeout(120)
+def test_without_a_helper_the_first_packet_waits_for_its_flows_and_arrives(cluster: Cluster) -> None:
+    """No pinned router anywhere, so no helper: the miss is paused (a continuation) while hv1 computes and
+    installs the destination's flows, then resumed into them."""
+    c = cluster
+    c.put(LS("LS-A", 1), LS("LS-B", 2), LR("LR-central", 3))
+    c.link("LR-central", "LS-A", "10.10.1.1", 24, "f2:01:0a:0a:01:01")
+    c.link("LR-central", "LS-B", "10.10.2.1", 24, "f2:01:0a:0a:02:01")
+    c.vm("hv1", "LS-A", "vm1", VM1[1], VM1[0])
+    c.vm("hv2", "LS-A", "vm2", VM2[1], VM2[0])
+    c.vm("hv2", "LS-B", "vm4", VM4[1], VM4[0])
+    start(c, "hv2", {"ONDEMAND": "0"})
+    start(c, "hv1", ON)
+    c.wait_converged("hv1", "hv2")
+    reply = once(c, ("hv1", "vm1"), P.arp_request(VM1[0], VM1[1], VM2[1]), ("hv1", "vm1"))
+    assert (reply.arp_op, reply.arp_spa, reply.arp_sha) == (2, VM2[1], VM2[0])  # answered by hv1 itself
+    got = once(c, ("hv1", "vm1"), ping(VM1, "f2:01:0a:0a:01:01", VM4[1]), ("hv2", "vm4"))  # routed
+    assert (got.eth_dst, got.ip_ttl) == (VM4[0], 63)
+    wait_for(lambda: c.status("hv1")["ondemand"]["resumed"] == 2, timeout=5, what="two resumed (status)")
+    once(c, ("hv1", "vm1"), ping(VM1, "f2:01:0a:0a:01:01", VM4[1], 2), ("hv2", "vm4"))
+    assert packets(c, "hv1", T.LS_IN_LOOKUP, 1) == 2  # the second one went direct
+    # an address nobody has: resumed once, then dropped (flagged: no second pause, no loop)
+    c.host("hv1").inject("vm1", ping(VM1, "f2:01:0a:0a:01:01", "10.10.2.99"))
+    wait_for(lambda: c.status("hv1")["ondemand"]["resumed"] == 3, timeout=5, what="the unknown one resumed")
+    assert packets(c, "hv1", T.LS_IN_LOOKUP, 1) == 3

@@ -89,10 +89,37 @@ def test_miss_flows_send_a_metered_copy_to_the_agent_and_the_frame_to_the_helper
     assert ip_int("192.168.100.4") in to_chassis(e) and "hv3" in tunnels(e)
 
 
-def test_without_a_helper_the_miss_only_informs_the_agent() -> None:
+def test_without_a_helper_the_miss_waits_for_its_flows_then_is_looked_up_again() -> None:
     e = engine(facts())
     miss = [f for f in e.active.values() if f.table == T.LS_IN_LOOKUP and f.priority == 1]
-    assert miss and all(len(f.actions) == 1 and isinstance(f.actions[0], Clone) for f in miss)
+    assert len(miss) == 2
+    for f in miss:
+        assert isinstance(f.actions[0], Meter) and Load(T.R_FLAGS, 1, 2, 1) in f.actions
+        ctl = next(a for a in f.actions if isinstance(a, Controller))
+        assert ctl.pause and ctl.userdata == T.OP_UNKNOWN_DST.to_bytes(4, "big")
+        assert f.actions[-2:] == (Resubmit(T.LS_MAC_BIND), Resubmit(T.LS_IN_ARP))
+
+
+class Resumer:
+    def __init__(self) -> None:
+        self.resumed: list = []
+
+    def resume(self, pin, data=None) -> None:
+        self.resumed.append(pin)
+
+
+def test_paused_misses_are_resumed_once_after_their_batch() -> None:
+    e = engine(facts())
+    od = OnDemand(e.view, True, clock=lambda: 0.0)
+    known = PausedPin(P.arp_request("f2:01:0a:0a:01:02", "10.10.1.2", "10.10.1.3"), {"metadata": 1})
+    unknown = PausedPin(P.arp_request("f2:01:0a:0a:01:02", "10.10.1.2", "10.10.1.99"), {"metadata": 1})
+    od.on_packet_in(known)
+    od.on_packet_in(unknown)
+    od.on_packet_in(Pin(P.arp_request("f2:01:0a:0a:01:02", "10.10.1.2", "10.10.1.3"), {"metadata": 1}))
+    conn = Resumer()
+    od.resume_paused(conn)
+    od.resume_paused(conn)
+    assert conn.resumed == [known, unknown] and od.status()["resumed"] == 2
 
 
 def test_helper_prefers_a_live_chassis_and_never_this_host() -> None:
@@ -108,6 +135,12 @@ def test_helper_prefers_a_live_chassis_and_never_this_host() -> None:
 class Pin:
     data: bytes
     metadata: dict = field(default_factory=dict)
+    continuation: bytes | None = None
+
+
+@dataclass
+class PausedPin(Pin):
+    continuation: bytes | None = b"frozen"
 
 
 def learn(e: Engine, od: OnDemand, dp: int, frame: bytes, regs: dict | None = None) -> None:

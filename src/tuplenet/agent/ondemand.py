@@ -40,6 +40,7 @@ class DemandStats:
     unknown: int = 0  # misses naming no port of the switch (nothing to learn)
     aged: int = 0  # ports forgotten after `idle` seconds without traffic
     gone: int = 0  # wanted ports deleted from etcd
+    resumed: int = 0  # paused misses (no helper) resumed after their flows were installed
 
 
 def miss_target(frame: bytes, regs: dict[str, int]) -> tuple[str | None, int | None]:
@@ -75,6 +76,7 @@ class OnDemand:
         self._packets: dict[tuple, int] = {}  # lsp key -> packets its lookup flows had carried
         self._chassis: dict[str, int] = {}  # chassis with wanted ports -> how many
         self._changed: set[tuple] = set()
+        self.paused: list[Any] = []  # paused misses (no helper), resumed once their batch is installed
         self.stats = DemandStats()
 
     # ------------------------------------------------------------------ the gate (main loop)
@@ -118,8 +120,21 @@ class OnDemand:
         md = pin.metadata
         ip, mac = miss_target(bytes(pin.data), md)
         self.stats.misses += 1
+        if getattr(pin, "continuation", None) is not None:
+            self.paused.append(pin)  # resumed after this batch's flows are in, whatever happens here
         if ip is not None or mac is not None:
             self.touch(md.get("metadata", 0), ip, mac)
+
+    def resume_paused(self, conn: Any) -> None:
+        """Let the paused misses go on: after the bundle with their destinations' flows (same connection,
+        so OVS has applied it first). Each goes at most once; a failed resume drops only that packet."""
+        pins, self.paused = self.paused, []
+        for pin in pins:
+            try:
+                conn.resume(pin)
+                self.stats.resumed += 1
+            except Exception as exc:  # noqa: BLE001 - a disconnected switch lost the continuation anyway
+                log.debug("resuming a paused miss failed: %s", exc)
 
     def touch(self, dp_id: int, ip: str | None, mac: int | None = None) -> int:
         """Want the remote ports of switch `dp_id` with this IP or MAC; returns how many were new."""
@@ -216,7 +231,7 @@ class OnDemand:
         st = self.stats
         return {"enabled": self.enabled, "idle_s": self.idle, "wanted_ports": len(self.wants),
                 "wanted_chassis": len(self._chassis), "misses": st.misses, "learned": st.learned,
-                "unknown": st.unknown, "aged": st.aged, "gone": st.gone, "dormant_ports": len(self.dormant),
+                "unknown": st.unknown, "aged": st.aged, "gone": st.gone, "resumed": st.resumed, "dormant_ports": len(self.dormant),
                 "wanted": sorted([k[1], k[2]] for k in self.wants)}
 
 

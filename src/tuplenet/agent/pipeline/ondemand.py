@@ -31,6 +31,7 @@ METER_RATE = 500
 METER_BURST = 100
 
 _REDIRECT_BIT = T.F_REDIRECT.bit_length() - 1
+_OPCODE = T.OP_UNKNOWN_DST.to_bytes(4, "big")
 _MULTICAST = 0x010000000000
 
 
@@ -97,20 +98,24 @@ def redirect_flows() -> list[Flow]:
 
 def miss_flows(r: Reader) -> list:
     """On-demand hosts: an IPv4 unicast or ARP request frame whose destination is unknown here goes to the
-    agent (a metered copy) and, flagged, to the helper chassis. Other frames (multicast, IPv6) stay dropped."""
-    to_agent = Clone((Resubmit(T.LS_IN_ONDEMAND),))
+    agent (a metered copy) and, flagged, to the helper chassis; with no helper it is paused until the agent
+    has installed its destination's flows. Other frames (multicast, IPv6) stay dropped."""
     h = helper(r)
+    mid = meter_id(METER_INDEX)
+    flagged = Load(T.R_FLAGS, 1, _REDIRECT_BIT, 1)  # never twice: the miss flows do not match it
     if h is None:
-        actions: tuple = (to_agent,)  # nowhere to send it: the agent learns it, the next packet goes direct
+        # Nowhere to send it: the packet waits (a continuation) while the agent computes and installs the
+        # destination's flows, then is looked up again (a router's next hop resolved again first).
+        actions: tuple = (Meter(mid), flagged, Controller(_OPCODE, pause=True), Resubmit(T.LS_MAC_BIND),
+                          Resubmit(T.LS_IN_ARP))
     else:
-        actions = (to_agent, Load(T.R_FLAGS, 1, _REDIRECT_BIT, 1), Load(T.R_CHASSIS, ip_int(h.ip)),
+        actions = (Clone((Resubmit(T.LS_IN_ONDEMAND),)), flagged, Load(T.R_CHASSIS, ip_int(h.ip)),
                    Resubmit(T.TO_CHASSIS), Resubmit(T.LS_IN_OUTPUT))
     fresh = M(T.R_FLAGS, 0, T.F_REDIRECT)
-    mid = meter_id(METER_INDEX)
     return [
         Flow(T.LS_IN_LOOKUP, 1, match(fresh, M("dl_dst", 0, _MULTICAST), dl_type=ETH_IP), actions),
         Flow(T.LS_IN_LOOKUP, 1, match(fresh, dl_type=ETH_ARP, arp_op=1), actions),
-        Flow(T.LS_IN_ONDEMAND, 0, (), (Meter(mid), Controller(T.OP_UNKNOWN_DST.to_bytes(4, "big")))),
+        Flow(T.LS_IN_ONDEMAND, 0, (), (Meter(mid), Controller(_OPCODE))),
         MeterSpec(mid, METER_RATE, METER_BURST),
     ]
 

@@ -320,6 +320,8 @@ class Agent:
                     reconnect = True
         if changed and self.health is not None:
             guard("health-check targets", self.health.update, self.view, changed)
+        if self.ondemand.paused:  # misses waiting for their flows: installed now (or never will be)
+            guard("on-demand resume", self.ondemand.resume_paused, self.conn)
         if reconnect:
             try:
                 self.conn.ensure_tlv_map()  # lost, like the flows, when ovs-vswitchd restarts

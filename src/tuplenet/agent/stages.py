@@ -120,9 +120,9 @@ STAGES: tuple[Stage, ...] = (
     _reserved("ls_in_mirror", 11, "ls_in_arp", "port mirroring, ingress"),
     _s("ls_in_arp", 4, ("arp_respond", "ls_in_lookup"), "ls_in_lookup", "ARP requests go to the responder",
        matches={"dl_type", "arp_op"}, bands=(("default", 0, 0), ("arp", 2, 2))),
-    _s("ls_in_lookup", 6, ("ls_in_output", "ls_out_start", "to_chassis", "ls_in_ondemand", "drop"), "drop",
+    _s("ls_in_lookup", 6, ("ls_in_output", "ls_out_start", "to_chassis", "ls_in_ondemand", "ls_in_arp", "drop"), "drop",
        "destination port by MAC (here, through a tunnel, or the patch port); on-demand: a miss goes to the agent "
-       "and, flagged redirected, to a fully programmed chassis",
+       "and, flagged redirected, to a fully programmed chassis (with none: paused until its flows are in)",
        matches={"metadata", "dl_dst", "dl_type", "arp_op", "reg10"}, sets={"reg1", "reg9", "reg10"},
        bands=(("default", 0, 0), ("miss", 1, 1), ("patch", 2, 2), ("remote", 3, 3), ("local", 4, 5))),
     _s("ls_in_output", 7, ("embed", "output", "ls_out_start"), None,

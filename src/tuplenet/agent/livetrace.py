@@ -71,6 +71,7 @@ class LiveTrace:
         self._stop = threading.Event()
         self._watch = None
         self._logged: set[str] = set()
+        self._snap: tuple[tuple, Snapshot] | None = None
 
     # ------------------------------------------------------------------ command watch (own thread)
     def start(self) -> None:
@@ -157,15 +158,23 @@ class LiveTrace:
         self._submit(self._report, flags >> 16, snap, pkt, md.get("in_port", 0), came_from, None, table, fields)
 
     def _snapshot(self) -> Snapshot:
+        """The flow tables and names as of now; reused until the engine runs again or the view changes size
+        (a --detect round injects and receives many packets between two computations)."""
         from ..trace.compiled import owner_index
         from ..trace.fabric import ports_of
         from ..trace.names import Names
 
         e = self.engine
+        st = getattr(e, "stats", None)
+        key = (getattr(st, "full_runs", None), getattr(st, "incremental_runs", None), len(self.view.facts))
+        if self._snap is not None and self._snap[0] == key and None not in key[:2]:
+            return self._snap[1]
         outputs = getattr(e, "desired_outputs", None)
         groups = list(outputs("group").values()) if outputs is not None else []
-        return Snapshot(list(e.active.values()), owner_index(e.owner_flows), groups, Names(self.view.facts),
+        snap = Snapshot(list(e.active.values()), owner_index(e.owner_flows), groups, Names(self.view.facts),
                         ports_of(self.view, self.sid))
+        self._snap = (key, snap)
+        return snap
 
     def _next_seq(self, cmd_id: int) -> int:
         seq = self._seq.pop(cmd_id, 0)

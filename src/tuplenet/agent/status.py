@@ -52,6 +52,7 @@ def build_status(a: Any) -> dict:
         "openflow": of.__dict__ if of else {},
         "openflow_session": {**a.conn.stats, "decode_errors": dict(a.conn.decode_errors)} if a.conn else {},
         "packet_ins": a.pins.status() if a.pins else {},
+        "live_trace": dict(a.livetrace.stats) if getattr(a, "livetrace", None) else {},
         "ondemand": a.ondemand.status(),
         "acl_hits": a.aclhits.report if getattr(a, "aclhits", None) else {},  # aclhits.py
         "bad_records": a.sync.decoder.bad_records if a.sync else 0,

@@ -133,10 +133,11 @@ def test_learned_entries_survive_a_restart_but_not_their_age(tmp_path) -> None:
     late.load()
     late.step(set())
     assert view.get(("neigh", "LR-e1", "LR-e1_out", GW_IP)) is None
-    (tmp_path / "gateway_arp.json").write_text("{not json")
-    broken, _, _, _ = _gw(tmp_path)
-    broken.load()  # ignored with a warning, never fatal
-    assert not broken.entries
+    for text in ("{not json", '{"a": 1}', '"text"', "5", "null", "[null, 1]"):
+        (tmp_path / "gateway_arp.json").write_text(text)
+        broken, _, _, _ = _gw(tmp_path)
+        broken.load()  # ignored (with a warning when unreadable), never fatal
+        assert not broken.entries
 
 
 def test_addresses_moving_here_are_announced_once_after_their_flows(tmp_path) -> None:

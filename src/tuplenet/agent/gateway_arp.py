@@ -76,6 +76,25 @@ class Entry:
     asked: float = 0.0  # time.time() of the last refresh request
 
 
+def entries_from(saved: Any, now: float, aging: float) -> dict[tuple[str, str, str], Entry]:
+    """The valid, still young entries of a decoded state file (anything else in it is skipped)."""
+    out: dict[tuple[str, str, str], Entry] = {}
+    for item in saved if isinstance(saved, list) else []:
+        try:
+            lr, lrp, ip, mac, learned = (item["lr"], item["lrp"], item["ip"], item["mac"], item["learned"])
+            if not all(isinstance(x, str) for x in (lr, lrp, ip, mac)) or type(learned) not in (int, float):
+                continue
+            mac = mac.lower()
+            ipaddress.IPv4Address(ip)
+            if len(_mac(mac)) != 6 or mac != _mac_str(_mac(mac)):
+                continue
+        except (KeyError, TypeError, ValueError):
+            continue
+        if 0 <= now - learned < aging:  # NaN compares false: skipped
+            out[(lr, lrp, ip)] = Entry(mac, learned)
+    return out
+
+
 @dataclass
 class GatewayStats:
     requests: int = 0
@@ -112,18 +131,9 @@ class GatewayArp:
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable %s: %s", self.path, exc)
             return
-        now = self.clock()
-        for item in saved if isinstance(saved, list) else []:
-            try:
-                lr, lrp, ip, mac, learned = (str(item["lr"]), str(item["lrp"]), str(item["ip"]),
-                                             str(item["mac"]), float(item["learned"]))
-                ipaddress.IPv4Address(ip)
-                _mac(mac)
-            except (KeyError, TypeError, ValueError):
-                continue
-            if 0 <= now - learned < self.aging:
-                self.entries[(lr, lrp, ip)] = Entry(mac, learned)
-                self._facts[("neigh", lr, lrp, ip)] = mac
+        for key, e in entries_from(saved, self.clock(), self.aging).items():
+            self.entries[key] = e
+            self._facts[("neigh", *key)] = e.mac
 
     def loaded_facts(self) -> dict[tuple, str | None]:
         """The facts load() found (for `tuplenet check`, which computes without running the gateway)."""

@@ -198,6 +198,13 @@ def _typed(obj: Any, spec: dict[str, type], what: str) -> dict[str, Any]:
     return obj
 
 
+def _optional(obj: dict[str, Any], key: str, t: type, what: str) -> None:
+    """`key` present, None or of type `t` (the report reads it either way)."""
+    v = obj.get(key, ...)
+    if v is ... or not (v is None or (isinstance(v, t) and not isinstance(v, bool))):
+        raise WireError(f"{what}: {key} missing or not {t.__name__}")
+
+
 def check_hop(doc: Any) -> dict[str, Any]:
     """The hop detail {"hop": hop_json, "outcomes": [...], "sends": [chassis], "packet": {..}, "summary": str,
     "source": str|null}, every field the report reads of the right type; WireError otherwise."""
@@ -207,14 +214,11 @@ def check_hop(doc: Any) -> dict[str, Any]:
         return {"error": doc["error"]}
     _typed(doc, {"hop": dict, "outcomes": list, "sends": list}, "hop")
     hop = _typed(doc["hop"], _HOP_KEYS, "hop")
-    if not (hop["from_chassis"] is None or isinstance(hop.get("from_chassis"), str)):
-        raise WireError("hop: from_chassis not a string")
+    _optional(hop, "from_chassis", str, "hop")
     for st in hop["steps"]:
         _typed(st, _STEP_KEYS, "step")
-        if not (st.get("priority") is None or isinstance(st.get("priority"), int)):
-            raise WireError("step: priority not a number")
-        if not (st.get("rule") is None or isinstance(st.get("rule"), str)):
-            raise WireError("step: rule not a string")
+        _optional(st, "priority", int, "step")
+        _optional(st, "rule", str, "step")
         for ev in st["events"]:
             _typed(ev, _EVENT_KEYS, "event")
     for o in doc["outcomes"]:

@@ -24,7 +24,10 @@ def test_lb_commands(etcd, prefix):
     shown = json.loads(ok(etcd, prefix, "lb", "show", "ls", "LS-A", "-j"))
     assert shown == [{"switch": "LS-A", "name": "web", "vip": "10.10.1.100", "port": 80, "protocol": "tcp",
                       "backends": ["10.10.1.2:8080", "10.10.1.3:8080"], "affinity": 0, "check": "http:/healthz",
-                      "interval": 2, "rise": 2, "fall": 2}]
+                      "interval": 2, "rise": 2, "fall": 2, "down": []}]
+    s.put("communicate/lb_health/LS/LS-A/web/10.10.1.3:8080", "state=down,chassis=hv2")
+    assert "  - down    : 10.10.1.3:8080\n" in ok(etcd, prefix, "lb", "show", "ls", "LS-A", "web")
+    assert json.loads(ok(etcd, prefix, "lb", "show", "ls", "LS-A", "-j"))[0]["down"] == ["10.10.1.3:8080"]
     assert "  - backends: \n" in ok(etcd, prefix, "lb", "show", "lr", "LR-1", "dns")
     assert ok(etcd, prefix, "lb", "backend-add", "lr", "LR-1", "dns", "10.9.0.2:5353") == \
         "load balancer dns: 1 backends\n"

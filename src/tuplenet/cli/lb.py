@@ -55,7 +55,11 @@ def lb_del(ctx: Ctx, a: list[str]) -> int:
 def lb_show(ctx: Ctx, a: list[str]) -> int:
     svc, kind = _svc(ctx), _kind(a[0])
     lbs = [svc.get_lb(kind, a[1], a[2])] if len(a) > 2 else svc.list_lbs(kind, a[1])
-    output.show(lbs, ctx.as_json)
+    down = svc.out_of_service(kind, a[1])  # health verdicts (docs/lb.md)
+    lbs.sort(key=lambda lb: lb.name)
+    extra = [{"down": ";".join(down.get(lb.name, [])) if not ctx.as_json else down.get(lb.name, [])}
+             for lb in lbs]
+    output.show(lbs, ctx.as_json, extra)
     return 0
 
 

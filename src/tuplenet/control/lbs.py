@@ -116,6 +116,20 @@ class Lbs:
         except ModelError as exc:
             raise ControlError(f"bad record in etcd: {exc}") from None
 
+    def out_of_service(self, dp_kind: str, dp: str) -> dict[str, list[str]]:
+        """Load balancer name -> its backends (`ip:port`) with a health verdict key, in key order."""
+        from tuplenet.model.lb import HEALTH_PREFIX, parse_health_key
+
+        kvs, _ = self.core.store.get_prefix(f"{HEALTH_PREFIX}{dp_kind}/{dp}/")
+        out: dict[str, list[str]] = {}
+        for kv in kvs:
+            try:
+                hk = parse_health_key(kv.key)
+            except ModelError:
+                continue
+            out.setdefault(hk.lb, []).append(hk.backend.text())
+        return out
+
     def change_backends(self, dp_kind: str, dp: str, name: str, add: tuple[str, ...] = (),
                         remove: tuple[str, ...] = ()) -> LoadBalancer:
         """Add and/or remove backends (`ip:port`); adding one present or removing one absent is an error."""

@@ -25,7 +25,8 @@ from test_api_helpers import (  # noqa: F401  (fixtures)
 
 from tuplenet.api.proc import ApiProcess
 
-SAMPLE = {"switch": "ls1", "router": "lr1", "port": "p1", "name": "n1", "chassis": "hv1", "mirror": "m1"}
+SAMPLE = {"switch": "ls1", "router": "lr1", "port": "p1", "name": "n1", "chassis": "hv1", "mirror": "m1",
+          "device": "ls1", "lb": "lb1", "parent": "ls1", "acl": "a1"}
 
 
 def operations(client: Client) -> list[tuple[str, str]]:
@@ -35,7 +36,7 @@ def operations(client: Client) -> list[tuple[str, str]]:
     for path, item in doc["paths"].items():
         concrete = re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], path).removeprefix("/api/v2")
         out += [(method.upper(), concrete) for method in item]
-    assert len(out) == 44
+    assert len(out) == 72
     return out
 
 

@@ -63,15 +63,19 @@ TEMPLATES = ["switches", "switches/{}", "switches/{}/ports", "switches/{}/ports/
              "chassis/{}", "toolbox/sync-device-map", "toolbox/rebuild-ip-book", "toolbox/ip-conflicts",
              "toolbox/id-conflicts", "toolbox/decode-id-string", "export", "import", "graph", "health", "trace",
              "switches/{}/lbs", "switches/{}/lbs/{}", "switches/{}/lbs/{}/backends", "routers/{}/lbs",
-             "routers/{}/lbs/{}", "routers/{}/lbs/{}/backends"]
+             "routers/{}/lbs/{}", "routers/{}/lbs/{}/backends", "address-sets", "address-sets/{}",
+             "address-sets/{}/addresses", "port-groups", "port-groups/{}", "port-groups/{}/ports", "switches/{}/acls",
+             "switches/{}/acls/{}", "port-groups/{}/acls", "port-groups/{}/acls/{}"]
 VALUES = ["10.0.0.2", "10.0.0.9", "10.9.0.2", "10.0.0.0/24", "10.0.0.1/24", "0.0.0.0/0", "10.0.0.0/33",
           "1.2.3", "255.255.255.255", "f2:01:0a:00:00:09", "ff:ff:ff:ff:ff:ff", "zz", "snat", "dnat", "SNAT",
           "ls1", "ls2", "lr1", "p1", "up", "hv1", "br-ex", "new", "a,b", "a/b", " ", "", "x" * 300, "\n",
           None, True, 0, -1, 2**70, 1.5, [], ["ls1"], {}, {"a": 1}, 80, 65536, "tcp", "udp", "http:/h",
-          ["10.0.0.2:80"], ["10.0.0.2:80", "10.0.0.2:80"], ["10.0.0.2"], "10.0.0.100"]
+          ["10.0.0.2:80"], ["10.0.0.2:80", "10.0.0.2:80"], ["10.0.0.2"], "10.0.0.100", "$s", "@g", "in", "out",
+          "drop", "allow-related", "80-90", 100, ["ls1/p1"]]
 FIELDS = ["name", "ip", "mac", "peer", "chassis", "subnet", "gateway", "peer_bridge", "switch", "cidr",
           "next_hop", "outport", "xlate_type", "xlate_ip", "id", "vip", "port", "protocol", "backends", "affinity",
-          "check", "interval", "rise", "fall", "add", "remove"]
+          "check", "interval", "rise", "fall", "add", "remove", "addresses", "ports", "direction", "priority",
+          "action", "src", "dst", "proto", "sport", "dport"]
 IMPORT_KEYS = ["entity_view/LS/", "entity_view/LR/", "entity_view/LS/ls1/lsp/", "entity_view/LR/lr1/lrp/",
                "entity_view/LR/lr1/lsr/", "entity_view/LR/lr1/lnat/", "entity_view/chassis/", "globals/",
                "ip_book/LS/", ""]

@@ -348,7 +348,7 @@ def test_openapi_document_is_served_and_committed(client):
     assert served == committed, "docs/openapi.json is stale: run .venv/bin/python -m tuplenet.api.openapi"
     assert served["security"] == [{"bearer": []}]
     ops = {(m.upper(), p) for p, item in served["paths"].items() for m in item}
-    assert len(ops) == 54 and ("POST", "/api/v2/switches/{switch}/ports") in ops and ("POST", "/api/v2/mirrors") in ops
+    assert len(ops) == 72 and ("POST", "/api/v2/switches/{switch}/ports") in ops and ("POST", "/api/v2/mirrors") in ops
 
 
 def test_request_bodies_over_the_limit_get_413(api):

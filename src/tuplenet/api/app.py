@@ -26,6 +26,7 @@ from .auth import Auth, AuthMiddleware
 from .cache import TreeCache
 from .common import ERRORS, PREFIX
 from .limits import DEFAULT_MAX_BODY, BodyLimit
+from .routes_acls import routes as acl_routes
 
 TITLE = "TupleNet management API"
 DESCRIPTION = ("Every tpctl operation as JSON over HTTP, served by the same control layer (validation, "
@@ -58,7 +59,7 @@ async def health(request: Request) -> JSONResponse:
 
 def build_routes(app: FastAPI) -> None:
     for r in (health_router, routes_switches.routes, routes_routers.routes, routes_mirrors.routes, routes_misc.routes,
-              routes_trace.routes, routes_lbs.routes):
+              routes_trace.routes, routes_lbs.routes, acl_routes):
         app.include_router(r, prefix=PREFIX)
 
 

@@ -137,14 +137,13 @@ def lb_flows(r: Reader, key: tuple, lb: Any) -> list:
     out += _selection(r, key, lb, t, z, to_vip)
     mac = lb_mac(lb.vip)
     tag = M("ct_mark", lb_tag(key) << TAG_OFS, TAG_MASK)
+    # Hairpin frames on a switch come from the VIP's MAC and may leave through the port they came in by.
+    hp = (SetField("dl_src", mac), _LOOPBACK) if on_switch else ()
     for b in lb.backends:  # every backend, in service or not: its established connections go on
         bip = ip_int(b.ip)
         from_b = (*ip, M("nw_src", bip), M(src_f, b.port))
-        hp_reply = (SetField("dl_src", mac), _LOOPBACK) if on_switch else ()
-        out.append(Flow(t.entry, 5, match(*from_b, M("nw_dst", vip)), (*hp_reply, Ct(zone=z, table=t.hp, nat=Nat()))))
-        hp = (SetField("dl_src", mac), _LOOPBACK) if on_switch else ()
-        out.append(Flow(t.nat, 10, match(*ip, M("nw_src", bip), M("nw_dst", bip), M(dst_f, b.port),
-                                         tag),
+        out.append(Flow(t.entry, 5, match(*from_b, M("nw_dst", vip)), (*hp, Ct(zone=z, table=t.hp, nat=Nat()))))
+        out.append(Flow(t.nat, 10, match(*ip, M("nw_src", bip), M("nw_dst", bip), M(dst_f, b.port), tag),
                         (CtClear(), *hp, Ct(commit=True, zone=z, table=t.nat, nat=Nat("src", vip)))))
         if on_switch:  # shared by every load balancer of the switch with this backend: computed once per run
             out += r.cached(("lb_backend", lb.dp, dp, lb.protocol, b.ip, b.port),

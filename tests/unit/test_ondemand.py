@@ -7,11 +7,11 @@ import random
 from dataclasses import dataclass, field, replace
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from topo_helpers import build_view, tutorial_facts
 
-from fuzz_settings import fuzz
+from fuzz_settings import FUZZ_EXAMPLES, fuzz
 from tuplenet.agent import tables as T
 from tuplenet.agent.engine import Engine
 from tuplenet.agent.flow import Clone, Controller, Load, Meter, Resubmit, ip_int, mac_int
@@ -301,3 +301,62 @@ def test_a_dormant_port_wakes_when_its_interface_appears_here_and_changes_reach_
 def test_full_mode_gate_keeps_every_port_in_the_view() -> None:
     e, od = gated(facts(on=False))
     assert VM2 in e.view.facts and len(od.dormant) == 0
+
+
+_OPS = st.lists(st.tuples(st.sampled_from(["touch", "age", "move", "delete", "readd", "plug", "helper"]),
+                          st.sampled_from([("LS-A", "vm2", "10.10.1.3"), ("LS-B", "vm4", "10.10.2.3"),
+                                           ("LS-A", "vm5", "10.10.1.5")])), max_size=12)
+
+
+def _more_facts() -> dict:
+    from tuplenet.model import LSP
+
+    f = facts()
+    f[("chassis", "hv3")] = Chassis("hv3", "192.168.100.4", 1)
+    f[("lsp", "LS-B", "vm4")] = LSP("LS-B", "vm4", "10.10.2.3", "f2:01:0a:0a:02:03", None, "hv3")
+    f[("lsp", "LS-A", "vm5")] = LSP("LS-A", "vm5", "10.10.1.5", "f2:01:0a:0a:01:05", None, "hv3")
+    return f
+
+
+@settings(derandomize=True, max_examples=max(50, FUZZ_EXAMPLES // 100), deadline=None, database=None)
+@given(_OPS)
+def test_property_incremental_on_demand_equals_a_full_computation(ops: list) -> None:
+    """Any sequence of learning, aging, moves, deletions, local interfaces and helper changes: the flows equal
+    a fresh full computation of the same view, and equal those of a view holding the dormant ports too
+    (keeping them out changes nothing but the cost)."""
+    now = [0.0]
+    base = _more_facts()
+    e, od = gated(base)
+    od.clock = lambda: now[0]
+    dp = {"LS-A": 1, "LS-B": 2}
+    for op, (ls, name, ip) in ops:
+        key = ("lsp", ls, name)
+        changed: set = set()
+        if op == "touch":
+            od.touch(dp[ls], ip)
+        elif op == "age":
+            od.observe({}, e.owner_flows)
+            now[0] += 20
+            od.observe({}, e.owner_flows)
+        elif op in ("move", "readd") and (key in e.view.facts or key in od.dormant):
+            cur = e.view.facts.get(key) or od.dormant.records[key][0]
+            od.apply(key, replace(cur, chassis="hv2" if cur.chassis == "hv3" else "hv3"), changed)
+        elif op == "readd":
+            od.apply(key, base[key], changed)
+        elif op == "delete":
+            od.apply(key, None, changed)
+        elif op == "plug":
+            e.view.apply(("plugged", name), True if ("plugged", name) not in e.view.facts else None, changed)
+        elif op == "helper":
+            lr = ("LR", "LR-edge")
+            od.apply(lr, None if lr in e.view.facts else LR("LR-edge", 30, "hv3"), changed)
+        changed |= od.take_changed()
+        od.refresh(changed)
+        e.process(changed)
+        fresh = Engine(build_view(e.view.facts))
+        fresh.full()
+        assert set(e.active.values()) == set(fresh.active.values())
+        merged = {**e.view.facts, **{k: rec[0] for k, rec in od.dormant.records.items()}}
+        with_dormant = Engine(build_view(merged))
+        with_dormant.full()
+        assert set(with_dormant.active.values()) == set(e.active.values())

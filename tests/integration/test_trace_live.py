@@ -89,6 +89,17 @@ def test_edge_path_leaves_through_the_edge_patch_port(cluster: Cluster, etcd) ->
     assert out.ip_dst == INTERNET  # the traced packet itself left for the outside
 
 
+def test_on_demand_first_packet_is_traced_through_the_helper(cluster: Cluster, etcd) -> None:
+    from test_ondemand import VM2, topology
+
+    c = cluster
+    topology(c)  # hv1, hv2 on demand; hv3 the full-mode helper
+    doc = live_json(c, etcd, "-s", "LS-A/vm1", "--dst-ip", VM2[1])
+    assert [h["chassis"] for h in doc["hops"]] == ["hv1", "hv3", "hv2"]  # the miss went through the helper
+    assert ("hv2", "LS-A", "vm2") in [(o["chassis"], o.get("switch"), o.get("port")) for o in doc["outcomes"]]
+    assert any(o["result"] == "controller" and o["chassis"] == "hv1" for o in doc["outcomes"])  # the miss
+
+
 def test_drop_names_the_rule_and_two_traces_at_once(cluster: Cluster, etcd) -> None:
     c = cluster
     tutorial(c)

@@ -57,6 +57,16 @@ ALTERNATIVES[("lsr", "LR-central", "r3")] = [None, LSR("LR-central", "r3", "192.
                                                        "LR-central_to_LS-B")]
 ALTERNATIVES[("lnat", "LR-central", "snat1")] = [None, LNAT("LR-central", "snat1", "10.10.1.0", 24, "snat",
                                                              "172.20.0.5")]
+# Floating IP pairs forming and breaking (a rule reads its partner), SNAT to the router's own address.
+ALTERNATIVES[("lnat", "LR-central", "fip-s")] = [None, LNAT("LR-central", "fip-s", "10.10.1.2", 32, "snat", "172.20.0.9"),
+                                                 LNAT("LR-central", "fip-s", "10.10.1.0", 24, "snat", "10.10.2.1")]
+ALTERNATIVES[("lnat", "LR-central", "fip-d")] = [None, LNAT("LR-central", "fip-d", "10.10.1.2", 32, "dnat", "172.20.0.9")]
+# Gateway facts: learned next hops (one shadowed by a port that has its address), the gateway flag, a patch ofport.
+ALTERNATIVES[("neigh", "LR-central", "LR-central_to_LS-B", "10.10.2.254")] = [None, "02:00:00:00:00:01",
+                                                                              "02:00:00:00:00:02"]
+ALTERNATIVES[("neigh", "LR-central", "LR-central_to_LS-B", "10.10.2.2")] = [None, "02:00:00:00:00:03"]
+ALTERNATIVES[("gateway",)] = [None, True]
+ALTERNATIVES[("patchport", "patch1")] = [None, 8]
 ALTERNATIVES[("bind", "vm1")] += [5]
 ALTERNATIVES[("bind", "vm2")] = [None, 6]
 ALTERNATIVES[("tun", "hv2")] += [11]

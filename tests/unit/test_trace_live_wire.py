@@ -164,6 +164,14 @@ def test_detect_pairs_within_connected_switches() -> None:
     assert len(D.pairs(facts, ["LS-A"], 100, random.Random(1))) == 2
     with pytest.raises(TraceError, match="switch LS-Q does not exist"):
         D.pairs(facts, ["LS-Q"], 3, random.Random(1))
+    big = dict(facts)
+    for i in range(300):  # 300 ports in LS-A: 89,700 candidate pairs, drawn instead of listed
+        ip = f"10.10.{100 + i // 200}.{i % 200 + 2}"
+        big[("lsp", "LS-A", f"p{i}")] = FACTS[("lsp", "LS-A", "vm1")].__class__("LS-A", f"p{i}", ip, "f2:01:00:00:00:01",
+                                                                             None, "hv2")
+    drawn = D.pairs(big, None, 100, random.Random(2))
+    assert len(drawn) == 100 and len({(a[1].name, b[1].name) for a, b in drawn}) == 100
+    assert all(a[1].name != b[1].name and "LS-X" not in (a[0], b[0]) for a, b in drawn)
     req = D.request(pairs[0][0], pairs[0][1])
     assert req.icmp_type == 0  # an echo reply: routers forward it instead of answering
     dst = ("LS-A", FACTS[("lsp", "LS-A", "vm2")])

@@ -15,6 +15,7 @@ from .packet import TraceError
 from .request import Request
 
 MAX_PAIRS = 100
+EXHAUSTIVE = 10_000  # candidate pairs listed in full up to this many; above, pairs are drawn
 
 
 def _switch_groups(facts: dict[tuple, Any]) -> dict[str, str]:
@@ -57,12 +58,25 @@ def pairs(facts: dict[tuple, Any], switches: list[str] | None, n: int,
         if ("LS", s) not in facts:
             raise TraceError(f"switch {s} does not exist")
     group = _switch_groups(facts)
-    ps = ports(facts, switches)
-    cands = [(a, b) for a in ps for b in ps if a[1] is not b[1] and a[1].ip != b[1].ip
-             and (switches is not None or group.get(a[0]) == group.get(b[0]))]
-    if not cands:
-        raise TraceError("no pair of bound ports to trace between")
-    return rng.sample(cands, min(n, len(cands)))
+    members: dict[str | None, list[tuple[str, Any]]] = {}
+    for p in ports(facts, switches):
+        members.setdefault(None if switches is not None else group.get(p[0]), []).append(p)
+    pools = [m for m in members.values() if len(m) > 1]
+    if sum(len(m) * (len(m) - 1) for m in pools) <= EXHAUSTIVE:  # small: every pair is a candidate
+        cands = [(a, b) for m in pools for a in m for b in m if a[1] is not b[1] and a[1].ip != b[1].ip]
+        if not cands:
+            raise TraceError("no pair of bound ports to trace between")
+        return rng.sample(cands, min(n, len(cands)))
+    chosen: dict[tuple[int, int], tuple] = {}  # large: draw, never list N^2 pairs
+    weights = [len(m) for m in pools]
+    for _ in range(50 * n):
+        m = rng.choices(pools, weights)[0]
+        a, b = rng.choice(m), rng.choice(m)
+        if a[1] is not b[1] and a[1].ip != b[1].ip:
+            chosen.setdefault((id(a[1]), id(b[1])), (a, b))
+            if len(chosen) == n:
+                break
+    return list(chosen.values())
 
 
 def request(src: tuple[str, Any], dst: tuple[str, Any]) -> Request:

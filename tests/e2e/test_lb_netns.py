@@ -134,3 +134,9 @@ def test_router_vip_on_a_pinned_router(lab: Lab) -> None:
     got = wait_for(lambda: (r := lab.connect("far", RVIP, 10)) and all(x in ("b1", "b2") for x in r) and r,
                    timeout=30, interval=0.5, what="LS-B client through the router's VIP")
     assert len(got) == 10
+
+
+def test_router_hairpin_backend_reaches_the_router_vip(lab: Lab) -> None:
+    got = wait_for(lambda: (r := lab.connect("b1", RVIP, 10)) and "b1" in r and all(x in ("b1", "b2") for x in r)
+                   and r, timeout=30, interval=0.5, what="b1 through the router's VIP, itself among the answers")
+    assert len(got) == 10

@@ -176,3 +176,14 @@ def test_shared_backends_get_one_hairpin_flow_per_load_balancer():
     assert tags == {L.lb_tag(("ls_lb", "LS-A", "web")), L.lb_tag(("ls_lb", "LS-A", "web2"))}
     buckets = [bk for g in _groups(e) for bk in g.buckets]
     assert {bk.actions[0].exec[0].value for bk in buckets} == tags
+
+
+def test_router_hairpin_covers_the_backends_subnet():
+    """A router VIP's client on a backend's own subnet would get the reply straight over the link (missing the
+    router's un-DNAT): the router SNATs to the VIP for the whole subnet of the port facing the backend."""
+    rlb = LoadBalancer("LR", "LR-central", "r", "10.10.9.9", 80, "tcp", (B1, Backend("192.168.7.7", 80)))
+    f = _facts(rlb)
+    f[("LR", "LR-central")] = LR("LR-central", 3, "hv1")
+    hairpin = [f for f in _table(_engine(f), "lr_in_lb_nat") if f.priority == 10]
+    srcs = sorted((m.value, m.mask) for f in hairpin for m in f.match if m.field == "nw_src")
+    assert srcs == [(ip_int("10.10.1.0"), 0xFFFFFF00), (ip_int("192.168.7.7"), None)]

@@ -139,11 +139,15 @@ def lb_flows(r: Reader, key: tuple, lb: Any) -> list:
     tag = M("ct_mark", lb_tag(key) << TAG_OFS, TAG_MASK)
     # Hairpin frames on a switch come from the VIP's MAC and may leave through the port they came in by.
     hp = (SetField("dl_src", mac), _LOOPBACK) if on_switch else ()
+    subnets = [] if on_switch else _router_subnets(r, lb.dp)
     for b in lb.backends:  # every backend, in service or not: its established connections go on
         bip = ip_int(b.ip)
         from_b = (*ip, M("nw_src", bip), M(src_f, b.port))
         out.append(Flow(t.entry, 5, match(*from_b, M("nw_dst", vip)), (*hp, Ct(zone=z, table=t.hp, nat=Nat()))))
-        out.append(Flow(t.nat, 10, match(*ip, M("nw_src", bip), M("nw_dst", bip), M(dst_f, b.port), tag),
+        # Hairpin: the backend itself; on a router, any client of the backend's own subnet (its reply would
+        # go straight back on the link and miss the router's un-DNAT).
+        src = next((M("nw_src", n, m) for n, m in subnets if bip & m == n), M("nw_src", bip))
+        out.append(Flow(t.nat, 10, match(*ip, src, M("nw_dst", bip), M(dst_f, b.port), tag),
                         (CtClear(), *hp, Ct(commit=True, zone=z, table=t.nat, nat=Nat("src", vip)))))
         if on_switch:  # shared by every load balancer of the switch with this backend: computed once per run
             out += r.cached(("lb_backend", lb.dp, dp, lb.protocol, b.ip, b.port),
@@ -190,6 +194,17 @@ def _backend_flows(r: Reader, ls: str, dp: int, b: Any, from_b: tuple) -> tuple[
         out.append(Flow(LS_TABLES.nat, 5, match(M("metadata", dp), M("dl_type", ETH_IP), M("nw_dst", ip_int(b.ip))),
                         (SetField("dl_dst", bmac), Resubmit(LS_TABLES.out))))
     return tuple(out)
+
+
+def _router_subnets(r: Reader, lr: str) -> list[tuple[int, int]]:
+    """(network, mask) of the router's ports, longest prefix first."""
+    nets = set()
+    for k in r.members(("I", "lr_lrps", lr)):
+        lrp = r.get(k)
+        if lrp is not None and lrp.prefix:
+            mask = (0xFFFFFFFF << (32 - lrp.prefix)) & 0xFFFFFFFF
+            nets.add((ip_int(lrp.ip) & mask, mask))
+    return sorted(nets, key=lambda nm: -nm[1])
 
 
 def _port_mac(r: Reader, ls: str, ip: str) -> int | None:

@@ -51,6 +51,10 @@ def compute_desired(cfg) -> tuple[Engine, str]:
     mode = (status.get("ondemand") or {}).get("enabled")
     on = cfg.ondemand if not isinstance(mode, bool) else mode
     view.apply(MODE_KEY, on, changed)
+    view.apply(("hash_fn",), cfg.hash_fn, changed)  # ECMP and redirect settings, as the daemon has them
+    view.apply(("bfd_cfg",), (cfg.bfd_interval_ms, cfg.bfd_interval_ms), changed)
+    if cfg.redirect:
+        view.apply(("redirect",), True, changed)
     if on:
         for k, v in demand_facts(view, status).items():
             view.apply(k, v, changed)

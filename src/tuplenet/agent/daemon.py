@@ -400,6 +400,8 @@ class Agent:
         new[("selfip",)] = self.cfg.tunnel_ip  # our own tunnel IP gets no tunnel (pipeline/ovswishes.py)
         new[MODE_KEY] = self.cfg.ondemand  # on-demand or full flows (pipeline/ondemand.py)
         new[("hash_fn",)] = self.cfg.hash_fn  # ECMP member choice (pipeline/ecmp.py)
+        if self.cfg.redirect:  # a dead tunnel (BFD) sends frames to another edge (pipeline/redirect.py)
+            new[("redirect",)] = True
         new[("bfd_cfg",)] = (self.cfg.bfd_interval_ms, self.cfg.bfd_interval_ms)
         if self.cfg.gateway:  # gateways never ECMP and run BFD on every tunnel (pipeline/ecmp.py)
             new[("gateway",)] = True

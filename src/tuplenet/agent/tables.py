@@ -52,6 +52,7 @@ LS_MAC_BIND = table("ls_mac_bind")  # (switch, IP) → MAC: resolves a router's 
 # Shared
 TO_CHASSIS = table("to_chassis")  # chassis (tunnel IP in reg9) → its tunnel ofport; the only flows that know ofports
 OUTPUT = table("output")
+REDIRECT = table("redirect")  # a dead tunnel (BFD): flagged, to another edge (pipeline/redirect.py)
 ARP_RESPOND = table("arp_respond")
 EMBED = table("embed")
 EXTRACT = table("extract")

@@ -9,8 +9,10 @@ from ..flow import Flow
 from ..view import Reader
 from . import acl, const, ecmp, gateway, lb, mirror, nat, ondemand, ovswishes, physical, routing, switching
 from .lbhealth import health_flows as lb_health_flows
+from .redirect import redirect_flows
 
 OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "mirror", "ipfix", "ondemand", "neigh")
+OWNER_KINDS += ("redirect",)  # ENABLE_REDIRECT: pipeline/redirect.py
 OWNER_KINDS += ("ls_lb", "lr_lb")  # load balancers: pipeline/lb.py; their health-check monitor flows: lbhealth.py
 DERIVED = (ovswishes.TUNNELS, ecmp.ECMP_GROUPS, acl.ACLS)
 
@@ -41,6 +43,8 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
         return physical.tunnel_flows(obj)
     if kind == "ipfix":
         return ovswishes.ipfix_wishes(owner, obj)  # type: ignore[return-value]
+    if kind == "redirect":
+        return redirect_flows(r, owner, obj)
     if kind == "ondemand":
         return ondemand.mode_flows(r, owner, obj)
     if kind in ("ls_lb", "lr_lb"):

@@ -13,6 +13,7 @@ from typing import Any
 from .. import tables as T
 from ..flow import Flow, Load, M, Resubmit, SetField, ip_int, match
 from ..view import Reader
+from . import redirect
 from .ondemand import chassis_counted
 from .tracepoints import INGRESS_REPORT
 
@@ -43,8 +44,10 @@ def chassis_flows(r: Reader, key: tuple, ch: Any) -> list[Flow]:
     if not chassis_counted(r, key[1]):  # on-demand: no port here has talked to it yet
         return flows
     own = r.get(("tun", key[1]))
-    if own is not None:
-        actions: tuple = (Load(T.R_OFPORT, own), _DECIDED, _ANY_IN_PORT)
+    if own is not None and redirect.enabled(r):  # BFD decides (0.3): a dead tunnel redirects to another edge
+        actions: tuple = (redirect.pick(r, (own,)), _DECIDED, _ANY_IN_PORT, Resubmit(T.REDIRECT))
+    elif own is not None:
+        actions = (Load(T.R_OFPORT, own), _DECIDED, _ANY_IN_PORT)
     elif flowbased is not None:
         actions = (SetField("tun_dst", ip), Load(T.R_OFPORT, flowbased), _DECIDED, _ANY_IN_PORT)
     else:

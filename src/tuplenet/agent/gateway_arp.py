@@ -39,6 +39,7 @@ STATE_FILE = "gateway_arp.json"
 PENDING_S = 3.0  # how long a request waits for its reply
 RETRY_S = 1.0  # at most one request per (router port, target) per second
 BROADCAST = b"\xff" * 6
+MAX_ENTRIES = 16384  # learned next hops per gateway: a huge outside subnet cannot grow the agent without bound
 
 
 def arp_frame(op: int, sha: bytes, spa: str, tha: bytes, tpa: str, dst: bytes = BROADCAST) -> bytes:
@@ -190,8 +191,11 @@ class GatewayArp:
         if not self._in_subnet(lrp, spa) or sha in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff") or int(sha[:2], 16) & 1:
             self._reject("bad_sender")
             return
-        del self.pending[key]
         old = self.entries.get(key)
+        if old is None and len(self.entries) >= MAX_ENTRIES:
+            self._reject("table_full")
+            return
+        del self.pending[key]
         self.entries[key] = Entry(sha, self.clock())
         self._dirty = True
         if old is None or old.mac != sha:

@@ -145,3 +145,21 @@ def test_a_new_drop_rule_keeps_allowed_established_connections(cluster: Cluster)
     # The cut connection is marked blocked in vm2's host's conntrack (ct_mark bit 0).
     ct = c.host("hv2").appctl("dpctl/dump-conntrack")
     assert any("dport=8080" in ln and "mark=1" in ln for ln in ct.splitlines()), ct
+
+
+def test_egress_deny_after_ingress_allow_on_one_host_leaves_no_open_door(cluster: Cluster) -> None:
+    """vm1 and vm5 share hv1 (and the switch's one zone). vm1's SYN passes LS-A's ingress (committed there)
+    and is dropped by vm5's egress rule: the connection must be marked blocked, or a forged "reply" from vm5
+    would pass as a reply although vm5 may not open TCP connections to anyone (test failed before)."""
+    c = cluster
+    vm5 = ("f2:01:0a:0a:01:05", "10.10.1.5")
+    tutorial(c)
+    c.vm("hv1", "LS-A", "vm5", vm5[1], vm5[0])
+    c.put(_acl("LS-A", "guard", direction="out", priority="10", action="drop", dst=vm5[1]),
+          _acl("LS-A", "no-tcp-from-vm5", direction="in", priority="10", action="drop", src=vm5[1], proto="tcp"))
+    c.start_agents("hv1")
+    _installed(c, "hv1")
+    c.expect_none("hv1", "vm1", _tcp(VM1, vm5, 43000, 80), "hv1", "vm5")
+    c.expect_none("hv1", "vm5", _tcp(vm5, VM1, 80, 43000, P.TCP_SYN | P.TCP_ACK, 5000, 1001), "hv1", "vm1")
+    ct = c.host("hv1").appctl("dpctl/dump-conntrack")
+    assert any("sport=43000" in ln and "mark=1" in ln for ln in ct.splitlines()), ct  # blocked

@@ -115,7 +115,7 @@ STAGES: tuple[Stage, ...] = (
        matches={"metadata", "dl_type"}, bands=(("default", 0, 0), ("conntrack", 1, 1))),
     _s("ls_in_acl_eval", 12, ("ls_in_qos",), "ls_in_qos",
        "ACL verdicts on tracked packets: replies/related of allowed connections pass, rules by priority",
-       matches=_ACL_MATCH, bands=_ACL_BANDS),
+       matches=_ACL_MATCH, sets={"reg11"}, bands=_ACL_BANDS),
     _reserved("ls_in_qos", 10, "ls_in_mirror", "QoS marking and policing, ingress"),
     _reserved("ls_in_mirror", 11, "ls_in_arp", "port mirroring, ingress"),
     _s("ls_in_arp", 4, ("arp_respond", "ls_in_lookup"), "ls_in_lookup", "ARP requests go to the responder",
@@ -234,7 +234,7 @@ STAGES: tuple[Stage, ...] = (
        bands=(("default", 0, 0), ("report", 1, 1))),
     _s("drop", 101, (), "", "explicit drops end here (counted per flow)"),
     _s("acl_deny", 102, (), "", "ACL drop: an established connection is marked blocked (ct_mark bit 0), then dropped",
-       matches={"metadata", "dl_type", "ct_state"}, bands=(("default", 0, 0), ("blocked", 1, 2))),
+       matches={"metadata", "dl_type", "ct_state", "reg11"}, bands=(("default", 0, 0), ("blocked", 1, 2))),
     _s("acl_reject", 103, (), None, "ACL reject: to the agent (metered), which answers TCP RST / ICMP unreachable",
        bands=(("default", 0, 0),)),
 )
@@ -264,6 +264,7 @@ REGISTERS = {
     "scratch": "reg8",      # scratch (IP swap in the ICMP responder)
     "chassis": "reg9",      # destination chassis, as its tunnel IP
     "flags": "reg10",       # flags; bits 8-15 trace sequence; 16-31 trace command id
+    "acl": "reg11",         # bit 0: an ingress ACL committed the connection here (not carried by tunnels)
 }
 
 # ---- Geneve: one option (class, type, length in bytes) mapped to tun_metadata0, and what it carries:

@@ -71,6 +71,7 @@ R_NEXT_LRP = REGISTERS["next_lrp"]
 R_SCRATCH = REGISTERS["scratch"]
 R_CHASSIS = REGISTERS["chassis"]
 R_FLAGS = REGISTERS["flags"]
+R_ACL = REGISTERS["acl"]  # bit 0: an ingress ACL committed the connection on this host (pipeline/acl.py)
 
 F_LOOPBACK = 0x1  # the packet may leave through the port it came in on
 F_TRACE = 0x2

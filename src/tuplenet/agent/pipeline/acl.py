@@ -133,16 +133,21 @@ def _scopes(r: Reader, key: tuple, acl: Any) -> dict[int, list[int] | None]:
     return {dp: sorted(set(p)) for dp, p in out.items()}
 
 
-def _commit(dp: int) -> Ct:
+def _commit(dp: int, direction: str) -> tuple:
     """Commit the connection in the switch's zone, clearing the blocked mark (OVS wants ct() flows to match
-    dl_type=ip: every flow carrying one does)."""
-    return Ct(commit=True, zone=zone(dp), exec=(Load("ct_mark", 0, 0, 1),))
+    dl_type=ip: every flow carrying one does). Ingress also flags the packet: if the egress stage on this host
+    (same zone) then denies it, acl_deny must mark the connection it finds committed as blocked."""
+    ct = Ct(commit=True, zone=zone(dp), exec=(Load("ct_mark", 0, 0, 1),))
+    return (ct, _COMMITTED) if direction == "in" else (ct,)
+
+
+_COMMITTED = Load(T.R_ACL, 1, 0, 1)
 
 
 def _verdict(acl: Any, dp: int) -> tuple:
     nxt = _STAGES[acl.direction][2]
     if acl.action in ("allow", "allow-related"):
-        return (_commit(dp), Resubmit(nxt))
+        return (*_commit(dp, acl.direction), Resubmit(nxt))
     if acl.action == "drop":
         return (Resubmit(T.ACL_DENY),)
     return (Resubmit(T.ACL_DENY), Resubmit(T.ACL_REJECT))
@@ -247,10 +252,11 @@ def dp_flows(dp: int) -> list[Flow]:
     """What a switch with ACLs needs besides its rules (identical from every owner that has rules there)."""
     z = zone(dp)
     out = []
-    for ct_table, eval_table, nxt, _ in _STAGES.values():
+    for direction, (ct_table, eval_table, nxt, _) in _STAGES.items():
         out += [
             Flow(ct_table, 1, match(metadata=dp, dl_type=ETH_IP), (Ct(zone=z, table=eval_table),)),
-            Flow(eval_table, PRIO_COMMIT, match(metadata=dp, dl_type=ETH_IP), (_commit(dp), Resubmit(nxt))),
+            Flow(eval_table, PRIO_COMMIT, match(metadata=dp, dl_type=ETH_IP),
+                 (*_commit(dp, direction), Resubmit(nxt))),
             Flow(eval_table, PRIO_INVALID, match(M("metadata", dp), M("ct_state", INV | TRK, INV | TRK)),
                  (Resubmit(T.DROP),)),
             Flow(eval_table, PRIO_CT, match(M("metadata", dp), M("ct_state", EST | RPL | TRK, EST | RPL | INV | TRK),
@@ -258,8 +264,11 @@ def dp_flows(dp: int) -> list[Flow]:
             Flow(eval_table, PRIO_CT, match(M("metadata", dp), M("ct_state", REL | TRK, NEW | REL | INV | TRK),
                                             M("ct_mark", 0, BLOCKED)), (Resubmit(nxt),)),
         ]
+    block = (Ct(commit=True, zone=z, exec=(Load("ct_mark", 1, 0, 1),)),)
     out.append(Flow(T.ACL_DENY, 2, match(M("metadata", dp), M("dl_type", ETH_IP), M("ct_state", EST | TRK, EST | TRK)),
-                    (Ct(commit=True, zone=z, exec=(Load("ct_mark", 1, 0, 1),)),)))
+                    block))
+    out.append(Flow(T.ACL_DENY, 1, match(M("metadata", dp), M("dl_type", ETH_IP),
+                                         M(T.R_ACL, 1, 1)), block))
     return out
 
 

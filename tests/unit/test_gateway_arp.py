@@ -174,12 +174,13 @@ def test_the_table_is_bounded(tmp_path, monkeypatch) -> None:
     import tuplenet.agent.gateway_arp as G
 
     monkeypatch.setattr(G, "MAX_ENTRIES", 1)
-    gw, view, _, _ = _gw(tmp_path)
+    gw, view, _, clock = _gw(tmp_path)
     for ip, mac in ((GW_IP, GW_MAC), ("172.16.0.9", "02:ee:00:00:00:09")):
         gw.on_generate(_generate("172.16.0.2", ip))
         gw.on_learn(_reply(mac, ip, "f2:01:ac:10:00:02", "172.16.0.2"))
     gw.step(set())
     assert list(gw.entries) == [("LR-e1", "LR-e1_out", GW_IP)] and gw.stats.rejected == {"table_full": 1}
+    clock.t += 2
     gw.on_generate(_generate("172.16.0.2", GW_IP))  # a known entry still renews when full
     gw.on_learn(_reply(GW_MAC, GW_IP, "f2:01:ac:10:00:02", "172.16.0.2"))
     assert gw.stats.refreshed == 1

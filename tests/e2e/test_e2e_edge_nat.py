@@ -90,3 +90,26 @@ def _get(sb: NetnsSandbox, target: str, url: str) -> str | None:
         return out.http_get(sb, target, url, timeout=2)
     except Exception:  # noqa: BLE001 - flows still converging: retried by wait_for
         return None
+
+
+def test_a_dnat_host_is_reached_inbound_and_still_snatted_outbound(sb: NetnsSandbox) -> None:
+    """vm1 gets a DNAT rule too: inbound connections to 172.16.0.60 reach it (the client's address kept),
+    and its own new connections still leave through the SNAT rule (un-DNAT finds nothing, SNAT commits in
+    the same zone)."""
+    tpctl(sb, "lnat", "add", "LR-edge", "web", "10.10.1.2/32", "dnat", "172.16.0.60")
+    srv_vm = out.serve_http(sb, target="vm1", bind="0.0.0.0", port=8080)
+    srv_out = out.serve_http(sb)
+    try:
+        body = wait_for(lambda: _get(sb, "outside", "http://172.16.0.60:8080/"), timeout=30, interval=0.3,
+                        what="the outside reaching vm1 through DNAT")
+        assert body == "hello from vm1\n"
+        assert "172.16.0.1 - -" in open(os.path.join(sb.workdir, "vm1-http.log")).read()
+        mark = len(open(os.path.join(sb.workdir, "outside-http.log")).read())
+        assert wait_for(lambda: _get(sb, "vm1", f"http://{out.INTERNET_IP}/"), timeout=30, interval=0.3,
+                        what="vm1 fetching from the outside") == "hello from outside\n"
+        new = open(os.path.join(sb.workdir, "outside-http.log")).read()[mark:]
+        assert f"{SNAT_IP} - -" in new and "172.16.0.60" not in new
+    finally:
+        for p in (srv_vm, srv_out):
+            p.terminate()
+            p.wait(timeout=5)

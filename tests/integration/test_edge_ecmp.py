@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tuplenet.agent.ovsdb_model import tunnel_port_name
 from tuplenet.sandbox.edge_lab import EdgeLab
+from tuplenet.sandbox.procs import wait_for
 from tuplenet.sandbox.sim import SimNetwork
 
 FLOWS = 24
@@ -32,9 +34,14 @@ def _dead_drops(lab: EdgeLab) -> int:
                if part.startswith("n_packets="))
 
 
+def _bfd_column(lab: EdgeLab, host: str, peer: str) -> str:
+    return lab.net[host].vsctl("get", "Interface", tunnel_port_name(lab.net[peer].ip), "bfd").strip()
+
+
 def test_flows_spread_over_edges_stay_pinned_and_fail_over(lab: EdgeLab) -> None:
     lab.start()
     lab.wait_bfd()
+    assert _bfd_column(lab, "hv1", "hv2") == '{enable="true", min_rx="250", min_tx="250"}'
     where = lab.wait_ecmp(FLOWS)
     by_edge = {e: sorted(k for k, v in where.items() if v == e) for e in lab.edges}
     assert all(by_edge.values()), f"one edge got nothing: {by_edge}"
@@ -101,4 +108,6 @@ def test_edge_remove_drains_the_edge(lab: EdgeLab) -> None:
     while any(lab.locate(k) != "hv2" for k in range(FLOWS)):
         assert time.monotonic() < deadline, "flows still reach the removed edge"
     assert [r.edge for r in lab.ctl.edges.list_roads()] == [lab.roads["hv2"].edge]
+    # hv3 hosts no edge router any more: the compute host stops BFD to it (enable=false, 0.3)
+    wait_for(lambda: 'enable="false"' in _bfd_column(lab, "hv1", "hv3"), timeout=10, what="BFD to hv3 off")
     assert any(v == "hv3" for v in where.values())

@@ -93,10 +93,10 @@ class OnDemand:
 
     def _can_sleep(self, key: tuple, obj: Any) -> bool:
         """Ordinary, elsewhere, not wanted, and no local interface claims its name (binding needs it)."""
-        if obj.peer or obj.ip == PATCH_IP or key in self.wants:
+        chassis = obj.chassis
+        if not chassis or obj.peer or chassis == (self.self_id or self.view.facts.get(("self",))):
             return False
-        self_id = self.self_id or self.view.facts.get(("self",))
-        if not obj.chassis or obj.chassis == self_id:
+        if obj.ip == PATCH_IP or key in self.wants:
             return False
         facts = self.view.facts
         return ("bind", obj.name) not in facts and ("plugged", obj.name) not in facts

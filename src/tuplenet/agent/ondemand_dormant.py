@@ -30,10 +30,14 @@ class Dormant:
         return (("ip", key[1], obj.ip), ("mac", key[1], _mac_key(obj.mac)), ("name", key[2]))
 
     def put(self, key: tuple, obj: Any, created: int) -> None:
-        self.pop(key)
+        if key in self.records:
+            self.pop(key)
         self.records[key] = (obj, created)
-        for a in self._addrs(key, obj):
-            self._by[a] = (*self._by.get(a, ()), key)
+        by = self._by
+        ls = key[1]
+        for a in (("ip", ls, obj.ip), ("mac", ls, _mac_key(obj.mac)), ("name", key[2])):  # = _addrs, inlined
+            cur = by.get(a)
+            by[a] = (key,) if cur is None else (*cur, key)
 
     def pop(self, key: tuple) -> tuple[Any, int] | None:
         old = self.records.pop(key, None)

@@ -137,6 +137,11 @@ def show_status(argv: list[str]) -> int:
           f"{of.get('failures')} failures, last bundle {round(of.get('last_bundle_ms', 0), 1)} ms")
     _print_packet_ins(st.get("packet_ins") or {}, st.get("openflow_session") or {})
     _print_bindings(st.get("bindings") or {})
+    if g := st.get("gateway_arp"):
+        rej = ", ".join(f"{n} {k}" for k, n in sorted(g.get("rejected", {}).items())) or "none"
+        print(f"  gateway ARP: {g.get('entries')} learned next hops (aging {g.get('aging_s')} s), {g.get('requests')} "
+              f"requests, {g.get('learned')} learned, {g.get('refreshed')} renewed, {g.get('expired')} expired, "
+              f"{g.get('announced')} gratuitous; rejected: {rej}")
     for chassis, b in sorted((st.get("bfd") or {}).items()):
         print(f"  bfd to {chassis}: {b.get('state', '?')}, forwarding {b.get('forwarding', '?')}, "
               f"remote {b.get('remote_state', '?')}, {b.get('flap_count', 0)} flaps")

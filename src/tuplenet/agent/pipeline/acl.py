@@ -180,18 +180,16 @@ class _Acc:
 
     def result(self) -> list:
         out: list = [Flow(t, p, m, a) for (t, p, m), a in self.flows.items()]
-        merged: dict[tuple, list] = {}
+        merged: dict[tuple, tuple] = {}
         for (t, p, fixed, _), (vals, cs) in self.conj.items():
+            acts = tuple(sorted(set(cs)))  # once per group: its values usually get exactly these actions
             for v in vals:
                 k = (t, p, match(*fixed, v))
                 got = merged.get(k)
-                if got is None:
-                    merged[k] = list(cs)
-                else:
-                    got.extend(cs)
-        for (t, p, m), cs in merged.items():
+                merged[k] = acts if got is None else tuple(sorted(set(got) | set(acts)))
+        for (t, p, m), acts in merged.items():
             if (t, p, m) not in self.flows:  # a plain rule with the very same match wins (documented)
-                out.append(Flow(t, p, m, tuple(sorted(set(cs)))))
+                out.append(Flow(t, p, m, acts))
         return out + self.hits
 
 

@@ -12,6 +12,7 @@ OUT_MAC = "02:ee:00:00:00:99"  # a host on the outside network
 
 def _setup(c: Cluster, *rules) -> dict:
     vms = edge(c)
+    c.host(EDGE).env["GATEWAY"] = "1"  # an edge runs as a gateway (BFD on its tunnels answers the hosts')
     c.put(*rules)
     c.start_agents()
     c.wait_converged()

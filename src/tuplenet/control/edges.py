@@ -89,6 +89,8 @@ class _Tree:
         self.kvs = {kv.key: kv for kv in kvs}
         self.books = {kv.key: kv for kv in books}
         self.ents: dict[tuple, Any] = {}
+        self._by_kind: dict[str, list[Any]] | None = None
+        self._by_parent: dict[tuple[str, str], list[Any]] | None = None
         self.by_name: dict[tuple[str, str], list[Any]] = {}  # (kind, port name) -> ports
         for kv in kvs:
             e = _DECODED.get((kv.key, kv.value))
@@ -102,10 +104,22 @@ class _Tree:
                     self.by_name.setdefault((e.kind, e.name), []).append(e)
 
     def of(self, kind: str) -> list[Any]:
-        return [e for k, e in sorted(self.ents.items()) if k[0] == kind]
+        return self._index()[0].get(kind, [])
 
     def children(self, kind: str, parent: str) -> list[Any]:
-        return [e for k, e in sorted(self.ents.items()) if k[0] == kind and k[1] == parent]
+        return self._index()[1].get((kind, parent), [])
+
+    def _index(self) -> tuple[dict[str, list[Any]], dict[tuple[str, str], list[Any]]]:
+        """Entities by kind and by (kind, parent), in key order; built once (trees may be large)."""
+        if self._by_kind is None:
+            by_kind: dict[str, list[Any]] = {}
+            by_parent: dict[tuple[str, str], list[Any]] = {}
+            for k, e in sorted(self.ents.items()):
+                by_kind.setdefault(k[0], []).append(e)
+                if len(k) > 2:
+                    by_parent.setdefault((k[0], k[1]), []).append(e)
+            self._by_kind, self._by_parent = by_kind, by_parent
+        return self._by_kind, self._by_parent  # type: ignore[return-value]
 
     def used_ips(self) -> dict[str, str]:
         """Address -> the port holding it, over every switch and router port (0.3's global check)."""

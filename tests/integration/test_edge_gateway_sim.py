@@ -118,3 +118,38 @@ def test_addresses_are_announced_by_gratuitous_arp(cluster: Cluster) -> None:
     g = [f for f in _arps(c, mark) if f.arp_spa == "172.16.0.100"][0]
     assert (g.eth_src, g.arp_sha, g.eth_dst) == (derived_mac("172.16.0.100"), derived_mac("172.16.0.100"),
                                                  "ff:ff:ff:ff:ff:ff")
+
+
+def test_each_router_has_its_own_entries(cluster: Cluster) -> None:
+    """A second edge router on the same outside switch asks for the same next hop itself and keeps its own
+    answer: one router's replies never resolve (or overwrite) another router's next hop."""
+    from tuplenet.model import LR, LS, LSR
+
+    c = cluster
+    edge(c, static_gw=False)
+    c.put(LS("LS-X", 7), LR("LR-edge2", 8, EDGE),
+          LSR("LR-edge2", "out", "0.0.0.0", 0, EXT_GW, "LR-edge2_to_LS-out"))
+    c.link("LR-edge2", "LS-out", "172.16.0.3", 24, derived_mac("172.16.0.3"))
+    c.link("LR-edge2", "LS-X", "10.20.1.1", 24, derived_mac("10.20.1.1"))
+    c.vm(EDGE, "LS-X", "vm3", "10.20.1.2", derived_mac("10.20.1.2"))
+    c.host(EDGE).env.update({"GATEWAY": "1"})
+    c.start_agents()
+    c.wait_converged()
+    _resolve(c)  # LR-edge learns EXT_GW at EXT_GW_MAC
+    wait_for(lambda: _learned_flow(c), timeout=10, what="LR-edge's binding")
+    seg = P.tcp(41000, 80, src="10.20.1.2", dst=INTERNET)
+    syn3 = P.eth(derived_mac("10.20.1.1"), derived_mac("10.20.1.2"), P.ETH_IP,
+                 P.ipv4("10.20.1.2", INTERNET, P.PROTO_TCP, seg))
+    h = c.host(EDGE)
+    mark = h.tx_mark("ext")
+
+    def asked() -> list[P.Frame]:
+        h.inject("vm3", syn3)
+        return [f for f in _arps(c, mark) if f.arp_op == 1 and f.arp_tpa == EXT_GW and f.arp_spa == "172.16.0.3"]
+
+    wait_for(asked, timeout=10, interval=0.3, what="LR-edge2 asking for the gateway itself")
+    other = "02:ee:00:00:00:02"  # the same address answers LR-edge2 from another MAC (a second router, say)
+    h.inject("ext", P.arp_reply(other, EXT_GW, derived_mac("172.16.0.3"), "172.16.0.3"))
+    assert c.send_until(EDGE, "vm3", syn3, EDGE, "ext").eth_dst == other
+    assert c.send_until("hv1", "vm1", _syn(40004), EDGE, "ext").eth_dst == EXT_GW_MAC  # LR-edge's unchanged
+    assert len(_learned_flow(c)) == 2

@@ -44,6 +44,15 @@ def test_snat_commits_in_the_router_zone_and_longest_prefix_wins() -> None:
         f"actions=load:0x1->reg10[3],ct(zone=3,table={T.LR_IN_UNSNAT_CT},nat)" for n in (10, 11)}
     mac = [f for f in _in(fl, T.LR_OUT_SNAT_CT) if "172.16.0.11" in f.body_text()][0]
     assert SetField("dl_src", nat_mac("172.16.0.11")) in mac.actions
+    # What conntrack leaves addressed to an SNAT address is no reply: dropped, not routed back out.
+    assert sorted(f.body_text() for f in _in(fl, T.LR_IN_UNSNAT_CT)) == [
+        f"table={T.LR_IN_UNSNAT_CT},priority=1,metadata=0x3,dl_type=0x800,nw_dst=172.16.0.{n},actions=drop"
+        for n in (10, 11)]
+
+
+def test_an_snat_address_that_is_also_dnat_keeps_going_to_dnat() -> None:
+    fl = _flows({**_nat("s", "10.10.0.0/16", "snat", "172.16.0.10"), **_nat("d", "10.10.1.2/32", "dnat", "172.16.0.10")})
+    assert not _in(fl, T.LR_IN_UNSNAT_CT) and _in(fl, T.LR_IN_DNAT)
 
 
 def test_dnat_needs_a_32_and_translates_replies_back() -> None:

@@ -161,7 +161,9 @@ STAGES: tuple[Stage, ...] = (
     _s("lr_in_unsnat", 33, ("lr_in_unsnat_ct", "lr_in_lb"), "lr_in_lb",
        "un-SNAT replies through the router's conntrack zone; floating IPs rewritten statelessly",
        matches=_NAT_MATCH, sets={"nw_dst", "reg10"}, bands=(("default", 0, 0), ("unsnat", 1, 1), ("floating", 2, 2))),
-    _s("lr_in_unsnat_ct", 40, ("lr_in_lb",), "lr_in_lb", "after un-SNAT conntrack (recirculation target)"),
+    _s("lr_in_unsnat_ct", 40, ("lr_in_lb",), "lr_in_lb",
+       "after un-SNAT conntrack: what is still for an SNAT-only address answered no connection and drops",
+       matches=_NAT_MATCH, bands=(("default", 0, 0), ("unanswered", 1, 1))),
     _s("lr_in_lb", 34, ("lr_in_lb_sel", "lr_in_lb_nat", "lr_in_lb_hp", "lr_in_dnat"), "lr_in_dnat",
        "load balancer on routers (where the router runs; pinned routers see both directions): VIP:port enters "
        "conntrack in the router's zone, replies from backends are un-DNATed", matches=_LB_MATCH,

@@ -38,6 +38,15 @@ def floating_partner(r: Reader, key: tuple, nat: Any) -> bool:
     return False
 
 
+def _dnat_to(r: Reader, key: tuple, xlate_ip: str) -> bool:
+    """Does another rule of the router DNAT connections to `xlate_ip`?"""
+    for k in r.members(("I", "lr_lnats", key[1])):
+        other = r.get(k)
+        if k != key and other is not None and other.xlate_type == "dnat" and other.xlate_ip == xlate_ip:
+            return True
+    return False
+
+
 def _net(ip: str, prefix: int) -> M:
     mask = ((1 << 32) - 1) ^ ((1 << (32 - prefix)) - 1)
     return M("nw_src", ip_int(ip) & mask, None if prefix == 32 else mask)
@@ -67,7 +76,10 @@ def translation_flows(r: Reader, key: tuple, nat: Any, lr_id: int, mac: int) -> 
                  (SetField("dl_src", mac), Resubmit(T.LR_OUT_NEXTHOP))),
             Flow(T.LR_IN_UNSNAT, 1, match(metadata=lr_id, dl_type=ETH_IP, nw_dst=xl),
                  (_FLAG_NAT, Ct(zone=z, table=T.LR_IN_UNSNAT_CT, nat=Nat()))),
-        ]
+        ] + ([] if _dnat_to(r, key, nat.xlate_ip) else [
+            # Not a reply (conntrack left it addressed to us) and no DNAT rule wants it: drop here, not
+            # route it back out and ask the outside who has our own address (a flood would eat the ARP meter).
+            Flow(T.LR_IN_UNSNAT_CT, 1, match(metadata=lr_id, dl_type=ETH_IP, nw_dst=xl), ())])
     if nat.xlate_type != "dnat" or nat.prefix != 32:
         return []  # DNAT translates to one address (0.3 requires /32 too)
     return [

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backup import Backup
 from .base import Core
-from .devices import DevicePlans
-from .edges import Edges
 from .errors import (
     AlreadyExists,
     Conflict,
@@ -21,10 +18,26 @@ from .errors import (
     NotFound,
     VersionMismatch,
 )
-from .maint import Maintenance
-from .mirrors import Mirrors
-from .routers import Routers
-from .switches import Switches
+
+
+class _Service:
+    """A Controller service built on its first use, importing its module then: a tpcni or `tpctl ls show` run
+    loads the switch and router services it calls, not backup, edges or mirrors (each start pays every import)."""
+
+    def __init__(self, module: str, cls: str, *needs: str) -> None:
+        self.module, self.cls, self.needs = module, cls, needs
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        module = __import__(f"{__name__}.{self.module}", fromlist=[self.cls])
+        service = getattr(module, self.cls)(obj.core, *(getattr(obj, n) for n in self.needs))
+        obj.__dict__[self.name] = service  # later reads find the instance attribute, not this descriptor
+        return service
 
 
 class _Via:
@@ -58,13 +71,14 @@ class Controller:
 
     def __init__(self, store: Any, attempts: int = 16) -> None:
         self.core = Core(store, attempts)
-        self.devices = DevicePlans(self.core)
-        self.switches = Switches(self.core, self.devices)
-        self.routers = Routers(self.core, self.devices)
-        self.maintenance = Maintenance(self.core)
-        self.backup = Backup(self.core)
-        self.mirrors = Mirrors(self.core)
-        self.edges = Edges(self.core)  # tpctl edge: roads to physical networks (control/edges.py)
+
+    devices = _Service("devices", "DevicePlans")
+    switches = _Service("switches", "Switches", "devices")
+    routers = _Service("routers", "Routers", "devices")
+    maintenance = _Service("maint", "Maintenance")
+    backup = _Service("backup", "Backup")
+    mirrors = _Service("mirrors", "Mirrors")
+    edges = _Service("edges", "Edges")  # tpctl edge: roads to physical networks (control/edges.py)
 
     @property
     def store(self) -> Any:
@@ -116,7 +130,12 @@ class Controller:
     find_ip_conflicts = _Via("maintenance")
     find_id_conflicts = _Via("maintenance")
     rebuild_ip_books = _Via("maintenance")
-    decode_id_string = staticmethod(Maintenance.decode_id_string)
+    @staticmethod
+    def decode_id_string(b64: str) -> list[int]:
+        """Members of a 0.3 bookkeeping bitmap (device ids or port ids), sorted."""
+        from .maint import Maintenance
+
+        return Maintenance.decode_id_string(b64)
 
     add_mirror = _Via("mirrors")
     delete_mirror = _Via("mirrors")

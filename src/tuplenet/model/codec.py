@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .acl import ACL_KINDS, SET_KINDS, decode_acl_kind
 from .addr import ModelError, normalize_ip, normalize_mac, parse_device_id, parse_prefix, parse_tick
 from .entities import LNAT, LR, LRP, LS, LSP, LSR, Chassis, Entity, entity_key, parse_key
-from .mirror import decode_mirror
+
+_ACL_KINDS = ("acl", "pg_acl", "address_set", "port_group")  # model/acl.py ACL_KINDS + SET_KINDS
 
 
 def parse_value(value: str) -> dict[str, str]:
@@ -100,9 +100,15 @@ def _decode(kind: str, ident: tuple[str, ...], raw: dict[str, str]) -> Entity:
     if kind == "chassis":
         f = _Fields(raw, ("ip", "tick"))
         return Chassis(ident[0], f.req("ip", normalize_ip), f.req("tick", parse_tick), extra=f.extra())  # type: ignore[arg-type]
+    # Kinds beyond 0.3 load their decoders on first use: every short-lived client (tpctl, tpcni) imports this
+    # module, and most never meet a mirror, ACL or load balancer.
     if kind == "mirror":
+        from .mirror import decode_mirror
+
         return decode_mirror(ident[0], raw)  # type: ignore[return-value]
-    if kind in ACL_KINDS or kind in SET_KINDS:
+    if kind in _ACL_KINDS:
+        from .acl import decode_acl_kind
+
         return decode_acl_kind(kind, ident, raw)  # type: ignore[return-value]
     if kind in ("ls_lb", "lr_lb"):
         from .lb import decode_lb

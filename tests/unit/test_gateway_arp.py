@@ -159,6 +159,7 @@ def test_gateway_flows_on_the_outside_switch() -> None:
     ctl = sorted(f.body_text() for f in flows if f.table == T.LS_IN_ARP_CTL and f.priority == 2)
     assert len(ctl) == 2 and all("controller(userdata=" in t and "meter:" in t for t in ctl)
     assert any("arp_op=0x2" in t and "reg0=0xffff" in t for t in ctl)
+    assert len({t.split("meter:")[1].split(",")[0] for t in ctl}) == 2  # replies cannot starve resolution
     plain = _engine_flows(build_view(_facts(gateway=False)))
     (drop,) = [f for f in plain if f.table == T.LS_IN_ARP_CTL and f.priority == 2]
     assert drop.actions == () and "dl_dst=00:00:00:00:00:00" in drop.body_text()

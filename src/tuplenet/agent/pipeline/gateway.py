@@ -20,13 +20,14 @@ from ..view import PATCH_IP, Reader
 from .common import lr_here, lr_of, ls_id, peer_lsp
 from .const import ETH_ARP, ETH_IP
 
-METER_INDEX = 0x500  # TTL buckets 0-255, on-demand 0x300, trace 0x400
-METER_RATE = 100  # ARP to the agent, packets/s per gateway (resolution and replies together)
+METER_INDEX = 0x500  # resolution; 0x501 replies (TTL buckets 0-255, on-demand 0x300, trace 0x400)
+METER_RATE = 100  # packets/s per gateway and kind: a flood of replies from outside cannot starve resolution
 METER_BURST = 100
+_METERS = {T.OP_ARP_GENERATE: METER_INDEX, T.OP_ARP_LEARN: METER_INDEX + 1}
 
 
 def _to_agent(op: int) -> tuple:
-    return (Meter(meter_id(METER_INDEX)), Controller(op.to_bytes(4, "big")))
+    return (Meter(meter_id(_METERS[op])), Controller(op.to_bytes(4, "big")))
 
 
 def patch_flows(r: Reader, key: tuple, lsp: Any) -> list:
@@ -43,7 +44,7 @@ def patch_flows(r: Reader, key: tuple, lsp: Any) -> list:
         Flow(T.LS_IN_ARP_CTL, 2, unresolved, _to_agent(T.OP_ARP_GENERATE)),
         Flow(T.LS_IN_ARP_CTL, 2, match(M(T.R_SRC_PORT, T.OFPORT_NONE), metadata=dp, dl_type=ETH_ARP, arp_op=2),
              _to_agent(T.OP_ARP_LEARN)),
-        MeterSpec(meter_id(METER_INDEX), METER_RATE, METER_BURST),
+        *(MeterSpec(meter_id(i), METER_RATE, METER_BURST) for i in _METERS.values()),
     ]
 
 

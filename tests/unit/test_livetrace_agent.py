@@ -92,8 +92,12 @@ def test_a_tunnel_arrival_is_reported_from_the_tunnel_port() -> None:
     frame = P.icmp_frame("f2:01:0a:0a:02:01", "f2:01:0a:0a:02:02", "10.10.1.3", "10.10.2.2", ttl=63)
     lt.trace_point(SimpleNamespace(metadata=md, data=frame, userdata=bytes([0, 0, 0, 3, 99])))
     lt.trace_point(SimpleNamespace(metadata={**md, T.R_FLAGS: 0}, data=frame, userdata=b""))  # unmarked: ignored
+    drop_md = {"metadata": 1, T.R_FLAGS: mark(9), T.R_SRC_PORT: 0x102, T.R_DST_PORT: 0x103, "in_port": 1}
+    lt.trace_point(SimpleNamespace(metadata=drop_md, data=FRAME, userdata=bytes([0, 0, 0, 3, T.DROP])))
     lt._pool.shutdown(wait=True)
-    [r] = results(store)
+    r, drop = results(store)
+    assert (drop.seq, drop.table_id, drop.hop) == (1, T.DROP, {"switch_drop": {
+        "datapath": "LS-A", "datapath_type": "switch", "from_port": "vm1", "to_port": "vm2"}})
     assert (r.cmd_id, r.table_id, r.datapath_id, r.tun_src) == (9, 99, 2, 0xC0A86403)
     hop = r.hop["hop"]
     assert hop["from_chassis"] == "hv2" and hop["in_port_name"] == "tunnel port of hv2"

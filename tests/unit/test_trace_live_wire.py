@@ -136,6 +136,14 @@ def test_reports_assemble_in_the_order_the_packet_took() -> None:
     doc = L.document(p, 0.5)
     assert doc["outcomes"] == [{"result": "drop", "chassis": "hv2", "reason": "tunnelled from hv1, but hv2 "
                                 "reported nothing within 0.5 s (its agent is down, or the underlay lost the packet)"}]
+    # ... because hv1's switch dropped it (the walk assumed a live tunnel): complete at once, the switch's word
+    drop = {"datapath": "LS-A", "datapath_type": "switch", "from_port": "vm1", "to_port": "vm2"}
+    p.results = [src, W.Result(9, 1, "hv1", 101, hop={"switch_drop": drop})]
+    assert L.complete(p)
+    doc = L.document(p, 3)
+    assert doc["result"] == "dropped" and doc["live"]["switch_drops"] == [{"chassis": "hv1", **drop}]
+    assert doc["outcomes"][0]["reason"].startswith("the switch dropped it in the drop stage (switch LS-A, vm1>vm2) "
+                                                   "where the walk of its flows said: sent on")
     p.results = []
     with pytest.raises(TraceError, match="no report from chassis hv1 within 3 s"):
         L.document(p, 3)

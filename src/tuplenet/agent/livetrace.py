@@ -150,6 +150,9 @@ class LiveTrace:
             pkt[f] = md.get(f, 0)
         pkt["tun_metadata0"] = unmarked_option(md.get("tun_metadata0", 0))
         table = pin.userdata[4] if len(pin.userdata) > 4 else 0
+        if table == T.DROP:  # the switch dropped it: say where (the walk may have assumed otherwise)
+            self._submit(self._switch_drop, flags >> 16, md, self._snapshot().names)
+            return
         fields = {"datapath_id": md.get("metadata", 0) & 0xFFFFFF,
                   "src_port_id": md.get(T.R_SRC_PORT, 0) & 0xFFFF, "dst_port_id": md.get(T.R_DST_PORT, 0) & 0xFFFF,
                   "tun_src": md.get("tun_src", 0)}
@@ -203,6 +206,14 @@ class LiveTrace:
                 came_from: str | None, source: str | None, table: int, fields: dict[str, int]) -> None:
         detail = hop_detail(self.sid, snap, self._installed(snap.flows), pkt, in_port, came_from, source)
         self._put(W.Result(cmd_id, seq, self.sid, table, hop=detail, **fields))
+
+    def _switch_drop(self, cmd_id: int, seq: int, md: dict[str, int], names: Any) -> None:
+        dp, src, dst = md.get("metadata", 0) & 0xFFFFFF, md.get(T.R_SRC_PORT, 0) & 0xFFFF, md.get(T.R_DST_PORT, 0) & 0xFFFF
+        kind, name = names.datapath(dp)
+        drop = {"datapath": name, "datapath_type": kind, "from_port": names.port(dp, src),
+                "to_port": names.port(dp, dst)}
+        self._put(W.Result(cmd_id, seq, self.sid, T.DROP, dp, src, dst, md.get("tun_src", 0),
+                           hop={"switch_drop": drop}))
 
     def _error(self, cmd_id: int, seq: int, text: str) -> None:
         self._put(W.Result(cmd_id, seq, self.sid, 0, hop={"error": text}))

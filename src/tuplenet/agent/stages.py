@@ -234,7 +234,8 @@ STAGES: tuple[Stage, ...] = (
     _s("trace_point", 100, (), "", "live trace: a metered copy of a marked packet to the agent "
        "(a subroutine, run in a clone on tunnel ingress)", matches={"reg10"},
        bands=(("default", 0, 0), ("report", 1, 1))),
-    _s("drop", 101, (), "", "explicit drops end here (counted per flow)"),
+    _s("drop", 101, (), "", "explicit drops end here (counted per flow); a live-traced packet reports its drop",
+       matches={"reg10"}, bands=(("default", 0, 0), ("trace", 1, 1))),
     _s("acl_deny", 102, (), "", "ACL drop: an established connection is marked blocked (ct_mark bit 0), then dropped",
        matches={"metadata", "dl_type", "ct_state", "reg11"}, bands=(("default", 0, 0), ("blocked", 1, 2))),
     _s("acl_reject", 103, (), None, "ACL reject: to the agent (metered), which answers TCP RST / ICMP unreachable",

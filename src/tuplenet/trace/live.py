@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..agent.flow import fmt_ip, fmt_mac
+from ..agent.stages import table as stage_table
 from . import livewire as W
 from .packet import TraceError
-from .report import SCHEMA, result
+from .report import SCHEMA, outcome_text, result
 
 POLL = 0.02  # seconds between reads of the results while waiting
+DROP_TABLE = stage_table("drop")
 
 
 @dataclass
@@ -142,6 +144,7 @@ def _assemble(p: Pending) -> tuple[list[W.Result], list[tuple[str, str]]]:
     src = next((r for r in by_host.get(p.chassis, []) if _is_source(r)), None)
     if src is None:
         return [], []
+    dropped = {r.chassis for r in p.results if r.hop is not None and "switch_drop" in r.hop}
     used = {id(src)}
     order, missing, i = [src], [], 0
     while i < len(order):
@@ -151,7 +154,8 @@ def _assemble(p: Pending) -> tuple[list[W.Result], list[tuple[str, str]]]:
             nxt = next((r for r in by_host.get(to, []) if id(r) not in used
                         and r.hop["hop"].get("from_chassis") == cur.chassis), None)
             if nxt is None:
-                missing.append((cur.chassis, to))
+                if cur.chassis not in dropped:  # the sender's switch dropped it instead: explained
+                    missing.append((cur.chassis, to))
             else:
                 used.add(id(nxt))
                 order.append(nxt)
@@ -172,9 +176,23 @@ def document(p: Pending, wait: float) -> dict[str, Any]:
     outcomes += [{"result": "drop", "chassis": to,
                   "reason": f"tunnelled from {frm}, but {to} reported nothing within {wait:g} s "
                             "(its agent is down, or the underlay lost the packet)"} for frm, to in missing]
+    # hosts whose walk reached the drop stage (or died otherwise): a switch drop there was expected
+    walked = {o["chassis"] for o in outcomes if o["result"] == "drop"} | {
+        r.chassis for r in order if any(st["table"] == DROP_TABLE for st in r.hop["hop"]["steps"])}
+    drops = [(r.chassis, r.hop["switch_drop"]) for r in p.results if r.hop is not None and "switch_drop" in r.hop]
+    for chassis, d in drops:
+        if chassis not in walked:  # the walk of the installed flows did not expect it: the switch knows better
+            said = "; ".join(outcome_text(o) for o in outcomes if o.get("chassis") == chassis) or "sent on"
+            outcomes = [o for o in outcomes if o.get("chassis") != chassis]
+            where = f"{d['datapath_type']} {d['datapath']}, {d['from_port']}>{d['to_port']}"
+            outcomes.append({"result": "drop", "chassis": chassis, "reason": (
+                f"the switch dropped it in the drop stage ({where}) where the walk of its flows said: {said} "
+                "(a tunnel chosen by bundle_load is down (BFD), or a flow was changed by hand)")})
+            walked.add(chassis)
     return {"schema": SCHEMA, "source": src.get("source") or p.source, "packet": src.get("packet") or {},
             "summary": src.get("summary") or "", "hops": [r.hop["hop"] for r in order], "outcomes": outcomes,
             "result": result(outcomes), "live": {"cmd_id": p.cmd_id, "reports": len(order),
+                                                  "switch_drops": [{"chassis": c, **d} for c, d in drops],
                                                   "bad_records": p.bad}}
 
 

@@ -212,6 +212,10 @@ def check_hop(doc: Any) -> dict[str, Any]:
         if not isinstance(doc["error"], str):
             raise WireError("hop: error not a string")
         return {"error": doc["error"]}
+    if isinstance(doc, dict) and "switch_drop" in doc:  # the drop stage saw the marked packet
+        drop = _typed(doc["switch_drop"], dict.fromkeys(("datapath", "datapath_type", "from_port", "to_port"), str),
+                      "switch_drop")
+        return {"switch_drop": {k: drop[k] for k in ("datapath", "datapath_type", "from_port", "to_port")}}
     _typed(doc, {"hop": dict, "outcomes": list, "sends": list}, "hop")
     hop = _typed(doc["hop"], _HOP_KEYS, "hop")
     _optional(hop, "from_chassis", str, "hop")

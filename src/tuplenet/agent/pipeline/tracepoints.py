@@ -5,7 +5,7 @@ Geneve option, so the mark crosses hosts. Every packet arriving by tunnel runs `
 that looks the packet up in `trace_point`, where only marked packets match and are copied to the agent
 through a meter (the original is never held or rate-limited: the clone carries the meter). Unmarked packets
 end the clone in the stage's return flow, so the flows are always present and cost one lookup on tunnel
-ingress; nothing is installed per trace. The agent holding the source port injects the packet (classify
+ingress; nothing is installed per trace. The drop stage reports marked packets too (they end there anyway). The agent holding the source port injects the packet (classify
 clears only the flag bits 0-7 of reg10, so the mark survives it) and the agents report in
 agent/livetrace.py.
 """
@@ -35,8 +35,12 @@ def userdata(table: int) -> bytes:
 
 @cache
 def flows() -> list[Flow]:
-    return [Flow(TRACE_POINT, 1, match(M(T.R_FLAGS, T.F_TRACE, T.F_TRACE)),
-                 (Meter(meter_id(METER_INDEX)), Controller(userdata(S.table("from_tunnel")))))]
+    """Tunnel arrival (through INGRESS_REPORT), and the drop stage: a marked packet that the switch drops
+    there says so (the walk may have assumed otherwise, e.g. a bundle member whose tunnel is down)."""
+    marked = match(M(T.R_FLAGS, T.F_TRACE, T.F_TRACE))
+    meter = Meter(meter_id(METER_INDEX))
+    return [Flow(TRACE_POINT, 1, marked, (meter, Controller(userdata(S.table("from_tunnel"))))),
+            Flow(T.DROP, 1, marked, (meter, Controller(userdata(T.DROP))))]
 
 
 @cache

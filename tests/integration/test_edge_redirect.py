@@ -13,6 +13,7 @@ from tuplenet.agent.ovsdb_model import tunnel_port_name
 from tuplenet.model import LSP
 from tuplenet.sandbox import packets as P
 from tuplenet.sandbox.edge_lab import VM_IP, VM_MAC, EdgeLab
+from tuplenet.sandbox.procs import wait_for
 from tuplenet.sandbox.sim import SimNetwork
 
 VM2_IP, VM2_MAC = "10.10.1.3", "f2:01:0a:0a:01:03"
@@ -40,8 +41,15 @@ def _counter(lab: EdgeLab, host: str, priority: int) -> int:
 
 
 def _cut(lab: EdgeLab, host: str, peer: str) -> None:
+    """BFD on `host` says `peer` is gone; wait until `host`'s agent has turned its tunnel into a redirect."""
     lab.net[host].appctl("bfd/set-forwarding", tunnel_port_name(lab.net[peer].ip), "false")
-    lab.net[host].flush_datapath()  # a frame already cached in the datapath would not look at BFD again
+    reg9 = "reg9=0x" + "".join(f"{int(b):02x}" for b in lab.net[peer].ip.split("."))
+    try:
+        wait_for(lambda: any(reg9 in f and "resubmit(,95)" in f for f in lab.net[host].dump_flows(table=93)),
+                 timeout=10, interval=0.05, what=f"{host} redirecting what goes to {peer}")
+    except TimeoutError:
+        raise AssertionError(f"{reg9} {lab.bfd(host, peer)} {lab.net[host].dump_flows(table=93)}") from None
+    lab.net[host].flush_datapath()  # frames already cached in the datapath take the new flows
 
 
 def test_redirect_through_another_edge_and_never_twice(lab: EdgeLab) -> None:

@@ -1,14 +1,16 @@
-"""Redirect between edges (agent/pipeline/redirect.py): with ENABLE_REDIRECT a chassis's tunnel is chosen
-by a one-member bundle_load (BFD liveness) and a dead one goes to the redirect subroutine, which flags the
-frame and picks another edge - once."""
+"""Redirect between edges (agent/pipeline/redirect.py): with ENABLE_REDIRECT a tunnel whose BFD session went
+down (a ("tundead", chassis) fact from OVSDB's bfd_status) goes to the redirect subroutine, which flags the
+frame and picks another edge by BFD liveness - once."""
 
 from __future__ import annotations
 
+import pytest
 from topo_helpers import build_view, edge_facts
 
 from tuplenet.agent import tables as T
 from tuplenet.agent.engine import Engine
 from tuplenet.agent.flow import BundleLoad, Load, Resubmit
+from tuplenet.agent.pipeline.redirect import dead_tunnel_facts
 
 
 def _flows(facts: dict, table: int) -> list:
@@ -17,17 +19,33 @@ def _flows(facts: dict, table: int) -> list:
     return sorted((f for f in e.active.values() if f.table == table), key=lambda f: (f.priority, f.body_text()))
 
 
-def test_tunnels_are_chosen_by_bfd_liveness_and_dead_ones_redirect() -> None:
-    facts = {**edge_facts(), ("redirect",): True}
-    to_hv3 = next(f for f in _flows(facts, T.TO_CHASSIS) if f.priority == 1 and f.match[0].value == 0xC0A86404)
-    assert isinstance(to_hv3.actions[0], BundleLoad) and to_hv3.actions[0].members == (11,)
-    assert to_hv3.actions[-1] == Resubmit(T.REDIRECT)
+def test_a_tunnel_bfd_declared_dead_redirects() -> None:
+    facts = {**edge_facts(), ("redirect",): True, ("tundead", "hv3"): True}
+    to = {f.match[0].value: f for f in _flows(facts, T.TO_CHASSIS) if f.priority == 1}
+    to_hv3, to_hv2 = to[0xC0A86404], to[0xC0A86403]
+    assert to_hv3.actions[0] == Load(T.R_OFPORT, T.OFPORT_NONE) and to_hv3.actions[-1] == Resubmit(T.REDIRECT)
+    assert to_hv2.actions[0] == Load(T.R_OFPORT, 10)  # alive: straight to its tunnel
     red = _flows(facts, T.REDIRECT)
     once = next(f for f in red if f.priority == 1)
     assert once.actions[0] == Load(T.R_FLAGS, 1, 2, 1)  # the REDIRECT flag travels in the Geneve option
-    assert once.actions[1].members == (10, 11)  # every other edge, by BFD liveness
+    assert isinstance(once.actions[1], BundleLoad) and once.actions[1].members == (10, 11)  # by BFD liveness
     twice = next(f for f in red if f.priority == 2)
     assert any(m.field == T.R_FLAGS and m.value == T.F_REDIRECT for m in twice.match) and twice.actions == ()
+    # Redirect off: a dead tunnel is used as it is (0.3 with ENABLE_REDIRECT=0).
+    off = {k: v for k, v in facts.items() if k != ("redirect",)}
+    plain = next(f for f in _flows(off, T.TO_CHASSIS) if f.priority == 1 and f.match[0].value == 0xC0A86404)
+    assert plain.actions[0] == Load(T.R_OFPORT, 11)
+
+
+@pytest.mark.parametrize(("status", "dead"), [
+    ({"forwarding": "false", "flap_count": "2", "state": "down"}, True),  # was up, went down
+    ({"forwarding": "false", "flap_count": "0", "state": "init", "remote_state": "down"}, False),  # never up
+    ({"forwarding": "false", "flap_count": "0", "state": "down", "remote_state": "down"}, False),  # one-sided
+    ({"forwarding": "false", "flap_count": "0", "state": "up", "remote_state": "up"}, True),  # set-forwarding
+    ({"forwarding": "true", "flap_count": "1", "state": "up"}, False),
+    ({"forwarding": "false", "flap_count": "x"}, False), ({}, False)])
+def test_dead_means_was_up_and_stopped_forwarding(status: dict, dead: bool) -> None:
+    assert dead_tunnel_facts({"hv2": status}) == ({("tundead", "hv2"): True} if dead else {})
 
 
 def test_without_redirect_tunnels_are_plain_loads() -> None:

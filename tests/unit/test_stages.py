@@ -34,7 +34,7 @@ def _scenarios() -> dict[str, dict]:
     return {"tutorial": base, "nat": nat, "nat kinds": nat_kinds, "pinned here": pinned_here, "pinned away": pinned_away,
             "patch port": patch, "no port security": no_ps, "flow-based tunnel only": no_tunnel,
             "third chassis": more, "ecmp to two edges": edge_facts(),
-            "redirect between edges": {**edge_facts(), ("redirect",): True}, "acls": acls, "load balancers": _lb_facts(base),
+            "redirect between edges": {**edge_facts(), ("redirect",): True, ("tundead", "hv3"): True}, "acls": acls, "load balancers": _lb_facts(base),
             "on-demand with a helper": {**pinned_away, ("ondemand",): True, ("live", "hv2"): True}}
 
 

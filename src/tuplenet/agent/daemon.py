@@ -32,6 +32,7 @@ from .ovsdb import LocalOvs, OvsdbError, OvsState
 from .pinctrl import PacketIns
 from .pipeline import mirror
 from .pipeline.ondemand import MODE_KEY
+from .pipeline.redirect import dead_tunnel_facts
 from .readiness import Readiness
 from .status import build_status, release_free_memory, write_status
 from .tables import OP_UNKNOWN_DST
@@ -57,6 +58,7 @@ def ovs_facts(state: OvsState) -> dict[tuple, Any]:
         facts[("tun", chassis)] = ofport
     if state.flowbased_ofport:
         facts[("tunfb",)] = state.flowbased_ofport
+    facts.update(dead_tunnel_facts(state.tunnel_bfd))  # BFD went down: redirect (pipeline/redirect.py)
     return facts
 
 

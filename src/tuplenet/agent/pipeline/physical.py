@@ -44,8 +44,8 @@ def chassis_flows(r: Reader, key: tuple, ch: Any) -> list[Flow]:
     if not chassis_counted(r, key[1]):  # on-demand: no port here has talked to it yet
         return flows
     own = r.get(("tun", key[1]))
-    if own is not None and redirect.enabled(r):  # BFD decides (0.3): a dead tunnel redirects to another edge
-        actions: tuple = (redirect.pick(r, (own,)), _DECIDED, _ANY_IN_PORT, Resubmit(T.REDIRECT))
+    if own is not None and redirect.dead(r, key[1]):  # BFD says it went down: through another edge
+        actions: tuple = (Load(T.R_OFPORT, T.OFPORT_NONE), _DECIDED, _ANY_IN_PORT, Resubmit(T.REDIRECT))
     elif own is not None:
         actions = (Load(T.R_OFPORT, own), _DECIDED, _ANY_IN_PORT)
     elif flowbased is not None:

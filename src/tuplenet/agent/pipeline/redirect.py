@@ -1,10 +1,12 @@
 """Redirect between edges (ENABLE_REDIRECT=1, 0.3 §3.9.8): when BFD says this host cannot reach a chassis
 directly, the frame goes to another edge that can.
 
-With redirect on, `to_chassis` picks a chassis's tunnel with a one-member `bundle_load` (physical.py): OVS
-yields 0xffff when that tunnel's BFD is not forwarding, and the `redirect` subroutine then flags the frame
-REDIRECT (carried in the Geneve option) and picks, again by BFD liveness, the tunnel to another edge (a
-chassis hosting a pinned router). The edge looks the frame up again (pipeline/ondemand.py accepts
+The agent watches the tunnels' `bfd_status` (OVSDB): a session that has been up and stops forwarding makes a
+`("tundead", chassis)` fact, and `to_chassis` for that chassis (physical.py) then hands the frame to the
+`redirect` subroutine, which flags it REDIRECT (carried in the Geneve option) and picks, by BFD liveness
+(`bundle_load`), the tunnel to another edge (a chassis hosting a pinned router). A session that has never
+been up (just enabled, or enabled on one side only) does not count as dead: traffic is never held back
+while BFD starts. The edge looks the frame up again (pipeline/ondemand.py accepts
 redirected frames on every host) and sends it on through its own tunnel. A frame that is already flagged
 is never redirected again: if the edge cannot reach the target either, it drops it (counted by the
 `twice` flow), so a frame cannot loop between edges. Only tunnels with BFD (to edges on compute hosts,
@@ -13,6 +15,7 @@ every tunnel on a gateway) can be declared dead; without BFD a tunnel always cou
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .. import tables as T
@@ -26,6 +29,26 @@ _BIT = T.F_REDIRECT.bit_length() - 1
 
 def enabled(r: Reader) -> bool:
     return bool(r.get(REDIRECT_KEY))
+
+
+def dead(r: Reader, chassis: str) -> bool:
+    """Redirect is on and BFD says the tunnel to `chassis` went down."""
+    return enabled(r) and bool(r.get(("tundead", chassis)))
+
+
+def dead_tunnel_facts(tunnel_bfd: Mapping[str, Mapping[str, str]]) -> dict[tuple, bool]:
+    """("tundead", chassis) for every BFD session that was up and is not forwarding now; one that never came
+    up (starting, or enabled on one side only) keeps its tunnel in use."""
+    out: dict[tuple, bool] = {}
+    for chassis, st in tunnel_bfd.items():
+        try:
+            flaps = int(st.get("flap_count", "0") or 0)
+        except ValueError:
+            flaps = 0
+        # Up once: it has flapped, or a side still says up (`bfd/set-forwarding false` keeps both "up").
+        if st.get("forwarding") == "false" and (flaps > 0 or "up" in (st.get("state"), st.get("remote_state"))):
+            out[("tundead", chassis)] = True
+    return out
 
 
 def pick(r: Reader, members: tuple[int, ...]) -> BundleLoad:
@@ -49,4 +72,4 @@ def redirect_flows(r: Reader, key: tuple, on: Any) -> list[Flow]:
     return flows
 
 
-__all__ = ["REDIRECT_KEY", "enabled", "pick", "redirect_flows"]
+__all__ = ["REDIRECT_KEY", "dead", "dead_tunnel_facts", "enabled", "pick", "redirect_flows"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -95,13 +96,15 @@ def rule_to_flows(samples: int) -> dict:
     finally:
         net.destroy()
         etcd.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def tcp_ratio(rounds: int, seconds: int) -> dict:
     from tuplenet.sandbox import netns_outside as out
     from tuplenet.sandbox.netns import NetnsSandbox, default_mac
 
-    sb = NetnsSandbox(workdir=tempfile.mkdtemp(prefix="tn-bench-nat-ns-"), name_prefix="tnbn")
+    workdir = tempfile.mkdtemp(prefix="tn-bench-nat-ns-")
+    sb = NetnsSandbox(workdir=workdir, name_prefix="tnbn")
 
     def tpctl(*args: str) -> None:
         r = subprocess.run([sys.executable, "-m", "tuplenet.cli.tpctl", "-e", sb.etcd_endpoint, "-p", "/tuplenet/",
@@ -148,6 +151,7 @@ def tcp_ratio(rounds: int, seconds: int) -> dict:
         return {"plain_mbps": p, "snat_mbps": s, "ratio": s / p, "plain": plain, "snat": snat}
     finally:
         sb.down()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:

@@ -161,6 +161,9 @@ class OvsSim:
         return run_tool(["ovs-vsctl", *opts, *args], self.env)
 
     def ofctl(self, *args: str, input: str | None = None) -> str:
+        for bridge in (a for a in args[:3] if a.startswith("br-")):  # the bridge's socket can trail add-br
+            poll(lambda b=bridge: os.path.exists(os.path.join(self.dir, f"{b}.mgmt")) or None, 10.0,
+                 f"{bridge}.mgmt of {self.name}")
         return run_tool(["ovs-ofctl", "--timeout=10", *args], self.env, input=input)
 
     def appctl(self, *args: str, target: str | None = None) -> str:

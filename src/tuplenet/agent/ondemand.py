@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import tables as T
-from .flow import COOKIE_TAG, COOKIE_TAG_MASK, COOKIE_TAG_SHIFT, fmt_ip
+from .flow import COOKIE_TAG, COOKIE_TAG_MASK, COOKIE_TAG_SHIFT, fmt_ip, mac_int
 from .ondemand_dormant import Dormant
 from .openflow import codec as c
 from .pipeline.ondemand import want_key, wantch_key
@@ -89,24 +89,42 @@ class OnDemand:
                 self.dormant.put(key, obj, created)
                 return
             self.dormant.pop(key)
+            if obj is not None and obj.ip != PATCH_IP:
+                self._wake_rivals(key, obj, changed)
         self.view.apply(key, obj, changed, created)
 
     def _can_sleep(self, key: tuple, obj: Any) -> bool:
-        """Ordinary, elsewhere, not wanted, and no local interface claims its name (binding needs it)."""
+        """Ordinary, elsewhere, not wanted, no local interface claims its name (binding needs it), and no
+        port in the view repeats its IP or MAC (the duplicate rule must see both, duplicates.py)."""
         chassis = obj.chassis
         if not chassis or obj.peer or chassis == (self.self_id or self.view.facts.get(("self",))):
             return False
         if obj.ip == PATCH_IP or key in self.wants:
             return False
         facts = self.view.facts
-        return ("bind", obj.name) not in facts and ("plugged", obj.name) not in facts
+        if ("bind", obj.name) in facts or ("plugged", obj.name) in facts:
+            return False
+        members, ls = self.view.members, key[1]
+        return not any(k != key for ikey in (("I", "ls_ip", ls, obj.ip), ("I", "ls_mac", ls, mac_int(obj.mac)))
+                       for k in members(ikey))
 
     def _wake(self, key: tuple, changed: set[tuple]) -> Any:
         rec = self.dormant.pop(key)
         if rec is None:
             return self.view.facts.get(key)
+        self._wake_rivals(key, rec[0], changed)
         self.view.apply(key, rec[0], changed, rec[1])
         return rec[0]
+
+    def _wake_rivals(self, key: tuple, obj: Any, changed: set[tuple]) -> None:
+        """A port entering the view brings the dormant ports repeating its IP or MAC in its switch along
+        (without flows: they are not wanted), so the older one keeps the address here as in full mode; else
+        a port bound here, or a remote one woken by a miss on its MAC, would own a dormant neighbour's address
+        on this host."""
+        for k in self.dormant.find(key[1], obj.ip, mac_int(obj.mac)) - {key}:
+            rec = self.dormant.pop(k)
+            if rec is not None:
+                self.view.apply(k, rec[0], changed, rec[1])
 
     def wake_named(self, names: Iterable[str], changed: set[tuple]) -> None:
         """Local interfaces with these iface-ids appeared: their ports must be in the view (binding)."""

@@ -279,12 +279,15 @@ class Checker:
         return True
 
     # ------------------------------------------------------------------ replies
-    def on_frame(self, frame: bytes, now: float) -> None:
-        """A frame a backend sent to the monitor address (handed to the agent by pipeline/lbhealth.py)."""
+    def on_frame(self, frame: bytes, now: float, in_port: int | None = None) -> None:
+        """A frame a backend sent to the monitor address (handed to the agent by pipeline/lbhealth.py).
+        `in_port` (the packet-in's; None only in pure tests): the port the probe went to must have sent it,
+        since another tenant's VM on this chassis may own the same IP in its own switch."""
         self.stats.frames += 1
         seg = hp.parse(frame)
         p = self.probes.get(seg.dst_port) if seg is not None and seg.dst_ip == hp.MONITOR_IP else None
-        if p is None or seg is None or (seg.src_ip, seg.src_port) != (p.target.ip, p.target.port):
+        if (p is None or seg is None or (seg.src_ip, seg.src_port) != (p.target.ip, p.target.port)
+                or (in_port is not None and in_port != p.target.ofport)):
             self.stats.ignored += 1
             return
         verdict, out = p.on_segment(seg)

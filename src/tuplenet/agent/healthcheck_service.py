@@ -180,7 +180,8 @@ class HealthService:
                 self.dropped += 1
                 return True
             self._frames += 1
-        self._q.put(("frame", bytes(pin.data), self.clock()))
+        # in_port: OVS puts it in every packet-in's metadata; -1 (never a probed port) if it were missing
+        self._q.put(("frame", bytes(pin.data), self.clock(), (getattr(pin, "metadata", None) or {}).get("in_port", -1)))
         return True
 
     def status(self) -> dict:
@@ -247,7 +248,7 @@ class HealthService:
         if item[0] == "frame":
             with self._lock:
                 self._frames -= 1
-            self.checker.on_frame(item[1], item[2])
+            self.checker.on_frame(item[1], item[2], item[3])
         elif item[0] == "targets":
             targets = item[1]
             down = {k for k in targets if health_key(k) in adopted}

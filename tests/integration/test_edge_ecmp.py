@@ -4,6 +4,8 @@ back, all edges dead -> counted drop, and a new edge joining only once BFD to it
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Iterator
 
@@ -32,6 +34,14 @@ def _dead_drops(lab: EdgeLab) -> int:
     out = lab.net[lab.compute].ofctl("-O", "OpenFlow15", "dump-flows", "br-int", "table=38,reg4=0xffff")
     return sum(int(part.split("=")[1].rstrip(",")) for line in out.splitlines() for part in line.split()
                if part.startswith("n_packets="))
+
+
+def _status(lab: EdgeLab, host: str) -> dict:
+    try:
+        with open(os.path.join(lab.net[host].dir, "tuplenet", "status.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 def _bfd_column(lab: EdgeLab, host: str, peer: str) -> str:
@@ -75,6 +85,9 @@ def test_flows_spread_over_edges_stay_pinned_and_fail_over(lab: EdgeLab) -> None
     before = _dead_drops(lab)
     assert lab.locate(moved, timeout=0.5) is None
     assert _dead_drops(lab) > before
+    wait_for(lambda: (_status(lab, "hv1").get("ecmp") or {}).get("dead_drops", 0) > 0, timeout=15,
+             what="tuplenet status counting the drops")
+    assert _status(lab, "hv1")["ecmp"]["groups"] == 1
 
     lab.net.link_up("hv2")
     lab.net.link_up("hv3")

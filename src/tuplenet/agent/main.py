@@ -142,6 +142,10 @@ def show_status(argv: list[str]) -> int:
         print(f"  gateway ARP: {g.get('entries')} learned next hops (aging {g.get('aging_s')} s), {g.get('requests')} "
               f"requests, {g.get('learned')} learned, {g.get('refreshed')} renewed, {g.get('expired')} expired, "
               f"{g.get('announced')} gratuitous; rejected: {rej}")
+    ecmp = st.get("ecmp") or {}
+    if ecmp.get("groups"):
+        print(f"  ecmp: {ecmp['groups']} equal-cost group(s), {ecmp.get('dead_drops', 0)} packets dropped with no "
+              "edge alive")
     for chassis, b in sorted((st.get("bfd") or {}).items()):
         print(f"  bfd to {chassis}: {b.get('state', '?')}, forwarding {b.get('forwarding', '?')}, "
               f"remote {b.get('remote_state', '?')}, {b.get('flap_count', 0)} flaps")

@@ -8,6 +8,8 @@ import logging
 import os
 from typing import Any
 
+from .ecmp_stats import ecmp_status
+
 log = logging.getLogger("tuplenet")
 
 
@@ -70,6 +72,7 @@ def build_status(a: Any) -> dict:
         "lb_health": a.health.status() if getattr(a, "health", None) else {},  # healthcheck_service.py
         # BFD per tunnel that runs it (tunnels to edges; every tunnel on a gateway): state, forwarding, flaps.
         "bfd": {c: dict(st) for c, st in a.ovs.snapshot().tunnel_bfd.items() if st} if a.ovs else {},
+        "ecmp": ecmp_status(a),  # equal-cost groups here, packets dropped with no edge alive
     }
 
 

@@ -90,7 +90,7 @@ STAGES: tuple[Stage, ...] = (
        matches={"metadata", "dl_type", "dl_dst", "arp_op", "reg0"}, bands=(("default", 0, 0), ("gateway", 2, 2))),
     _s("ls_in_hc", 18, ("ls_in_lb",), "ls_in_lb",
        "load-balancer health-check replies (to the monitor address) go to the agent, metered, before ACLs",
-       matches={"metadata", "dl_type", "nw_src", "nw_dst", "nw_proto", "tcp_src"},
+       matches={"metadata", "in_port", "dl_type", "nw_src", "nw_dst", "nw_proto", "tcp_src"},
        bands=(("default", 0, 0), ("monitor", 1, 1))),
     _s("ls_in_lb", 9, ("ls_in_lb_sel", "ls_in_lb_hp", "ls_in_acl"), "ls_in_acl",
        "load balancer: packets to a VIP:port (and hairpin replies to it) of switches with LBs enter conntrack "

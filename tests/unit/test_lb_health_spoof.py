@@ -70,3 +70,45 @@ def test_a_syn_ack_from_another_port_does_not_keep_a_backend_up() -> None:
     assert svc.checker.stats.ok == 0 and svc.checker.stats.ignored == 1
     _deliver(svc, ok, BACKEND_OFPORT)
     assert svc.checker.stats.ok == 1 and svc.checker.is_up(t.key)
+
+
+# ------------------------------------------------------------------------------------------ monitor flows
+def _lb(backends: str):
+    from tuplenet.model.lb import decode_lb
+
+    return decode_lb("lr_lb", ("LR-central", "web"), {"vip": "10.10.9.9", "port": "80", "backends": backends,
+                                                       "check": "tcp", "interval": "2", "rise": "3", "fall": "4"})
+
+
+def _catches(self_id: str, extra: dict | None = None) -> list:
+    from topo_helpers import build_view, tutorial_facts
+
+    from tuplenet.agent.pipeline.lbhealth import LS_IN_HC, health_flows
+    from tuplenet.agent.view import Reader
+
+    f = {**tutorial_facts(self_id), **(extra or {})}
+    # vm1 10.10.1.2 (LS-A, ofport 1) and vm3 10.10.2.2 (LS-B, ofport 2) on hv1: same low address bits
+    out = health_flows(Reader(build_view(f)), ("lr_lb", "LR-central", "web"), _lb("10.10.1.2:80;10.10.2.2:80"))
+    return [fl for fl in out if getattr(fl, "table", None) == LS_IN_HC]
+
+
+def test_each_local_backends_replies_pass_a_meter_of_their_own_port() -> None:
+    """A tenant flooding the monitor address from its own (checked) backend exhausts only that port's meter:
+    the catch flow matches the backend's port, and its meter is that port's, never one shared with another
+    tenant's backend (the old buckets by address shared a meter between 10.10.1.2 and 10.10.2.2)."""
+    from tuplenet.agent.flow import Meter
+
+    catches = _catches("hv1")
+    assert len(catches) == 2
+    by_port = {}
+    for fl in catches:
+        (port,) = [m.value for m in fl.match if m.field == "in_port"]
+        (meter,) = [a.meter_id for a in fl.actions if isinstance(a, Meter)]
+        by_port[port] = meter
+    assert set(by_port) == {1, 2} and by_port[1] != by_port[2]
+
+
+def test_catch_flows_only_where_the_backend_is_bound() -> None:
+    """Replies reach the agent that probes them, on the backend's chassis; other hosts carry no catch flow
+    (and no meter) for it."""
+    assert _catches("hv2") == []

@@ -8,25 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .binding import bound_lsp
 from .healthcheck import Target, TargetKey
-from .pipeline.lbhealth import checked_switches
+from .pipeline.lbhealth import checked_switches, local_port
 from .view import Reader, View
 
 LB_KINDS = ("ls_lb", "lr_lb")
-
-
-def local_port(r: Reader, switches: list[str], ip: str, self_id: str) -> tuple[Any, int] | None:
-    """The lsp with `ip` in one of the switches, if it is bound to a local interface here: (lsp, ofport)."""
-    for ls in switches:
-        for key in r.members(("I", "ls_ip", ls, ip)):
-            lsp = r.get(key)
-            if lsp is None or lsp.chassis != self_id:
-                continue
-            ofport = r.get(("bind", key[2]))
-            if isinstance(ofport, int) and ofport > 0 and bound_lsp(r, key[2]) == key:
-                return lsp, ofport
-    return None
 
 
 def lb_targets(r: Reader, lb: Any) -> dict[TargetKey, Target]:

@@ -46,9 +46,79 @@ def add_shared_outside(sb: NetnsSandbox, hosts: list[str]) -> dict[str, Any]:
     return vm
 
 
+VIPS = {"hv2": "172.16.0.11", "hv3": "172.16.0.12"}
+
+
+def tpctl(sb: NetnsSandbox, prefix: str, *args: str) -> str:
+    """Run tpctl against the sandbox's etcd; raises SandboxError with its message on failure."""
+    import subprocess
+    import sys
+
+    from .netns_util import SandboxError
+
+    r = subprocess.run([sys.executable, "-m", "tuplenet.cli.tpctl", "-e", sb.etcd_endpoint, "-p", prefix, *args],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise SandboxError(f"tpctl {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def build_two_edges(sb: NetnsSandbox, prefix: str) -> None:
+    """On an up 3-host sandbox: hv2 and hv3 become edges (GATEWAY=1 agents, roads by `tpctl edge`, SNAT to
+    their VIPs) in front of LR-central, an outside behind both, and vm1 on hv1 in LS-A (10.10.1.2)."""
+    from .netns import default_mac
+
+    for h in VIPS:
+        sb.agent_stop(h)
+        sb.agent_start(h, {"GATEWAY": "1"})
+    sb.wait_agents()
+    add_shared_outside(sb, list(VIPS))  # br-ext on both edges before the patch ports
+    for args in [("ls", "add", "LS-A"), ("lr", "add", "LR-central"),
+                 ("lr", "link", "LR-central", "LS-A", "10.10.1.1/24"),
+                 ("edge", "init", "hv2", BRIDGE, f"{VIPS['hv2']}/24", "10.10.0.0/16", GATEWAY_IP.split("/")[0]),
+                 ("edge", "add", "hv3", BRIDGE, f"{VIPS['hv3']}/24"),
+                 ("lnat", "add", "tp_LR_edge1", "vms", "10.10.0.0/16", "snat", VIPS["hv2"]),
+                 ("lnat", "add", "tp_LR_edge2", "vms", "10.10.0.0/16", "snat", VIPS["hv3"]),
+                 ("lsp", "add", "LS-A", "vm1", "10.10.1.2")]:
+        tpctl(sb, prefix, *args)
+    sb.add_vm("vm1", host="hv1", ip="10.10.1.2/24", mac=default_mac("10.10.1.2"), gateway="10.10.1.1")
+
+
+def snat_packets(sb: NetnsSandbox, host: str) -> int:
+    """Packets `host`'s SNAT flows translated so far (which edge carries a flow)."""
+    import re
+
+    text = sb.ovs(host, "ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int", "table=53")
+    return sum(int(m) for m in re.findall(r"n_packets=(\d+)", text))
+
+
+def ping_loss(sb: NetnsSandbox, seconds: float, cut_after: float, victim: str, interval: float = 0.01) -> tuple[int, int]:
+    """vm1 pings the outside every `interval` s for `seconds`; `victim` is cut off after `cut_after` s and
+    restored at the end. Returns (sent, received)."""
+    import os
+    import re
+    import time
+
+    log = os.path.join(sb.workdir, "ping.log")
+    if os.path.exists(log):
+        os.unlink(log)
+    ping = sb.spawn("vm1", ["ping", "-i", str(interval), "-W", "1", "-w", str(int(seconds)), INTERNET_IP], logfile=log)
+    try:
+        time.sleep(cut_after)
+        cut_host(sb, victim)
+        ping.wait(timeout=seconds + 30)
+    finally:
+        cut_host(sb, victim, up=True)
+    text = open(log).read()
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", text)
+    if not m:
+        raise RuntimeError(f"no ping summary: {text[-300:]}")
+    return int(m.group(1)), int(m.group(2))
+
+
 def cut_host(sb: NetnsSandbox, host: str, up: bool = False) -> None:
     """Take `host`'s link to the underlay down (a dead host, as far as its peers can tell) or back up."""
     run(["ip", "-n", sb.ns("ul"), "link", "set", ifname(sb.prefix, host), "up" if up else "down"])
 
 
-__all__ = ["add_shared_outside", "cut_host"]
+__all__ = ["VIPS", "add_shared_outside", "build_two_edges", "cut_host", "ping_loss", "snat_packets", "tpctl"]

@@ -36,7 +36,7 @@ def lab(sim3: SimNetwork, etcd, prefix: str) -> Iterator[EdgeLab]:
 
 def _counter(lab: EdgeLab, host: str, priority: int) -> int:
     out = lab.net[host].ofctl("-O", "OpenFlow15", "dump-flows", "br-int", "table=95")
-    return sum(int(n) for line in out.splitlines() if f"priority={priority}," in line
+    return sum(int(n) for line in out.splitlines() if re.search(rf"priority={priority}[ ,]", line)
                for n in re.findall(r"n_packets=(\d+)", line))
 
 

@@ -214,10 +214,12 @@ STAGES: tuple[Stage, ...] = (
     _s("to_chassis", 93, (), "", "chassis (tunnel IP in reg9) -> its tunnel port (a subroutine)",
        matches={"reg9"}, sets={"reg4", "reg5", "in_port", "tun_dst"},
        bands=(("default", 0, 0), ("chassis", 1, 1))),
-    _s("redirect", 95, (), "", "ENABLE_REDIRECT: the tunnel to_chassis chose is dead (BFD) -> flag the frame "
-       "redirected and send it to another edge that can reach the target; a redirected frame never twice "
-       "(a subroutine)", matches={"reg4", "reg10"}, sets={"reg4", "reg10"},
-       bands=(("default", 0, 0), ("redirect", 1, 1), ("twice", 2, 2))),
+    _s("redirect", 95, (), "", "ENABLE_REDIRECT: the tunnel to_chassis chose went down (BFD) -> pick another "
+       "edge that can reach the target; a redirected frame never twice (a subroutine)",
+       matches={"reg10"}, sets={"reg4", "reg8"}, bands=(("default", 0, 0), ("redirect", 1, 1), ("twice", 2, 2))),
+    _s("redirect_pick", 92, (), "", "the edge redirect picked (reg8): flag the frame and send it there; no edge "
+       "alive: try the direct tunnel anyway (a subroutine)", matches={"reg8"}, sets={"reg4", "reg10"},
+       bands=(("default", 0, 0), ("edge", 1, 1), ("none", 2, 2))),
     _s("output", 94, ("drop",), None, "output to the decided port",
        matches={"reg4"}, bands=(("default", 0, 0), ("none", 1, 1))),
     _s("arp_respond", 96, (), None, "ARP replies from the responder (a subroutine)",

@@ -53,6 +53,7 @@ LS_MAC_BIND = table("ls_mac_bind")  # (switch, IP) → MAC: resolves a router's 
 TO_CHASSIS = table("to_chassis")  # chassis (tunnel IP in reg9) → its tunnel ofport; the only flows that know ofports
 OUTPUT = table("output")
 REDIRECT = table("redirect")  # a dead tunnel (BFD): flagged, to another edge (pipeline/redirect.py)
+REDIRECT_PICK = table("redirect_pick")
 ARP_RESPOND = table("arp_respond")
 EMBED = table("embed")
 EXTRACT = table("extract")

@@ -45,7 +45,7 @@ def chassis_flows(r: Reader, key: tuple, ch: Any) -> list[Flow]:
         return flows
     own = r.get(("tun", key[1]))
     if own is not None and redirect.dead(r, key[1]):  # BFD says it went down: through another edge
-        actions: tuple = (Load(T.R_OFPORT, T.OFPORT_NONE), _DECIDED, _ANY_IN_PORT, Resubmit(T.REDIRECT))
+        actions: tuple = (Load(T.R_OFPORT, own), _DECIDED, _ANY_IN_PORT, Resubmit(T.REDIRECT))
     elif own is not None:
         actions = (Load(T.R_OFPORT, own), _DECIDED, _ANY_IN_PORT)
     elif flowbased is not None:

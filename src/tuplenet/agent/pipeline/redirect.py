@@ -3,8 +3,9 @@ directly, the frame goes to another edge that can.
 
 The agent watches the tunnels' `bfd_status` (OVSDB): a session that has been up and stops forwarding makes a
 `("tundead", chassis)` fact, and `to_chassis` for that chassis (physical.py) then hands the frame to the
-`redirect` subroutine, which flags it REDIRECT (carried in the Geneve option) and picks, by BFD liveness
-(`bundle_load`), the tunnel to another edge (a chassis hosting a pinned router). A session that has never
+`redirect` subroutine, which picks, by BFD liveness (`bundle_load`), the tunnel to another edge (a chassis
+hosting a pinned router) and flags the frame REDIRECT (carried in the Geneve option); with no other edge
+alive the frame still takes its own tunnel (BFD may be down on one side only: better tried than dropped). A session that has never
 been up (just enabled, or enabled on one side only) does not count as dead: traffic is never held back
 while BFD starts. The edge looks the frame up again (pipeline/ondemand.py accepts
 redirected frames on every host) and sends it on through its own tunnel. A frame that is already flagged
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import tables as T
-from ..flow import BundleLoad, Flow, Load, M, match
+from ..flow import BundleLoad, Flow, Load, M, Move, Resubmit, match
 from ..view import Reader
 from .ecmp import DEFAULT_HASH
 
@@ -51,24 +52,27 @@ def dead_tunnel_facts(tunnel_bfd: Mapping[str, Mapping[str, str]]) -> dict[tuple
     return out
 
 
-def pick(r: Reader, members: tuple[int, ...]) -> BundleLoad:
-    """reg4 := a live member of `members` by the configured hash (0xffff when none is alive)."""
-    return BundleLoad(r.get(("hash_fn",)) or DEFAULT_HASH, members, T.R_OFPORT, 0, 16)
+def pick(r: Reader, members: tuple[int, ...], dst: str = T.R_OFPORT) -> BundleLoad:
+    """dst := a live member of `members` by the configured hash (0xffff when none is alive)."""
+    return BundleLoad(r.get(("hash_fn",)) or DEFAULT_HASH, members, dst, 0, 16)
 
 
 def redirect_flows(r: Reader, key: tuple, on: Any) -> list[Flow]:
-    """The redirect subroutine: a dead tunnel (reg4 = 0xffff) sends a fresh frame to another edge."""
+    """The redirect subroutines, entered with reg4 = the dead tunnel's port: a fresh frame goes to a live
+    other edge (flagged), or, with none alive, still to its own tunnel (a one-sided BFD loss must not cut a
+    host off); a frame already redirected once is dropped (counted by the `twice` flow)."""
     if not on:
         return []
-    dead = M(T.R_OFPORT, T.OFPORT_NONE)
-    flows = [Flow(T.REDIRECT, 2, match(dead, M(T.R_FLAGS, T.F_REDIRECT, T.F_REDIRECT)), ())]
+    flows = [Flow(T.REDIRECT, 2, match(M(T.R_FLAGS, T.F_REDIRECT, T.F_REDIRECT)), (Load(T.R_OFPORT, T.OFPORT_NONE),)),
+             Flow(T.REDIRECT_PICK, 2, match(M(T.R_SCRATCH, T.OFPORT_NONE)), ())]
     self_id = r.self_id
     ports = []
     for chassis in sorted({r.get(k).chassis for k in r.members(("I", "pinned_lrs")) if r.get(k) is not None}):
         if chassis and chassis != self_id and (ofport := r.get(("tun", chassis))) is not None:
             ports.append(ofport)
     if ports:
-        flows.append(Flow(T.REDIRECT, 1, match(dead), (Load(T.R_FLAGS, 1, _BIT, 1), pick(r, tuple(sorted(ports))))))
+        flows += [Flow(T.REDIRECT, 1, (), (pick(r, tuple(sorted(ports)), T.R_SCRATCH), Resubmit(T.REDIRECT_PICK))),
+                  Flow(T.REDIRECT_PICK, 1, (), (Load(T.R_FLAGS, 1, _BIT, 1), Move(T.R_SCRATCH, T.R_OFPORT)))]
     return flows
 
 

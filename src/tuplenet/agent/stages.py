@@ -128,7 +128,9 @@ STAGES: tuple[Stage, ...] = (
     _s("ls_in_output", 7, ("embed", "output", "ls_out_start"), None,
        "decided (tunnel) outputs leave; the rest go through switch egress",
        matches={"reg5"}, bands=(("default", 0, 0), ("undecided", 1, 1), ("decided", 2, 2))),
-    _s("ls_in_ondemand", 19, (), None, "unknown destination to the agent, metered (on-demand hosts; a subroutine)"),
+    _s("ls_in_ondemand", 19, (), None, "unknown destination to the agent, metered per source bucket (on-demand "
+       "hosts; a subroutine)", matches={"dl_type", "nw_src", "arp_spa"},
+       bands=(("default", 0, 0), ("source", 1, 1))),
     # ---- logical switch egress
     _s("ls_out_start", 20, ("ls_out_lb",), "ls_out_lb", "switch egress"),
     _s("ls_out_lb", 27, ("ls_out_lb_ct", "ls_out_loopback"), "ls_out_loopback",

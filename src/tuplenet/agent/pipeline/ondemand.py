@@ -24,11 +24,18 @@ from ..view import Reader
 from .const import ETH_ARP, ETH_IP
 
 MODE_KEY = ("ondemand",)  # local fact: True = on-demand, False = full mode (absent in pure tests = full)
-# The on-demand packet-in meter (index 0x300: TTL-exceeded buckets use 0-255). The agent also limits each
-# source behind it (pinctrl); a miss above the rate is still redirected, only its flows come later.
+# The on-demand packet-in meters: one per source bucket (the low 4 bits of the IPv4 / ARP sender address,
+# so a host's VMs spread over 16 buckets), indexes 0x310-0x31F, and 0x300 for anything else (TTL-exceeded
+# buckets use 0-255). A VM scanning addresses exhausts its bucket only: the other VMs' misses are still
+# learned, and on a host without a helper (where the meter gates the paused packet itself) not dropped. A
+# miss above the rate is still redirected, only its flows come later.
 METER_INDEX = 0x300
 METER_RATE = 500
 METER_BURST = 100
+SOURCE_BUCKETS = 16
+SOURCE_METER_INDEX = 0x310
+SOURCE_RATE = 100  # per bucket: 1,600 misses/s per host at most
+SOURCE_BURST = 100
 
 _REDIRECT_BIT = T.F_REDIRECT.bit_length() - 1
 _OPCODE = T.OP_UNKNOWN_DST.to_bytes(4, "big")
@@ -98,26 +105,37 @@ def redirect_flows() -> list[Flow]:
 
 def miss_flows(r: Reader) -> list:
     """On-demand hosts: an IPv4 unicast or ARP request frame whose destination is unknown here goes to the
-    agent (a metered copy) and, flagged, to the helper chassis; with no helper it is paused until the agent
-    has installed its destination's flows. Other frames (multicast, IPv6) stay dropped."""
+    agent (metered per source bucket, in the ls_in_ondemand subroutine) and, flagged, to the helper chassis;
+    with no helper it is paused there until the agent has installed its destination's flows, then looked up
+    again (a router's next hop resolved again first). Other frames (multicast, IPv6) stay dropped."""
     h = helper(r)
-    mid = meter_id(METER_INDEX)
     flagged = Load(T.R_FLAGS, 1, _REDIRECT_BIT, 1)  # never twice: the miss flows do not match it
     if h is None:
-        # Nowhere to send it: the packet waits (a continuation) while the agent computes and installs the
-        # destination's flows, then is looked up again (a router's next hop resolved again first).
-        actions: tuple = (Meter(mid), flagged, Controller(_OPCODE, pause=True), Resubmit(T.LS_MAC_BIND),
-                          Resubmit(T.LS_IN_ARP))
-    else:
+        # Nowhere to send it: the packet itself waits (a continuation, the meter drops it over the rate).
+        actions: tuple = (flagged, Resubmit(T.LS_IN_ONDEMAND), Resubmit(T.LS_MAC_BIND), Resubmit(T.LS_IN_ARP))
+    else:  # a copy to the agent (a meter drop ends only the clone), the frame to the helper
         actions = (Clone((Resubmit(T.LS_IN_ONDEMAND),)), flagged, Load(T.R_CHASSIS, ip_int(h.ip)),
                    Resubmit(T.TO_CHASSIS), Resubmit(T.LS_IN_OUTPUT))
     fresh = M(T.R_FLAGS, 0, T.F_REDIRECT)
     return [
         Flow(T.LS_IN_LOOKUP, 1, match(fresh, M("dl_dst", 0, _MULTICAST), dl_type=ETH_IP), actions),
         Flow(T.LS_IN_LOOKUP, 1, match(fresh, dl_type=ETH_ARP, arp_op=1), actions),
-        Flow(T.LS_IN_ONDEMAND, 0, (), (Meter(mid), Controller(_OPCODE))),
-        MeterSpec(mid, METER_RATE, METER_BURST),
+        *agent_flows(pause=h is None),
     ]
+
+
+def agent_flows(pause: bool) -> list:
+    """The ls_in_ondemand subroutine: to the agent through the meter of the sender's bucket."""
+    ctl = Controller(_OPCODE, pause=pause)
+    mask = SOURCE_BUCKETS - 1
+    out: list = [Flow(T.LS_IN_ONDEMAND, 0, (), (Meter(meter_id(METER_INDEX)), ctl)),
+                 MeterSpec(meter_id(METER_INDEX), METER_RATE, METER_BURST)]
+    for b in range(SOURCE_BUCKETS):
+        mid = meter_id(SOURCE_METER_INDEX + b)
+        out += [Flow(T.LS_IN_ONDEMAND, 1, match(M("nw_src", b, mask), dl_type=ETH_IP), (Meter(mid), ctl)),
+                Flow(T.LS_IN_ONDEMAND, 1, match(M("arp_spa", b, mask), dl_type=ETH_ARP), (Meter(mid), ctl)),
+                MeterSpec(mid, SOURCE_RATE, SOURCE_BURST)]
+    return out
 
 
 def mode_flows(r: Reader, key: tuple, on: Any) -> list:

@@ -119,3 +119,20 @@ def test_incremental_changes_equal_a_full_recompute() -> None:
 
 def test_bfd_wish_identity() -> None:
     assert Wish("bfd", ("hv2",), (250, 250)).ident == ("wish", "bfd", "hv2")
+
+
+def test_members_are_chassis_a_second_road_on_one_waits_its_turn() -> None:
+    from tuplenet.model import LR
+
+    facts = edge_facts(edges=3)
+    facts[("LR", "tp_LR_edge2")] = LR("tp_LR_edge2", 22, "hv2")  # a second road on hv2
+    e = _run(facts)
+    pick = next(f for f in _table(e, T.LR_IN_ROUTE) if f.priority == 2 << 6).actions[0]
+    assert pick.members == (10, 12)  # hv2 once (its first road by name), hv4
+    member = next(f for f in _table(e, T.LR_IN_ECMP) if f.priority == 34 and any(
+        m.field == T.R_OFPORT and m.value == 10 for m in f.match))
+    assert Load(T.R_DST_PORT, ip_int("100.64.88.254") & 0xFFFF) in member.actions  # road 1's central port
+    del facts[("lsr", "LR-central", "to_edge1")]  # road 1 removed: road 2 carries hv2's share
+    member = next(f for f in _table(_run(facts), T.LR_IN_ECMP) if f.priority == 34 and any(
+        m.field == T.R_OFPORT and m.value == 10 for m in f.match))
+    assert Load(T.R_DST_PORT, ip_int("100.64.88.253") & 0xFFFF) in member.actions

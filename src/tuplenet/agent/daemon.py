@@ -34,7 +34,7 @@ from .pipeline import mirror
 from .pipeline.ondemand import MODE_KEY
 from .pipeline.redirect import dead_tunnel_facts
 from .readiness import Readiness
-from .status import build_status, release_free_memory, write_status
+from .status import build_status, read_status, release_free_memory, write_status
 from .tables import OP_UNKNOWN_DST
 from .view import View
 
@@ -147,6 +147,10 @@ class Agent:
         self.ovs.on_config_applied(lambda: self.q.put(("revalidate",)))  # after Mirror changes
         self._apply_ovs(self.ovs.snapshot(), set())
         self.ondemand.wake_named([k[1] for k in self._ovs_facts if k[0] in ("bind", "plugged")], initial)
+        if cfg.ondemand and self.ondemand.restore(read_status(cfg.rundir)):  # learned flows survive a restart
+            restored = self.ondemand.take_changed()
+            self.ondemand.refresh(restored)
+            self.shadowing.update(self.view.index, self.view.created, restored)
         self._bind(None, set())  # before the computation: ports being claimed get their local flows in it
         if cfg.gateway:
             self._start_gateway()

@@ -184,6 +184,29 @@ class OnDemand:
             self.stats.unknown += 1
         return new
 
+    def restore(self, status: dict) -> int:
+        """At start-up, the previous run's demand set (its status file, `wanted`): a restart keeps the flows
+        this host learned instead of deleting them, sending their traffic through the helper and learning them
+        again. Ports gone or now local are skipped; the rest age as if just learned. Returns how many."""
+        if not self.enabled:
+            return 0
+        n, now, self_id = 0, self.clock(), self.self_id or self.view.facts.get(("self",))
+        mine = status.get("ondemand") if isinstance(status, dict) else None
+        wanted = mine.get("wanted") if isinstance(mine, dict) else None
+        for pair in wanted if isinstance(wanted, list) else []:  # a damaged file must not stop the start
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+                continue
+            k = ("lsp", pair[0], pair[1])
+            lsp = self.dormant.records[k][0] if k in self.dormant else self.view.facts.get(k)
+            if lsp is None or lsp.peer or lsp.ip == PATCH_IP or (lsp.chassis and lsp.chassis == self_id):
+                continue
+            if k not in self.wants:
+                self._wake(k, self._changed)
+                self.view.apply(want_key(k[1], k[2]), True, self._changed)
+                n += 1
+            self.wants[k] = now
+        return n
+
     def take_changed(self) -> set[tuple]:
         """Fact keys changed by learning and aging since the last call (for the engine)."""
         out, self._changed = self._changed, set()

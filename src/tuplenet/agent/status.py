@@ -87,3 +87,13 @@ def write_status(rundir: str, snapshot: dict) -> None:
         os.replace(tmp, os.path.join(rundir, "status.json"))
     except OSError as exc:
         log.debug("status file not written: %s", exc)
+
+
+def read_status(rundir: str) -> dict:
+    """The last status.json written in `rundir` (empty if none or unreadable): at start-up, the previous run's."""
+    try:
+        with open(os.path.join(rundir, "status.json")) as f:
+            out = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return out if isinstance(out, dict) else {}

@@ -37,3 +37,15 @@ def test_restore_brings_back_remote_ports_and_skips_the_rest() -> None:
 def test_full_mode_restores_nothing() -> None:
     od = OnDemand(View(), False)
     assert od.restore({"ondemand": {"wanted": [["LS-A", "vm2"]]}}) == 0 and od.wants == {}
+
+
+def test_check_reads_a_damaged_status_as_no_demand_set() -> None:
+    from topo_helpers import build_view
+
+    from tuplenet.agent.ondemand import demand_facts
+
+    view = build_view(tutorial_facts())
+    for bad in ({"ondemand": [1]}, {"ondemand": {"wanted": 5}}, {"ondemand": {"wanted": [["LS-A"]]}}, {}):
+        assert demand_facts(view, bad) == {}
+    assert demand_facts(view, {"ondemand": {"wanted": [["LS-A", "vm2"]]}}) == {
+        want_key("LS-A", "vm2"): True, wantch_key("hv2"): True}

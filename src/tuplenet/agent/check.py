@@ -13,20 +13,8 @@ from .flow import Flow
 from .ondemand import demand_facts
 from .ovsdb import LocalOvs, OvsdbError
 from .pipeline.ondemand import MODE_KEY
+from .status import read_status
 from .view import View
-
-
-def _status(rundir: str) -> dict:
-    """The running agent's status file (empty if there is none)."""
-    import json
-    import os
-
-    try:
-        with open(os.path.join(rundir, "status.json")) as f:
-            out = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return out if isinstance(out, dict) else {}
 
 
 def compute_desired(cfg) -> tuple[Engine, str]:
@@ -47,8 +35,9 @@ def compute_desired(cfg) -> tuple[Engine, str]:
     for k, v in ovs_facts(state).items():
         view.apply(k, v, changed)
     # The running agent's mode and demand set (ondemand.py), from its status; ONDEMAND if it has none.
-    status = _status(cfg.rundir)
-    mode = (status.get("ondemand") or {}).get("enabled")
+    status = read_status(cfg.rundir)  # the running agent's (empty if there is none)
+    od = status.get("ondemand")
+    mode = od.get("enabled") if isinstance(od, dict) else None
     on = cfg.ondemand if not isinstance(mode, bool) else mode
     view.apply(MODE_KEY, on, changed)
     view.apply(("hash_fn",), cfg.hash_fn, changed)  # ECMP and redirect settings, as the daemon has them

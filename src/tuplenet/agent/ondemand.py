@@ -279,7 +279,9 @@ class OnDemand:
 def demand_facts(view: View, status: dict) -> dict[tuple, Any]:
     """The want/wantch facts of a running agent, from its status (for `tuplenet check`)."""
     out: dict[tuple, Any] = {}
-    for pair in (status.get("ondemand") or {}).get("wanted") or []:
+    mine = status.get("ondemand") if isinstance(status, dict) else None
+    wanted = mine.get("wanted") if isinstance(mine, dict) else None
+    for pair in wanted if isinstance(wanted, list) else []:  # a damaged status file: nothing
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
             continue
         lsp = view.facts.get(("lsp", pair[0], pair[1]))

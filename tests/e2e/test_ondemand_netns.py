@@ -36,7 +36,9 @@ def vm(sb: NetnsSandbox, name: str, host: str, ls: str, ip: str) -> None:
 
 
 def ping(sb: NetnsSandbox, src: str, dst: str, count: int = 1) -> int:
-    return sb.exec(src, ["ping", "-c", str(count), "-i", "0.2", "-W", "2", dst], check=False, timeout=30).returncode
+    """ping's exit status, except that any lost echo counts as a failure (ping exits 0 once one came back)."""
+    res = sb.exec(src, ["ping", "-c", str(count), "-i", "0.2", "-W", "2", dst], check=False, timeout=30)
+    return res.returncode or (0 if f", {count} received" in res.stdout else 1)
 
 
 def ondemand_status(sb: NetnsSandbox, host: str) -> dict:

@@ -124,13 +124,12 @@ def main() -> int:
         print(f"BFD up to both edges {time.monotonic() - t0:.2f} s after the agents started; "
               f"16 flows: {sum(v == 'hv2' for v in where.values())} via hv2, {sum(v == 'hv3' for v in where.values())} "
               f"via hv3")
-        fresh = iter(range(1000, 60000))  # new connections: one that hashes to hv2 per run (old ones are sticky)
+        flow = min(k for k, v in where.items() if v == "hv2")
         # A BFD session that has just come up runs at 1 s until both ends agree on the configured rate; the
         # steady state (the rate the detection time is quoted for) is what each run measures.
         lab.wait_bfd_rate("hv2", BFD_MS)
         windows, detections, slow = [], [], []
         for run in range(a.runs):
-            flow = next(k for k in fresh if lab.locate(k) == "hv2")
             window, detect, lost = one_run(lab, flow, a.interval / 1000)
             windows.append(window)
             detections.append(detect)
@@ -141,6 +140,8 @@ def main() -> int:
             t_up = time.monotonic()
             lab.wait_bfd_rate("hv2", BFD_MS)
             slow.append(time.monotonic() - t_up)
+            if lab.locate(flow) != "hv2":
+                lab.wait_ecmp(16)
         med, worst = statistics.median(windows), max(windows)
         print(f"loss window: median {med * 1000:.0f} ms, max {worst * 1000:.0f} ms over {a.runs} runs "
               f"(budget {BUDGET_S * 1000:.0f} ms: {'OK' if worst <= BUDGET_S else 'OVER'})")

@@ -8,7 +8,7 @@ from topo_helpers import build_view, edge_facts
 
 from tuplenet.agent import tables as T
 from tuplenet.agent.engine import Engine
-from tuplenet.agent.flow import BundleLoad, Ct, Load, Resubmit, SetField, ip_int
+from tuplenet.agent.flow import BundleLoad, Load, Resubmit, SetField, ip_int
 from tuplenet.agent.outputs import Wish
 from tuplenet.model import LSR, Chassis
 
@@ -23,11 +23,6 @@ def _table(e: Engine, table: int) -> list:
     return sorted((f for f in e.active.values() if f.table == table), key=lambda f: (f.priority, f.body_text()))
 
 
-def _pick(e: Engine) -> BundleLoad:
-    """The new connections' pick of the (one) ECMP group."""
-    return next(f for f in _table(e, T.LR_IN_ECMP_CT) if f.priority == 1).actions[0]
-
-
 def _bfd(e: Engine) -> dict:
     return {i[2]: w.value for i, w in e.desired_outputs("wish", "bfd").items()}
 
@@ -35,23 +30,11 @@ def _bfd(e: Engine) -> dict:
 def test_two_edges_make_one_bundle_and_a_flow_per_edge() -> None:
     e = _run(edge_facts())
     ecmp_route = [f for f in _table(e, T.LR_IN_ROUTE) if f.priority == 2 << 6]
-    assert len(ecmp_route) == 1  # conntrack in the router's zone, then the pick
-    assert ecmp_route[0].actions == (Ct(zone=3, table=T.LR_IN_ECMP_CT),)
-    pick = _pick(e)
+    assert len(ecmp_route) == 1
+    pick = ecmp_route[0].actions[0]
     assert isinstance(pick, BundleLoad) and pick.fields == "nw_dst" and pick.algorithm == "hrw"
     assert pick.members == (10, 11) and pick.dst == T.R_OFPORT  # route-name order: to_edge1 (hv2), to_edge2 (hv3)
-    # A connection marked with its edge (ct_mark bits 1-15 = its tunnel port) checks that edge alone ...
-    sticky = {next(m.value >> 1 for m in f.match if m.field == "ct_mark"): f for f in _table(e, T.LR_IN_ECMP_CT)
-              if f.priority == 34}
-    assert sorted(sticky) == [10, 11]
-    assert sticky[11].actions == (BundleLoad("nw_dst", (11,), T.R_OFPORT, 0, 16), Resubmit(T.LR_IN_ECMP_LIVE))
-    # ... re-picks only when that edge is dead, and is marked once.
-    live = [f for f in _table(e, T.LR_IN_ECMP_LIVE) if f.priority]
-    assert len(live) == 1 and live[0].actions[0] == pick
-    commits = [f for f in _table(e, T.LR_IN_ECMP_COMMIT) if f.priority == 1]
-    assert {f.actions[0].exec for f in commits} == {(Load("ct_mark", 10, 1, 15),), (Load("ct_mark", 11, 1, 15),)}
-    assert all(f.actions[0].commit and f.actions[0].zone == 3 for f in commits)
-    assert len([f for f in _table(e, T.LR_IN_ECMP_COMMIT) if f.priority == 34]) == 2  # already marked: no commit
+    assert ecmp_route[0].actions[1] == Resubmit(T.LR_IN_ECMP)
     judge = _table(e, T.LR_IN_ECMP)
     members = [f for f in judge if f.priority == 34]
     dead = [f for f in judge if f.priority == 1]
@@ -69,7 +52,8 @@ def test_two_edges_make_one_bundle_and_a_flow_per_edge() -> None:
 
 def test_hash_fn_and_bfd_timers_come_from_the_agent_settings() -> None:
     e = _run({**edge_facts(), ("hash_fn",): "symmetric_l4", ("bfd_cfg",): (300, 400)})
-    assert _pick(e).fields == "symmetric_l4"
+    pick = next(f for f in _table(e, T.LR_IN_ROUTE) if f.priority == 2 << 6).actions[0]
+    assert pick.fields == "symmetric_l4"
     assert _bfd(e) == {"hv2": (300, 400), "hv3": (300, 400)}
 
 
@@ -143,7 +127,7 @@ def test_members_are_chassis_a_second_road_on_one_waits_its_turn() -> None:
     facts = edge_facts(edges=3)
     facts[("LR", "tp_LR_edge2")] = LR("tp_LR_edge2", 22, "hv2")  # a second road on hv2
     e = _run(facts)
-    pick = _pick(e)
+    pick = next(f for f in _table(e, T.LR_IN_ROUTE) if f.priority == 2 << 6).actions[0]
     assert pick.members == (10, 12)  # hv2 once (its first road by name), hv4
     member = next(f for f in _table(e, T.LR_IN_ECMP) if f.priority == 34 and any(
         m.field == T.R_OFPORT and m.value == 10 for m in f.match))

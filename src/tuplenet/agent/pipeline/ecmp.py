@@ -5,13 +5,11 @@ Every static route of one router with one destination prefix belongs to one deri
 that has its own tunnel port are the *edges*. With two or more edges (and not on a gateway: gateways
 never ECMP, as in 0.3) the owner emits:
 
-- lr_in_route: one flow above every plain static route of the prefix: conntrack in the router's zone;
-- lr_in_ecmp_ct: a connection whose ct_mark names an edge checks that edge alone; a new one picks an edge
-  with `bundle_load(HASH_FN, hrw, members = the edges' tunnel ports)`. OVS skips a member whose tunnel is
-  not alive - BFD down, or not up yet - so a dead edge leaves the set within the BFD detection time and a
-  new one joins only once BFD is up; lr_in_ecmp_live re-picks for a connection whose edge died;
-  lr_in_ecmp_commit writes the edge into the connection's mark. A connection therefore keeps its edge
-  while that edge lives, whatever edges join or come back (hashing alone would move a share to them);
+- lr_in_route: one flow above every plain static route of the prefix that picks an edge with
+  `bundle_load(HASH_FN, hrw, members = the edges' tunnel ports)`. OVS skips a member whose tunnel is not
+  alive - BFD down, or not up yet - so a dead edge leaves the set within the BFD detection time, a new
+  one joins only once BFD is up, and highest-random-weight hashing moves only the flows of the edge that
+  changed: every other connection keeps its edge;
 - lr_in_ecmp: per edge, "reg4 = its tunnel port" -> that route's registers; reg4 = 0xffff (no edge
   alive) -> drop, counted by that flow's packet counter.
 
@@ -24,11 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import tables as T
-from ..flow import BundleLoad, Ct, Flow, Load, M, Resubmit, fmt_ip, match
+from ..flow import BundleLoad, Flow, M, Resubmit, fmt_ip, match
 from ..outputs import DerivedKind, Wish
 from ..view import Reader, route_group
 from .common import lr_here, lr_of, peer_lrp, peer_lsp
-from .ctzone import zone
 from .routing import route_actions, route_match
 
 ECMP = "ecmp"
@@ -37,13 +34,6 @@ DEFAULT_HASH = "nw_dst"  # 0.3's HASH_FN default
 DEFAULT_BFD_MS = 250  # BFD declares a peer down after 3 missed intervals: ~0.75 s detection
 ECMP_LEVEL = 2  # route priority level above connected (0) and static (1) routes, as 0.3
 DEAD_BASE, MEMBER_BASE = 1, 34  # lr_in_ecmp bands: + prefix length, so longer prefixes win
-NEW_BASE, STICKY_BASE = 1, 34  # lr_in_ecmp_ct / _live / _commit bands, likewise
-# ct_mark bits 1-15: the connection's edge (its tunnel ofport). Bit 0 is the ACLs', 16-31 the load balancers'
-# (pipeline/acl.py, lb.py); the router's zone holds no ACL state, and the load balancer's tag is kept.
-MARK_OFS, MARK_BITS = 1, 15
-MARK_MASK = ((1 << MARK_BITS) - 1) << MARK_OFS
-MARK_MAX = (1 << MARK_BITS) - 1
-_TRK = 0x20
 
 
 def _group_of(key: tuple, lsr: Any) -> tuple[tuple, ...]:
@@ -110,26 +100,8 @@ def ecmp_outputs(r: Reader, owner: tuple, members: list[tuple]) -> list:
         return outs
     ip = fmt_ip(net)
     rmatch = route_match(lr.id, ip, prefix)
-    hash_fn = r.get(("hash_fn",)) or DEFAULT_HASH
-    pick = BundleLoad(hash_fn, tuple(p for _, _, p in edges), T.R_OFPORT, 0, 16)
-    # Stickiness: the connection's edge lives in its ct_mark (bits 1-15) in the router's zone.
-    outs.append(Flow(T.LR_IN_ROUTE, (prefix << 10) + (ECMP_LEVEL << 6), rmatch,
-                     (Ct(zone=zone(lr.id), table=T.LR_IN_ECMP_CT),)))
-    outs.append(Flow(T.LR_IN_ECMP_CT, NEW_BASE + prefix, rmatch, (pick, Resubmit(T.LR_IN_ECMP_COMMIT))))
-    outs.append(Flow(T.LR_IN_ECMP_LIVE, NEW_BASE + prefix, match(*rmatch, M(T.R_OFPORT, T.OFPORT_NONE)),
-                     (pick, Resubmit(T.LR_IN_ECMP_COMMIT))))
-    for _, _, ofport in edges:
-        if ofport > MARK_MAX:
-            continue  # no room in the mark: this edge's connections follow the hash only
-        marked = M("ct_mark", ofport << MARK_OFS, MARK_MASK)
-        outs.append(Flow(T.LR_IN_ECMP_CT, STICKY_BASE + prefix, match(*rmatch, marked, M("ct_state", _TRK, _TRK)),
-                         (BundleLoad(hash_fn, (ofport,), T.R_OFPORT, 0, 16), Resubmit(T.LR_IN_ECMP_LIVE))))
-        mine = M(T.R_OFPORT, ofport)
-        outs.append(Flow(T.LR_IN_ECMP_COMMIT, STICKY_BASE + prefix, match(*rmatch, mine, marked),
-                         (Resubmit(T.LR_IN_ECMP),)))
-        outs.append(Flow(T.LR_IN_ECMP_COMMIT, NEW_BASE + prefix, match(*rmatch, mine), (
-            Ct(commit=True, zone=zone(lr.id), exec=(Load("ct_mark", ofport, MARK_OFS, MARK_BITS),)),
-            Resubmit(T.LR_IN_ECMP))))
+    pick = BundleLoad(r.get(("hash_fn",)) or DEFAULT_HASH, tuple(p for _, _, p in edges), T.R_OFPORT, 0, 16)
+    outs.append(Flow(T.LR_IN_ROUTE, (prefix << 10) + (ECMP_LEVEL << 6), rmatch, (pick, Resubmit(T.LR_IN_ECMP))))
     for lsr, lrp, ofport in edges:
         outs.append(Flow(T.LR_IN_ECMP, MEMBER_BASE + prefix, match(*rmatch, M(T.R_OFPORT, ofport)),
                          route_actions(lrp, lsr.next_hop, T.LR_OUT_START)))

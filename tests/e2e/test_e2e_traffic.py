@@ -49,6 +49,7 @@ class Net:
                 "-p", PREFIX, "-f", h["tunnel_ip"]]
         full, env = self.sb.command(host, argv)
         env["TUPLENET_OVSDB_PATH"] = os.path.join(h["dir"], "db.sock")
+        env["TUPLENET_RUNDIR"] = os.path.join(h["dir"], "tuplenet")  # the agent's: its mode and status live there
         return subprocess.run(full, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -137,8 +138,17 @@ def test_kill9_agent_recovers_and_flows_match_fresh_computation(net: Net) -> Non
     net.sb.agent_kill("hv2")
     net.sb.agent_start("hv2")
     net.reachable("vm1", "10.10.1.3")
-    wait_for(lambda: net.check("hv2").returncode == 0, timeout=30, interval=0.2,
-             what="hv2 flows equal a fresh computation")
+    last: list[str] = [""]
+
+    def same() -> bool:
+        r = net.check("hv2")
+        last[0] = (r.stdout + r.stderr)[-3000:]
+        return r.returncode == 0
+
+    try:
+        wait_for(same, timeout=30, interval=0.2, what="hv2 flows equal a fresh computation")
+    except TimeoutError:
+        pytest.fail(f"hv2 flows differ from a fresh computation:\n{last[0]}")
 
 
 def test_delete_port_stops_traffic_and_readd_resumes(net: Net) -> None:

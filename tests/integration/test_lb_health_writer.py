@@ -35,7 +35,8 @@ def test_writer_puts_leased_verdicts_and_survives_a_lost_lease(etcd, prefix: str
 
         # Back in service: deleted.
         w.submit(K1, False)
-        wait_for(lambda: store.get(K1) is None, timeout=10, what="verdict deleted")
+        # the writer counts a delete after etcd applied it: wait for the count too, not just the key
+        wait_for(lambda: store.get(K1) is None and w.deletes == 1, timeout=10, what="verdict deleted")
         assert w.puts >= 4 and w.deletes == 1 and w.errors == 0 and w.down == {K2}
     finally:
         w.stop()

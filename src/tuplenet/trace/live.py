@@ -22,6 +22,10 @@ from .packet import TraceError
 from .report import SCHEMA, outcome_text, result
 
 POLL = 0.02  # seconds between reads of the results while waiting
+# After the last hop reported: how long to keep reading for a switch-drop record. A host reports the hop from
+# the packet-in on tunnel ingress and the switch's drop from a second packet-in of the same pass, written just
+# after; without this, a trace could finish between the two and call a dropped packet delivered.
+SETTLE = 0.15
 DROP_TABLE = stage_table("drop")
 
 
@@ -97,6 +101,7 @@ def collect(store: Any, pending: list[Pending], wait: float) -> None:
     """Read the results of every pending trace until each is complete or `wait` seconds have passed."""
     deadline = time.monotonic() + wait
     todo = list(pending)
+    done_at: dict[int, float] = {}  # id(p) -> when it was first complete
     while todo:
         every: dict[str, list] | None = None
         if len(todo) > 1:  # --detect: one read of every result beats one read per trace
@@ -112,7 +117,10 @@ def collect(store: Any, pending: list[Pending], wait: float) -> None:
                 except W.WireError as exc:
                     p.bad.append(f"{kv.key}: {exc}")
             if complete(p):
-                todo.remove(p)
+                now = time.monotonic()
+                if now - done_at.setdefault(id(p), now) >= SETTLE or any(
+                        r.hop is not None and ("switch_drop" in r.hop or "error" in r.hop) for r in p.results):
+                    todo.remove(p)
         if not todo or time.monotonic() >= deadline:
             break
         time.sleep(POLL)

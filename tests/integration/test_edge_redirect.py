@@ -63,7 +63,8 @@ def test_redirect_through_another_edge_and_never_twice(lab: EdgeLab) -> None:
     got = P.parse(_send_until(lab, frame))
     assert got.raw == frame
     assert _counter(lab, "hv2", 1) > once
-    assert len(lab.net.phy_frames_from("hv3")) > via_hv3  # it crossed hv3
+    # it crossed hv3 (the underlay's capture of hv3's port may be written after the frame was delivered)
+    wait_for(lambda: len(lab.net.phy_frames_from("hv3")) > via_hv3, timeout=5, what="the frame in hv3's capture")
 
     _cut(lab, "hv3", "hv1")  # hv3 cannot reach hv1 either: the redirected frame is dropped there, once
     once, twice = _counter(lab, "hv2", 1), _counter(lab, "hv3", 2)

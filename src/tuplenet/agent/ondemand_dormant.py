@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _mac_key(mac: str) -> int:
-    return int(mac.replace(":", ""), 16)
+from .flow import mac_int
 
 
 class Dormant:
@@ -27,7 +25,7 @@ class Dormant:
 
     @staticmethod
     def _addrs(key: tuple, obj: Any) -> tuple[tuple, ...]:
-        return (("ip", key[1], obj.ip), ("mac", key[1], _mac_key(obj.mac)), ("name", key[2]))
+        return (("ip", key[1], obj.ip), ("mac", key[1], mac_int(obj.mac)), ("name", key[2]))
 
     def put(self, key: tuple, obj: Any, created: int) -> None:
         if key in self.records:
@@ -35,7 +33,7 @@ class Dormant:
         self.records[key] = (obj, created)
         by = self._by
         ls = key[1]
-        for a in (("ip", ls, obj.ip), ("mac", ls, _mac_key(obj.mac)), ("name", key[2])):  # = _addrs, inlined
+        for a in (("ip", ls, obj.ip), ("mac", ls, mac_int(obj.mac)), ("name", key[2])):  # = _addrs, inlined
             cur = by.get(a)
             by[a] = (key,) if cur is None else (*cur, key)
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..model.lb import lb_slot
+from .flow import mac_int
 
 EMPTY: frozenset = frozenset()
 
@@ -27,10 +28,6 @@ def route_group(ip: str, prefix: int) -> tuple[int, int]:
     return int(net.network_address), prefix
 
 
-def _mac_key(mac: str) -> int:
-    return int(mac.replace(":", ""), 16)
-
-
 def _index_keys(key: tuple, obj: Any) -> list[tuple]:
     """The index entries a fact belongs to; the single definition of every index."""
     kind = key[0]
@@ -38,7 +35,7 @@ def _index_keys(key: tuple, obj: Any) -> list[tuple]:
         if obj.ip == PATCH_IP:
             return [("I", "lsp_name", key[2]), ("I", "patch_ports")]
         # Address groups: a later port repeating a MAC or IP in its switch is shadowed (see duplicates.py).
-        return [("I", "lsp_name", key[2]), ("I", "ls_mac", key[1], _mac_key(obj.mac)),
+        return [("I", "lsp_name", key[2]), ("I", "ls_mac", key[1], mac_int(obj.mac)),
                 ("I", "ls_ip", key[1], obj.ip)]
     if kind == "chassis":
         return [("I", "chassis")]

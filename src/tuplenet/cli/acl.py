@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import output
+from .args import key_values
 from .commands import Ctx, say
 
 
@@ -22,17 +23,7 @@ def _svc(ctx: Ctx) -> Any:
 
 
 def _fields(opts: list[str]) -> dict[str, str]:
-    from tuplenet.control.errors import InvalidArgument
-
-    out: dict[str, str] = {}
-    for opt in opts:
-        k, sep, v = opt.partition("=")
-        if not sep or not k:
-            raise InvalidArgument(f"match fields are KEY=VALUE: {opt!r}")
-        if k in out:
-            raise InvalidArgument(f"match field {k} given twice")
-        out[k] = v
-    return out
+    return key_values(opts, "match field")
 
 
 def as_add(ctx: Ctx, a: list[str]) -> int:

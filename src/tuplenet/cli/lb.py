@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import output
+from .args import key_values
 from .commands import Ctx, say
 
 
@@ -28,21 +29,13 @@ def _kind(text: str) -> str:
 
 
 def lb_add(ctx: Ctx, a: list[str]) -> int:
-    from tuplenet.control.errors import InvalidArgument
     from tuplenet.control.lbs import build
 
     kind, dp, name, vip_port, rest = _kind(a[0]), a[1], a[2], a[3], a[4:]
     backends = ""
     if rest and "=" not in rest[0]:
         backends, rest = rest[0], rest[1:]
-    options: dict[str, str] = {}
-    for opt in rest:
-        k, sep, v = opt.partition("=")
-        if not sep or not k:
-            raise InvalidArgument(f"options are KEY=VALUE: {opt!r}")
-        if k in options:
-            raise InvalidArgument(f"option {k} given twice")
-        options[k] = v
+    options = key_values(rest, "option")
     lb = _svc(ctx).add_lb(build(kind, dp, name, vip_port, backends, options))
     return say(f"load balancer {lb.name} created ({lb.vip}:{lb.port}/{lb.protocol}, {len(lb.backends)} backends)")
 

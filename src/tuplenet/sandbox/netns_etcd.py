@@ -160,6 +160,15 @@ def registered_chassis(sb: NetnsSandbox) -> dict[str, str]:
             for kv in kvs}
 
 
+def _tail(path: str, lines: int = 15) -> str:
+    """The end of a log file (the sandbox's directory may be gone by the time someone reads a failure)."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError as exc:
+        return f"({exc})"
+
+
 def wait_agents(sb: NetnsSandbox, hosts: list[str], timeout: float = 30.0) -> None:
     """Until every agent in `hosts` has registered its chassis; an agent that dies meanwhile fails at once."""
     deadline = time.monotonic() + timeout
@@ -168,7 +177,8 @@ def wait_agents(sb: NetnsSandbox, hosts: list[str], timeout: float = 30.0) -> No
         for h in hosts:
             if not sb.agent_alive(h):
                 log = os.path.join(sb.host_dir(h), "log")
-                raise SandboxError(f"agent on {h} exited; see {log}/agent.out and {log}/tuplenet.log")
+                raise SandboxError(f"agent on {h} exited; see {log}/agent.out and {log}/tuplenet.log; last lines:\n"
+                                   + _tail(os.path.join(log, "agent.out")))
         with contextlib.suppress(OSError, ValueError):  # etcd restarting: try again
             missing = set(hosts) - set(registered_chassis(sb))
             if not missing:

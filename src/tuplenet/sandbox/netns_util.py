@@ -12,6 +12,7 @@ import re
 import shlex
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 
 from .procs import pid_alive, wait_for
@@ -134,10 +135,21 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+EXEC_WINDOW_TRIES = 40  # x 5 ms: longer than any execve of ours takes
+
+
 def owned_alive(pid: int | None, marker: str) -> bool:
     """True if `pid` runs and its command line mentions `marker` (a path of ours), so a reused pid is
     never mistaken for, or killed as, one of our daemons."""
-    return pid is not None and not gone(pid) and marker in cmdline(pid)
+    if pid is None or gone(pid):
+        return False
+    line = cmdline(pid)
+    for _ in range(EXEC_WINDOW_TRIES):  # in the middle of execve the kernel shows an empty command line
+        if line or gone(pid):
+            break
+        time.sleep(0.005)
+        line = cmdline(pid)
+    return marker in line
 
 
 def stop_owned(pid: int | None, marker: str, sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:

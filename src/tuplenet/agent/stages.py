@@ -118,8 +118,17 @@ STAGES: tuple[Stage, ...] = (
        matches=_ACL_MATCH, sets={"reg11"}, bands=_ACL_BANDS),
     _reserved("ls_in_qos", 10, "ls_in_mirror", "QoS marking and policing, ingress"),
     _reserved("ls_in_mirror", 11, "ls_in_arp", "port mirroring, ingress"),
-    _s("ls_in_arp", 4, ("arp_respond", "ls_in_lookup"), "ls_in_lookup", "ARP requests go to the responder",
-       matches={"dl_type", "arp_op"}, bands=(("default", 0, 0), ("arp", 2, 2))),
+    _s("ls_in_arp", 4, ("arp_respond", "ls_in_lookup", "ls_in_untunnel"), "ls_in_untunnel",
+       "ARP requests go to the responder", matches={"dl_type", "arp_op"}, bands=(("default", 0, 0), ("arp", 2, 2))),
+    _s("ls_in_untunnel", 5, ("ls_in_untunnel_known", "ls_in_lookup"), "ls_in_lookup",
+       "ENABLE_UNTUNNEL: IPv4 a local VM sends to its router (one with a default route) is checked against the "
+       "known subnets; frames from routers, patch ports and redirected frames pass (pipeline/untunnel.py)",
+       matches={"metadata", "dl_type", "dl_dst", "reg0", "reg10"},
+       bands=(("default", 0, 0), ("to_router", 1, 1), ("from_router", 2, 2), ("skip", 3, 3))),
+    _s("ls_in_untunnel_known", 16, ("ls_in_lookup",), None,
+       "ENABLE_UNTUNNEL: a destination in any router-port subnet of the topology continues; the rest leaves "
+       "through br-int-dsrgw to the host's own stack (DSR; one flow per distinct subnet, any switch)",
+       matches={"dl_type", "nw_dst"}, sets={"dl_dst"}, bands=(("dsr", 0, 0), ("known", 1, 33))),
     _s("ls_in_lookup", 6, ("ls_in_output", "ls_out_start", "to_chassis", "ls_in_ondemand", "ls_in_arp", "drop"), "drop",
        "destination port by MAC (here, through a tunnel, or the patch port); on-demand: a miss goes to the agent "
        "and, flagged redirected, to a fully programmed chassis (with none: paused until its flows are in)",

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..store import KV, Store, StoreError
-from . import binding
+from . import binding, ready_publish
 from .aclhits import AclHits
 from .aclreject import AclReject
 from .barrier import Barrier
@@ -170,6 +170,7 @@ class Agent:
         self.presence = ChassisPresence(self.store, sid, cfg.tunnel_ip, cfg.liveness_ttl)
         self._register()
         self.presence.start_liveness()
+        self.ready_pub = ready_publish.start_for(self.readiness, self.store, sid, lambda: self.presence.lease)
         self.sync.start(rev)
         if cfg.ondemand:  # flows learned on demand age out when idle (ondemand.py)
             self._ager = Ager(self.conn, aging_period(cfg.ondemand_idle), lambda n: self.q.put(("ondemand_usage", n)))
@@ -468,6 +469,8 @@ class Agent:
             self.health.stop()
         if self.sync:
             self.sync.stop()
+        if getattr(self, "ready_pub", None):  # before the lease is revoked
+            self.ready_pub.stop()
         if self.presence:
             self.presence.stop()
         if self._ager:

@@ -50,7 +50,7 @@ def test_tpctl_version_loads_no_etcd_client_at_all() -> None:
     code, _, modules = loaded(["--version"])
     assert code == 0
     assert present(modules, [*HEAVY, *DAEMON, "tuplenet.agent", "tuplenet.store.transport", "tuplenet.store.store",
-                             "tuplenet.control", "tuplenet.model", "logging", "socket"]) == []
+                             "tuplenet.control", "tuplenet.model", "logging", "socket", "argparse"]) == []
 
 
 def test_tpctl_show_loads_the_control_layer_but_no_http_client_tls_or_agent() -> None:

@@ -6,8 +6,11 @@ only when a command needs them: tpctl is run in loops by scripts and must start 
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+TYPE_CHECKING = False  # argparse is loaded when a parser is built: `tpctl --version` never builds one
+if TYPE_CHECKING:
+    import argparse
 
 GROUPS = {
     "ls": "operate on logical switch",
@@ -35,9 +38,21 @@ class UsageError(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
+def _parser_class() -> type[argparse.ArgumentParser]:
+    """argparse's parser with errors raised as UsageError (one line on stderr, exit 1), not printed."""
+    global _PARSER
+    if _PARSER is None:
+        import argparse
+
+        class _Parser(argparse.ArgumentParser):
+            def error(self, message: str) -> None:  # type: ignore[override]
+                raise UsageError(message)
+
+        _PARSER = _Parser
+    return _PARSER
+
+
+_PARSER: type[argparse.ArgumentParser] | None = None
 
 
 # Global options that take a value: skipped when looking for the command name before parsing.
@@ -58,7 +73,8 @@ def _command_of(argv: list[str]) -> str | None:
 
 def build_parser(only_trace: bool = False) -> argparse.ArgumentParser:
     """tpctl's parser; `only_trace` leaves out the 0.3 commands (tpctl trace has a start-up budget)."""
-    p = _Parser(prog="tpctl", description="TupleNet logical topology admin tool")
+    parser_cls = _parser_class()
+    p = parser_cls(prog="tpctl", description="TupleNet logical topology admin tool")
     p.add_argument("-e", "--endpoints", default="localhost:2379", help="etcd endpoints, comma separated")
     p.add_argument("-p", "--prefix", default="/tuplenet", help="key prefix in etcd")
     p.add_argument("-j", "--json", action="store_true", help="output as JSON")
@@ -67,9 +83,9 @@ def build_parser(only_trace: bool = False) -> argparse.ArgumentParser:
     from tuplenet.store.security import add_arguments as add_etcd_security
 
     add_etcd_security(p)  # --cacert --cert --key --user --password, as etcdctl spells them
-    common = _Parser(add_help=False)
+    common = parser_cls(add_help=False)
     common.add_argument("-j", "--json", dest="json_leaf", action="store_true", help="output as JSON")
-    groups = p.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
+    groups = p.add_subparsers(dest="group", metavar="COMMAND", parser_class=parser_cls)
     sub: dict[str, argparse._SubParsersAction] = {}
     for (group, action), (aliases, _lo, _hi, usage, argtext, _h) in _commands(only_trace):
         if group not in sub:
@@ -77,7 +93,7 @@ def build_parser(only_trace: bool = False) -> argparse.ArgumentParser:
             if not action:
                 _leaf(gp, group, argtext)
                 continue
-            sub[group] = gp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+            sub[group] = gp.add_subparsers(dest="action", metavar="ACTION", parser_class=parser_cls)
         leaf = sub[group].add_parser(action, aliases=list(aliases), parents=[common], help=usage)
         _leaf(leaf, group, argtext, action)
     from .trace import add_parser as add_trace
@@ -120,6 +136,10 @@ def _resolve(group: str, action: str | None) -> tuple[str, str]:
 
 
 def run(argv: list[str]) -> int:
+    if argv in (["-v"], ["--version"]):  # scripts ask this in loops: answered before any parser is built
+        from tuplenet import __version__
+
+        return _out(f"tpctl {__version__}")
     import os
 
     from tuplenet.store.security import from_args as etcd_security

@@ -10,11 +10,13 @@ from ..view import Reader
 from . import acl, const, ecmp, gateway, lb, mirror, nat, ondemand, ovswishes, physical, routing, switching
 from .lbhealth import health_flows as lb_health_flows
 from .redirect import redirect_flows
+from .untunnel import DSR_NETS, dsr_flows, dsr_port_flows
 
 OWNER_KINDS = ("lsp", "lrp", "lsr", "lnat", "chassis", "tun", "mirror", "ipfix", "ondemand", "neigh")
 OWNER_KINDS += ("redirect",)  # ENABLE_REDIRECT: pipeline/redirect.py
 OWNER_KINDS += ("ls_lb", "lr_lb")  # load balancers: pipeline/lb.py; their health-check monitor flows: lbhealth.py
-DERIVED = (ovswishes.TUNNELS, ecmp.ECMP_GROUPS, acl.ACLS)
+OWNER_KINDS += ("untunnel",)  # ENABLE_UNTUNNEL: pipeline/untunnel.py (DSR through br-int-dsrgw)
+DERIVED = (ovswishes.TUNNELS, ecmp.ECMP_GROUPS, acl.ACLS, DSR_NETS)
 
 
 def compute(r: Reader, owner: tuple) -> list[Flow]:
@@ -28,7 +30,7 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
         return []
     if kind == "lsp":
         return (switching.lsp_flows(r, owner, obj) + ovswishes.patch_wishes(r, owner, obj)
-                + gateway.patch_flows(r, owner, obj))
+                + gateway.patch_flows(r, owner, obj) + dsr_port_flows(r, owner, obj))
     if kind == "lrp":
         return routing.lrp_flows(r, owner, obj)
     if kind == "lsr":
@@ -43,6 +45,8 @@ def compute(r: Reader, owner: tuple) -> list[Flow]:
         return physical.tunnel_flows(obj)
     if kind == "ipfix":
         return ovswishes.ipfix_wishes(owner, obj)  # type: ignore[return-value]
+    if kind == "untunnel":
+        return dsr_flows(r, owner, obj)
     if kind == "redirect":
         return redirect_flows(r, owner, obj)
     if kind == "ondemand":

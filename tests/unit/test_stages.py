@@ -35,7 +35,8 @@ def _scenarios() -> dict[str, dict]:
             "patch port": patch, "no port security": no_ps, "flow-based tunnel only": no_tunnel,
             "third chassis": more, "ecmp to two edges": edge_facts(),
             "redirect between edges": {**edge_facts(), ("redirect",): True, ("tundead", "hv3"): True}, "acls": acls, "load balancers": _lb_facts(base),
-            "on-demand with a helper": {**pinned_away, ("ondemand",): True, ("live", "hv2"): True}}
+            "on-demand with a helper": {**pinned_away, ("ondemand",): True, ("live", "hv2"): True},
+            "untunnel": {**nat_kinds, ("untunnel",): ("aa:55:aa:55:00:01", 77)}}
 
 
 def _lb_facts(base: dict) -> dict:

@@ -21,7 +21,7 @@ from .names import Names
 from .packet import TraceError
 
 MAX_HOPS = 64  # chassis crossings per packet: more is a forwarding loop
-LOCAL_KINDS = ("self", "bind", "patchport", "tun", "tunfb", "live")
+LOCAL_KINDS = ("self", "bind", "patchport", "tun", "tunfb", "live", "untunnel")
 
 
 class Model:
@@ -103,6 +103,8 @@ def ports_of(view: View, chassis: str) -> dict[int, Port]:
             ports[ofport] = Port("tunnel", key[1])
         elif kind == "tunfb":
             ports[ofport] = Port("tunfb", "")
+        elif kind == "untunnel":  # (MAC, ofport) of br-int-dsrgw (pipeline/untunnel.py)
+            ports[ofport[1]] = Port("dsr", "br-int-dsrgw")
     return ports
 
 
@@ -207,7 +209,7 @@ class Fabric:
         return (own or fb)[0], pkt
 
 
-_LEAVES = ("deliver", "patch", "controller", "tunnel")
+_LEAVES = ("deliver", "patch", "controller", "tunnel", "dsr")
 
 
 def hop_outcomes(hop: HopTrace) -> list[dict[str, Any]]:
@@ -223,6 +225,9 @@ def hop_outcomes(hop: HopTrace) -> list[dict[str, Any]]:
         elif e.kind == "patch":
             out.append({"result": "physical", "chassis": hop.chassis, "switch": e.data["switch"],
                         "port": e.data["port"], "ofport": e.data["ofport"], "packet": e.pkt})
+        elif e.kind == "dsr":
+            out.append({"result": "dsr", "chassis": hop.chassis, "port": e.data["port"], "ofport": e.data["ofport"],
+                        "packet": e.pkt})
         elif e.kind == "controller":
             out.append({"result": "controller", "chassis": hop.chassis, "opcode": e.data["opcode"],
                         "reason": e.data["meaning"], "packet": e.pkt})

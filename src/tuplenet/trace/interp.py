@@ -52,7 +52,7 @@ class Send(NamedTuple):
 
 
 class Port(NamedTuple):
-    kind: str         # vif | patch | tunnel | tunfb
+    kind: str         # vif | patch | tunnel | tunfb | dsr (br-int-dsrgw, ENABLE_UNTUNNEL)
     name: str         # iface-id / chassis name
     switch: str = ""  # logical switch of a vif or patch port
 
@@ -278,6 +278,9 @@ class _Walk:
         if p.kind == "vif":
             self.events.append(Event("deliver", idx, f"output to {p.switch}/{p.name} on {cp.chassis}",
                                      {"ofport": port, "switch": p.switch, "port": p.name}, dict(pkt)))
+        elif p.kind == "dsr":  # ENABLE_UNTUNNEL: handed to the host's own stack (pipeline/untunnel.py)
+            self.events.append(Event("dsr", idx, f"output to {p.name} (DSR: the host's own stack) on {cp.chassis}",
+                                     {"ofport": port, "port": p.name}, dict(pkt)))
         elif p.kind == "patch":
             self.events.append(Event("patch", idx, f"output to patch port {p.switch}/{p.name} (physical "
                                      f"bridge) on {cp.chassis}", {"ofport": port, "switch": p.switch,

@@ -121,6 +121,8 @@ def outcome_text(o: dict[str, Any]) -> str:
         return f"delivered to {o['switch']}/{o['port']} on {o['chassis']}"
     if r == "physical":
         return f"out of patch port {o['switch']}/{o['port']} on {o['chassis']} (physical network)"
+    if r == "dsr":
+        return f"out of {o['port']} on {o['chassis']} (DSR: the host's own stack)"
     if r == "controller":
         return f"to the agent on {o['chassis']}: {o['reason']}"
     return f"dropped on {o['chassis']}: {o['reason']}"
@@ -153,7 +155,7 @@ def to_text(doc: dict[str, Any], brief: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-_ARROW = {"deliver": "=>", "patch": "=>", "tunnel": "=>", "controller": "=>", "dead_end": "xx", "error": "!!",
+_ARROW = {"deliver": "=>", "dsr": "=>", "patch": "=>", "tunnel": "=>", "controller": "=>", "dead_end": "xx", "error": "!!",
           "skip": "xx"}
 
 

@@ -44,6 +44,11 @@ def compute_desired(cfg) -> tuple[Engine, str]:
     view.apply(("bfd_cfg",), (cfg.bfd_interval_ms, cfg.bfd_interval_ms), changed)
     if cfg.redirect:
         view.apply(("redirect",), True, changed)
+    if cfg.untunnel:  # as the daemon has it: the DSR port's fact (untunnel_host.py)
+        from .untunnel_host import dsr_fact
+
+        for k, v in dsr_fact(state).items():
+            view.apply(k, v, changed)
     if on:
         for k, v in demand_facts(view, status).items():
             view.apply(k, v, changed)

@@ -81,6 +81,7 @@ class Agent:
         self.claimer: binding.ClaimWriter | None = None  # started with the store
         self.readiness = Readiness()
         self.gw: GatewayArp | None = None  # GATEWAY=1: ARP on the outside switches (gateway_arp.py)
+        self.dsr = None  # ENABLE_UNTUNNEL: br-int-dsrgw and the host's settings (untunnel_host.py)
         self.kvs: dict[tuple, KV] = {}  # lsp and chassis records only: what CAS writes compare against
         self.ovs: LocalOvs | None = None
         self.conn = None
@@ -132,6 +133,11 @@ class Agent:
         self.self_id = sid
         self.ondemand.self_id = sid
         self.ovs.ensure_bridge(cfg.datapath_type)
+        if cfg.untunnel:  # DSR: the agent owns br-int-dsrgw (and removes its own when the option is off)
+            from .untunnel_host import UntunnelHost
+
+            self.dsr = UntunnelHost()
+        self.ovs.set_dsrgw(cfg.untunnel)
         phase("ovsdb")
         self._connect_openflow()
         phase("openflow")
@@ -410,6 +416,8 @@ class Agent:
         if self.cfg.redirect:  # a dead tunnel (BFD) sends frames to another edge (pipeline/redirect.py)
             new[("redirect",)] = True
         new[("bfd_cfg",)] = (self.cfg.bfd_interval_ms, self.cfg.bfd_interval_ms)
+        if self.dsr is not None:  # (MAC, ofport) of br-int-dsrgw: the DSR hand-off (pipeline/untunnel.py)
+            new.update(self.dsr.facts(state))
         if self.cfg.gateway:  # gateways never ECMP and run BFD on every tunnel (pipeline/ecmp.py)
             new[("gateway",)] = True
         if self.cfg.ipfix_collector:  # br-int's IPFIX row (pipeline/ovswishes.py); unset: ours is removed

@@ -28,6 +28,7 @@ from tuplenet.agent.ovsdb_mirror import D_MIRROR
 from tuplenet.agent.ovsdb_model import (
     D_BFD,
     D_BRIDGE,
+    D_DSRGW,
     D_EXTIDS,
     D_MARKS,
     D_PATCH,
@@ -228,6 +229,11 @@ class LocalOvs(IdlThread):
                 raise ValueError(f"an IPFIX wish must be an IpfixSpec, not {type(spec).__name__}")
             return self.set_ipfix(spec)
         raise ValueError(f"unknown OVSDB wish kind {kind!r}")
+
+    def set_dsrgw(self, on: bool) -> Future[None]:
+        """ENABLE_UNTUNNEL: the internal port br-int-dsrgw on the integration bridge (True), or ours removed
+        (False); a port of that name we did not mark is taken over when wanted and never removed."""
+        return self._submit(lambda: setattr(self._desired, "dsrgw", bool(on)), D_DSRGW)
 
     def set_ipfix(self, spec: IpfixSpec | None) -> Future[None]:
         """Bridge IPFIX on the integration bridge as `spec` (None: remove ours). Only a row the agent created

@@ -20,6 +20,8 @@ FLOWBASED_PORT = "tupleNet-flowbased"
 ROLE_KEY = "tuplenet-role"
 ROLE_FLOWBASED = "flowbased"
 ROLE_PATCH = "patch"
+ROLE_DSRGW = "dsrgw"
+DSRGW_PORT = "br-int-dsrgw"  # ENABLE_UNTUNNEL: internal port to the host's own stack (0.3 name)
 CHASSIS_KEY = "chassis-id"
 IFACE_ID_KEY = "iface-id"
 INSTALLED_KEY = "tuplenet-installed"  # readiness mark: every flow of the port is installed (OVN: ovn-installed)
@@ -32,6 +34,7 @@ D_TUNNELS = "tunnels"
 D_PATCH = "patch"
 D_BFD = "bfd"
 D_MARKS = "marks"
+D_DSRGW = "dsrgw"
 
 
 class OvsdbError(Exception):
@@ -204,6 +207,7 @@ class Desired:
     mirrors: dict[str, tuple] | None = None  # mirror name -> wish (agent/ovsdb_mirror.py)
     ipfix: IpfixSpec | None = None  # bridge IPFIX wanted (None: none of ours) ...
     ipfix_managed: bool = False  # ... once the agent has said so: until then its rows are left alone
+    dsrgw: bool | None = None  # br-int-dsrgw wanted (True) or ours removed (False); None: not managed
 
 
 def patch_port_problem(lsp: str, peer: str, bridge: str) -> str | None:
@@ -326,6 +330,8 @@ def desired_ports(view: DbView, desired: Desired) -> tuple[list[PortSpec], set[s
                                   domain=D_PATCH))
         else:
             keep.add(lsp)
+    if desired.dsrgw:
+        specs.append(PortSpec(DSRGW_PORT, br, "internal", {}, {ROLE_KEY: ROLE_DSRGW}, domain=D_DSRGW))
     for name, typ, opts in collector_specs(desired.mirrors, frozenset((desired.tunnels or {}).values())):
         specs.append(PortSpec(name, br, typ, opts, {ROLE_KEY: ROLE_MIRROR}, domain=D_MIRROR))
     return specs, keep
@@ -389,7 +395,7 @@ class Planner:
         name = desired.bridge
         br = view.bridges.get(name)
         if br is None:
-            p.blocked |= {D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS, D_MIRROR, D_IPFIX}
+            p.blocked |= {D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS, D_MIRROR, D_IPFIX, D_DSRGW}
             if desired.ensure_bridge:
                 if not view.has_root:
                     p.errors[D_BRIDGE] = "the Open_vSwitch table is empty (has `ovs-vsctl init` run?)"
@@ -522,4 +528,6 @@ def _owner(port: PortView, on_bridge: bool, desired: Desired) -> str | None:
             return D_PATCH
         if desired.mirrors is not None and on_bridge and ext.get(ROLE_KEY) == ROLE_MIRROR:
             return D_MIRROR
+        if desired.dsrgw is False and on_bridge and ext.get(ROLE_KEY) == ROLE_DSRGW:
+            return D_DSRGW
     return None

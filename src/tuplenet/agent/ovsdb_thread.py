@@ -21,6 +21,7 @@ from tuplenet.agent.ovsdb_mirror import D_MIRROR
 from tuplenet.agent.ovsdb_model import (
     D_BFD,
     D_BRIDGE,
+    D_DSRGW,
     D_EXTIDS,
     D_MARKS,
     D_PATCH,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tuplenet.agent.ovsdb")
 
-_DOMAINS = (D_BRIDGE, D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS, D_IPFIX, D_MIRROR)
+_DOMAINS = (D_BRIDGE, D_EXTIDS, D_TUNNELS, D_PATCH, D_BFD, D_MARKS, D_IPFIX, D_MIRROR, D_DSRGW)
 _PUBLISH_INTERVAL = 0.05  # s: the longest wait between state rebuilds during bursts of OVSDB updates
 _PUBLISH_SHARE = 0.2  # during a burst, rebuilding the state takes at most this share of the thread's time
 _PUBLISH_BURST = 0.02  # s of rebuild CPU allowed at once after a quiet spell (a token bucket's depth)

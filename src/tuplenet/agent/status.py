@@ -73,6 +73,7 @@ def build_status(a: Any) -> dict:
         # BFD per tunnel that runs it (tunnels to edges; every tunnel on a gateway): state, forwarding, flaps.
         "bfd": {c: dict(st) for c, st in a.ovs.snapshot().tunnel_bfd.items() if st} if a.ovs else {},
         "ecmp": ecmp_status(a),  # equal-cost groups here, packets dropped with no edge alive
+        "untunnel": a.dsr.status() if getattr(a, "dsr", None) else {},  # DSR port and host settings
     }
 
 

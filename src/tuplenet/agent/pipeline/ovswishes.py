@@ -6,11 +6,9 @@ the owners a change touches are recomputed and the daemon applies the wish delta
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from ..outputs import DerivedKind, Wish
-from ..ovsdb_ipfix import IpfixSpec
 from ..view import PATCH_IP, Reader
 from .ecmp import BFD, bfd_timers
 from .ondemand import chassis_counted
@@ -63,6 +61,10 @@ def ipfix_wishes(key: tuple, cfg: Any) -> list[Wish]:
     present only when IPFIX_COLLECTOR is set) as the bridge's IPFIX row. As in 0.3: the host's IP as a
     uint32 is the observation domain (so a collector tells hosts apart), observation point 0, and no tunnel
     header sampling (0.3 meant `enable-tunnel-sampling=false` but wrote "flase")."""
+    import ipaddress
+
+    from ..ovsdb_ipfix import IpfixSpec  # only a host exporting IPFIX loads the OVSDB row types
+
     collector, sampling, tunnel_ip = cfg
     return [Wish(IPFIX, (), IpfixSpec((collector,), sampling, obs_domain_id=int(ipaddress.IPv4Address(tunnel_ip)),
                                      obs_point_id=0, other_config=(("enable-tunnel-sampling", "false"),)))]

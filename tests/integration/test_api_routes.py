@@ -72,7 +72,8 @@ def test_switch_ports_and_ipam(client, etcd, prefix, store):
           "chassis": "hv1"}
     assert ok(r, 201) == p1 and r.headers["location"] == "/api/v2/switches/ls1/ports/p1"
     # What tpctl reads is what the API wrote (one control layer).
-    assert json.loads(tpctl_ok(etcd, prefix, "lsp", "show", "ls1", "p1", "-j")) == [p1]
+    # (reads add readiness: hv1 has no agent reporting, so unknown)
+    assert json.loads(tpctl_ok(etcd, prefix, "lsp", "show", "ls1", "p1", "-j")) == [{**p1, "ready": "unknown"}]
     p2 = ok(client.post("/switches/ls1/ports", {"name": "p2", "ip": "10.0.0.3", "mac": "02:AA:bb:cc:dd:ee"}), 201)
     assert p2["mac"] == "02:aa:bb:cc:dd:ee"
     # IPAM: the first free address of the subnet, the gateway (first host by default) skipped.

@@ -54,7 +54,7 @@ def test_switch_port_commands(etcd, prefix, ctl):
     ports = json.loads(ok(etcd, prefix, "-j", "lsp", "show", "ls1"))
     assert [p["name"] for p in ports] == ["p1", "p2"]
     assert ports[0] == {"switch": "ls1", "name": "p1", "ip": "10.0.0.2", "mac": "f2:01:0a:00:00:02",
-                        "peer": None, "chassis": None}
+                        "peer": None, "chassis": None, "ready": "false"}  # bound nowhere: not ready
     fails(etcd, prefix, "lsp", "add", "ls1", "p3", "10.0.0.256", match="invalid IP")
     fails(etcd, prefix, "lsp", "add", "ls1", "p3", "10.0.0.4", "zz:zz", match="invalid MAC address")
     fails(etcd, prefix, "lsp", "add", "ls1", "p1", "10.0.0.9", match="switch ls1 port p1 exists")

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from tuplenet.control import Controller, InvalidArgument
+from tuplenet.control.readiness import port_states
 
-from .common import ERRORS, Run, location, many, no_content, one
+from .common import ERRORS, Run, location, logged, many, no_content, one
 from .schemas import PatchPortIn, Switch, SwitchIn, SwitchPort, SwitchPortIn
 
 routes = APIRouter(tags=["switches"], responses=ERRORS)
@@ -38,9 +39,18 @@ async def delete_switch(switch: str, run: Run, recursive: Recursive = False) -> 
     return no_content()
 
 
+def _ports_json(c: Controller, ports: list) -> list[dict]:
+    """Ports sorted by name, each with `ready` from its chassis' report (control/readiness.py) where it applies."""
+    ports = sorted(ports, key=lambda p: p.name)
+    return [{**p.to_json(), **({} if s is None else {"ready": s})} for p, s in zip(ports, port_states(c, ports),
+                                                                                   strict=True)]
+
+
 @routes.get("/switches/{switch}/ports", response_model=list[SwitchPort], summary="list ports (lsp show)")
 async def list_switch_ports(switch: str, run: Run) -> JSONResponse:
-    return many(run, await run(lambda c: c.list_switch_ports(switch)))
+    body = await run(lambda c: _ports_json(c, c.list_switch_ports(switch)))
+    logged(run.ctl)
+    return JSONResponse(body)
 
 
 def _add_port(c: Controller, switch: str, body: SwitchPortIn):  # noqa: ANN202 - an LSP
@@ -64,7 +74,9 @@ async def add_switch_port(switch: str, body: SwitchPortIn, run: Run) -> JSONResp
 
 @routes.get("/switches/{switch}/ports/{port}", response_model=SwitchPort, summary="one port (lsp show)")
 async def get_switch_port(switch: str, port: str, run: Run) -> JSONResponse:
-    return one(await run(lambda c: c.get_switch_port(switch, port)))
+    [body] = await run(lambda c: _ports_json(c, [c.get_switch_port(switch, port)]))
+    logged(run.ctl)
+    return JSONResponse(body)
 
 
 @routes.delete("/switches/{switch}/ports/{port}", status_code=204, summary="delete a port (lsp del)")

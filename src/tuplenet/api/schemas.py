@@ -109,6 +109,8 @@ class SwitchPort(_Out):
     mac: str
     peer: str | None = None
     chassis: str | None = None
+    ready: str | None = Field(None, description="reads only: true (every flow installed on its chassis), false or "
+                              "unknown (no report from that chassis); absent for router-facing and patch ports")
 
 
 class RouterPort(_Out):

@@ -93,8 +93,12 @@ def lsp_del(ctx: Ctx, a: list[str]) -> int:
 
 
 def lsp_show(ctx: Ctx, a: list[str]) -> int:
+    from tuplenet.control.readiness import port_states  # ready=true|false|unknown from the agents' reports
+
     c = ctx.ctl
-    return _show(ctx, [c.get_switch_port(a[0], a[1])] if len(a) > 1 else c.list_switch_ports(a[0]))
+    ports = [c.get_switch_port(a[0], a[1])] if len(a) > 1 else c.list_switch_ports(a[0])
+    output.show(ports, ctx.as_json, [{} if s is None else {"ready": s} for s in port_states(c, ports)])
+    return 0
 
 
 def patchport_add(ctx: Ctx, a: list[str]) -> int:

@@ -8,10 +8,11 @@ traffic (or a shadowed switch black-holing) is worse than a clear "ignored" in t
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 
-log = logging.getLogger(__name__)
+from ..lazylog import get_logger
+
+log = get_logger(__name__)  # logging loads with the first message (lazylog)
 
 GROUPS = {"ls_mac": "MAC", "ls_ip": "IP", "dp_id": "id"}
 

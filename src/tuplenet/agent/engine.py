@@ -16,18 +16,18 @@ owner when its members change and drops it when it has none.
 from __future__ import annotations
 
 import gc
-import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..lazylog import get_logger
 from .flow import Flow
 from .outputs import Delta, DerivedKind, digest_of, ident_of
 from .pipeline import DERIVED, OWNER_KINDS, compute
 from .view import Reader, View
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # logging loads with the first message (lazylog)
 
 CONST_OWNER = ("const",)
 

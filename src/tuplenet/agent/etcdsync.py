@@ -3,16 +3,16 @@ compaction. Runs in its own thread and hands decoded batches to the agent's queu
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..lazylog import get_logger
 from ..model import ModelError, decode, parse_key
 from ..store import KV, Compacted, Store, StoreError
 from .importhold import ImportHold
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # logging loads with the first message (lazylog)
 
 TOPOLOGY = "entity_view/"
 

@@ -10,18 +10,18 @@ resumed) is reported loudly and no longer holds anything: waiting forever would 
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..lazylog import get_logger
 from ..model import IMPORT_MARKER_KEY, ROOT
 from ..model.importmark import ImportMarker
 from ..store import KV, Compacted, Event
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # logging loads with the first message (lazylog)
 
 HOLD_MAX_ENV = "TUPLENET_IMPORT_HOLD_MAX"
 DEFAULT_HOLD_MAX = 300.0

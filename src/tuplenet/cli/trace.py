@@ -6,10 +6,13 @@ same report. Heavy imports happen only when a trace runs, so `tpctl --help` stay
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 EXIT_WRONG = 3  # --detect found wrong paths
 
@@ -141,14 +144,15 @@ def live(opts: argparse.Namespace, req: Any, security: Any) -> dict[str, Any]:
 
 def live_options(opts: argparse.Namespace) -> list[str] | None:
     """Check the live options (TraceError names the first bad one); the --detect switches (None: all)."""
-    from tuplenet.model import ModelError, validate_name
-    from tuplenet.trace.livedetect import MAX_PAIRS
     from tuplenet.trace.request import TraceError
 
     if not 0 < opts.wait <= 60:
         raise TraceError("--wait must be more than 0 and at most 60 seconds")
     if opts.detect is None:
         return None
+    from tuplenet.model import ModelError, validate_name
+    from tuplenet.trace.livedetect import MAX_PAIRS
+
     if opts.simulate:
         raise TraceError("--detect traces live packets; drop --simulate")
     if not 1 <= opts.pairs <= MAX_PAIRS:

@@ -104,9 +104,13 @@ class OnDemand:
         facts = self.view.facts
         if ("bind", obj.name) in facts or ("plugged", obj.name) in facts:
             return False
-        members, ls = self.view.members, key[1]
-        return not any(k != key for ikey in (("I", "ls_ip", ls, obj.ip), ("I", "ls_mac", ls, mac_int(obj.mac)))
-                       for k in members(ikey))
+        # every remote port passes here at start-up: plain index probes, no generator
+        index, ls = self.view.index, key[1]
+        same = index.get(("I", "ls_ip", ls, obj.ip))
+        if same and (len(same) > 1 or key not in same):
+            return False
+        same = index.get(("I", "ls_mac", ls, mac_int(obj.mac)))
+        return not same or (len(same) == 1 and key in same)
 
     def _wake(self, key: tuple, changed: set[tuple]) -> Any:
         rec = self.dormant.pop(key)

@@ -95,6 +95,32 @@ def add_outside(sb: NetnsSandbox, host: str, ip: str = GATEWAY_IP, internet_ip: 
     return vm
 
 
+UNDERLAY_LEG_IP = "172.31.0.200/24"  # the outside's leg on the hosts' physical network (DSR's next hop)
+
+
+def add_underlay_leg(sb: NetnsSandbox, ip: str = UNDERLAY_LEG_IP) -> str:
+    """Give the outside a second interface `ul0` on the underlay bridge, so hosts reach it through their own
+    stack (ENABLE_UNTUNNEL: `ip route add default via 172.31.0.200` on a host). Its replies still go back
+    through the edge (its route to the VMs), so reverse-path filtering is off inside (idempotent)."""
+    with sb._locked():
+        vm = sb.state["vms"].get(NAME)
+        if vm is None:
+            raise SandboxError("no outside yet: add_outside first")
+        if vm.get("underlay_ip"):
+            return vm["underlay_ip"]
+        ns, ul, port = vm["netns"], sb.ns("ul"), ifname(sb.prefix, "outul")
+        run(["ip", "-n", ul, "link", "add", port, "type", "veth", "peer", "name", "ul0", "netns", ns])
+        run(["ip", "-n", ul, "link", "set", port, "master", ul, "up"])
+        nh._ip_batch(ns, [f"addr add {ip} dev ul0", "link set ul0 up"])
+        run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
+             "net.ipv4.conf.ul0.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"])
+        run(["ip", "netns", "exec", ns, "ethtool", "-K", "ul0", "tx", "off"])
+        vm["underlay_ip"] = ip.split("/")[0]
+        sb._save()
+    sb.log(f"outside    leg ul0 {ip} on the underlay")
+    return vm["underlay_ip"]
+
+
 def serve_http(sb: NetnsSandbox, target: str = NAME, bind: str = INTERNET_IP, port: int = 80,
                directory: str | None = None) -> subprocess.Popen[bytes]:
     """A plain HTTP server (python -m http.server) inside `target`; its log (one line per request, with
@@ -118,4 +144,5 @@ def http_get(sb: NetnsSandbox, target: str, url: str, timeout: float = 5.0) -> s
     return r.stdout
 
 
-__all__ = ["BRIDGE", "GATEWAY_IP", "INTERNET_IP", "add_outside", "edge_steps", "http_get", "serve_http"]
+__all__ = ["BRIDGE", "GATEWAY_IP", "INTERNET_IP", "UNDERLAY_LEG_IP", "add_outside", "add_underlay_leg", "edge_steps",
+           "http_get", "serve_http"]

@@ -146,6 +146,9 @@ def show_status(argv: list[str]) -> int:
     if ecmp.get("groups"):
         print(f"  ecmp: {ecmp['groups']} equal-cost group(s), {ecmp.get('dead_drops', 0)} packets dropped with no "
               "edge alive")
+    if dsr := st.get("untunnel"):  # ENABLE_UNTUNNEL (untunnel_host.py)
+        state = "ready" if dsr.get("ok") else "NOT ready: " + "; ".join(dsr.get("problems") or [])
+        print(f"  untunnel: {dsr.get('port')} ofport {dsr.get('ofport')} mac {dsr.get('mac')}, {state}")
     for chassis, b in sorted((st.get("bfd") or {}).items()):
         print(f"  bfd to {chassis}: {b.get('state', '?')}, forwarding {b.get('forwarding', '?')}, "
               f"remote {b.get('remote_state', '?')}, {b.get('flap_count', 0)} flaps")

@@ -84,3 +84,19 @@ def test_subnets_appearing_and_going_update_the_hand_off(cluster: Cluster) -> No
     wait_for(lambda: f"set(eth(dst={mac}))" in _dsr_actions(_trace(c, _syn(INTERNET, 42002))), timeout=10,
              what="8.8.8.8 back to DSR once the subnet is gone")
     c.wait_converged("hv1")
+
+
+def test_an_agent_started_without_the_option_removes_its_port_and_flows(cluster: Cluster) -> None:
+    c = cluster
+    _start(c)
+    h = c.host("hv1")
+    assert [f for f in c.flows("hv1") if "table=16," in f]
+    h.agent.stop()
+    h.env.pop("ENABLE_UNTUNNEL")
+    h.start_agent(c.endpoint, c.prefix)
+    wait_for(lambda: (s := c.status("hv1")) and s["pid"] == h.agent.pid, timeout=20, what="restarted agent")
+    wait_for(lambda: DSRGW_PORT not in h.vsctl("list-ports", "br-int").split(), timeout=10,
+             what="br-int-dsrgw removed")
+    c.wait_converged("hv1")
+    assert "tnl_push" in _dsr_actions(_trace(c, _syn(INTERNET, 43000)))  # to the edge again
+    assert not [f for f in c.flows("hv1") if "table=16," in f]

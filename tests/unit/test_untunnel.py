@@ -164,3 +164,13 @@ def test_incremental_subnets_and_default_route() -> None:
     view.apply(("untunnel",), None, changed)
     e.process(changed)
     assert [f.priority for f in _table(e, T.LS_IN_UNTUNNEL)] == [0] and not _table(e, T.LS_IN_UNTUNNEL_KNOWN)
+
+
+def test_a_bad_record_contributes_nothing_and_breaks_nothing() -> None:
+    from tuplenet.model.lb import LoadBalancer
+
+    facts = {**tutorial_facts(), **ON,
+             ("lnat", "LR-central", "bad"): LNAT("LR-central", "bad", "10.10.1.2", 32, "dnat", "not-an-ip"),
+             ("lr_lb", "LR-central", "bad"): LoadBalancer("LR", "LR-central", "bad", "999.1.1.1", 80, "tcp", ())}
+    known = [f.body_text() for f in _table(_engine(facts), T.LS_IN_UNTUNNEL_KNOWN)]
+    assert len(known) == 3  # the two subnets and the hand-off, as without the bad records

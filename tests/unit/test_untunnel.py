@@ -174,3 +174,15 @@ def test_a_bad_record_contributes_nothing_and_breaks_nothing() -> None:
              ("lr_lb", "LR-central", "bad"): LoadBalancer("LR", "LR-central", "bad", "999.1.1.1", 80, "tcp", ())}
     known = [f.body_text() for f in _table(_engine(facts), T.LS_IN_UNTUNNEL_KNOWN)]
     assert len(known) == 3  # the two subnets and the hand-off, as without the bad records
+
+
+def test_port_security_and_ingress_acls_apply_before_the_hand_off() -> None:
+    from tuplenet.model.acl import make_acl
+
+    facts = {**tutorial_facts(), ("acl", "LS-A", "no-dns"): make_acl(
+        "LS-A", "no-dns", dict(direction="in", priority="100", action="drop", dst="8.8.8.8/32"))}
+    fab = _fabric(facts)
+    assert _outcome(fab, "8.8.8.8")["result"] == "drop"  # the ingress ACL's verdict stands
+    assert _outcome(fab, "8.8.4.4")["result"] == "dsr"  # (conntrack committed, then handed over)
+    spoofed = P.icmp(VM1_MAC, ROUTER_A, "10.10.1.99", "8.8.4.4")
+    assert _outcome(fab, "", pkt=spoofed)["result"] == "drop"  # port security: not its own address

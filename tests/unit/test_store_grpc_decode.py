@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from fuzz_settings import fuzz
 from tuplenet.store import Compacted, MalformedAnswer, Store, StoreError
-from tuplenet.store.codec import WatchMessage
+from tuplenet.store.codec import WatchMessage, decode_kv, kv_size
 from tuplenet.store.etcdpb import rpc_pb2 as pb
 from tuplenet.store.grpc_transport import _range_dict, describe_connect_failure, rpc_error
 from tuplenet.store.grpc_watch import watch_message
 from tuplenet.store.transport import EtcdError
+from tuplenet.store.types import KV
 
 
 def _kv(key: bytes, value: bytes, rev: int) -> pb.KeyValue:
@@ -47,12 +48,16 @@ def test_unknown_event_type_is_malformed() -> None:
         watch_message(pb.WatchResponse(events=[pb.Event(type=5, kv=_kv(b"k", b"v", 3))]), 0)
 
 
-def test_range_dict_is_the_gateway_shape() -> None:
+def test_range_dict_is_the_gateway_shape_with_raw_kvs() -> None:
     resp = pb.RangeResponse(header=pb.ResponseHeader(revision=9), kvs=[_kv(b"/p/k", b"v", 5)], more=True,
                             count=3)
-    assert _range_dict(resp) == {"header": {"revision": 9}, "more": True, "count": 3, "kvs": [
-        {"key": "L3Avaw==", "value": "dg==", "mod_revision": 5, "create_revision": 4, "version": 2,
-         "lease": 7}]}
+    answer = _range_dict(resp)
+    assert answer == {"header": {"revision": 9}, "more": True, "count": 3, "kvs": [(b"/p/k", b"v", 5, 4, 2, 7)]}
+    # the store decodes the raw tuple exactly as it decodes the gateway's base64 dict for the same key
+    gateway = {"key": "L3Avaw==", "value": "dg==", "mod_revision": "5", "create_revision": "4", "version": "2",
+               "lease": "7"}
+    assert decode_kv(answer["kvs"][0], 3) == decode_kv(gateway, 3) == KV("k", "v", 5, 4, 2, 7)
+    assert kv_size(answer["kvs"][0]) == 5
 
 
 class _Err(grpc.RpcError):

@@ -76,9 +76,17 @@ def range_fields(full_key: bytes, is_prefix: bool) -> dict[str, str]:
     return {"key": b64(start), "range_end": b64(prefix_end(full_key))}
 
 
-def decode_kv(kv: dict[str, Any], plen: int) -> KV:
-    """Gateway kv dict -> KV with the first `plen` bytes (the store prefix) cut off the key."""
-    get = kv.get
+RawKv = tuple[bytes, bytes, int, int, int, int]  # key, value, mod/create revision, version, lease (gRPC)
+
+
+def decode_kv(kv: dict[str, Any] | RawKv, plen: int) -> KV:
+    """Gateway kv dict (base64 text) or the gRPC transport's raw tuple -> KV with the first `plen` bytes (the
+    store prefix) cut off the key."""
+    if type(kv) is tuple:
+        key, value, mod, create, version, lease = kv
+        return KV(key[plen:].decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"),
+                  mod, create, version, lease)
+    get = kv.get  # type: ignore[union-attr]
     value = get("value")
     return KV(
         _a2b(kv["key"])[plen:].decode("utf-8", "surrogateescape"),
@@ -88,6 +96,13 @@ def decode_kv(kv: dict[str, Any], plen: int) -> KV:
         int(get("version", 0)),
         int(get("lease", 0)),
     )
+
+
+def kv_size(kv: dict[str, Any] | RawKv) -> float:
+    """Bytes of key and value (page sizing), from either shape decode_kv takes."""
+    if type(kv) is tuple:
+        return len(kv[0]) + len(kv[1])
+    return (len(kv["key"]) + len(kv.get("value", ""))) * 3 / 4  # type: ignore[call-overload,union-attr]
 
 
 class WatchMessage:

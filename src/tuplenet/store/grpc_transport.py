@@ -97,10 +97,10 @@ _RANGE_FIELDS = frozenset(("key", "range_end", "limit", "revision", "count_only"
 
 
 def _range_dict(resp: pb.RangeResponse) -> dict[str, Any]:
-    """RangeResponse -> the gateway's dict, without json_format's per-field reflection (20k keys at start)."""
-    kvs = [{"key": _b64(kv.key), "value": _b64(kv.value), "mod_revision": kv.mod_revision,
-            "create_revision": kv.create_revision, "version": kv.version, "lease": kv.lease}
-           for kv in resp.kvs]
+    """RangeResponse -> the gateway's dict, without json_format's per-field reflection (20k keys at start).
+    Each kv is a raw tuple (store/codec.py decode_kv takes both shapes): base64-encoding 20k keys and values
+    only for the store to decode them again was a fifth of the agent's start-up listing."""
+    kvs = [(kv.key, kv.value, kv.mod_revision, kv.create_revision, kv.version, kv.lease) for kv in resp.kvs]
     return {"header": {"revision": resp.header.revision}, "kvs": kvs, "more": resp.more, "count": resp.count}
 
 

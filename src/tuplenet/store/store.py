@@ -16,6 +16,7 @@ from .codec import (
     decoding,
     encode_compare,
     encode_op,
+    kv_size,
     normalise_prefix,
     range_fields,
     to_bytes,
@@ -160,10 +161,10 @@ class Store:
             pending = None
             if answer.get("more") and raw:
                 sample = raw[:: max(1, len(raw) // 16)]
-                b64_bytes = sum(len(kv["key"]) + len(kv.get("value", "")) for kv in sample)
-                avg = b64_bytes * 3 / 4 / len(sample) + 64
+                avg = sum(kv_size(kv) for kv in sample) / len(sample) + 64
                 limit = max(1, min(page_size, int(PAGE_TARGET_BYTES / avg)))
-                start = a2b_base64(raw[-1]["key"]) + b"\x00"
+                last = raw[-1]
+                start = (last[0] if type(last) is tuple else a2b_base64(last["key"])) + b"\x00"
                 pending = _Background(self._range_page, full_prefix, start, limit, revision)
             out.extend([decode_kv(kv, plen) for kv in raw])
             if pending is None:

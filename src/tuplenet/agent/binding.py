@@ -33,10 +33,10 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from typing import Any
 
 from ..model import PATCH_PORT_IP
+from ..records import dataclass, replace
 from ..store import KV, Compare, Op, Store, StoreError
 from .view import Reader, View
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..lazylog import get_logger
+from ..records import dataclass, field
 from .flow import Flow
 from .outputs import Delta, DerivedKind, digest_of, ident_of
 from .pipeline import DERIVED, OWNER_KINDS, compute

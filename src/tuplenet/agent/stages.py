@@ -13,7 +13,7 @@ habits and traces carry over; new stages take unused numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ..records import dataclass, field
 
 # Fields shared by many stages.
 _REGS = frozenset(f"reg{i}" for i in range(16))

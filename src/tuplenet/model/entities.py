@@ -8,9 +8,9 @@ not change behaviour, so they must not look like a change either.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..records import dataclass, field
 from .addr import PATCH_PORT_IP
 
 ROOT = "entity_view/"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from ..records import dataclass
 from .addr import ModelError, parse_uint
 from .codec import one_line, parse_value
 from .entities import format_value

@@ -11,9 +11,9 @@ leased by the checking agent: a backend with such a key is out of service; absen
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..records import dataclass, field
 from .addr import ModelError, normalize_ip, parse_uint, validate_name
 from .entities import ROOT, Extra, _Entity
 

@@ -8,8 +8,7 @@ tpctl, the agent and any later client call add_arguments() on their parser and f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..records import dataclass
 from .errors import StoreError, TLSError
 
 TYPE_CHECKING = False  # typing and argparse stay unloaded: tpcni and tpctl --version pass through here

@@ -5,10 +5,10 @@ when routed), or a raw hex frame. Pure: the model comes in as a dict of facts.""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Any
 
 from ..model import ModelError, normalize_ip, normalize_mac
+from ..records import dataclass
 from . import packet as P
 from .packet import TraceError
 

@@ -7,10 +7,10 @@ every Nicira extension we need (packet-in2, resume, TLV map, CT, bundle_load) wo
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from tuplenet.agent.flow import OFPP_CONTROLLER, Action, Flow
 
+from ...records import dataclass, field
 from . import oxm
 from .actions import NX_VENDOR_ID, encode_actions, encode_instructions
 

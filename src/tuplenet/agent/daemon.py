@@ -114,13 +114,17 @@ class Agent:
             phases.append((name, time.perf_counter()))
 
         cfg = self.cfg
-        self.store = Store(cfg.endpoints, prefix=cfg.prefix, timeout=5.0, security=cfg.security,
-                           transport="grpc")  # etcd's native API: cheap watches, and grpc-proxy serves it
-        self.sync = TopologySync(self.store, self._emit)
-        # The topology listing waits mostly on etcd (its gateway marshals the whole tree): overlap it with
-        # the OVSDB sync and the OpenFlow handshake.
+
+        def open_and_list() -> tuple[list, int]:
+            self.store = Store(cfg.endpoints, prefix=cfg.prefix, timeout=5.0, security=cfg.security,
+                               transport="grpc")  # etcd's native API: cheap watches, and grpc-proxy serves it
+            self.sync = TopologySync(self.store, self._emit)
+            return self.sync.listing()
+
+        # The etcd client (importing gRPC) and the topology listing wait mostly on imports and on etcd:
+        # overlap them with the OVSDB sync and the OpenFlow handshake.
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etcd-list")
-        listing = pool.submit(self.sync.listing)
+        listing = pool.submit(open_and_list)
         pool.shutdown(wait=False)  # a failed start must not wait for the listing to time out
         try:
             self.ovs = LocalOvs(cfg.ovsdb_path, cfg.bridge).start(timeout=cfg.ovsdb_timeout)
@@ -144,6 +148,8 @@ class Agent:
         try:
             changes, rev = listing.result()
         except StoreError as exc:
+            if self.store is None:  # the client itself could not be set up (TLS files, options): as it says
+                raise
             raise StartupError(f"cannot read the topology from etcd {cfg.endpoints}: {exc}") from None
         phase("etcd listing")
         initial: set[tuple] = set()

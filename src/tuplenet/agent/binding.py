@@ -28,19 +28,19 @@ another live chassis holds it, the interface or the lsp goes) or is deferred by 
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
+from ..lazylog import get_logger
 from ..model import PATCH_PORT_IP
 from ..records import dataclass, replace
 from ..store import KV, Compare, Op, Store, StoreError
 from .view import Reader, View
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # logging loads with the first message (lazylog)
 
 BOUND, CLAIM, CONFLICT, REQUESTED, AMBIGUOUS, NONE = "bound", "claim", "conflict", "requested", "ambiguous", "none"
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0  # seconds between claims of one port after the first

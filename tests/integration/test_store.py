@@ -121,6 +121,14 @@ def test_get_prefix_pages_are_pinned_to_one_revision(store: Store) -> None:
     assert [(kv.key, kv.value) for kv in kvs][-2:] == [("p/3", "old"), ("p/4", "new")]
 
 
+def test_get_prefix_shows_each_page_as_it_arrives(store: Store) -> None:
+    store.txn_batches([Op.put(f"q/{i:02d}", str(i)) for i in range(23)])
+    pages: list[tuple[list[str], bool]] = []
+    kvs, _ = store.get_prefix("q/", page_size=5, on_page=lambda p, first: pages.append(([kv.key for kv in p], first)))
+    assert [k for p, _ in pages for k in p] == [kv.key for kv in kvs] == [f"q/{i:02d}" for i in range(23)]
+    assert [first for _, first in pages] == [True] + [False] * (len(pages) - 1) and len(pages) > 4
+
+
 def test_get_prefix_starts_over_when_compacted_mid_read(store: Store, monkeypatch) -> None:
     store.txn_batches([Op.put(f"r/{i:02d}", "old") for i in range(10)])
     real = store._range_page
@@ -135,8 +143,12 @@ def test_get_prefix_starts_over_when_compacted_mid_read(store: Store, monkeypatc
         return answer
 
     monkeypatch.setattr(store, "_range_page", compact_after_first_page)
-    kvs, rev = store.get_prefix("r/", page_size=4)
+    pages: list[tuple[list[str], bool]] = []
+    kvs, rev = store.get_prefix("r/", page_size=4, on_page=lambda p, first: pages.append(([kv.key for kv in p], first)))
     assert [kv.key for kv in kvs] == [f"r/{i:02d}" for i in range(10)]
+    # the caller saw the first attempt's first page, then the whole second attempt, which says it starts over
+    restart = max(i for i, (_, first) in enumerate(pages) if first)
+    assert restart > 0 and [k for p, _ in pages[restart:] for k in p] == [kv.key for kv in kvs]
     assert kvs[5].value == "new" and rev > calls[1]  # the second, failed page was pinned to the old revision
     assert calls[0] == 0 and calls[2] == 0  # ... and the read started over
 

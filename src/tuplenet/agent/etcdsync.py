@@ -186,9 +186,18 @@ class TopologySync:
         return out + self.liveness.listing() + self.health.listing(), rev
 
     def topology_listing(self) -> tuple[list[Change], int]:
-        kvs, rev = self.hold.listing(self.store, *self.store.get_prefix(TOPOLOGY))
-        out = [c for kv in kvs if (c := self.decoder.change(kv, False)) is not None]
-        return out, rev
+        decoded: list[Change] = []
+
+        def page(kvs: list[KV], first: bool) -> None:  # decoded while etcd works on the next page
+            if first:
+                decoded.clear()
+            decoded.extend(c for kv in kvs if (c := self.decoder.change(kv, False)) is not None)
+
+        listed, rev = self.store.get_prefix(TOPOLOGY, on_page=page)
+        kvs, rev = self.hold.listing(self.store, listed, rev)
+        if kvs is listed:  # no import in progress: what was decoded on the way is the answer
+            return decoded, rev
+        return [c for kv in kvs if (c := self.decoder.change(kv, False)) is not None], rev
 
     def start(self, revision: int) -> None:
         self.revision = revision

@@ -133,27 +133,32 @@ class Store:
             kvs = [decode_kv(kv, plen) for kv in answer.get("kvs", ())]
             return kvs, _header_revision(answer), bool(answer.get("more"))
 
-    def get_prefix(self, key_prefix: str = "", page_size: int = 1000) -> tuple[list[KV], int]:
+    def get_prefix(self, key_prefix: str = "", page_size: int = 1000,
+                   on_page: Callable[[list[KV], bool], None] | None = None) -> tuple[list[KV], int]:
         """Every key under key_prefix, sorted by key, all read at one revision; returns (kvs, revision).
 
         Read in pages of at most page_size keys pinned to the first page's revision, so no answer gets huge
-        (pages shrink further when values are big). The next page is fetched while this one is decoded. If the
-        revision is compacted mid-read, the read starts over (up to 3 times).
+        (pages shrink further when values are big). The next page is fetched while this one is decoded, and
+        while `on_page(page, first)` looks at it (a caller's own decoding overlaps etcd's work on the next
+        page). If the revision is compacted mid-read, the read starts over (up to 3 times): `first` is True
+        on the first page of each attempt, so a caller forgets what it saw before.
         """
         if page_size < 1:
             raise StoreError("page_size must be at least 1")
         for attempt in range(RELIST_ATTEMPTS):
             try:
                 with decoding("/v3/kv/range"):
-                    return self._read_all(self._full(key_prefix), page_size)
+                    return self._read_all(self._full(key_prefix), page_size, on_page)
             except Compacted:
                 if attempt == RELIST_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _read_all(self, full_prefix: bytes, page_size: int) -> tuple[list[KV], int]:
+    def _read_all(self, full_prefix: bytes, page_size: int,
+                  on_page: Callable[[list[KV], bool], None] | None = None) -> tuple[list[KV], int]:
         plen = self._plen
         out: list[KV] = []
+        first = True
         answer = self._range_page(full_prefix, None, min(page_size, FIRST_PAGE), 0)
         revision = _header_revision(answer)
         while True:
@@ -166,7 +171,11 @@ class Store:
                 last = raw[-1]
                 start = (last[0] if type(last) is tuple else a2b_base64(last["key"])) + b"\x00"
                 pending = _Background(self._range_page, full_prefix, start, limit, revision)
-            out.extend([decode_kv(kv, plen) for kv in raw])
+            page = [decode_kv(kv, plen) for kv in raw]
+            out.extend(page)
+            if on_page is not None:
+                on_page(page, first)
+                first = False
             if pending is None:
                 return out, revision
             answer = pending.result()

@@ -11,6 +11,7 @@ import sys
 TYPE_CHECKING = False  # argparse is loaded when a parser is built: `tpctl --version` never builds one
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 GROUPS = {
     "ls": "operate on logical switch",
@@ -55,6 +56,15 @@ def _parser_class() -> type[argparse.ArgumentParser]:
 _PARSER: type[argparse.ArgumentParser] | None = None
 
 
+GLOBAL_OPTIONS = (
+    (("-e", "--endpoints"), {"default": "localhost:2379", "help": "etcd endpoints, comma separated"}),
+    (("-p", "--prefix"), {"default": "/tuplenet", "help": "key prefix in etcd"}),
+    (("-j", "--json"), {"action": "store_true", "help": "output as JSON"}),
+    (("-t", "--timeout"), {"type": float, "default": 5.0, "help": "seconds to wait for etcd (default 5)"}),
+    (("-v", "--version"), {"action": "store_true", "help": "print the version"}),
+)
+COMMON_OPTIONS = ((("-j", "--json"), {"dest": "json_leaf", "action": "store_true", "help": "output as JSON"}),)
+
 # Global options that take a value: skipped when looking for the command name before parsing.
 _VALUE_OPTIONS = frozenset({"-e", "--endpoints", "-p", "--prefix", "-t", "--timeout", "--cacert", "--cert", "--key",
                             "--user", "--password"})
@@ -71,20 +81,29 @@ def _command_of(argv: list[str]) -> str | None:
     return None
 
 
+def _quick_trace(argv: list[str]) -> Any:
+    """`tpctl [options] trace [options]` as argparse would parse it, without argparse; None when unsure."""
+    from tuplenet.store.security import OPTIONS as SECURITY_OPTIONS
+
+    from .quickargs import parse
+    from .trace import OPTIONS as TRACE_OPTIONS
+
+    return parse(argv, (*GLOBAL_OPTIONS, *SECURITY_OPTIONS), "trace", (*COMMON_OPTIONS, *TRACE_OPTIONS),
+                 {"group": "trace"})
+
+
 def build_parser(only_trace: bool = False) -> argparse.ArgumentParser:
     """tpctl's parser; `only_trace` leaves out the 0.3 commands (tpctl trace has a start-up budget)."""
     parser_cls = _parser_class()
     p = parser_cls(prog="tpctl", description="TupleNet logical topology admin tool")
-    p.add_argument("-e", "--endpoints", default="localhost:2379", help="etcd endpoints, comma separated")
-    p.add_argument("-p", "--prefix", default="/tuplenet", help="key prefix in etcd")
-    p.add_argument("-j", "--json", action="store_true", help="output as JSON")
-    p.add_argument("-t", "--timeout", type=float, default=5.0, help="seconds to wait for etcd (default 5)")
-    p.add_argument("-v", "--version", action="store_true", help="print the version")
+    for flags, kw in GLOBAL_OPTIONS:
+        p.add_argument(*flags, **kw)
     from tuplenet.store.security import add_arguments as add_etcd_security
 
     add_etcd_security(p)  # --cacert --cert --key --user --password, as etcdctl spells them
     common = parser_cls(add_help=False)
-    common.add_argument("-j", "--json", dest="json_leaf", action="store_true", help="output as JSON")
+    for flags, kw in COMMON_OPTIONS:
+        common.add_argument(*flags, **kw)
     groups = p.add_subparsers(dest="group", metavar="COMMAND", parser_class=parser_cls)
     sub: dict[str, argparse._SubParsersAction] = {}
     for (group, action), (aliases, _lo, _hi, usage, argtext, _h) in _commands(only_trace):
@@ -145,14 +164,16 @@ def run(argv: list[str]) -> int:
     from tuplenet.store.security import from_args as etcd_security
 
     lean = _command_of(argv) == "trace"
-    parser = build_parser(only_trace=lean)
-    try:
-        opts = parser.parse_args(argv)
-    except UsageError:
-        if not lean:
-            raise
-        parser = build_parser()  # the guess was wrong (an abbreviated option's value was "trace")
-        opts = parser.parse_args(argv)
+    opts = _quick_trace(argv) if lean else None  # argparse-free when the line is plain
+    if opts is None:
+        parser = build_parser(only_trace=lean)
+        try:
+            opts = parser.parse_args(argv)
+        except UsageError:
+            if not lean:
+                raise
+            parser = build_parser()  # the guess was wrong (an abbreviated option's value was "trace")
+            opts = parser.parse_args(argv)
     if opts.version:
         from tuplenet import __version__
 

@@ -25,29 +25,36 @@ def add_parser(groups: Any, common: argparse.ArgumentParser) -> argparse.Argumen
     return p
 
 
+# add_arguments() and tpctl's argparse-free path (cli/quickargs.py) both read this table.
+OPTIONS = (
+    (("--simulate",), {"action": "store_true",
+                       "help": "compute the flows of every chassis from etcd and walk them (no packet is sent)"}),
+    (("-s", "--src-port"), {"metavar": "LS/PORT", "help": "where the packet enters (required)"}),
+    (("--dst-ip",), {"help": "destination IP (the MAC is filled in: the port's, or the router's)"}),
+    (("--dst-mac",), {"help": "destination MAC"}),
+    (("--src-ip",), {"help": "source IP (default: the port's)"}),
+    (("--src-mac",), {"help": "source MAC (default: the port's)"}),
+    (("--proto",), {"default": "icmp", "help": "icmp (echo request), tcp, udp or arp (request)"}),
+    (("--ttl",), {"type": int, "default": 64, "help": "IP TTL (default 64)"}),
+    (("--sport",), {"type": int, "default": 12345, "help": "TCP/UDP source port"}),
+    (("--dport",), {"type": int, "default": 80, "help": "TCP/UDP destination port"}),
+    (("--icmp-type",), {"type": int, "default": 8, "help": "ICMP type (default 8, echo request)"}),
+    (("--frame", "--header"), {"dest": "frame", "metavar": "HEX",
+                               "help": "the whole Ethernet frame in hex instead of addresses"}),
+    (("--brief",), {"action": "store_true", "help": "hide pass-through steps of constant flows"}),
+    (("--wait",), {"type": float, "default": 3.0, "metavar": "SECONDS",
+                   "help": "live: how long to wait for the hosts' reports (default 3)"}),
+    (("--detect",), {"nargs": "?", "const": "", "metavar": "LS,LS,...",
+                     "help": "live: trace random pairs of ports (within the given switches, default: switches "
+                             "joined by routers) and print only the pairs whose packet does not arrive"}),
+    (("--pairs",), {"type": int, "default": 10, "help": "--detect: pairs per round (1..100, default 10)"}),
+    (("--rounds",), {"type": int, "default": 1, "help": "--detect: rounds (default 1)"}),
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--simulate", action="store_true",
-                   help="compute the flows of every chassis from etcd and walk them (no packet is sent)")
-    p.add_argument("-s", "--src-port", metavar="LS/PORT", help="where the packet enters (required)")
-    p.add_argument("--dst-ip", help="destination IP (the MAC is filled in: the port's, or the router's)")
-    p.add_argument("--dst-mac", help="destination MAC")
-    p.add_argument("--src-ip", help="source IP (default: the port's)")
-    p.add_argument("--src-mac", help="source MAC (default: the port's)")
-    p.add_argument("--proto", default="icmp", help="icmp (echo request), tcp, udp or arp (request)")
-    p.add_argument("--ttl", type=int, default=64, help="IP TTL (default 64)")
-    p.add_argument("--sport", type=int, default=12345, help="TCP/UDP source port")
-    p.add_argument("--dport", type=int, default=80, help="TCP/UDP destination port")
-    p.add_argument("--icmp-type", type=int, default=8, help="ICMP type (default 8, echo request)")
-    p.add_argument("--frame", "--header", dest="frame", metavar="HEX",
-                   help="the whole Ethernet frame in hex instead of addresses")
-    p.add_argument("--brief", action="store_true", help="hide pass-through steps of constant flows")
-    p.add_argument("--wait", type=float, default=3.0, metavar="SECONDS",
-                   help="live: how long to wait for the hosts' reports (default 3)")
-    p.add_argument("--detect", nargs="?", const="", metavar="LS,LS,...",
-                   help="live: trace random pairs of ports (within the given switches, default: switches "
-                        "joined by routers) and print only the pairs whose packet does not arrive")
-    p.add_argument("--pairs", type=int, default=10, help="--detect: pairs per round (1..100, default 10)")
-    p.add_argument("--rounds", type=int, default=1, help="--detect: rounds (default 1)")
+    for flags, kw in OPTIONS:
+        p.add_argument(*flags, **kw)
 
 
 def request_of(opts: argparse.Namespace) -> Any:

@@ -81,14 +81,20 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
+# add_arguments() and tpctl's argparse-free trace path (cli/quickargs.py) both read this table.
+OPTIONS = (
+    (("--cacert",), {"metavar": "FILE", "help": "verify etcd's TLS certificate with this CA bundle (env ETCDCTL_CACERT)"}),
+    (("--cert",), {"metavar": "FILE", "help": "client TLS certificate for etcd (env ETCDCTL_CERT)"}),
+    (("--key",), {"metavar": "FILE", "help": "key of the client certificate (env ETCDCTL_KEY)"}),
+    (("--user",), {"metavar": "USER[:PASSWORD]", "help": "etcd user (env ETCDCTL_USER)"}),
+    (("--password",), {"metavar": "PASSWORD", "help": "password of --user (env ETCDCTL_PASSWORD)"}),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --cacert, --cert, --key, --user and --password to a client's parser (all default to unset)."""
-    parser.add_argument("--cacert", metavar="FILE", help="verify etcd's TLS certificate with this CA bundle "
-                        "(env ETCDCTL_CACERT)")
-    parser.add_argument("--cert", metavar="FILE", help="client TLS certificate for etcd (env ETCDCTL_CERT)")
-    parser.add_argument("--key", metavar="FILE", help="key of the client certificate (env ETCDCTL_KEY)")
-    parser.add_argument("--user", metavar="USER[:PASSWORD]", help="etcd user (env ETCDCTL_USER)")
-    parser.add_argument("--password", metavar="PASSWORD", help="password of --user (env ETCDCTL_PASSWORD)")
+    for flags, kw in OPTIONS:
+        parser.add_argument(*flags, **kw)
 
 
 def from_args(args: argparse.Namespace | Any, env: Mapping[str, str]) -> EtcdSecurity:

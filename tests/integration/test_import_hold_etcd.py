@@ -126,3 +126,22 @@ def test_agent_starting_during_an_interrupted_import_holds_it_until_resumed(stor
     assert store.get(IMPORT_MARKER_KEY) is None
     assert set(sink.state) == _tree(store) and ("LS", "during") in sink.state
     assert sync.hold.status()["holding"] is None
+
+
+def test_a_streamed_start_listing_is_the_whole_answer_without_an_import(store):
+    Controller(store).import_records(_records())
+    pages: list[list] = []
+    instead, side, rev = TopologySync(store, lambda *a: None).streamed_listing(pages.append)
+    assert instead is None and len(pages) > 1  # the agent applied the pages as they came, nothing else to do
+    assert {c[0] for p in pages for c in p} == _tree(store) and rev == store.revision()
+
+
+def test_a_streamed_start_listing_during_an_interrupted_import_says_what_to_hold_instead(store):
+    Controller(store).add_switch("pre")
+    before = _tree(store)
+    with pytest.raises(ImportInterrupted):
+        Controller(_FailAt(store, 4)).import_records(_records())
+    pages: list[list] = []
+    instead, side, rev = TopologySync(store, lambda *a: None).streamed_listing(pages.append)
+    assert len({c[0] for p in pages for c in p}) > len(before)  # the pages showed the half-written tree ...
+    assert instead is not None and {c[0] for c in instead} == before  # ... the view must hold the tree before

@@ -22,7 +22,7 @@ from .chassis import ChassisPresence
 from .config import Config
 from .duplicates import Shadowing
 from .engine import Engine
-from .etcdsync import Change, TopologySync
+from .etcdsync import TOPOLOGY_KINDS, Change, TopologySync
 from .gateway_arp import GatewayArp
 from .healthcheck_service import HealthService
 from .livetrace import LiveTrace
@@ -115,14 +115,20 @@ class Agent:
 
         cfg = self.cfg
 
-        def open_and_list() -> tuple[list, int]:
-            self.store = Store(cfg.endpoints, prefix=cfg.prefix, timeout=5.0, security=cfg.security,
-                               transport="grpc")  # etcd's native API: cheap watches, and grpc-proxy serves it
-            self.sync = TopologySync(self.store, self._emit)
-            return self.sync.listing()
+        pages: queue.SimpleQueue = queue.SimpleQueue()
+
+        def open_and_list() -> tuple[list[Change] | None, list[Change], int]:
+            try:
+                self.store = Store(cfg.endpoints, prefix=cfg.prefix, timeout=5.0, security=cfg.security,
+                                   transport="grpc")  # etcd's native API: cheap watches, grpc-proxy serves it
+                self.sync = TopologySync(self.store, self._emit)
+                return self.sync.streamed_listing(pages.put)
+            finally:
+                pages.put(None)
 
         # The etcd client (importing gRPC) and the topology listing wait mostly on imports and on etcd:
-        # overlap them with the OVSDB sync and the OpenFlow handshake.
+        # overlap them with the OVSDB sync and the OpenFlow handshake, then apply each page of the listing
+        # to the view while etcd serves the next one.
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etcd-list")
         listing = pool.submit(open_and_list)
         pool.shutdown(wait=False)  # a failed start must not wait for the listing to time out
@@ -145,15 +151,19 @@ class Agent:
         phase("ovsdb")
         self._connect_openflow()
         phase("openflow")
+        initial: set[tuple] = set()
+        while (page := pages.get()) is not None:
+            self._apply_changes(page, initial)
         try:
-            changes, rev = listing.result()
+            instead, side, rev = listing.result()
         except StoreError as exc:
             if self.store is None:  # the client itself could not be set up (TLS files, options): as it says
                 raise
             raise StartupError(f"cannot read the topology from etcd {cfg.endpoints}: {exc}") from None
+        if instead is not None:  # the read started over, or an import is half written: what the view must hold
+            self._resync(instead, initial)
+        self._apply_changes(side, initial)
         phase("etcd listing")
-        initial: set[tuple] = set()
-        self._apply_changes(changes, initial)
         self.shadowing.update(self.view.index, self.view.created, initial)
         self.ovs.subscribe(lambda st: self.q.put(("ovs", st)))
         self.ovs.on_config_applied(lambda: self.q.put(("revalidate",)))  # after Mirror changes
@@ -402,8 +412,7 @@ class Agent:
     def _resync(self, changes: list[Change], changed: set[tuple]) -> None:
         """After compaction: apply the difference between the view and a fresh listing (incremental)."""
         fresh = {c[0] for c in changes}
-        etcd_kinds = {"LS", "LR", "lsp", "lrp", "lsr", "lnat", "chassis"}
-        gone = [k for k in self.view.facts if k[0] in etcd_kinds and k not in fresh]
+        gone = [k for k in self.view.facts if k[0] in TOPOLOGY_KINDS and k not in fresh]
         gone += [k for k in self.ondemand.dormant.records if k not in fresh]
         self._apply_changes([(k, None, None) for k in gone] + changes, changed)
         self.engine.stats.extra["resyncs"] = self.engine.stats.extra.get("resyncs", 0) + 1

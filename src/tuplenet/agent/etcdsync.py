@@ -15,6 +15,9 @@ from .importhold import ImportHold
 log = get_logger(__name__)  # logging loads with the first message (lazylog)
 
 TOPOLOGY = "entity_view/"
+# Every fact kind a record under TOPOLOGY decodes to (model.parse_key): what a re-listing replaces.
+TOPOLOGY_KINDS = frozenset(("LS", "LR", "lsp", "lrp", "lsr", "lnat", "chassis", "mirror", "address_set",
+                            "port_group", "acl", "pg_acl", "ls_lb", "lr_lb"))
 
 Change = tuple[tuple, Any, "KV | None"]  # (fact key, entity or None, the KV it came from)
 
@@ -185,19 +188,46 @@ class TopologySync:
         out, rev = self.topology_listing()
         return out + self.liveness.listing() + self.health.listing(), rev
 
+    def streamed_listing(self, stream: Callable[[list[Change]], None]) -> tuple[list[Change] | None,
+                                                                                 list[Change], int]:
+        """The start-up listing, each page's changes handed to `stream` as soon as they are decoded (the
+        agent applies them while etcd serves the next page). Returns (the topology to apply instead of what
+        was streamed: None when the stream was the whole answer, else after a read that started over on a
+        compaction or with an import in progress; the liveness and health changes; the revision)."""
+        pages = 0
+        restarted = False
+
+        def each(page: list[Change], first: bool) -> None:
+            nonlocal pages, restarted
+            restarted = restarted or (first and pages > 0)
+            pages += 1
+            stream(page)
+
+        out, rev, streamed = self._topology(each)
+        return (None if streamed and not restarted else out), self.liveness.listing() + self.health.listing(), rev
+
     def topology_listing(self) -> tuple[list[Change], int]:
+        out, rev, _ = self._topology(None)
+        return out, rev
+
+    def _topology(self, each: Callable[[list[Change], bool], None] | None) -> tuple[list[Change], int, bool]:
+        """The topology's changes at one revision (held back while an import is half written); `each` sees
+        every page's changes as they are decoded. The flag: the answer is exactly the pages decoded."""
         decoded: list[Change] = []
 
         def page(kvs: list[KV], first: bool) -> None:  # decoded while etcd works on the next page
             if first:
                 decoded.clear()
-            decoded.extend(c for kv in kvs if (c := self.decoder.change(kv, False)) is not None)
+            changes = [c for kv in kvs if (c := self.decoder.change(kv, False)) is not None]
+            decoded.extend(changes)
+            if each is not None:
+                each(changes, first)
 
         listed, rev = self.store.get_prefix(TOPOLOGY, on_page=page)
         kvs, rev = self.hold.listing(self.store, listed, rev)
         if kvs is listed:  # no import in progress: what was decoded on the way is the answer
-            return decoded, rev
-        return [c for kv in kvs if (c := self.decoder.change(kv, False)) is not None], rev
+            return decoded, rev, True
+        return [c for kv in kvs if (c := self.decoder.change(kv, False)) is not None], rev, False
 
     def start(self, revision: int) -> None:
         self.revision = revision

@@ -14,6 +14,8 @@ for that import.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -97,7 +99,8 @@ def _fields_of(cls: type) -> list[Field]:
     return out
 
 
-def _source(fields: list[Field], frozen: bool, eq: bool, post_init: bool) -> str:
+def _init_source(fields: list[Field], frozen: bool, post_init: bool) -> str:
+    """__init__ is the one generated method (it runs for every value built); the others are shared code."""
     params, body = [], []
     for f in fields:
         if f.default_factory is not _MISSING:
@@ -112,42 +115,68 @@ def _source(fields: list[Field], frozen: bool, eq: bool, post_init: bool) -> str
         body.append(f"    _setattr(self, {f.name!r}, {value})" if frozen else f"    self.{f.name} = {value}")
     if post_init:
         body.append("    self.__post_init__()")
-    lines = [f"def __init__(self, {', '.join(params)}):" if params else "def __init__(self):", *(body or ["    pass"])]
-    shown = [f for f in fields if f.repr]
-    lines += ["def __repr__(self):",
-              f"    return self.__class__.__qualname__ + f\"({', '.join(f'{f.name}={{self.{f.name}!r}}' for f in shown)})\""]
-    compared = [f"self.{f.name}," for f in fields if f.compare]
+    return "\n".join([f"def __init__(self, {', '.join(params)}):", *(body or ["    pass"])]) + "\n"
+
+
+def _key_of(names: tuple[str, ...]) -> Callable[[Any], tuple]:
+    """The tuple of `names` of a value (what the stdlib's __eq__ and __hash__ compare)."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        one = attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    return lambda obj: ()
+
+
+def _methods(fields: list[Field], frozen: bool, eq: bool) -> dict[str, Callable[..., Any]]:
+    names = tuple(f.name for f in fields)
+    shown = tuple(f.name for f in fields if f.repr)
+    key = _key_of(tuple(f.name for f in fields if f.compare))
+
+    def __repr__(self: Any) -> str:
+        return f"{self.__class__.__qualname__}({', '.join(f'{n}={getattr(self, n)!r}' for n in shown)})"
+
+    def __eq__(self: Any, other: Any) -> Any:
+        if other.__class__ is self.__class__:
+            return key(self) == key(other)
+        return NotImplemented
+
+    def __hash__(self: Any) -> int:
+        return hash(key(self))
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self: Any, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __getstate__(self: Any) -> list[Any]:
+        return [getattr(self, n) for n in names]
+
+    def __setstate__(self: Any, state: list[Any]) -> None:
+        for name, value in zip(names, state, strict=True):
+            object.__setattr__(self, name, value)
+
+    out: dict[str, Callable[..., Any]] = {"__repr__": __repr__}
     if eq:
-        other = [f"other.{f.name}," for f in fields if f.compare]
-        lines += ["def __eq__(self, other):",
-                  "    if other.__class__ is self.__class__:",
-                  f"        return ({' '.join(compared)}) == ({' '.join(other)})",
-                  "    return NotImplemented"]
+        out["__eq__"] = __eq__
     if eq and frozen:
-        lines += ["def __hash__(self):", f"    return hash(({' '.join(compared)}))"]
+        out["__hash__"] = __hash__
     if frozen:
-        lines += ["def __setattr__(self, name, value):",
-                  "    raise _Frozen(f'cannot assign to field {name!r}')",
-                  "def __delattr__(self, name):",
-                  "    raise _Frozen(f'cannot delete field {name!r}')",
-                  "def __getstate__(self):",
-                  f"    return [{', '.join(f'self.{f.name}' for f in fields)}]",
-                  "def __setstate__(self, state):",
-                  "    for name, value in zip(_names, state):",
-                  "        _setattr(self, name, value)"]
-    return "\n".join(lines) + "\n"
+        out.update(__setattr__=__setattr__, __delattr__=__delattr__, __getstate__=__getstate__,
+                   __setstate__=__setstate__)
+    return out
 
 
 def _build(cls: type, frozen: bool, slots: bool, eq: bool) -> type:
     fields = _fields_of(cls)
     names = tuple(f.name for f in fields)
-    scope: dict[str, Any] = {"_MISSING": _MISSING, "_setattr": object.__setattr__, "_Frozen": FrozenInstanceError,
-                             "_names": names}
+    scope: dict[str, Any] = {"_MISSING": _MISSING, "_setattr": object.__setattr__}
     for f in fields:
         scope[f"_default_{f.name}"] = f.default
         scope[f"_factory_{f.name}"] = f.default_factory
-    methods: dict[str, Any] = {}
-    exec(_source(fields, frozen, eq, hasattr(cls, "__post_init__")), scope, methods)  # noqa: S102
+    methods = _methods(fields, frozen, eq)
+    exec(_init_source(fields, frozen, hasattr(cls, "__post_init__")), scope, methods)  # noqa: S102
     own = cls.__dict__
     keep = {"__repr__"} & own.keys() | {"__eq__"} & own.keys()  # the stdlib keeps methods the class wrote
     if "__hash__" in own and not (own["__hash__"] is None and "__eq__" in own):

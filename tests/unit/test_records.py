@@ -121,3 +121,52 @@ def test_what_records_do_not_support_is_refused_at_definition() -> None:
             """Fields of a record base."""
 
             c: int = 0
+
+
+def test_named_tuples_behave_as_typing_named_tuples() -> None:
+    import typing
+
+    def make(base: type) -> type:
+        class Load(base):  # type: ignore[misc, valid-type]
+            """Loads a value into a field."""
+
+            value: int
+            dst: str
+            ofs: int = 0
+
+            def text(self) -> str:
+                return f"load:{self.value:#x}->{self.dst}[{self.ofs}]"
+
+        return Load
+
+    std, rec = make(typing.NamedTuple), make(records.NamedTuple)
+    for cls in (std, rec):
+        a = cls(5, "reg0")
+        assert a == (5, "reg0", 0) and hash(a) == hash((5, "reg0", 0)) and isinstance(a, tuple)
+        assert a.text() == "load:0x5->reg0[0]" and cls.__doc__ == "Loads a value into a field."
+        assert cls._fields == ("value", "dst", "ofs") and cls._field_defaults == {"ofs": 0}
+        assert a._replace(ofs=3) == cls(5, "reg0", 3) and a._asdict() == {"value": 5, "dst": "reg0", "ofs": 0}
+        assert repr(a) == "Load(value=5, dst='reg0', ofs=0)" and cls.__qualname__.endswith("make.<locals>.Load")
+        assert copy.deepcopy(a) == a
+    assert pickle.loads(pickle.dumps(_Pair(1))) == _Pair(1, 2)
+    with pytest.raises(TypeError, match="Non-default namedtuple field"):
+        class Bad(records.NamedTuple):
+            """A required field after a default."""
+
+            a: int = 0
+            b: int  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="Cannot overwrite NamedTuple attribute _make"):
+        class Worse(records.NamedTuple):
+            """Overwrites namedtuple's own."""
+
+            a: int
+
+            def _make(self) -> None:  # type: ignore[override]
+                pass
+
+
+class _Pair(records.NamedTuple):
+    """Module level so pickle can find it."""
+
+    a: int
+    b: int = 2

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import marshal
 import socket
-from typing import NamedTuple
+
+from ..records import NamedTuple
 
 try:  # the C module hashlib.blake2b is: hashlib itself loads OpenSSL, a share of `tpctl trace`'s start
     from _blake2 import blake2b

@@ -10,8 +10,9 @@ hash of the canonical text), so every host resolves a conflict the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+from ..records import NamedTuple
 from .openflow.meters import MeterSpec
 
 try:  # the C module hashlib.blake2b is: hashlib itself loads OpenSSL, a share of `tpctl trace`'s start

@@ -11,9 +11,7 @@ leased by the checking agent: a backend with such a key is out of service; absen
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-from ..records import dataclass, field
+from ..records import NamedTuple, dataclass, field
 from .addr import ModelError, normalize_ip, parse_uint, validate_name
 from .entities import ROOT, Extra, _Entity
 

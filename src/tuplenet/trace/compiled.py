@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from operator import and_, itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..agent import flow as F
+from ..records import NamedTuple
 from .packet import WIDTH
 
 # Compiled action opcodes: (code, *args).

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..agent.engine import Engine
 from ..agent.flow import ip_int
 from ..agent.view import PATCH_IP, View
+from ..records import NamedTuple
 from .compiled import compile_groups, compile_tables, owner_index
 from .interp import ChassisPipeline, Event, HopTrace, Port
 from .names import Names

@@ -9,11 +9,12 @@ walk on this chassis with a `Send` the fabric follows into the next chassis.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..agent import tables as T
 from ..agent.flow import OFPP_IN_PORT, Flow, fmt_ip
 from ..agent.stages import table as stage_table
+from ..records import NamedTuple
 from . import compiled as C
 from .names import Names
 from .stages import DeadEndContext, dead_end, opcode_meaning

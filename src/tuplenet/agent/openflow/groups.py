@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import NamedTuple
 
+from ...records import NamedTuple
 from ..outputs import GROUP_TYPES, Bucket, Group
 from . import codec as c
 from .actions import encode_actions

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import NamedTuple
 
+from ...records import NamedTuple
 from . import codec as c
 
 OFPT_METER_MOD = 29

@@ -8,7 +8,8 @@ import pytest
 from test_ovsdb_model import FLOWBASED, tun, view
 
 from tuplenet.agent.config import ConfigError, load
-from tuplenet.agent.ovsdb_model import D_BFD, Desired, FixIface, plan
+from tuplenet.agent.ovsdb_model import D_BFD, Desired
+from tuplenet.agent.ovsdb_plan import FixIface, plan
 
 
 def test_timers_reach_the_bfd_column() -> None:

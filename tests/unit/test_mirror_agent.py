@@ -15,18 +15,8 @@ from tuplenet.agent.ovsdb_mirror import (
     MirrorView,
     collector_port,
 )
-from tuplenet.agent.ovsdb_model import (
-    OF_PROTOCOLS,
-    AddPort,
-    BridgeView,
-    DbView,
-    DelPort,
-    Desired,
-    IfaceView,
-    Planner,
-    PortView,
-    plan,
-)
+from tuplenet.agent.ovsdb_model import OF_PROTOCOLS, BridgeView, DbView, Desired, IfaceView, PortView
+from tuplenet.agent.ovsdb_plan import AddPort, DelPort, Planner, plan
 from tuplenet.agent.pipeline import compute
 from tuplenet.agent.pipeline.mirror import revalidation_flow
 from tuplenet.agent.tables import LS_IN_MIRROR

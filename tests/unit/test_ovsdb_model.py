@@ -12,23 +12,17 @@ from tuplenet.agent.ovsdb_model import (
     D_TUNNELS,
     FLOWBASED_PORT,
     OF_PROTOCOLS,
-    AddPort,
     BridgeView,
-    CreateBridge,
     DbView,
-    DelPort,
     Desired,
-    FixBridge,
-    FixIface,
     IfaceView,
     OvsState,
-    Planner,
     PortView,
-    plan,
     state_from_view,
     tunnel_port_name,
     validate_tunnels,
 )
+from tuplenet.agent.ovsdb_plan import AddPort, CreateBridge, DelPort, FixBridge, FixIface, Planner, plan
 
 GOOD_BR = dict(fail_mode="secure", protocols=frozenset(OF_PROTOCOLS), other_config={"disable-in-band": "true"})
 FLOWBASED = PortView(FLOWBASED_PORT, (IfaceView(FLOWBASED_PORT, "geneve",

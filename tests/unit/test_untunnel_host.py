@@ -7,18 +7,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tuplenet.agent.ovsdb_model import (
-    DSRGW_PORT,
-    AddPort,
-    BridgeView,
-    DbView,
-    DelPort,
-    Desired,
-    IfaceView,
-    OvsState,
-    PortView,
-    plan,
-)
+from tuplenet.agent.ovsdb_model import DSRGW_PORT, BridgeView, DbView, Desired, IfaceView, OvsState, PortView
+from tuplenet.agent.ovsdb_plan import AddPort, DelPort, plan
 from tuplenet.agent.untunnel_host import UntunnelHost, dsr_fact, has_default_route, host_problems
 
 GOOD_BR = dict(fail_mode="secure", protocols=frozenset({"OpenFlow10", "OpenFlow13", "OpenFlow14", "OpenFlow15"}),

@@ -2,7 +2,7 @@
 
 Why this shape: the agent is long-running, so every change travels over one IDL session (no ovs-vsctl per
 change). Callers never touch IDL rows: they state what they want (`ensure_bridge`, `set_tunnels`, ...), the
-IDL thread plans the minimal edits against its replica (`ovsdb_model.plan`), commits them as one transaction,
+IDL thread plans the minimal edits against its replica (`ovsdb_plan.plan`), commits them as one transaction,
 and re-plans on every database change. So the switch converges to the wish and re-converges when someone
 deletes a port by hand or ovsdb-server restarts, and a request is "done" when its domain has converged.
 Readers get immutable `OvsState` snapshots, pushed to subscribers at most once per IDL batch.
@@ -36,11 +36,11 @@ from tuplenet.agent.ovsdb_model import (
     Desired,
     OvsdbError,
     OvsState,
-    Planner,
     patch_port_problem,
     tunnel_port_name,
     validate_tunnels,
 )
+from tuplenet.agent.ovsdb_plan import Planner
 from tuplenet.agent.ovsdb_thread import _DOMAINS, IdlThread
 
 __all__ = ["LocalOvs", "OvsState", "OvsdbError", "tunnel_port_name"]

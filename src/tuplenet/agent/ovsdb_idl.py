@@ -15,20 +15,8 @@ import ovs.jsonrpc
 from tuplenet.agent import ovsdb_mirror_idl
 from tuplenet.agent.ovsdb_ipfix import ClearIpfix, FixIpfix, IpfixView, SetIpfix, row_columns
 from tuplenet.agent.ovsdb_mirror import AddMirror, DelMirror, FixMirror
-from tuplenet.agent.ovsdb_model import (
-    OF_PROTOCOLS,
-    Action,
-    AddPort,
-    BridgeView,
-    CreateBridge,
-    DbView,
-    DelPort,
-    FixBridge,
-    FixIface,
-    IfaceView,
-    PortSpec,
-    PortView,
-)
+from tuplenet.agent.ovsdb_model import OF_PROTOCOLS, BridgeView, DbView, IfaceView, PortView
+from tuplenet.agent.ovsdb_plan import Action, AddPort, CreateBridge, DelPort, FixBridge, FixIface, PortSpec
 
 DB_NAME = "Open_vSwitch"
 COLUMNS: dict[str, list[str]] = {

@@ -28,9 +28,9 @@ from tuplenet.agent.ovsdb_model import (
     D_TUNNELS,
     OvsdbError,
     OvsState,
-    Plan,
     state_from_view,
 )
+from tuplenet.agent.ovsdb_plan import Plan
 
 if TYPE_CHECKING:
     from tuplenet.agent.ovsdb import Subscriber

@@ -28,7 +28,6 @@ another live chassis holds it, the interface or the lsp goes) or is deferred by 
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Iterable
@@ -266,6 +265,8 @@ class ClaimWriter:
         self.store = store
         self.self_id = self_id
         self.written = self.failed = 0
+        import queue  # the claim thread's queue: the pipeline's users of the claim rule never need it
+
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="claims", daemon=True)
         self._thread.start()

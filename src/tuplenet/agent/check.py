@@ -6,10 +6,10 @@ import sys
 
 from ..store import Store, StoreError
 from .config import ConfigError, load
-from .daemon import ovs_facts
 from .engine import Engine
 from .etcdsync import TopologySync
 from .flow import Flow
+from .local_facts import local_facts
 from .ondemand import demand_facts
 from .ovsdb import LocalOvs, OvsdbError
 from .pipeline.ondemand import MODE_KEY
@@ -32,18 +32,15 @@ def compute_desired(cfg) -> tuple[Engine, str]:
         store.close()
     for fkey, obj, kv in changes:
         view.apply(fkey, obj, changed, kv.create_revision if kv is not None else 0)
-    for k, v in ovs_facts(state).items():
-        view.apply(k, v, changed)
     # The running agent's mode and demand set (ondemand.py), from its status; ONDEMAND if it has none.
     status = read_status(cfg.rundir)  # the running agent's (empty if there is none)
     od = status.get("ondemand")
     mode = od.get("enabled") if isinstance(od, dict) else None
     on = cfg.ondemand if not isinstance(mode, bool) else mode
-    view.apply(MODE_KEY, on, changed)
-    view.apply(("hash_fn",), cfg.hash_fn, changed)  # ECMP and redirect settings, as the daemon has them
-    view.apply(("bfd_cfg",), (cfg.bfd_interval_ms, cfg.bfd_interval_ms), changed)
-    if cfg.redirect:
-        view.apply(("redirect",), True, changed)
+    facts = local_facts(state, cfg, state.system_id)  # as the daemon has them (local_facts.py)
+    facts[MODE_KEY] = on
+    for k, v in facts.items():
+        view.apply(k, v, changed)
     if cfg.untunnel:  # as the daemon has it: the DSR port's fact (untunnel_host.py)
         from .untunnel_host import dsr_fact
 

@@ -26,13 +26,12 @@ from .etcdsync import TOPOLOGY_KINDS, Change, TopologySync
 from .gateway_arp import GatewayArp
 from .healthcheck_service import HealthService
 from .livetrace import LiveTrace
+from .local_facts import local_facts
 from .ofctrl import FlowControl
 from .ondemand import Ager, OnDemand, aging_period
 from .ovsdb import LocalOvs, OvsdbError, OvsState
 from .pinctrl import PacketIns
 from .pipeline import mirror
-from .pipeline.ondemand import MODE_KEY
-from .pipeline.redirect import dead_tunnel_facts
 from .readiness import Readiness
 from .status import build_status, read_status, release_free_memory, write_status
 from .tables import OP_UNKNOWN_DST
@@ -43,23 +42,6 @@ log = logging.getLogger("tuplenet")
 
 class StartupError(Exception):
     """Something essential is missing: the agent exits with this message."""
-
-
-def ovs_facts(state: OvsState) -> dict[tuple, Any]:
-    """Local OVS facts the pipeline reads."""
-    facts: dict[tuple, Any] = {("self",): state.system_id}
-    for iface, ofport in state.bindings.items():
-        facts[("bind", iface)] = ofport
-    for iface in state.plugged:  # before its ofport too: the binding claim goes at once (binding.py)
-        facts[("plugged", iface)] = True
-    for iface, ofport in state.patch_ofports.items():
-        facts[("patchport", iface)] = ofport  # only the patch ports we made: a VM tap never stands for one
-    for chassis, ofport in state.tunnels.items():
-        facts[("tun", chassis)] = ofport
-    if state.flowbased_ofport:
-        facts[("tunfb",)] = state.flowbased_ofport
-    facts.update(dead_tunnel_facts(state.tunnel_bfd))  # BFD went down: redirect (pipeline/redirect.py)
-    return facts
 
 
 WISH_KINDS = ("tunnel", "patch", "ipfix", "mirror", "bfd")  # OVSDB wishes the engine computes (pipeline/ovswishes.py, mirror.py)
@@ -420,23 +402,12 @@ class Agent:
     def _apply_ovs(self, state: OvsState, changed: set[tuple]) -> None:
         if not state.connected:
             return
-        new = ovs_facts(state)
         if state.system_id and state.system_id != self.self_id:
             log.warning("system-id changed from %s to %s; restart the agent to adopt it", self.self_id,
                         state.system_id)
-        new[("self",)] = self.self_id  # fixed for the agent's lifetime
-        new[("selfip",)] = self.cfg.tunnel_ip  # our own tunnel IP gets no tunnel (pipeline/ovswishes.py)
-        new[MODE_KEY] = self.cfg.ondemand  # on-demand or full flows (pipeline/ondemand.py)
-        new[("hash_fn",)] = self.cfg.hash_fn  # ECMP member choice (pipeline/ecmp.py)
-        if self.cfg.redirect:  # a dead tunnel (BFD) sends frames to another edge (pipeline/redirect.py)
-            new[("redirect",)] = True
-        new[("bfd_cfg",)] = (self.cfg.bfd_interval_ms, self.cfg.bfd_interval_ms)
+        new = local_facts(state, self.cfg, self.self_id)
         if self.dsr is not None:  # (MAC, ofport) of br-int-dsrgw: the DSR hand-off (pipeline/untunnel.py)
             new.update(self.dsr.facts(state))
-        if self.cfg.gateway:  # gateways never ECMP and run BFD on every tunnel (pipeline/ecmp.py)
-            new[("gateway",)] = True
-        if self.cfg.ipfix_collector:  # br-int's IPFIX row (pipeline/ovswishes.py); unset: ours is removed
-            new[("ipfix",)] = (self.cfg.ipfix_collector, self.cfg.ipfix_sampling, self.cfg.tunnel_ip)
         for k in self._ovs_facts.keys() - new.keys():
             self.view.apply(k, None, changed)
         for k, v in new.items():

@@ -6,7 +6,7 @@ APT_PACKAGES = openvswitch-switch etcd-server etcd-client containernetworking-pl
                iperf3 tcpdump ethtool iproute2 iputils-ping procps python3-openvswitch \
                podman runc busybox-static iptables util-linux docker.io
 
-.PHONY: all deps apt venv lint test test-unit test-integration test-e2e demo bench fuzz clean
+.PHONY: all deps apt venv bytecode lint test test-unit test-integration test-e2e demo bench fuzz clean
 
 all: test
 
@@ -22,7 +22,12 @@ $(VENV)/.installed: pyproject.toml
 
 venv: apt $(VENV)/.installed
 
-deps: apt venv
+# Bytecode as a packaged install has it (pip compiles wheels): short-lived commands (tpctl, tpcni) and the
+# agent's start would otherwise compile every module on each start when PYTHONDONTWRITEBYTECODE is set.
+bytecode: venv
+	@$(PY) -m compileall -q src/tuplenet >/dev/null
+
+deps: apt venv bytecode
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..agent.flow import fmt_ip, fmt_mac
 from ..agent.stages import table as stage_table
+from ..records import dataclass, field
 from . import livewire as W
 from .packet import TraceError
 from .report import SCHEMA, outcome_text, result

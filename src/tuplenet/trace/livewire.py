@@ -16,11 +16,11 @@ import base64
 import binascii
 import json
 import zlib
-from dataclasses import dataclass
 from typing import Any
 
 from ..model.addr import ModelError, validate_name
 from ..model.codec import parse_value
+from ..records import dataclass
 
 CMD_ROOT = "communicate/push/"
 RESULT_ROOT = "communicate/cmd_result/"

@@ -14,7 +14,6 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from ..model.lb import lb_slot
 from .flow import mac_int
 
 EMPTY: frozenset = frozenset()
@@ -49,6 +48,8 @@ def _index_keys(key: tuple, obj: Any) -> list[tuple]:
     if kind == "lnat":
         return [("I", "lr_lnats", key[1])]
     if kind in ("ls_lb", "lr_lb"):  # load balancers: group-id slot (pipeline/lb.py)
+        from ..model.lb import lb_slot  # loaded with the first load balancer (tpctl trace's start)
+
         return [("I", "lb_slot", lb_slot(kind, key[1], key[2]))]
     if kind == "lbh":  # a backend out of service: ("lbh", LS|LR, dp, lb, "ip:port")
         return [("I", "lb_down", key[1], key[2], key[3])]

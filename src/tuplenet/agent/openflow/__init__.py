@@ -6,9 +6,11 @@ The package's names load on first use (PEP 562): the pipeline imports only `mete
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .codec import FlowStats, PacketIn, TlvMapping
     from .conn import TUN_METADATA0, OpenFlowConnection
     from .errors import ErrorMsg, OpenFlowDisconnected, OpenFlowError, OpenFlowTimeout

@@ -11,7 +11,6 @@ import struct
 from collections.abc import Iterator
 
 from ...records import NamedTuple
-from . import codec as c
 
 OFPT_METER_MOD = 29
 OFPMC_ADD = 0
@@ -89,6 +88,8 @@ def is_ours(mid: int) -> bool:
 
 def meter_mod(command: int, spec: MeterSpec, xid: int = 0) -> bytes:
     """OFPT_METER_MOD adding or modifying `spec` (one drop band)."""
+    from . import codec as c  # the wire side only: the pipeline imports meters for MeterSpec
+
     if not 0 < spec.meter_id <= 0xFFFF0000:
         raise ValueError(f"bad meter id {spec.meter_id}")
     if not (0 < spec.rate <= 0xFFFFFFFF and 0 <= spec.burst <= 0xFFFFFFFF):
@@ -100,14 +101,20 @@ def meter_mod(command: int, spec: MeterSpec, xid: int = 0) -> bytes:
 
 def meter_delete(mid: int, xid: int = 0) -> bytes:
     """OFPT_METER_MOD deleting meter `mid` (OVS also deletes every flow that uses it)."""
+    from . import codec as c  # the wire side only: the pipeline imports meters for MeterSpec
+
     return _METER_MOD.pack(c.OFP_VERSION, OFPT_METER_MOD, 16, xid, OFPMC_DELETE, 0, mid)
 
 
 def meter_config_request(mid: int = OFPM_ALL, xid: int = 0) -> bytes:
+    from . import codec as c  # the wire side only: the pipeline imports meters for MeterSpec
+
     return _MP_METER_REQ.pack(c.OFP_VERSION, c.OFPT_MULTIPART_REQUEST, 24, xid, OFPMP_METER_CONFIG, 0, mid)
 
 
 def meter_stats_request(mid: int = OFPM_ALL, xid: int = 0) -> bytes:
+    from . import codec as c  # the wire side only: the pipeline imports meters for MeterSpec
+
     return _MP_METER_REQ.pack(c.OFP_VERSION, c.OFPT_MULTIPART_REQUEST, 24, xid, OFPMP_METER, 0, mid)
 
 

@@ -31,13 +31,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from ..lazylog import get_logger
 from ..model import PATCH_PORT_IP
 from ..records import dataclass, replace
 from ..store import KV, Compare, Op, Store, StoreError
 from .view import Reader, View
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 log = get_logger(__name__)  # logging loads with the first message (lazylog)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from ..lazylog import get_logger
 from ..records import dataclass, field
@@ -26,6 +25,10 @@ from .flow import Flow
 from .outputs import Delta, DerivedKind, digest_of, ident_of
 from .pipeline import DERIVED, OWNER_KINDS, compute
 from .view import Reader, View
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 log = get_logger(__name__)  # logging loads with the first message (lazylog)
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from ..lazylog import get_logger
 from ..model import ModelError, decode, parse_key
 from ..store import KV, Compacted, Store, StoreError
 from .importhold import ImportHold
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 log = get_logger(__name__)  # logging loads with the first message (lazylog)
 
@@ -19,7 +22,7 @@ TOPOLOGY = "entity_view/"
 TOPOLOGY_KINDS = frozenset(("LS", "LR", "lsp", "lrp", "lsr", "lnat", "chassis", "mirror", "address_set",
                             "port_group", "acl", "pg_acl", "ls_lb", "lr_lb"))
 
-Change = tuple[tuple, Any, "KV | None"]  # (fact key, entity or None, the KV it came from)
+Change = tuple[tuple, "Any", "KV | None"]  # (fact key, entity or None, the KV it came from)
 
 
 class Decoder:

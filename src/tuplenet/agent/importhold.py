@@ -14,19 +14,22 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from ..lazylog import get_logger
 from ..model import IMPORT_MARKER_KEY, ROOT
 from ..model.importmark import ImportMarker
 from ..store import KV, Compacted, Event
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 log = get_logger(__name__)  # logging loads with the first message (lazylog)
 
 HOLD_MAX_ENV = "TUPLENET_IMPORT_HOLD_MAX"
 DEFAULT_HOLD_MAX = 300.0
 
-Change = tuple[tuple, Any, "KV | None"]
+Change = tuple[tuple, "Any", "KV | None"]
 
 
 def hold_max_from_env() -> float:

@@ -10,7 +10,6 @@ hash of the canonical text), so every host resolves a conflict the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any
 
 from ..records import NamedTuple
 from .openflow.meters import MeterSpec
@@ -20,7 +19,10 @@ try:  # the C module hashlib.blake2b is: hashlib itself loads OpenSSL, a share o
 except ImportError:  # pragma: no cover - Python builds without it
     from hashlib import blake2b
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .view import Reader
 
 GROUP_TAG = 0x7470  # "tp", as in flow cookies and meter ids: groups of other software are never touched

@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import output
 from .args import key_values
 from .commands import Ctx, say
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _svc(ctx: Ctx) -> Any:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Any
 
 from .errors import OVS_FAILURE, TRY_AGAIN_LATER, CniError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 READY_KEY = "tuplenet-installed"
 

@@ -10,7 +10,6 @@ behind (a write whose outcome etcd left unknown is undone too, as far as etcd le
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 from . import links
 from .errors import (
@@ -28,7 +27,10 @@ from .ovsdb import READY_KEY, Ovsdb
 from .result import add_result, container_address
 from .spec import Env, NetConf, ip_text
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+    T = TypeVar("T")
 
 
 def lsp_name(ifname: str, container_id: str) -> str:

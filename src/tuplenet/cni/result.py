@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .spec import NetConf, ip_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _ips_for(version: str, ips: list[dict[str, Any]]) -> list[dict[str, Any]]:

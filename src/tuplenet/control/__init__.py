@@ -6,8 +6,6 @@ from a fresh read when it loses a race; errors are ControlError subclasses with 
 
 from __future__ import annotations
 
-from typing import Any
-
 from .base import Core
 from .errors import (
     AlreadyExists,
@@ -18,6 +16,10 @@ from .errors import (
     NotFound,
     VersionMismatch,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class _Service:

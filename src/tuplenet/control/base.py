@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from tuplenet.model import (
     DEVICE_IDS_KEY,
@@ -33,6 +32,10 @@ from tuplenet.model.roaring import decode_bitmap, encode_bitmap
 from tuplenet.store import KV, Compare, Op
 
 from .errors import Conflict, ControlError, InvalidArgument, NotFound, VersionMismatch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NOUN = {"LS": "switch", "LR": "router", "lsp": "switch port", "lrp": "router port", "lsr": "static route",
         "lnat": "router nat", "chassis": "chassis"}

@@ -7,7 +7,6 @@ compare, so two writers can never both pass the same check (e.g. two ports takin
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from tuplenet.model import (
     CHILD_KINDS,
@@ -23,6 +22,10 @@ from tuplenet.store import Compare, Op
 
 from .base import NOUN, PORT_KIND, Core, Plan, not_found, record_id
 from .errors import AlreadyExists, Conflict, NotEmpty
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class DevicePlans:

@@ -8,10 +8,13 @@ not change behaviour, so they must not look like a change either.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
 
 from ..records import dataclass, field
 from .addr import PATCH_PORT_IP
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 ROOT = "entity_view/"
 Extra = tuple[tuple[str, str], ...]

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import binascii
 import json
-from typing import Any
 
 from .errors import MalformedAnswer, StoreError
 from .types import KV, Compare, Event, Op
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _a2b = binascii.a2b_base64
 _b2a = binascii.b2a_base64

@@ -7,7 +7,6 @@ import threading
 import weakref
 from binascii import a2b_base64
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from .codec import (
     b64,
@@ -29,6 +28,8 @@ from .types import KV, Compare, Member, Op, Status, TxnResult
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .lease import Lease
     from .watch import Watch
 

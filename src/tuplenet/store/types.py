@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from ..records import dataclass, field
 from .errors import StoreError, TxnConflict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal
 
 _OPERATORS = {"=": "EQUAL", "==": "EQUAL", "!=": "NOT_EQUAL", "<": "LESS", ">": "GREATER"}
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from operator import and_, itemgetter
-from typing import Any
 
 from ..agent import flow as F
 from ..records import NamedTuple
 from .packet import WIDTH
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Compiled action opcodes: (code, *args).
 (OUTPUT, OUTPUT_REG, RESUBMIT, SET, MOVE, DEC_TTL, CONTROLLER, METER, BUNDLE, CT, GROUP, CLONE, MULTIPATH,

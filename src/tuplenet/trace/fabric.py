@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
 
 from ..agent.engine import Engine
 from ..agent.flow import ip_int
@@ -20,6 +19,10 @@ from .compiled import compile_groups, compile_tables, owner_index
 from .interp import ChassisPipeline, Event, HopTrace, Port
 from .names import Names
 from .packet import TraceError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_HOPS = 64  # chassis crossings per packet: more is a forwarding loop
 LOCAL_KINDS = ("self", "bind", "patchport", "tun", "tunfb", "live", "untunnel")

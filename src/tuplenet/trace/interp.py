@@ -9,8 +9,6 @@ walk on this chassis with a `Send` the fabric follows into the next chassis.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..agent import tables as T
 from ..agent.flow import OFPP_IN_PORT, Flow, fmt_ip
 from ..agent.stages import table as stage_table
@@ -18,6 +16,10 @@ from ..records import NamedTuple
 from . import compiled as C
 from .names import Names
 from .stages import DeadEndContext, dead_end, opcode_meaning
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # OVS's translation limits: nested resubmits to the same or an earlier table (a resubmit to a later table
 # does not deepen), and resubmits in all. Over either, OVS drops the whole packet.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
 
 from ..agent.flow import fmt_ip, fmt_mac
 from ..agent.stages import table as stage_table
@@ -20,6 +19,10 @@ from ..records import dataclass, field
 from . import livewire as W
 from .packet import TraceError
 from .report import SCHEMA, outcome_text, result
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 POLL = 0.02  # seconds between reads of the results while waiting
 # After the last hop reported: how long to keep reading for a switch-drop record. A host reports the hop from

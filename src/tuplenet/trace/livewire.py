@@ -16,11 +16,14 @@ import base64
 import binascii
 import json
 import zlib
-from typing import Any
 
 from ..model.addr import ModelError, validate_name
 from ..model.codec import parse_value
 from ..records import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CMD_ROOT = "communicate/push/"
 RESULT_ROOT = "communicate/cmd_result/"

@@ -3,9 +3,11 @@ datapath), chassis tunnel IPs. Built once per trace from the logical model."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..agent.flow import fmt_ip, ip_int
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PATCH_PORT_ID = 0xFFFF
 

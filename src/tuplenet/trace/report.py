@@ -4,13 +4,14 @@ owner and rule, then where the packet went or why it died. The JSON form is the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ..agent.flow import fmt_ip, fmt_mac
 from .names import Names
 from .stages import band, owner_label, stage
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # the live trace renders documents without the engine behind the offline trace
+    from typing import Any
+
     from .fabric import Trace
     from .interp import HopTrace, Step
 

@@ -5,12 +5,15 @@ when routed), or a raw hex frame. Pure: the model comes in as a dict of facts.""
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
 from ..model import ModelError, normalize_ip, normalize_mac
 from ..records import dataclass
 from . import packet as P
 from .packet import TraceError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PROTOS = ("icmp", "tcp", "udp", "arp")
 

@@ -19,14 +19,16 @@ the liveness bundle_load reads is real. A gateway asks for BFD on all its tunnel
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import tables as T
 from ..flow import BundleLoad, Flow, M, Resubmit, fmt_ip, match
 from ..outputs import DerivedKind, Wish
 from ..view import Reader, route_group
 from .common import lr_here, lr_of, peer_lrp, peer_lsp
 from .routing import route_actions, route_match
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ECMP = "ecmp"
 BFD = "bfd"  # wish kind: ("bfd", (chassis,)) -> (min_tx ms, min_rx ms)

@@ -11,14 +11,16 @@ Elsewhere a zero-MAC frame is dropped before it could leak out of the patch port
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import tables as T
 from ..flow import Controller, Flow, M, Meter, SetField, ip_int, mac_int, match
 from ..openflow.meters import MeterSpec, meter_id
 from ..view import PATCH_IP, Reader
 from .common import lr_here, lr_of, ls_id, peer_lsp
 from .const import ETH_ARP, ETH_IP
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 METER_INDEX = 0x500  # resolution; 0x501 replies (TTL buckets 0-255, on-demand 0x300, trace 0x400)
 METER_RATE = 100  # packets/s per gateway and kind: a flood of replies from outside cannot starve resolution

@@ -14,14 +14,16 @@ both re-run the lookup for them.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import tables as T
 from ..binding import claiming_key
 from ..flow import Clone, Controller, Flow, Load, M, Meter, Move, Resubmit, ip_int, match
 from ..openflow.meters import MeterSpec, meter_id
 from ..view import Reader
 from .const import ETH_ARP, ETH_IP
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MODE_KEY = ("ondemand",)  # local fact: True = on-demand, False = full mode (absent in pure tests = full)
 # The on-demand packet-in meters: one per source bucket (the low 4 bits of the IPv4 / ARP sender address,

@@ -6,12 +6,14 @@ the owners a change touches are recomputed and the daemon applies the wish delta
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..outputs import DerivedKind, Wish
 from ..view import PATCH_IP, Reader
 from .ecmp import BFD, bfd_timers
 from .ondemand import chassis_counted
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TUNNEL = "tunnel"  # ("tunnel", chassis) -> remote IP
 PATCH = "patch"  # ("patch", lsp name) -> peer bridge

@@ -8,14 +8,16 @@ a fresh host), traffic to it leaves through the flow-based port with the destina
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import tables as T
 from ..flow import Flow, Load, M, Resubmit, SetField, ip_int, match
 from ..view import Reader
 from . import redirect
 from .ondemand import chassis_counted
 from .tracepoints import INGRESS_REPORT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _INGRESS = (Resubmit(T.EXTRACT), INGRESS_REPORT, Resubmit(T.FROM_TUNNEL))  # live trace: tracepoints.py
 _DECIDED = Load(T.R_DECIDED, 1)

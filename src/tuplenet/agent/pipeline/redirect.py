@@ -17,12 +17,15 @@ every tunnel on a gateway) can be declared dead; without BFD a tunnel always cou
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from .. import tables as T
 from ..flow import BundleLoad, Flow, Load, M, Move, Resubmit, match
 from ..view import Reader
 from .ecmp import DEFAULT_HASH
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 REDIRECT_KEY = ("redirect",)  # local fact, present when ENABLE_REDIRECT is on
 _BIT = T.F_REDIRECT.bit_length() - 1

@@ -4,13 +4,15 @@ chassis if pinned."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import tables as T
 from ..flow import Flow, Load, M, Move, Resubmit, SetField, ip_int, mac_int, match
 from ..view import Reader, route_group
 from .common import lr_here, lr_of, ls_id, peer_lsp
 from .const import ETH_IP
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _RESOLVE = Resubmit(T.LS_MAC_BIND)
 _INTO_SWITCH = Resubmit(T.LS_IN_START)

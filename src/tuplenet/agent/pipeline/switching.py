@@ -3,8 +3,6 @@ responder, and the IP → MAC binding routers use to reach it as a next hop."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import tables as T
 from ..binding import bound_lsp, claiming_key
 from ..flow import Flow, Load, M, Move, Resubmit, SetField, ip_int, mac_int, match
@@ -12,6 +10,10 @@ from ..view import PATCH_IP, Reader
 from . import ondemand
 from .common import lr_here, lr_of, ls_id, lsp_shadowed, peer_lrp
 from .const import ETH_ARP, ETH_IP
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def lsp_flows(r: Reader, key: tuple, lsp: Any) -> list[Flow]:

@@ -26,14 +26,16 @@ is up in OVSDB (agent/untunnel_host.py); without it nothing here emits a flow.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import tables as T
 from ..flow import Flow, M, Output, Resubmit, SetField, ip_int, mac_int, match
 from ..outputs import DerivedKind
 from ..view import PATCH_IP, Reader, route_group
 from .common import lr_of, ls_id, lsp_shadowed, peer_lrp
 from .const import ETH_IP
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 UNTUNNEL_KEY = ("untunnel",)  # local fact: (MAC of br-int-dsrgw, its ofport)
 DSR_NET = "dsrnet"  # derived owner ("dsrnet", network int, prefix): one known-subnet flow

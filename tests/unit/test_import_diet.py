@@ -1,7 +1,9 @@
 """Start-up budgets of the short-lived commands (tpctl, tpctl trace, tpcni): each path runs in a fresh
 interpreter and must not import what it does not need. http.client (with the email package), ssl, grpc and
 asyncio cost tens of ms per start; the agent's daemon side has no business in a CLI. A regression here shows
-up as a new name in the failure message."""
+up as a new name in the failure message. The usual fixes: annotation-only names under `TYPE_CHECKING = False` /
+`if TYPE_CHECKING: from typing import Any`; tuplenet.records for dataclass/NamedTuple; tuplenet.lazylog for
+a module logger; an import inside the function that needs a rarely used module."""
 
 from __future__ import annotations
 

@@ -88,12 +88,30 @@ def configure(conf: NetConf, netns: str, ifname: str, mac: str, address: str, tx
 
 def delete(host_if: str) -> bool:
     """Remove the pair by its host end (the kernel removes the peer); False if it was not there."""
-    proc = subprocess.run([IP, "link", "del", host_if], capture_output=True, text=True, timeout=30)
-    if proc.returncode == 0:
-        return True
-    if "Cannot find device" in proc.stderr or "does not exist" in proc.stderr:
-        return False
-    raise CniError(IO_FAILURE, f"deleting {host_if}: {' '.join(proc.stderr.split())[:300]}")
+    return Deletion(host_if).wait()
+
+
+class Deletion:
+    """`ip link del` of the pair by its host end, running in the background until `wait()`."""
+
+    def __init__(self, host_if: str) -> None:
+        self.host_if = host_if
+        self.proc = subprocess.Popen([IP, "link", "del", host_if], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+
+    def wait(self) -> bool:
+        """True once removed, False if it was not there; CniError if `ip` failed otherwise."""
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        if self.proc.returncode == 0:
+            return True
+        if "Cannot find device" in err or "does not exist" in err:
+            return False
+        raise CniError(IO_FAILURE, f"deleting {self.host_if}: {' '.join(err.split())[:300]}")
 
 
 def exists(name: str) -> bool:

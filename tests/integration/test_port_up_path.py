@@ -19,6 +19,22 @@ def classify_flows(c: Cluster, host: str, ofport: int) -> list[str]:
     return [f for f in c.flows(host) if "table=" not in f and (f"in_port={ofport} " in f or f"in_port={ofport}," in f)]
 
 
+def agent_state(c: Cluster, host: str) -> str:
+    """What the agent was doing (every thread's stack: faulthandler on SIGUSR1) and its log's end: a failure
+    here is rare and timing-dependent, so the report must carry what explains it."""
+    agent = c.host(host).agent
+    before = os.path.getsize(agent.console) if os.path.exists(agent.console) else 0
+    os.kill(agent.pid, signal.SIGUSR1)
+    wait_for(lambda: os.path.exists(agent.console) and os.path.getsize(agent.console) > before, timeout=5,
+             what="the agent's stack dump")
+    with open(agent.console, errors="replace") as f:
+        f.seek(before)
+        stacks = f.read()
+    with open(agent.logfile, errors="replace") as f:
+        log = "".join(f.readlines()[-30:])
+    return f"agent stacks:\n{stacks}\nagent log (end):\n{log}\nflows:\n" + "\n".join(c.flows(host))
+
+
 def mark(c: Cluster, host: str, iface: str) -> str | None:
     out = c.host(host).vsctl("--if-exists", "get", "Interface", iface, "external_ids:tuplenet-installed")
     return out.strip().strip('"') or None
@@ -35,8 +51,11 @@ def test_local_flows_do_not_wait_for_the_claim_to_come_back(sim3, tmp_path, pref
         os.kill(etcd.proc.pid, signal.SIGSTOP)
         try:
             ofport = c.host("hv1").add_vm_port("vmx", "vmx")
-            flows = wait_for(lambda: classify_flows(c, "hv1", ofport), timeout=5,
-                             what="vmx's local flows while its claim cannot reach etcd")
+            try:
+                flows = wait_for(lambda: classify_flows(c, "hv1", ofport), timeout=5,
+                                 what="vmx's local flows while its claim cannot reach etcd")
+            except TimeoutError as exc:
+                raise AssertionError(f"{exc}\n{agent_state(c, 'hv1')}") from None
             assert any("dl_src=" + X_MAC in f for f in flows)  # port security: its own MAC only
             assert mark(c, "hv1", "vmx") is None  # ready means recorded too: not before the claim lands
         finally:

@@ -177,7 +177,7 @@ def test_plain_controller_action_is_not_paused(ovs: DummyOvs, conn: OpenFlowConn
 
 def test_reconnects_after_vswitchd_restart(ovs: DummyOvs, conn: OpenFlowConnection, rec: Recorder) -> None:
     conn.apply([], flows(3))
-    assert rec.connects == 1
+    poll(lambda: rec.connects == 1, 5, "the first connect callback")  # it runs on the dispatcher thread
     ovs.restart_vswitchd()
     poll(lambda: rec.connects == 2 and conn.connected, 10, "reconnect")
     assert conn.dump_cookies() == {}  # a restarted vswitchd has no flows ...

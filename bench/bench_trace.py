@@ -10,6 +10,7 @@ pass/fail test. Part C starts a private etcd in a temp dir.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -138,8 +139,51 @@ def part_c(runs: int) -> None:
         print(f"   floor: bare python start min {min(bare):.1f} ms; `tpctl --version` median "
               f"{statistics.median(floor):.1f} ms wall, {statistics.median(floor_cpu):.1f} ms CPU")
         in_process(server.endpoint, prefix)
+        served(server.endpoint, prefix, cmd, runs, cached, base)
     finally:
         server.stop()
+
+
+def served(endpoint: str, prefix: str, cmd: list[str], runs: int, env: dict[str, str], base: str) -> None:
+    """The same trace answered by a running tuplenet-api (`--api`): warm (the model of this revision is kept)
+    and right after a topology change (every run first changes an unrelated switch: the model is rebuilt)."""
+    from tuplenet.api.proc import ApiProcess
+    from tuplenet.sandbox.procs import wait_for
+    from tuplenet.store import Store
+
+    api = ApiProcess(os.path.join(base, "api"), endpoint, prefix).start()
+    try:
+        env = {**env, "TUPLENET_API_TOKEN": api.read_token}
+        scmd = [*cmd, "--api", api.base_url]
+        walls, cpus, out = timed(scmd, runs, env)
+        print(f"D. the same through a running tuplenet-api (`--api`; {out.splitlines()[-1]}):")
+        print(f"   warm model: wall ms median {statistics.median(walls):.1f}, min {min(walls):.1f}, max "
+              f"{max(walls):.1f}; tpctl CPU ms median {statistics.median(cpus):.1f}")
+        with Store(endpoint, prefix=prefix) as s:
+            walls2 = []
+            for i in range(runs):
+                rev = s.put("entity_view/LS/bench-touch", f"id={100 + i % 2}")
+                wait_for(lambda rev=rev: cache_revision(api) >= rev, timeout=10, what="the API cache")
+                t0 = time.perf_counter()
+                p = subprocess.run(scmd, capture_output=True, text=True, timeout=60, env=env)
+                walls2.append((time.perf_counter() - t0) * 1000)
+                if p.returncode != 0:
+                    raise SystemExit(f"tpctl trace --api failed: {p.stderr.strip()}")
+            s.delete("entity_view/LS/bench-touch")
+        print(f"   first trace after a topology change: wall ms median {statistics.median(walls2):.1f}, "
+              f"min {min(walls2):.1f}, max {max(walls2):.1f}")
+    finally:
+        api.stop()
+
+
+def cache_revision(api) -> int:
+    """The revision the API's read cache has applied (its next trace builds from it)."""
+    conn = api.connection()
+    try:
+        conn.request("GET", "/api/v2/health", headers={"Authorization": f"Bearer {api.token}"})
+        return (json.loads(conn.getresponse().read()).get("cache") or {}).get("revision", 0)
+    finally:
+        conn.close()
 
 
 def timed(cmd: list[str], runs: int, env: dict[str, str]) -> tuple[list[float], list[float], str]:

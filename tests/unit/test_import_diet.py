@@ -78,6 +78,16 @@ def test_tpctl_trace_loads_the_pipeline_but_no_daemon_or_0_3_commands() -> None:
                              "tuplenet.agent.pipeline.lbhealth", "tuplenet.agent.ovsdb_ipfix"]) == []
 
 
+def test_tpctl_trace_through_the_api_loads_a_thin_client_only() -> None:
+    # --api: the server walks its warm model; the process is the client start (the 50 ms budget's path)
+    code, err, modules = loaded([*UNREACHABLE, "trace", "--simulate", "-s", "LS-A/vm1", "--dst-ip", "10.10.2.2",
+                                 "--api", "http://127.0.0.1:1"])
+    assert code == 1 and "tuplenet-api at http://127.0.0.1:1" in err  # it got as far as the request
+    assert "tuplenet.store.http1" in modules
+    assert present(modules, [*HEAVY, *DAEMON, *STDLIB_HEAVY, "tuplenet.agent", "tuplenet.trace", "tuplenet.model",
+                             "tuplenet.control", "tuplenet.store.store", "argparse"]) == []
+
+
 def test_tpctl_live_trace_loads_neither_the_pipeline_nor_the_daemon() -> None:
     # tpctl start to printed path is the live trace's budget (1 s across 3 hosts): the hosts walk the flows
     code, err, modules = loaded([*UNREACHABLE, "trace", "-s", "LS-A/vm1", "--dst-ip", "10.10.2.2"],

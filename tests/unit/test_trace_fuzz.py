@@ -110,3 +110,23 @@ def test_decoder_agrees_with_the_builders() -> None:
                 S.ipv4("10.10.1.2", "10.10.2.2", S.PROTO_UDP, S.udp(5, 53, src="10.10.1.2", dst="10.10.2.2")))
     assert decode_frame(udp) == P.l4("udp", "f2:01:0a:0a:01:02", "f2:01:0a:0a:01:01", "10.10.1.2", "10.10.2.2",
                                      sport=5, dport=53)
+
+
+URL_PARTS = ["http://", "https://", "ftp://", "", "//", "127.0.0.1", "[::1]", "[::1", "localhost", "h\u00e9", ":",
+             ":8080", ":99999", ":-1", ":x", "/", "/api/v2", "/a b", "?q=1", "#f", "@", "user:pw@", "%00", "\n", " "]
+
+
+@pytest.mark.fuzz
+@fuzz
+@given(st.lists(st.sampled_from(URL_PARTS), max_size=6).map("".join) | st.text(max_size=40))
+def test_fuzz_api_urls_are_a_target_or_one_line_error(api: str) -> None:
+    """`--api URL` / $TUPLENET_API: a (host, port, path, tls) fit for one HTTP request line, or TraceError."""
+    from tuplenet.cli.trace import ApiError, api_target
+
+    try:
+        host, port, path, tls = api_target(api)
+    except ApiError as exc:
+        assert "\n" not in str(exc).replace("\\n", "")
+        return
+    assert host and 0 < port < 65536 and path.startswith("/") and isinstance(tls, bool)
+    assert not any(c in path for c in " ?#\r\n") and host.isprintable()

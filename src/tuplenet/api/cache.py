@@ -15,7 +15,7 @@ import bisect
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tuplenet.store import KV, Compacted, Compare, Op, Store, StoreError, TxnResult
@@ -26,12 +26,15 @@ PROBE_GRACE = 2.5  # the cache stays usable this long after the last successful 
 RETRY_DELAY = 0.5
 
 
+TOPOLOGY_PREFIX = "entity_view/"
+
 class TreeCache:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._data: dict[str, KV] = {}
         self._keys: list[str] = []  # sorted, for prefix scans
         self.revision = 0  # every change under the prefix up to here is applied
+        self.topology_revision = 0  # the last change under entity_view/ (GET /trace keeps its model until then)
         self._listed = False
         self._live_until = 0.0
         self._cond = threading.Condition()
@@ -77,7 +80,7 @@ class TreeCache:
                 with self._cond:
                     self._data = {kv.key: kv for kv in kvs}
                     self._keys = sorted(self._data)
-                    self.revision = rev
+                    self.revision = self.topology_revision = rev
                     self._listed = True
                     self._cond.notify_all()
                 self._live_until = time.monotonic() + PROBE_GRACE
@@ -98,6 +101,8 @@ class TreeCache:
             data, keys = self._data, self._keys
             for ev in events:
                 key = ev.kv.key
+                if key.startswith(TOPOLOGY_PREFIX):
+                    self.topology_revision = max(self.topology_revision, revision)
                 if ev.type == "DELETE":
                     if data.pop(key, None) is not None:
                         del keys[bisect.bisect_left(keys, key)]
@@ -128,9 +133,14 @@ class TreeCache:
             out.append(data[key])
         return out
 
-    def get_prefix(self, key_prefix: str = "", page_size: int = 1000) -> tuple[list[KV], int]:
+    def get_prefix(self, key_prefix: str = "", page_size: int = 1000,
+                   on_page: Callable[[list[KV], bool], None] | None = None) -> tuple[list[KV], int]:
+        """As Store.get_prefix, from memory (one page)."""
         with self._cond:
-            return self._scan(key_prefix), self.revision
+            kvs, rev = self._scan(key_prefix), self.revision
+        if on_page is not None:
+            on_page(kvs, True)
+        return kvs, rev
 
     def txn(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op] = ()) -> TxnResult:
         if compares or any(op.kind not in ("get", "get_prefix") for op in success):

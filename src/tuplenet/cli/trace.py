@@ -42,6 +42,10 @@ OPTIONS = (
     (("--frame", "--header"), {"dest": "frame", "metavar": "HEX",
                                "help": "the whole Ethernet frame in hex instead of addresses"}),
     (("--brief",), {"action": "store_true", "help": "hide pass-through steps of constant flows"}),
+    (("--api",), {"metavar": "URL", "help": "--simulate: ask a running tuplenet-api (http[s]://HOST:PORT[/api/v2]; "
+                                            "default "
+                                            "$TUPLENET_API), which keeps the topology's flows computed; the "
+                                            "token comes from $TUPLENET_API_TOKEN"}),
     (("--wait",), {"type": float, "default": 3.0, "metavar": "SECONDS",
                    "help": "live: how long to wait for the hosts' reports (default 3)"}),
     (("--detect",), {"nargs": "?", "const": "", "metavar": "LS,LS,...",
@@ -94,6 +98,11 @@ def simulate(model: Any, req: Any) -> dict[str, Any]:
 def run(opts: argparse.Namespace, as_json: bool) -> int:
     import os
 
+    api = opts.api or os.environ.get("TUPLENET_API")
+    if opts.simulate and api and opts.detect is None:  # the thin client: nothing of the pipeline loads
+        text = served(api, opts, as_json, os.environ)
+        sys.stdout.write(json.dumps(json.loads(text), indent=2) + "\n" if as_json else text)
+        return 0
     from tuplenet.store.security import from_args
 
     security = from_args(opts, os.environ)
@@ -112,6 +121,81 @@ def run(opts: argparse.Namespace, as_json: bool) -> int:
 
         sys.stdout.write(to_text(doc, brief=opts.brief))
     return 0
+
+
+class ApiError(ValueError):
+    """--api: a bad URL, an unreachable server or its error answer; one line for the user."""
+
+
+def api_target(api: str) -> tuple[str, int, str, bool]:
+    """--api URL (http[s]://HOST[:PORT][/PATH]) -> (host, port, path of the API's routes, TLS?); ApiError with
+    one line otherwise. Parsed here rather than by urllib, whose import this thin client does without."""
+    bad = ApiError(f"--api {api!r}: give http://HOST:PORT or https://HOST:PORT")
+    scheme, sep, rest = api.partition("://")
+    if not sep or scheme not in ("http", "https") or any(c in rest for c in "?#@ ") or not rest.isprintable():
+        raise bad
+    hostport, slash, path = rest.partition("/")
+    if hostport.startswith("["):  # [IPv6]:port
+        host, close, after = hostport[1:].partition("]")
+        if not close or (after and not after.startswith(":")):
+            raise bad
+        port_text = after[1:]
+    else:
+        host, _, port_text = hostport.partition(":")
+    if not host or "[" in host or "]" in host or (":" in host and not hostport.startswith("[")):
+        raise bad
+    if port_text and not (len(port_text) < 6 and port_text.isascii() and port_text.isdigit()
+                          and 0 < int(port_text) < 65536):
+        raise ApiError(f"--api {api!r}: the port must be 1..65535")
+    port = int(port_text) if port_text else (443 if scheme == "https" else 80)
+    path = ("/" + path).rstrip("/") if slash else ""
+    return host, port, path or "/api/v2", scheme == "https"
+
+
+_QUERY_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _quote(text: str) -> str:
+    return "".join(chr(b) if b in _QUERY_SAFE else f"%{b:02X}" for b in text.encode("utf-8", "surrogatepass"))
+
+
+def served(api: str, opts: argparse.Namespace, as_json: bool, env: Any) -> str:
+    """The trace as a running tuplenet-api answers `GET /trace` (same document, same text): only this thin
+    client starts, the server keeps the model and the computed flows between topology changes."""
+    from tuplenet.store.http1 import Connection, HTTPError
+
+    host, port, path, tls = api_target(api)
+    fields = {"src_port": opts.src_port, "dst_ip": opts.dst_ip, "dst_mac": opts.dst_mac, "src_ip": opts.src_ip,
+              "src_mac": opts.src_mac, "proto": opts.proto, "ttl": opts.ttl, "sport": opts.sport,
+              "dport": opts.dport, "icmp_type": opts.icmp_type, "frame": opts.frame,
+              "format": "json" if as_json else "text", "brief": "true" if opts.brief else None}
+    query = "&".join(f"{k}={_quote(str(v))}" for k, v in fields.items() if v is not None)
+    context = None
+    if tls:
+        import ssl
+
+        context = ssl.create_default_context(cafile=env.get("TUPLENET_API_CACERT") or None)
+    headers = {"Accept": "application/json" if as_json else "text/plain"}
+    token = env.get("TUPLENET_API_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    conn = Connection(host, port, timeout=opts.timeout, context=context)
+    try:
+        conn.request("GET", f"{path}/trace?{query}", b"", headers)
+        resp = conn.getresponse()
+        body = resp.read()
+    except (OSError, HTTPError) as exc:
+        raise ApiError(f"tuplenet-api at {api}: {exc}") from None
+    finally:
+        conn.close()
+    text = body.decode("utf-8", "replace")
+    if resp.status != 200:
+        try:
+            why = json.loads(text).get("error") or text
+        except (ValueError, AttributeError):
+            why = text
+        raise ApiError(f"tuplenet-api at {api} answered {resp.status}: {' '.join(str(why).split())[:300]}")
+    return text if text.endswith("\n") else text + "\n"
 
 
 def _store(opts: argparse.Namespace, security: Any) -> Any:

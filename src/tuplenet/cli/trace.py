@@ -6,7 +6,6 @@ same report. Heavy imports happen only when a trace runs, so `tpctl --help` stay
 
 from __future__ import annotations
 
-import json
 import sys
 
 TYPE_CHECKING = False
@@ -101,7 +100,11 @@ def run(opts: argparse.Namespace, as_json: bool) -> int:
     api = opts.api or os.environ.get("TUPLENET_API")
     if opts.simulate and api and opts.detect is None:  # the thin client: nothing of the pipeline loads
         text = served(api, opts, as_json, os.environ)
-        sys.stdout.write(json.dumps(json.loads(text), indent=2) + "\n" if as_json else text)
+        if as_json:
+            import json
+
+            text = json.dumps(json.loads(text), indent=2) + "\n"
+        sys.stdout.write(text)
         return 0
     from tuplenet.store.security import from_args
 
@@ -115,6 +118,8 @@ def run(opts: argparse.Namespace, as_json: bool) -> int:
     else:
         doc = live(opts, req, security)
     if as_json:
+        import json
+
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         from tuplenet.trace.report import to_text
@@ -191,6 +196,8 @@ def served(api: str, opts: argparse.Namespace, as_json: bool, env: Any) -> str:
     text = body.decode("utf-8", "replace")
     if resp.status != 200:
         try:
+            import json
+
             why = json.loads(text).get("error") or text
         except (ValueError, AttributeError):
             why = text
@@ -274,6 +281,8 @@ def detect(opts: argparse.Namespace, as_json: bool, security: Any, switches: lis
         store.close()
     if as_json:
         if wrong:
+            import json
+
             sys.stdout.write(json.dumps(wrong, indent=2) + "\n")
     else:
         for w in wrong:

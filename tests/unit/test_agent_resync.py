@@ -46,3 +46,19 @@ def test_the_relisted_kinds_are_every_kind_a_topology_key_names() -> None:
     subs = ("lsp", "acl", "lrp", "lsr", "lnat", "lb", "x")
     keys = [f"entity_view/{t}/a" for t in tops] + [f"entity_view/{t}/a/{s}/b" for t in tops for s in subs]
     assert {p[0] for k in keys if (p := parse_key(k))} == TOPOLOGY_KINDS
+
+
+def test_every_store_in_the_tree_lists_the_topology_for_the_agent_side() -> None:
+    """TopologySync runs over etcd (Store), the API's cache and MemStore (the API's fuzz and tests): each takes
+    the page callback the streamed listing passes (a MemStore without it made GET /trace answer 500)."""
+    from tuplenet.agent.etcdsync import TopologySync
+    from tuplenet.control.memstore import MemStore
+
+    store = MemStore()
+    store.put("entity_view/LS/ls1", "id=1")
+    store.put("entity_view/LS/ls1/lsp/p1", "ip=10.0.0.2,mac=f2:01:0a:00:00:02")
+    pages: list = []
+    instead, side, _rev = TopologySync(store, lambda *a: None).streamed_listing(pages.append)
+    assert instead is None and {c[0] for p in pages for c in p} == {("LS", "ls1"), ("lsp", "ls1", "p1")}
+    changes, _ = TopologySync(store, lambda *a: None).topology_listing()
+    assert len(changes) == 2

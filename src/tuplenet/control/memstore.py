@@ -31,9 +31,14 @@ class MemStore:
     def get(self, key: str) -> KV | None:
         return self.data.get(key)
 
-    def get_prefix(self, key_prefix: str = "", page_size: int = 1000) -> tuple[list[KV], int]:
+    def get_prefix(self, key_prefix: str = "", page_size: int = 1000,
+                   on_page: Callable[[list[KV], bool], None] | None = None) -> tuple[list[KV], int]:
+        """As Store.get_prefix (one page)."""
         with self._lock:
-            return [self.data[k] for k in sorted(self.data) if k.startswith(key_prefix)], self.rev
+            kvs, rev = [self.data[k] for k in sorted(self.data) if k.startswith(key_prefix)], self.rev
+        if on_page is not None:
+            on_page(kvs, True)
+        return kvs, rev
 
     def put(self, key: str, value: str, lease: int | None = None) -> int:
         return self.txn([], [Op.put(key, value, lease)]).revision

@@ -52,7 +52,6 @@ def compute_desired(cfg) -> tuple[Engine, str]:
     if cfg.gateway:  # as the daemon has them (daemon._start_gateway): learned next hops from the state file
         from .gateway_arp import GatewayArp
 
-        view.apply(("gateway",), True, changed)
         gw = GatewayArp(view, None, cfg.rundir, cfg.arp_aging)
         gw.load()
         for k, v in gw.loaded_facts().items():

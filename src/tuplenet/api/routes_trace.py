@@ -24,11 +24,11 @@ _WARM_LOCK = threading.Lock()  # one trace at a time walks the shared fabric (it
 
 def _trace(state: Any, fields: dict[str, Any]) -> dict[str, Any]:
     from tuplenet.agent.etcdsync import TopologySync
+    from tuplenet.cli.trace import walk
     from tuplenet.model import IMPORT_MARKER_KEY
     from tuplenet.trace.fabric import Fabric, Model
-    from tuplenet.trace.report import document
     from tuplenet.trace.request import Request as TraceRequest
-    from tuplenet.trace.request import build, checked
+    from tuplenet.trace.request import checked
 
     req = checked(TraceRequest(**fields))
     cache = getattr(state, "cache", None)
@@ -43,9 +43,7 @@ def _trace(state: Any, fields: dict[str, Any]) -> dict[str, Any]:
             changes, _ = TopologySync(source, lambda *a: None).topology_listing()  # as tpctl trace loads it
             warm = (rev, Fabric(Model.from_changes(changes)))
             state.trace_warm = warm if rev is not None else None
-        fabric = warm[1]
-        ls, port, pkt = build(fabric.model.facts, req)
-        return document(fabric, fabric.trace(ls, port, pkt))
+        return walk(warm[1], req)
 
 
 @routes.get("/trace", summary="where would this packet go? (tpctl trace --simulate)",

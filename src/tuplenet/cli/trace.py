@@ -86,11 +86,16 @@ def load_model(endpoints: str, prefix: str, timeout: float, security: Any = None
 def simulate(model: Any, req: Any) -> dict[str, Any]:
     """The JSON document of a simulated trace of a checked request."""
     from tuplenet.trace.fabric import Fabric
+
+    return walk(Fabric(model), req)
+
+
+def walk(fabric: Any, req: Any) -> dict[str, Any]:
+    """The JSON document of a checked request traced through `fabric` (fresh, or kept warm by the API)."""
     from tuplenet.trace.report import document
     from tuplenet.trace.request import build
 
-    fabric = Fabric(model)
-    ls, port, pkt = build(model.facts, req)
+    ls, port, pkt = build(fabric.model.facts, req)
     return document(fabric, fabric.trace(ls, port, pkt))
 
 

@@ -252,13 +252,23 @@ def main() -> None:
     ap.add_argument("--placement", choices=("owner", "remote"), default="owner",
                     help="existing ports as OVS ports on the owner (default) or bound on hv3")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--ovn", action="store_true",
+                    help="then measure OVN 23.03 the same way (bench/ovn_port_up.py) and print the ratio")
     a = ap.parse_args()
+    if a.ovn and a.placement != "owner":
+        ap.error("--ovn is measured with the existing ports on the owner only")
     routers = {"no": [False], "yes": [True], "both": [False, True]}[a.router]
     for n in a.existing:
         for r in routers:
             res = run(n, r, a.samples, a.warmup, a.placement)
+            ovn = None
+            if a.ovn:  # after ours, in the same invocation; imported here: OVN is not needed otherwise
+                import ovn_port_up
+                ovn = ovn_port_up.run_ovn(n, r, a.samples, a.warmup)
             if a.json:
                 print(json.dumps(res), flush=True)
+                if ovn:
+                    print(json.dumps(ovn), flush=True)
                 continue
             print(f"{n:>5} ports ({a.placement}){' + router' if r else '         '}, {res['samples']} port-ups: "
                   f"all flows median {res['total_median']:.1f} ms p99 {res['total_p99']:.1f} ms "
@@ -268,6 +278,8 @@ def main() -> None:
                   f"returned {res['plug_median']:.1f} ms, ofport assigned {res['ofport_median']:.1f} ms (medians); ofport -> all flows median "
                   f"{res['after_ofport_median']:.1f} ms p99 {res['after_ofport_p99']:.1f} ms (owner only "
                   f"{res['owner_after_ofport_median']:.1f} / {res['owner_after_ofport_p99']:.1f} ms)", flush=True)
+            if ovn:
+                print(ovn_port_up.summary(ovn, res), flush=True)
 
 
 if __name__ == "__main__":

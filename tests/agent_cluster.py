@@ -74,6 +74,17 @@ class Cluster:
         except (OSError, ValueError):
             return None
 
+    def status_until(self, name: str, pred, what: str, timeout: float = 10.0) -> dict:
+        """The agent's status once `pred(status)` holds: it is rewritten once the agent's events quieten
+        (agent/status.py StatusPacer), so a test reads it after the effect it checks, not in the same instant."""
+        def ok() -> dict | None:
+            st = self.status(name)
+            try:
+                return st if st is not None and pred(st) else None
+            except (KeyError, TypeError):
+                return None
+        return wait_for(ok, timeout=timeout, what=what)
+
     def converged(self, name: str) -> bool:
         missing, extra, *_ = check.diff(self.cfg(name))
         self._last_diff[name] = (missing, extra)

@@ -81,7 +81,7 @@ def test_drop_blocks_only_what_it_matches_and_arp_keeps_working(cluster: Cluster
     hits = wait_for(lambda: Acls(Controller(c.store).core).hits().get("entity_view/LS/LS-A/acl/no-ssh", 0) >= 1,
                     timeout=15, what="hits in etcd")
     assert hits
-    assert c.status("hv1")["acl_hits"]["entity_view/LS/LS-A/acl/no-ssh"] >= 1
+    c.status_until("hv1", lambda s: s["acl_hits"]["entity_view/LS/LS-A/acl/no-ssh"] >= 1, "hits in the status")
 
 
 def test_reject_answers_tcp_with_a_reset_and_udp_with_port_unreachable(cluster: Cluster) -> None:

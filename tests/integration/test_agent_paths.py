@@ -58,7 +58,7 @@ def test_later_port_repeating_a_mac_or_ip_is_ignored_until_the_original_goes(clu
     got = c.send_until("hv1", "src", to_orig, "hv2", "orig")  # the original keeps its IP and MAC
     assert got.eth_dst == orig.mac
     c.expect_none("hv1", "src", to_orig, "hv2", "dupip")
-    st = c.status("hv2")["duplicates"]
+    st = c.status_until("hv2", lambda s: s["duplicates"]["shadowed"] == 2, "two shadowed ports")["duplicates"]
     assert st["shadowed"] == 2 and sorted(st["keys"]) == ["lsp LS-B/dupip", "lsp LS-B/dupmac"]
     # The original goes: both duplicates take effect (one had its MAC, the other its IP).
     c.delete(orig)
@@ -84,7 +84,7 @@ def test_later_switch_repeating_an_id_is_ignored_until_the_original_goes(cluster
     c.send_until("hv1", "a1", fa, "hv2", "a2")
     fb = icmp(b1.mac, b2.mac, b1.ip, b2.ip)
     c.expect_none("hv1", "b1", fb, "hv2", "b2")
-    assert "LS LS-0" in c.status("hv1")["duplicates"]["keys"]
+    c.status_until("hv1", lambda s: "LS LS-0" in s["duplicates"]["keys"], "LS-0 reported shadowed")
     c.delete(LSP("LS-A", "a1", a1.ip, a1.mac), LSP("LS-A", "a2", a2.ip, a2.mac), LS("LS-A", 5))
     c.send_until("hv1", "b1", fb, "hv2", "b2")
 

@@ -90,13 +90,13 @@ def test_first_packet_goes_through_the_helper_later_ones_direct_and_idle_flows_a
         once(c, ("hv1", "vm1"), ping(VM1, VM2[0], VM2[1], seq), ("hv2", "vm2"))
     assert packets(c, "hv3", *redirected) == 1  # later packets went direct
     assert packets(c, "hv1", T.LS_IN_LOOKUP, 3, VM2[0]) == 3
-    st = c.status("hv1")["ondemand"]
+    st = c.status_until("hv1", lambda s: s["ondemand"]["learned"] >= 1, "vm2 learned")["ondemand"]
     assert st["learned"] == 1 and ["LS-A", "vm2"] in st["wanted"]
     c.wait_converged("hv1")  # `tuplenet check` agrees, demand set included
 
     # Idle for TUPLENET_ONDEMAND_IDLE (2 s): the flows go; the next packet brings them back.
     wait_for(lambda: not lookup_flows(c, "hv1", VM2[0]), timeout=15, what="vm2's flows on hv1 to age out")
-    assert c.status("hv1")["ondemand"]["aged"] >= 1
+    c.status_until("hv1", lambda s: s["ondemand"]["aged"] >= 1, "the ageing counted")
     once(c, ("hv1", "vm1"), ping(VM1, VM2[0], VM2[1], 9), ("hv2", "vm2"))
     assert packets(c, "hv3", *redirected) == 2
     wait_for(lambda: lookup_flows(c, "hv1", VM2[0]), timeout=5, what="hv1 to learn vm2 again")
@@ -138,7 +138,7 @@ def test_a_destination_the_helper_lacks_too_dies_there_without_looping(cluster: 
     assert packets(c, "hv1", T.LS_IN_LOOKUP, 1) == miss_before + 1
     assert packets(c, "hv3", T.FROM_TUNNEL, 1) == 2
     assert packets(c, "hv1", T.FROM_TUNNEL, 1) == 0 and packets(c, "hv2", T.FROM_TUNNEL, 1) == 0
-    st = c.status("hv1")["ondemand"]
+    st = c.status_until("hv1", lambda s: s["ondemand"]["unknown"] >= 2, "two unknown")["ondemand"]
     assert st["unknown"] == 2 and st["wanted"] == []
 
 

@@ -27,7 +27,7 @@ def test_restart_keeps_the_learned_flows_and_the_next_packet_goes_direct(cluster
     pid = agent.proc.pid
     wait_for(lambda: (c.status("hv1") or {}).get("pid") == pid, timeout=20, what="the new agent ready")
     assert lookup_flows(c, "hv1", VM2[0])  # kept across the restart
-    assert ["LS-A", "vm2"] in c.status("hv1")["ondemand"]["wanted"]
+    c.status_until("hv1", lambda s: s["pid"] == pid and ["LS-A", "vm2"] in s["ondemand"]["wanted"], "vm2 wanted")
     once(c, ("hv1", "vm1"), ping(VM1, VM2[0], VM2[1], 2), ("hv2", "vm2"))
     assert packets(c, "hv3", *redirected) == 1  # direct, not through the helper again
     c.wait_converged("hv1")

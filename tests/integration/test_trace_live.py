@@ -117,7 +117,7 @@ def test_drop_names_the_rule_and_two_traces_at_once(cluster: Cluster, etcd) -> N
     doc = live_json(c, etcd, "-s", "LS-A/vm1", "--dst-ip", "8.8.8.8")
     assert doc["result"] == "dropped" and [h["chassis"] for h in doc["hops"]] == ["hv1"]
     assert c.host("hv1").agent.alive()
-    stats = c.status("hv1")["live_trace"]
+    stats = c.status_until("hv1", lambda s: s["live_trace"]["bad_commands"] >= 2, "bad commands counted")["live_trace"]
     assert stats["bad_commands"] == 2 and stats["commands"] >= 1 and stats["report_errors"] == 0
     assert doc["outcomes"] == [{"result": "drop", "chassis": "hv1",
                                 "reason": "no port with destination MAC 00:00:00:00:00:00 in switch LS-B"}]

@@ -51,7 +51,7 @@ def test_a_vm_reaches_the_outside_through_the_dsr_port_not_geneve(cluster: Clust
     assert h.vsctl("get", "Interface", DSRGW_PORT, "type").strip() == "internal"
     assert h.ofport(DSRGW_PORT) == ofport
     # The status names what the host lacks for DSR (a dummy datapath has no kernel interface at all).
-    assert c.status("hv1")["untunnel"]["ok"] is False
+    assert c.status_until("hv1", lambda s: "ok" in s["untunnel"], "untunnel status")["untunnel"]["ok"] is False
     # ofproto/trace with the frame's bytes: only the destination MAC changes, and it goes to the port.
     trace = _trace(c, _syn(INTERNET, 41000))
     acts = _dsr_actions(trace)

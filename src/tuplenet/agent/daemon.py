@@ -33,7 +33,7 @@ from .ovsdb import LocalOvs, OvsdbError, OvsState
 from .pinctrl import PacketIns
 from .pipeline import mirror
 from .readiness import Readiness
-from .status import build_status, read_status, release_free_memory, write_status
+from .status import StatusPacer, build_status, read_status, release_free_memory, write_status
 from .tables import OP_UNKNOWN_DST
 from .view import View
 
@@ -246,10 +246,10 @@ class Agent:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self._request_stop())
         signal.signal(signal.SIGINT, lambda *_: self._request_stop())
-        last_status = 0.0
+        status = StatusPacer()
         while not self._stop:
             try:
-                item = self.q.get(timeout=1.0)
+                item = self.q.get(timeout=status.wait(time.monotonic()))
             except queue.Empty:
                 item = None
             items = [item] if item is not None else []
@@ -259,8 +259,7 @@ class Agent:
                 except queue.Empty:
                     break
             self._handle(items)
-            if items or time.monotonic() - last_status > 2.0:
-                last_status = time.monotonic()
+            if status.due(time.monotonic(), bool(items)):
                 self._write_status()
         self.shutdown()
 

@@ -8,8 +8,10 @@ a module logger; an import inside the function that needs a rarely used module."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -86,6 +88,73 @@ def test_tpctl_trace_through_the_api_loads_a_thin_client_only() -> None:
     assert "tuplenet.store.http1" in modules
     assert present(modules, [*HEAVY, *DAEMON, *STDLIB_HEAVY, "tuplenet.agent", "tuplenet.trace", "tuplenet.model",
                              "tuplenet.control", "tuplenet.store.store", "argparse"]) == []
+
+
+# `tpctl trace --simulate --api` with a text answer: the probe itself imports only sys and io (both loaded by
+# every interpreter), so json, socket's enums and selectors show up only if the thin path loads them.
+_BARE_PROBE = """
+import io, sys
+from tuplenet.cli.tpctl import main
+out, err = io.StringIO(), io.StringIO()
+sys.stdout, sys.stderr = out, err
+code = main(sys.argv[1:])
+sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+print(code, " ".join(sorted(sys.modules)))
+print(err.getvalue().strip())
+print(out.getvalue(), end="")
+"""
+
+
+@pytest.fixture
+def canned_api() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback 'tuplenet-api' answering every request with one text trace; records the request heads."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    heads: list[bytes] = []
+    body = b"hv1: LS-A/vm1 -> LR-A\ndelivered\n"
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    piece = conn.recv(4096)
+                    if not piece:
+                        break
+                    head += piece
+                heads.append(head)
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (len(body), body))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}", heads
+    srv.close()
+    thread.join(timeout=5)
+
+
+def test_tpctl_trace_through_the_api_prints_text_without_json_or_the_socket_module(canned_api) -> None:
+    url, heads = canned_api
+    argv = ["trace", "--simulate", "-s", "LS-A/vm1", "--dst-ip", "10.10.2.2", "--api", url]
+    out = subprocess.run([sys.executable, "-c", _BARE_PROBE, *argv], capture_output=True, text=True, timeout=60,
+                         env={k: v for k, v in os.environ.items() if k != "TUPLENET_API_TOKEN"})
+    assert out.returncode == 0, out.stderr
+    status, err, printed = out.stdout.split("\n", 2)
+    code, _, names = status.partition(" ")
+    assert (code, err, printed) == ("0", "", "hv1: LS-A/vm1 -> LR-A\ndelivered\n")
+    assert heads and heads[0].startswith(b"GET /api/v2/trace?src_port=LS-A%2Fvm1&dst_ip=10.10.2.2&")
+    assert b"\r\nAccept: text/plain\r\n" in heads[0]
+    modules = set(names.split())
+    assert "_socket" in modules and "tuplenet.store.http1" in modules
+    assert present(modules, [*HEAVY, *STDLIB_HEAVY, "json", "socket", "selectors", "enum", "argparse",
+                             "tuplenet.store.transport", "tuplenet.store.store", "tuplenet.trace"]) == []
 
 
 def test_tpctl_live_trace_loads_neither_the_pipeline_nor_the_daemon() -> None:

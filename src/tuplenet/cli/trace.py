@@ -172,7 +172,7 @@ def _quote(text: str) -> str:
 def served(api: str, opts: argparse.Namespace, as_json: bool, env: Any) -> str:
     """The trace as a running tuplenet-api answers `GET /trace` (same document, same text): only this thin
     client starts, the server keeps the model and the computed flows between topology changes."""
-    from tuplenet.store.http1 import Connection, HTTPError
+    from tuplenet.store.http1 import HTTPError, LeanConnection
 
     host, port, path, tls = api_target(api)
     fields = {"src_port": opts.src_port, "dst_ip": opts.dst_ip, "dst_mac": opts.dst_mac, "src_ip": opts.src_ip,
@@ -189,7 +189,7 @@ def served(api: str, opts: argparse.Namespace, as_json: bool, env: Any) -> str:
     token = env.get("TUPLENET_API_TOKEN")
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    conn = Connection(host, port, timeout=opts.timeout, context=context)
+    conn = LeanConnection(host, port, timeout=opts.timeout, context=context)
     try:
         conn.request("GET", f"{path}/trace?{query}", b"", headers)
         resp = conn.getresponse()

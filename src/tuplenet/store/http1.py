@@ -4,20 +4,25 @@ Content-Length, chunked transfer coding or the connection's end, and read1() for
 Why not http.client: importing it loads the email package to parse headers, a quarter of every tpctl and
 tpcni start. The gateway needs three headers (Content-Length, Transfer-Encoding, Connection), so this module
 needs only socket; https goes through the caller's ssl context (ssl is imported only by whoever builds it).
+LeanConnection does without even the socket module (its enum classes cost ~8 ms of a start): the thin
+`tpctl trace --api` client speaks plain HTTP over `_socket` itself.
 A peer that breaks the framing (bad status line, header, chunk size, an answer cut short) raises HTTPError;
 network failures stay OSError. A truncated answer is never returned as if complete.
 """
 
 from __future__ import annotations
 
-import socket
+import _socket
+import io
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     import ssl
     from io import BufferedReader
 
-__all__ = ["NET_ERRORS", "Connection", "HTTPError", "IncompleteRead", "RemoteDisconnected", "Response"]
+__all__ = ["NET_ERRORS", "Connection", "HTTPError", "IncompleteRead", "LeanConnection", "RemoteDisconnected",
+           "Response"]
 MAX_LINE = 65536  # a status, header or chunk-size line (as http.client)
 MAX_HEADERS = 100
 _HEX = b"0123456789abcdefABCDEF"
@@ -63,9 +68,11 @@ class Connection:
         self._fp: BufferedReader | None = None
 
     def connect(self) -> None:
+        import socket
+
         sock = socket.create_connection((_resolvable(self.host), self.port), self.timeout)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             if self.context is not None:
                 sock = self.context.wrap_socket(sock, server_hostname=self.host)
         except BaseException:
@@ -101,6 +108,52 @@ class Connection:
             fp.close()
         if sock is not None:
             sock.close()
+
+
+class LeanConnection(Connection):
+    """A Connection whose plain-TCP sockets are `_socket` objects read through a BufferedReader of their own:
+    no `socket` module (IntEnum conversion of every constant, selectors) for a one-request client. `sock` is
+    then a `_socket.socket` (settimeout, recv_into, close; no makefile). With a TLS context it is a Connection:
+    ssl imports socket anyway."""
+
+    def connect(self) -> None:
+        if self.context is not None:
+            super().connect()
+            return
+        sock = _create_connection(_resolvable(self.host), self.port, self.timeout)
+        self.sock = sock  # type: ignore[assignment]
+        self._fp = io.BufferedReader(_SocketReader(sock))
+
+
+def _create_connection(host: str | bytes, port: int, timeout: float | None) -> _socket.socket:
+    """socket.create_connection's loop over getaddrinfo's answers, with _socket only (no source address)."""
+    last: OSError | None = None
+    for family, kind, proto, _name, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last or OSError(f"getaddrinfo returned no address for {host!r}")
+
+
+class _SocketReader(io.RawIOBase):
+    """The receiving side of a `_socket.socket` as a raw stream (what socket.makefile("rb") wraps). Closing
+    it leaves the socket open: the Connection closes that."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self._sock.recv_into(buffer)
 
 
 class Response:

@@ -54,7 +54,7 @@ OVN_SHARE = os.environ.get("OVN_SHARE", "/usr/share/ovn")
 READY = "ovn-installed"
 PEER_PORT, PEER_IP = "peer0", "10.1.254.2"
 ALL = (1 << 64) - 1
-_STATS = struct.Struct("!HBxIIH")  # ofp_flow_stats: length, table_id, pad, duration_sec/nsec, priority
+_STATS = struct.Struct("!HBxIIH10xQ")  # ofp_flow_stats: length, table, pad, duration sec/nsec, priority, .., cookie
 _MLEN = struct.Struct("!H")      # ofp_match length, 50 bytes into the entry
 KEYS = ("total", "owner", "peer", "mark", "write", "plug", "ofport", "after_ofport", "owner_after_ofport",
         "owner_flows")
@@ -211,30 +211,39 @@ class Flows:
     def __init__(self, path: str) -> None:
         self.conn = OpenFlowConnection(path).start()
 
-    def dump(self, cookie: int = 0, mask: int = ALL, table: int = oc.OFPTT_ALL) -> dict[FlowId, float]:
-        """{(table, priority, raw match): perf_counter() install time} of the flows with `cookie` under `mask`."""
-        ages: list[tuple[FlowId, float]] = []
+    def dump(self, cookie: int = 0, mask: int = ALL, table: int = oc.OFPTT_ALL) -> dict[FlowId, tuple[int, float]]:
+        """{(table, priority, raw match): (cookie, perf_counter() install time)} of the flows with `cookie`
+        under `mask`. The time is exact for small dumps only (it is taken once the whole reply is in)."""
+        ages: list[tuple[FlowId, int, float]] = []
 
         def sink(body: bytes) -> None:
             off = 8
             while off + 52 <= len(body):
-                length, tab, dsec, dnsec, prio = _STATS.unpack_from(body, off)
+                length, tab, dsec, dnsec, prio, ck = _STATS.unpack_from(body, off)
                 (mlen,) = _MLEN.unpack_from(body, off + 50)
-                ages.append(((tab, prio, bytes(body[off + 52:off + 48 + mlen])), dsec + dnsec / 1e9))
+                ages.append(((tab, prio, bytes(body[off + 52:off + 48 + mlen])), ck, dsec + dnsec / 1e9))
                 off += max(length, 52)
 
         self.conn.request(lambda x: oc.flow_stats_request(cookie, mask, table, xid=x), 10.0, "flow dump",
                           sink=sink)
         now = time.perf_counter()
-        return {fid: now - age for fid, age in ages}
+        return {fid: (ck, now - age) for fid, ck, age in ages}
 
-    def all(self) -> dict[FlowId, float]:
+    def all(self) -> dict[FlowId, tuple[int, float]]:
+        """Every flow (for identities and cookies only: a big dump's times come out late)."""
         return self.dump(0, 0)
+
+    def installed(self, flows: dict[FlowId, tuple[int, float]]) -> dict[FlowId, float]:
+        """Install times of `flows` (from all()), re-read cookie by cookie so each dump stays small."""
+        out: dict[FlowId, float] = {}
+        for ck in {ck for ck, _t in flows.values()}:
+            out.update((fid, t) for fid, (_ck, t) in self.dump(ck).items() if fid in flows)
+        return out
 
     def remote_output(self, b: Binding, table: int) -> list[float]:
         """Install times of the flows in `table` sending port `b` to a tunnel (reg15 + metadata match)."""
         out = []
-        for (_tab, _prio, match), t in self.dump(b.cookie, ALL, table).items():
+        for (_tab, _prio, match), (_ck, t) in self.dump(b.cookie, ALL, table).items():
             f = decode_fields(match)
             if f.get("reg15") == b.key and f.get("metadata") == b.dp_key:
                 out.append(t)
@@ -424,7 +433,7 @@ def sample(bed: Bed, i: int, check: bool = False) -> dict:
     peer_t = min(pw.remote_output(b, table))  # re-read: the age is read after the window
     if check and find_remote_table(bed.peer, b, bed.peer_tunnel) != table:
         raise RuntimeError(f"{name}: the peer's flow is not in table {table}")
-    new = {fid: t for fid, t in ow.all().items() if fid not in before}
+    new = ow.installed({fid: v for fid, v in ow.all().items() if fid not in before})
     if not new:
         raise RuntimeError(f"{name}: no new flow on the owner")
     # Clean up: remove the port and the interface, wait until the owner's and the peer's flows are gone.
@@ -432,7 +441,7 @@ def sample(bed: Bed, i: int, check: bool = False) -> dict:
     nb.tx(*lsp_del_ops(uuid))
     owner.vsctl("del-port", "br-int", name)
     wait_for(lambda: not (new.keys() & ow.all().keys()) and not pw.remote_output(b, table), timeout=10,
-             interval=0.001, what=f"{name} flows removed")
+             interval=0.005, what=f"{name} flows removed")
     ms = lambda t: (t - t0) * 1000  # noqa: E731
     return {"owner": ms(marked["at"]), "peer": ms(peer_t), "total": ms(max(marked["at"], peer_t)),
             "mark": ms(marked["at"]), "write": ms(wrote), "plug": ms(plugged), "ofport": ms(marked["ofport"]),

@@ -319,7 +319,9 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int) -> dict:
                       timeout=30, what="switch datapath")
         dp_key = ls[0]["tunnel_key"]
         pb_peer = binding(sb, PEER_PORT, dp_key, 10000)
-        table = find_remote_table(owner, pb_peer, to_peer)
+        # hv1's ovn-installed on peer0 says nothing of hv2's flow to reach it: wait for that flow
+        table = wait_for(lambda: find_remote_table(owner, pb_peer, to_peer), timeout=30,
+                         what="the owner's flow to reach peer0")
         ow, pw = Flows(owner.rundir + "/br-int.mgmt"), Flows(peer.rundir + "/br-int.mgmt")
         conns += [ow, pw]
         if olds:  # hv1's flows to reach the existing ports are in before we measure

@@ -275,6 +275,20 @@ def tunnel_ofport(host: SimHost, remote_ip: str) -> int:
     return int(out[0]) if out and int(out[0]) > 0 else 0
 
 
+def settle(flows: Flows, quiet: float = 0.5, timeout: float = 60.0) -> None:
+    """Wait until the switch's flows stay the same for `quiet` s: the set-up's late flows (seen with the router)
+    must not be taken for a sample's port's."""
+    last = set(flows.all())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = set(flows.all())
+        if now == last:
+            return
+        last = now
+    raise TimeoutError(f"the owner's flows did not settle within {timeout:.0f} s")
+
+
 def run_ovn(existing: int, router: bool, samples: int, warmup: int) -> dict:
     """bench_port_up.run's measurement with OVN in place of TupleNet; the same result keys (owner = mark)."""
     base = tempfile.mkdtemp(prefix="tn-bench-ovn-")
@@ -327,6 +341,7 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int) -> dict:
         if olds:  # hv1's flows to reach the existing ports are in before we measure
             last = binding(sb, olds[-1][0], dp_key, 10000)
             wait_for(lambda: pw.remote_output(last, table), timeout=60, what="peer flow to the existing ports")
+        settle(ow)
         bed = Bed(nb, owner, peer, ow, pw, Db(owner.db_sock, "Open_vSwitch"), Db(owner.db_sock, "Open_vSwitch"),
                   Db(central.sb_sock, "OVN_Southbound"), pool, table, dp_key, tunnel_ofport(peer, owner.ip))
         conns += [bed.mdb, bed.odb, bed.sbw]
@@ -442,8 +457,12 @@ def sample(bed: Bed, i: int, check: bool = False) -> dict:
     uuid = nb.rows("Logical_Switch_Port", [["name", "==", name]], ["_uuid"])[0]["_uuid"][1]
     nb.tx(*lsp_del_ops(uuid))
     owner.vsctl("del-port", "br-int", name)
-    wait_for(lambda: not (new.keys() & ow.all().keys()) and not pw.remote_output(b, table), timeout=10,
-             interval=0.005, what=f"{name} flows removed")
+    try:
+        wait_for(lambda: not (new.keys() & ow.all().keys()) and not pw.remote_output(b, table), timeout=10,
+                 interval=0.005, what=f"{name} flows removed")
+    except TimeoutError as exc:
+        left = [(t, p, decode_fields(m)) for t, p, m in new.keys() & ow.all().keys()]
+        raise RuntimeError(f"{exc}: owner still has {left}, peer flow {pw.remote_output(b, table)}") from None
     ms = lambda t: (t - t0) * 1000  # noqa: E731
     return {"owner": ms(marked["at"]), "peer": ms(peer_t), "total": ms(max(marked["at"], peer_t)),
             "mark": ms(marked["at"]), "write": ms(wrote), "plug": ms(plugged), "ofport": ms(marked["ofport"]),

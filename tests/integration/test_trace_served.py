@@ -16,6 +16,7 @@ from test_api_helpers import (  # noqa: F401  (fixtures)
 from test_tpctl_helpers import fails, ok
 
 from tuplenet.model import LR, LRP, LS, LSP, LSR, Chassis
+from tuplenet.sandbox.procs import wait_for
 from tuplenet.store import Store
 
 
@@ -94,3 +95,23 @@ def test_served_trace_errors_are_one_line(etcd, api, tree, monkeypatch) -> None:
         fails(etcd, prefix, *TRACE, "--api", f"http://127.0.0.1:{port}", match="tuplenet-api at")
     finally:
         api.start()
+
+
+def test_a_topology_change_is_rebuilt_before_any_trace_asks(etcd, api, tree, monkeypatch) -> None:
+    monkeypatch.setenv("TUPLENET_API_TOKEN", api.read_token)
+    prefix = api.prefix
+    assert ok(etcd, prefix, *TRACE, "--api", api.base_url).rstrip().endswith("delivered")  # hv1, hv2 are hot
+    c = Client(api)
+    try:
+        before = c.get("/health").json["trace"]
+        assert tree.delete(LSR("LR-B", "fwd", "10.10.4.0", 24, "10.10.3.3", "LR-B_to_LS-C").key) == 1
+        rev = tree.txn([], []).revision  # the delete's revision
+        assert rev > before["revision"]
+        wait_for(lambda: (t := c.get("/health").json["trace"])["revision"] >= rev and not t["building"],
+                 timeout=20, what=f"the trace model of revision {rev}, rebuilt without a trace")
+        after = c.get("/health").json["trace"]
+        assert after["rebuilds"] > before["rebuilds"]
+    finally:
+        c.close()
+    served = ok(etcd, prefix, *TRACE, "--api", api.base_url)  # walks the rebuilt model
+    assert served == ok(etcd, prefix, *TRACE) and not served.rstrip().endswith("delivered")

@@ -38,11 +38,18 @@ class CacheState(BaseModel):
     revision: int = Field(description="every change up to this etcd revision is in the cache")
 
 
+class TraceModelState(BaseModel):
+    revision: int = Field(description="GET /trace walks the topology as of this etcd revision (0: none yet)")
+    rebuilds: int = Field(description="models rebuilt in the background after topology changes")
+    building: bool = Field(description="a rebuild runs or is due (a trace now waits for it)")
+
+
 class Health(BaseModel):
     status: str
     revision: int = Field(description="etcd's current revision")
     version: str
     cache: CacheState | None
+    trace: TraceModelState | None = Field(None, description="GET /trace's warm model (with the cache)")
 
 
 health_router = APIRouter(tags=["health"], responses=ERRORS)
@@ -52,9 +59,10 @@ health_router = APIRouter(tags=["health"], responses=ERRORS)
 async def health(request: Request) -> JSONResponse:
     state = request.app.state
     revision = (await run_in_threadpool(state.store.txn, [], [])).revision
-    cache = state.cache
+    cache, warmer = state.cache, state.trace_warmer
     return JSONResponse({"status": "ok", "revision": revision, "version": tuplenet.__version__,
-                         "cache": {"usable": cache.usable, "revision": cache.revision} if cache else None})
+                         "cache": {"usable": cache.usable, "revision": cache.revision} if cache else None,
+                         "trace": warmer.state() if warmer else None})
 
 
 def build_routes(app: FastAPI) -> None:
@@ -85,18 +93,24 @@ def create_app(store: Any, auth: Auth | None, threads: int | None = None, cache:
         if threads:
             anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         if cache and isinstance(store, Store):
-            app.state.cache = TreeCache(store).start()
+            tree = TreeCache(store)
+            app.state.trace_warmer = routes_trace.warm_traces(tree)  # fed by the cache from its first listing
+            app.state.cache = tree.start()
         try:
             yield
         finally:
             if app.state.cache is not None:
                 app.state.cache.stop()
                 app.state.cache = None
+            if app.state.trace_warmer is not None:
+                app.state.trace_warmer.stop()
+                app.state.trace_warmer = None
 
     app = FastAPI(title=TITLE, version=tuplenet.__version__, description=DESCRIPTION, docs_url=None,
                   redoc_url=None, openapi_url=None, lifespan=lifespan, redirect_slashes=False)
     app.state.store = store
     app.state.cache = None
+    app.state.trace_warmer = None
     app.state.write_lock = asyncio.Lock()
     build_routes(app)
 

@@ -35,6 +35,9 @@ class TreeCache:
         self._keys: list[str] = []  # sorted, for prefix scans
         self.revision = 0  # every change under the prefix up to here is applied
         self.topology_revision = 0  # the last change under entity_view/ (GET /trace keeps its model until then)
+        # called with topology_revision after a listing and after each applied change under entity_view/,
+        # outside the lock, on the watch thread: it must only take note (GET /trace's warmer does)
+        self.on_topology: Callable[[int], None] | None = None
         self._listed = False
         self._live_until = 0.0
         self._cond = threading.Condition()
@@ -84,6 +87,7 @@ class TreeCache:
                     self._listed = True
                     self._cond.notify_all()
                 self._live_until = time.monotonic() + PROBE_GRACE
+                self._announce(rev)
                 self._watch = self.store.watch("", start_revision=rev + 1)
                 for batch in self._watch:
                     self._apply(batch.events, batch.revision)
@@ -97,12 +101,14 @@ class TreeCache:
                     self._stop.wait(RETRY_DELAY)
 
     def _apply(self, events: Sequence[Any], revision: int) -> None:
+        topology = False
         with self._cond:
             data, keys = self._data, self._keys
             for ev in events:
                 key = ev.kv.key
                 if key.startswith(TOPOLOGY_PREFIX):
                     self.topology_revision = max(self.topology_revision, revision)
+                    topology = True
                 if ev.type == "DELETE":
                     if data.pop(key, None) is not None:
                         del keys[bisect.bisect_left(keys, key)]
@@ -112,6 +118,17 @@ class TreeCache:
                     data[key] = ev.kv
             self.revision = max(self.revision, revision)
             self._cond.notify_all()
+            topology_revision = self.topology_revision
+        if topology:
+            self._announce(topology_revision)
+
+    def _announce(self, topology_revision: int) -> None:
+        hook = self.on_topology
+        if hook is not None:
+            try:
+                hook(topology_revision)
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the cache
+                log.exception("api cache: topology listener failed")
 
     def wait_for(self, revision: int, timeout: float) -> bool:
         """Block until the cache has applied `revision` (True) or `timeout` seconds passed (False)."""

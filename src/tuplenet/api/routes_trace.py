@@ -3,47 +3,87 @@ chassis's flows are computed with the agent's own engine and walked (tuplenet.tr
 A read: read-only tokens may trace. The work runs in a worker thread (it can take a while on big trees).
 
 With the app's watch-fed cache (api/cache.py) the model and the chassis's computed flows are kept for the
-cache's revision: traces between two topology changes only walk (`tpctl trace --simulate --api`)."""
+cache's topology revision and rebuilt in the background when it changes (api/trace_warm.py): traces only
+walk (`tpctl trace --simulate --api`), the first one after a change included unless it arrives while the
+rebuild runs, in which case it waits for that rebuild."""
 
 from __future__ import annotations
 
 import threading
-from typing import Annotated, Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from .common import ERRORS
+from .trace_warm import TraceWarmer
+
+if TYPE_CHECKING:
+    from .cache import TreeCache
 
 routes = APIRouter(tags=["trace"], responses=ERRORS)
 
 
-_WARM_LOCK = threading.Lock()  # one trace at a time walks the shared fabric (its pipelines build lazily)
+_WALK_LOCK = threading.Lock()  # one trace at a time walks a shared fabric (pipelines off the hot list build lazily)
+
+
+def warm_traces(cache: TreeCache) -> TraceWarmer:
+    """A started warmer fed by `cache`'s topology changes; call before the cache starts (its listing counts)."""
+    warmer = TraceWarmer(partial(_cached_fabric, cache)).start()
+    cache.on_topology = warmer.changed
+    return warmer
+
+
+def _current(cache: Any) -> bool:
+    """The cache may be the source: it is current, and no import is half written (the agents then hold the
+    tree before the import, which only etcd's history has)."""
+    from tuplenet.model import IMPORT_MARKER_KEY
+
+    return cache is not None and cache.usable and cache.get(IMPORT_MARKER_KEY) is None
+
+
+def _fabric(source: Any) -> Any:
+    """A fabric of the topology in `source` (the cache or etcd), read as tpctl trace reads it."""
+    from tuplenet.agent.etcdsync import TopologySync
+    from tuplenet.trace.fabric import Fabric, Model
+
+    changes, _ = TopologySync(source, lambda *a: None).topology_listing()
+    return Fabric(Model.from_changes(changes))
+
+
+def _cached_fabric(cache: Any) -> tuple[int, Any] | None:
+    """(topology revision, fabric) from the cache (the revision is read first: the fabric is at least that
+    new), or None when the cache cannot be the source."""
+    if not _current(cache):
+        return None
+    revision = cache.topology_revision
+    return revision, _fabric(cache)
 
 
 def _trace(state: Any, fields: dict[str, Any]) -> dict[str, Any]:
-    from tuplenet.agent.etcdsync import TopologySync
     from tuplenet.cli.trace import walk
-    from tuplenet.model import IMPORT_MARKER_KEY
-    from tuplenet.trace.fabric import Fabric, Model
     from tuplenet.trace.request import Request as TraceRequest
     from tuplenet.trace.request import checked
 
     req = checked(TraceRequest(**fields))
     cache = getattr(state, "cache", None)
-    # the cache when it is current; etcd itself while it is not, or while an import is half written (the
-    # agents then hold the tree before the import, which only etcd's history has)
-    warm_ok = cache is not None and cache.usable and cache.get(IMPORT_MARKER_KEY) is None
-    with _WARM_LOCK:
-        warm = getattr(state, "trace_warm", None)
-        rev = cache.topology_revision if warm_ok else None
-        if warm is None or rev is None or warm[0] != rev:
-            source = cache if warm_ok else state.store
-            changes, _ = TopologySync(source, lambda *a: None).topology_listing()  # as tpctl trace loads it
-            warm = (rev, Fabric(Model.from_changes(changes)))
-            state.trace_warm = warm if rev is not None else None
-        return walk(warm[1], req)
+    warmer: TraceWarmer | None = getattr(state, "trace_warmer", None)
+    fabric = None
+    if warmer is not None and _current(cache):
+        revision = cache.topology_revision
+        fabric = warmer.fabric(revision)  # waits for a rebuild that is running or due
+        if fabric is None:  # the builder could not (the cache was not current at the time, or it failed)
+            fabric = _fabric(cache)
+            warmer.offer(revision, fabric)
+    if fabric is None:
+        fabric = _fabric(state.store)  # etcd itself: not kept
+    with _WALK_LOCK:
+        doc = walk(fabric, req)
+    if warmer is not None:
+        warmer.used(hop["chassis"] for hop in doc["hops"])
+    return doc
 
 
 @routes.get("/trace", summary="where would this packet go? (tpctl trace --simulate)",

@@ -145,51 +145,69 @@ def part_c(runs: int) -> None:
 
 
 def served(endpoint: str, prefix: str, cmd: list[str], runs: int, env: dict[str, str], base: str) -> None:
-    """The same trace answered by a running tuplenet-api (`--api`): warm (the model of this revision is kept)
-    and right after a topology change (every run first changes an unrelated switch: the model is rebuilt)."""
+    """The same trace answered by a running tuplenet-api (`--api`), in three kinds of run taken in turn (the
+    machine's load drifts; interleaved, the kinds see the same): warm (the model of this revision is kept);
+    right after a topology change (an unrelated switch changes and tpctl starts as soon as the API's cache has
+    it: the background rebuild and tpctl's start overlap); after a change once its background rebuild is done."""
     from tuplenet.api.proc import ApiProcess
     from tuplenet.sandbox.procs import wait_for
     from tuplenet.store import Store
 
     api = ApiProcess(os.path.join(base, "api"), endpoint, prefix).start()
+    kinds = {"warm model": None, "first trace right after a topology change": False,
+             "first trace after a change, its background rebuild done": True}
     try:
         env = {**env, "TUPLENET_API_TOKEN": api.read_token}
         scmd = [*cmd, "--api", api.base_url]
-        walls, cpus, out = timed(scmd, runs, env)
-        print(f"D. the same through a running tuplenet-api (`--api`; {out.splitlines()[-1]}):")
-        print(f"   warm model: wall ms median {statistics.median(walls):.1f}, min {min(walls):.1f}, max "
-              f"{max(walls):.1f}; tpctl CPU ms median {statistics.median(cpus):.1f}")
+        _, _, out = timed(scmd, 1, env)  # warm-up: bytecode cache, the API's first model
+        rebuilds0 = health(api)["trace"]["rebuilds"]
+        figures: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in kinds}
+        touches = 0
         with Store(endpoint, prefix=prefix) as s:
-            walls2 = []
-            for i in range(runs):
-                rev = s.put("entity_view/LS/bench-touch", f"id={100 + i % 2}")
-                wait_for(lambda rev=rev: cache_revision(api) >= rev, timeout=10, what="the API cache")
-                t0 = time.perf_counter()
-                p = subprocess.run(scmd, capture_output=True, text=True, timeout=60, env=env)
-                walls2.append((time.perf_counter() - t0) * 1000)
-                if p.returncode != 0:
-                    raise SystemExit(f"tpctl trace --api failed: {p.stderr.strip()}")
+            for _ in range(runs):
+                for label, rebuilt in kinds.items():
+                    if rebuilt is not None:
+                        touches += 1
+                        rev = s.put("entity_view/LS/bench-touch", f"id={100 + touches % 2}")
+                        wait_for(lambda rev=rev, rebuilt=rebuilt: model_ready(api, rev, rebuilt), timeout=10,
+                                 interval=0.002, what="the API cache" + (" and its trace model" if rebuilt else ""))
+                    walls, cpus, _ = timed(scmd, 1, env, warmup=False)
+                    figures[label][0].extend(walls)
+                    figures[label][1].extend(cpus)
             s.delete("entity_view/LS/bench-touch")
-        print(f"   first trace after a topology change: wall ms median {statistics.median(walls2):.1f}, "
-              f"min {min(walls2):.1f}, max {max(walls2):.1f}")
+        changes = health(api)["trace"]["rebuilds"] - rebuilds0
+        print(f"D. the same through a running tuplenet-api (`--api`; {out.splitlines()[-1]}), {runs} runs of each "
+              f"kind in turn:")
+        for label, (walls, cpus) in figures.items():
+            print(f"   {label}: wall ms median {statistics.median(walls):.1f}, min {min(walls):.1f}, max "
+                  f"{max(walls):.1f}; tpctl CPU ms median {statistics.median(cpus):.1f}")
+        print(f"   background rebuilds for the {touches + 1} topology changes: {changes}")
     finally:
         api.stop()
 
 
-def cache_revision(api) -> int:
-    """The revision the API's read cache has applied (its next trace builds from it)."""
+def health(api) -> dict:
+    """The API's /health document (cache and trace model revisions)."""
     conn = api.connection()
     try:
         conn.request("GET", "/api/v2/health", headers={"Authorization": f"Bearer {api.token}"})
-        return (json.loads(conn.getresponse().read()).get("cache") or {}).get("revision", 0)
+        return json.loads(conn.getresponse().read())
     finally:
         conn.close()
 
 
-def timed(cmd: list[str], runs: int, env: dict[str, str]) -> tuple[list[float], list[float], str]:
-    """Wall and child CPU ms of `runs` runs after one warm-up run (which also fills the bytecode cache)."""
+def model_ready(api, revision: int, rebuilt: bool) -> bool:
+    """The API's cache has applied `revision` (and, if `rebuilt`, its trace model was rebuilt from it)."""
+    h = health(api)
+    if (h.get("cache") or {}).get("revision", 0) < revision:
+        return False
+    return not rebuilt or (h["trace"]["revision"] >= revision and not h["trace"]["building"])
+
+
+def timed(cmd: list[str], runs: int, env: dict[str, str], warmup: bool = True) -> tuple[list[float], list[float], str]:
+    """Wall and child CPU ms of `runs` runs, after one warm-up run (which also fills the bytecode cache)."""
     walls, cpus, out = [], [], ""
-    for i in range(runs + 1):
+    for i in range(runs + 1 if warmup else runs):
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
@@ -198,7 +216,7 @@ def timed(cmd: list[str], runs: int, env: dict[str, str]) -> tuple[list[float], 
         if p.returncode != 0:
             raise SystemExit(f"{' '.join(cmd[:3])}... failed: {p.stderr.strip()}")
         out = p.stdout
-        if i:
+        if i or not warmup:
             walls.append(wall * 1000)
             cpus.append((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * 1000)
     return walls, cpus, out

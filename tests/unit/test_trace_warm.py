@@ -22,6 +22,7 @@ class FakeFabric:
         self.gate, self.entered = gate, entered
         self.model = SimpleNamespace(facts={("chassis", ch): object() for ch in chassis})
         self.built: list[str] = []
+        self.replayed: list[str] = []
         self.published = False
 
     def pipeline(self, chassis: str) -> None:
@@ -135,6 +136,30 @@ def test_the_chassis_of_recent_traces_are_built_before_publication(warm) -> None
     source.revision = 2
     warmer.changed(2)
     assert published(warmer, 2).built == ["hv1"]
+
+
+def replay(fabric: FakeFabric, request: str) -> None:
+    assert not fabric.published, "traces are replayed before publication"
+    if request == "bad":
+        raise ValueError("its port is gone")
+    fabric.replayed.append(request)
+
+
+def test_recent_traces_are_walked_again_on_the_new_fabric() -> None:
+    source = Source()
+    warmer = TraceWarmer(source, replay, hot_traces=3).start()
+    try:
+        for request in ("t1", "t2", "bad", "t1", "t3", "t4"):  # t2 is the oldest of the 3 most recent
+            warmer.used(["hv1"], request)
+        warmer.changed(1)
+        fab = published(warmer, 1)
+        assert fab.replayed == ["t4", "t3", "t1"] and fab.built == ["hv1"]
+        warmer.used([], "bad")  # a replay that fails does not stop the build
+        source.revision = 2
+        warmer.changed(2)
+        assert published(warmer, 2).replayed == ["t4", "t3"]
+    finally:
+        warmer.stop()
 
 
 def test_a_trace_never_gets_a_fabric_whose_pipelines_are_still_being_built(warm) -> None:

@@ -31,7 +31,7 @@ _WALK_LOCK = threading.Lock()  # one trace at a time walks a shared fabric (pipe
 
 def warm_traces(cache: TreeCache) -> TraceWarmer:
     """A started warmer fed by `cache`'s topology changes; call before the cache starts (its listing counts)."""
-    warmer = TraceWarmer(partial(_cached_fabric, cache)).start()
+    warmer = TraceWarmer(partial(_cached_fabric, cache), _replay).start()
     cache.on_topology = warmer.changed
     return warmer
 
@@ -62,6 +62,13 @@ def _cached_fabric(cache: Any) -> tuple[int, Any] | None:
     return revision, _fabric(cache)
 
 
+def _replay(fabric: Any, req: Any) -> None:
+    """Walk `req` on a fabric being prepared (no document): the pipelines and tables it meets get built."""
+    from tuplenet.trace.request import build
+
+    fabric.trace(*build(fabric.model.facts, req))
+
+
 def _trace(state: Any, fields: dict[str, Any]) -> dict[str, Any]:
     from tuplenet.cli.trace import walk
     from tuplenet.trace.request import Request as TraceRequest
@@ -82,7 +89,7 @@ def _trace(state: Any, fields: dict[str, Any]) -> dict[str, Any]:
     with _WALK_LOCK:
         doc = walk(fabric, req)
     if warmer is not None:
-        warmer.used(hop["chassis"] for hop in doc["hops"])
+        warmer.used((hop["chassis"] for hop in doc["hops"]), req)
     return doc
 
 

@@ -4,7 +4,8 @@ when the topology changes, so the first trace after a change walks instead of co
 The read cache calls `changed(revision)` after it applied a change of a topology record (a cheap notify: the
 watch never waits for a build). One builder thread rebuilds at a time: a change that arrives during a build
 makes exactly one more build after it, however many changes the burst holds. Each build also computes the
-pipelines of the chassis the last traces went through (Fabric builds them on first use otherwise). A trace
+pipelines of the chassis the last traces went through (Fabric builds them on first use otherwise) and walks
+the last few traces again, which compiles the flow tables they meet (compiled lazily too). A trace
 asks `fabric(revision)`: it waits while a build that will cover its revision runs or is due, and never sees
 a fabric before its build finished. `load` returns None when the cache cannot be the source (not current,
 an import half written): the trace then builds from etcd itself, as before.
@@ -19,14 +20,21 @@ from typing import Any
 
 log = logging.getLogger("tuplenet.api")
 HOT_CHASSIS = 8  # pipelines prebuilt per rebuild: the chassis of the most recent traces
+HOT_TRACES = 4  # traces walked again per rebuild: the most recent distinct ones
 WAIT = 60.0  # seconds a trace waits for a build before it builds on its own
 
 
 class TraceWarmer:
-    def __init__(self, load: Callable[[], tuple[int, Any] | None], hot_limit: int = HOT_CHASSIS) -> None:
-        """`load()`: (topology revision it read, fabric) from the current cache, or None if it cannot."""
+    def __init__(self, load: Callable[[], tuple[int, Any] | None],
+                 replay: Callable[[Any, Any], object] | None = None, hot_limit: int = HOT_CHASSIS,
+                 hot_traces: int = HOT_TRACES) -> None:
+        """`load()`: (topology revision it read, fabric) from the current cache, or None if it cannot.
+        `replay(fabric, request)`: walk a recent trace on a new fabric (its errors are ignored)."""
         self._load = load
+        self._replay = replay
         self._hot_limit = hot_limit
+        self._hot_traces_limit = hot_traces
+        self._hot_traces: dict[Any, None] = {}  # recent trace requests (hashable), oldest first
         self._cond = threading.Condition()
         self._current: tuple[int, Any] | None = None
         self._wanted = 0  # the newest topology revision announced
@@ -78,14 +86,13 @@ class TraceWarmer:
                 self._current = (revision, fabric)
                 self._cond.notify_all()
 
-    def used(self, chassis: Iterable[str]) -> None:
-        """The chassis a trace went through: the next rebuilds compute their pipelines ahead of the traces."""
+    def used(self, chassis: Iterable[str], request: Any = None) -> None:
+        """A trace of `request` went through `chassis`: the next rebuilds prepare both ahead of the traces."""
         with self._cond:
             for ch in chassis:
-                self._hot.pop(ch, None)
-                self._hot[ch] = None
-            while len(self._hot) > self._hot_limit:
-                del self._hot[next(iter(self._hot))]
+                _touch(self._hot, ch, self._hot_limit)
+            if request is not None:
+                _touch(self._hot_traces, request, self._hot_traces_limit)
 
     def state(self) -> dict[str, Any]:
         with self._cond:
@@ -107,13 +114,15 @@ class TraceWarmer:
                 if self._stopped:
                     return
                 self._building = True
-                target, hot = self._wanted, list(self._hot)
+                target, hot, traces = self._wanted, list(self._hot), list(self._hot_traces)
             built = None
             try:
                 built = self._load()
                 if built is not None:
                     for ch in reversed(hot):  # the most recent first
                         _prebuild(built[1], ch)
+                    for request in reversed(traces):
+                        self._walk(built[1], request)
             except Exception:  # noqa: BLE001 - the builder outlives any bad tree; traces then build their own
                 log.exception("trace model rebuild failed")
             with self._cond:
@@ -123,6 +132,23 @@ class TraceWarmer:
                     self._current = built
                     self.rebuilds += 1
                 self._cond.notify_all()
+
+
+    def _walk(self, fabric: Any, request: Any) -> None:
+        if self._replay is None:
+            return
+        try:
+            self._replay(fabric, request)
+        except Exception as exc:  # noqa: BLE001 - e.g. its port is gone: the trace itself will say so
+            log.debug("trace replay of %s: %s", request, exc)
+
+
+def _touch(recent: dict[Any, None], item: Any, limit: int) -> None:
+    """`item` becomes the newest of `recent` (insertion-ordered), which keeps the `limit` newest."""
+    recent.pop(item, None)
+    recent[item] = None
+    while len(recent) > limit:
+        del recent[next(iter(recent))]
 
 
 def _prebuild(fabric: Any, chassis: str) -> None:

@@ -203,6 +203,32 @@ def test_an_offered_fabric_is_kept_unless_a_newer_one_is(warm) -> None:
     assert warmer.fabric(4, timeout=0) is mine and warmer.state()["revision"] == 4
 
 
+def test_changes_are_rebuilt_in_the_background_only_while_traces_are_asked_for() -> None:
+    now = [0.0]
+    source = Source()
+    warmer = TraceWarmer(source, interest=100.0, clock=lambda: now[0]).start()
+    try:
+        warmer.changed(1)  # the start counts as a trace
+        assert published(warmer, 1).revision == 1 and warmer.state()["rebuilds"] == 1
+        now[0] = 99.0  # within 100 s of that trace
+        source.revision = 2
+        warmer.changed(2)
+        wait_for(lambda: warmer.state() == {"revision": 2, "rebuilds": 2, "building": False}, timeout=10,
+                 what="the background build")
+        now[0] = 250.0  # nobody traced for 151 s: changes wait for the next trace
+        source.revision = 3
+        warmer.changed(3)
+        assert warmer.state() == {"revision": 2, "rebuilds": 2, "building": False}
+        assert source.loads == [1, 2]
+        assert published(warmer, 3).revision == 3 and source.loads == [1, 2, 3]  # the next trace builds it
+        now[0] = 340.0  # that trace renewed the interest
+        source.revision = 4
+        warmer.changed(4)
+        wait_for(lambda: warmer.state()["revision"] == 4, timeout=10, what="the background build")
+    finally:
+        warmer.stop()
+
+
 def test_stop_wakes_a_waiting_trace() -> None:
     source = Source()
     source.gate.clear()

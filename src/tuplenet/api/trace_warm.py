@@ -9,25 +9,32 @@ the last few traces again, which compiles the flow tables they meet (compiled la
 asks `fabric(revision)`: it waits while a build that will cover its revision runs or is due, and never sees
 a fabric before its build finished. `load` returns None when the cache cannot be the source (not current,
 an import half written): the trace then builds from etcd itself, as before.
+
+Bounded CPU: one build at a time, and background builds only while traces are being asked for - within
+INTEREST seconds of the last one (the API's start counts as one). An API nobody traces through does not
+rebuild a large topology's model on every port change; its next trace builds on demand (and waits for it).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger("tuplenet.api")
 HOT_CHASSIS = 8  # pipelines prebuilt per rebuild: the chassis of the most recent traces
 HOT_TRACES = 4  # traces walked again per rebuild: the most recent distinct ones
+INTEREST = 900.0  # seconds after the last trace during which topology changes are rebuilt in the background
 WAIT = 60.0  # seconds a trace waits for a build before it builds on its own
 
 
 class TraceWarmer:
     def __init__(self, load: Callable[[], tuple[int, Any] | None],
                  replay: Callable[[Any, Any], object] | None = None, hot_limit: int = HOT_CHASSIS,
-                 hot_traces: int = HOT_TRACES) -> None:
+                 hot_traces: int = HOT_TRACES, interest: float = INTEREST,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """`load()`: (topology revision it read, fabric) from the current cache, or None if it cannot.
         `replay(fabric, request)`: walk a recent trace on a new fabric (its errors are ignored)."""
         self._load = load
@@ -35,6 +42,9 @@ class TraceWarmer:
         self._hot_limit = hot_limit
         self._hot_traces_limit = hot_traces
         self._hot_traces: dict[Any, None] = {}  # recent trace requests (hashable), oldest first
+        self._interest = interest
+        self._clock = clock
+        self._asked = clock()  # the last trace (the start counts: the first trace finds its model built)
         self._cond = threading.Condition()
         self._current: tuple[int, Any] | None = None
         self._wanted = 0  # the newest topology revision announced
@@ -74,7 +84,9 @@ class TraceWarmer:
         """A fabric built at `revision` or later, waiting for the build that covers it; None when no build
         could (the cache was not usable) or the wait timed out: the caller then builds its own."""
         with self._cond:
-            self.changed(revision)  # a trace may see the cache's revision before its hook ran
+            self._asked = self._clock()  # a change the builder let pass (no interest then) is due now
+            self._wanted = max(self._wanted, revision)  # a trace may see the cache's revision before its hook
+            self._cond.notify_all()
             self._cond.wait_for(lambda: self._stopped or self._fresh(revision)
                                 or (not self._building and self._tried >= revision), timeout)
             return self._current[1] if self._fresh(revision) else None
@@ -105,7 +117,8 @@ class TraceWarmer:
         return self._current is not None and self._current[0] >= revision
 
     def _due(self) -> bool:
-        return self._wanted > max(self._tried, self._current[0] if self._current else 0)
+        stale = self._wanted > max(self._tried, self._current[0] if self._current else 0)
+        return stale and self._clock() - self._asked < self._interest
 
     def _run(self) -> None:
         while True:

@@ -449,3 +449,75 @@ def test_patch_port_never_touches_a_port_it_did_not_create(host: OvsHost, lo: Lo
         before["type"], before["options"], before["external_ids"])
     assert host.record("Interface", "br-int")["type"] == "internal"
     assert lo.stats["patch_ignored"] == 2 and lo.stats["foreign_ports"] == 1
+
+
+def _cold_view(idl: Any) -> Any:
+    """The view built from scratch (empty caches) from the same replica."""
+    saved = (idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._port_of, idl._bridge_of, idl._view)
+    idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._port_of, idl._bridge_of, idl._view = \
+        {}, {}, {}, {}, {}, None
+    try:
+        return idl.view()
+    finally:
+        idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._port_of, idl._bridge_of, idl._view = saved
+
+
+def test_incremental_view_equals_a_view_built_from_scratch(host: OvsHost) -> None:
+    """TrackingIdl rebuilds only what notify() says changed: at every update the replica goes through, its
+    view must equal one built from nothing (ports, interfaces, ofports, ids, bridges, mirrors, IPFIX)."""
+    from tuplenet.agent import ovsdb_idl
+
+    remote = "unix:" + host.sock
+    fetch = ovsdb_idl.SchemaFetch(remote)
+    wait_for(lambda: fetch.run(), 5, 0.01, "schema")
+    fetch.close()
+    idl = ovsdb_idl.TrackingIdl(remote, ovsdb_idl.schema_helper(fetch.result))
+    checked = [0]
+    wrong: list[str] = []
+
+    def settle(pred: Callable[[Any], object], what: str) -> None:
+        def step() -> bool:
+            seq = idl.change_seqno
+            idl.run()
+            if idl.change_seqno != seq and idl.connected():
+                if idl.view() != _cold_view(idl):
+                    wrong.append(what)
+                checked[0] += 1
+            return idl.connected() and bool(pred(idl.view()))
+        wait_for(step, 10, 0.002, what)
+        assert not wrong, f"incremental view differs from a fresh one while waiting for {wrong}"
+
+    try:
+        host.vsctl("add-br", "br-int", "--", "set", "Bridge", "br-int", "fail-mode=secure")
+        host.vsctl("add-br", "br-x")
+        settle(lambda v: "br-int" in v.bridges and "br-x" in v.bridges, "bridges")
+        for i in range(4):
+            host.vsctl("add-port", "br-int", f"vm{i}", "--", "set", "Interface", f"vm{i}", "type=dummy",
+                       f"external_ids:iface-id=lsp{i}")
+        settle(lambda v: len(v.bridges["br-int"].ports) >= 5, "ports")
+        settle(lambda v: all(i.ofport > 0 for p in v.bridges["br-int"].ports for i in p.ifaces), "ofports")
+        host.vsctl("set", "Interface", "vm1", "external_ids:iface-id=other")
+        settle(lambda v: any(i.external_ids.get("iface-id") == "other" for p in v.bridges["br-int"].ports
+                             for i in p.ifaces), "iface-id changed")
+        host.vsctl("set", "Port", "vm2", "external_ids:k=v")
+        host.vsctl("del-port", "br-int", "vm0", "--", "add-port", "br-x", "vm9", "--", "set", "Interface", "vm9",
+                   "type=dummy")
+        settle(lambda v: "vm9" in {p.name for p in v.bridges["br-x"].ports}, "port moved between bridges")
+        host.vsctl("--", "--id=@m", "create", "Mirror", "name=m1", "select-all=true", "--", "add", "Bridge",
+                   "br-int", "mirrors", "@m")
+        settle(lambda v: v.bridges["br-int"].mirrors, "mirror")
+        host.vsctl("--", "set", "Bridge", "br-int", "ipfix=@i", "--", "--id=@i", "create", "IPFIX",
+                   "targets=\"127.0.0.1:4739\"", "sampling=10")
+        settle(lambda v: v.bridges["br-int"].ipfix is not None, "ipfix")
+        host.vsctl("set", "Open_vSwitch", ".", "external_ids:system-id=hv9")
+        settle(lambda v: v.system_id == "hv9", "system-id")
+        host.vsctl("del-br", "br-x")
+        settle(lambda v: "br-x" not in v.bridges, "bridge deleted")
+        host.stop_db()  # a reconnect: a fresh replica of new Row objects must not be served from the caches
+        host.start_db()
+        host.vsctl("--no-wait", "set", "Interface", "vm3", "external_ids:iface-id=after")
+        settle(lambda v: any(i.external_ids.get("iface-id") == "after" for p in v.bridges["br-int"].ports
+                             for i in p.ifaces), "after a reconnect")
+    finally:
+        idl.close()
+    assert checked[0] >= 8

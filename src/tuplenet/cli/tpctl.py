@@ -83,7 +83,7 @@ def _command_of(argv: list[str]) -> str | None:
 
 def _quick_trace(argv: list[str]) -> Any:
     """`tpctl [options] trace [options]` as argparse would parse it, without argparse; None when unsure."""
-    from tuplenet.store.security import OPTIONS as SECURITY_OPTIONS
+    from tuplenet.store.security_options import OPTIONS as SECURITY_OPTIONS
 
     from .quickargs import parse
     from .trace import OPTIONS as TRACE_OPTIONS
@@ -159,10 +159,6 @@ def run(argv: list[str]) -> int:
         from tuplenet import __version__
 
         return _out(f"tpctl {__version__}")
-    import os
-
-    from tuplenet.store.security import from_args as etcd_security
-
     lean = _command_of(argv) == "trace"
     opts = _quick_trace(argv) if lean else None  # argparse-free when the line is plain
     if opts is None:
@@ -185,6 +181,10 @@ def run(argv: list[str]) -> int:
         from .trace import run as trace
 
         return trace(opts, opts.json or opts.json_leaf)
+    import os
+
+    from tuplenet.store.security import from_args as etcd_security
+
     from .commands import COMMANDS, Canceled, Ctx
 
     key = _resolve(opts.group, getattr(opts, "action", None))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..records import dataclass
 from .errors import StoreError, TLSError
+from .security_options import OPTIONS
 
 TYPE_CHECKING = False  # typing and argparse stay unloaded: tpcni and tpctl --version pass through here
 if TYPE_CHECKING:
@@ -79,16 +80,6 @@ def _reason(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None)
     text = str(reason or exc or type(exc).__name__)
     return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-# add_arguments() and tpctl's argparse-free trace path (cli/quickargs.py) both read this table.
-OPTIONS = (
-    (("--cacert",), {"metavar": "FILE", "help": "verify etcd's TLS certificate with this CA bundle (env ETCDCTL_CACERT)"}),
-    (("--cert",), {"metavar": "FILE", "help": "client TLS certificate for etcd (env ETCDCTL_CERT)"}),
-    (("--key",), {"metavar": "FILE", "help": "key of the client certificate (env ETCDCTL_KEY)"}),
-    (("--user",), {"metavar": "USER[:PASSWORD]", "help": "etcd user (env ETCDCTL_USER)"}),
-    (("--password",), {"metavar": "PASSWORD", "help": "password of --user (env ETCDCTL_PASSWORD)"}),
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

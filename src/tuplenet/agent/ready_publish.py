@@ -1,8 +1,9 @@
 """Publishes this chassis' port readiness report (`communicate/ready/<chassis>`, model/ready.py) from a thread.
 
 Off the port-up path: the main loop only hands over the new set (`submit`, no I/O); CNI and VM managers wait
-on the OVSDB mark, not on this. Coalesced: the first change after a quiet spell is written at once, later
-ones at most every INTERVAL seconds, always the latest set - a burst of a thousand ports costs a handful of
+on the OVSDB mark, not on this. Coalesced: the first change after a quiet spell is written SETTLE seconds
+later (by then the port-up that caused it is over: its etcd write no longer competes with the claim and the
+peers' work for etcd and the CPU), later ones at most every INTERVAL seconds, always the latest set - a burst of a thousand ports costs a handful of
 writes, one key per chassis. The key lives under the agent's liveness lease (agent/chassis.py), so a dead
 agent's report disappears with its liveness key and `tpctl lsp show` says `unknown`; when the lease was
 re-granted (etcd away longer than its ttl, the key deleted with the old lease), the report is written
@@ -25,6 +26,7 @@ from ..store import StoreError
 log = logging.getLogger(__name__)
 
 INTERVAL = float(os.environ.get("TUPLENET_READY_REPORT_INTERVAL", "0.1"))  # s between writes in a burst
+SETTLE = 0.02  # s from a change to its write, so the write falls after the port-up that caused it
 CHECK = 1.0  # s: how soon a re-granted lease or a failed write is noticed and retried
 
 
@@ -32,10 +34,10 @@ class ReadyPublisher(threading.Thread):
     """Writes the latest submitted report whenever it differs from what etcd holds under the current lease."""
 
     def __init__(self, store: Any, chassis: str, lease: Callable[[], Any], interval: float = INTERVAL,
-                 check: float = CHECK) -> None:
+                 check: float = CHECK, settle: float = SETTLE) -> None:
         super().__init__(name="ready-report", daemon=True)
         self.store, self.key, self.lease = store, ready_key(chassis), lease
-        self.interval, self.check = interval, check
+        self.interval, self.check, self.settle = interval, check, settle
         self._pending: Report = frozenset()
         self._published: tuple[Report, int] | None = None  # (report, lease id) etcd holds
         self._wake = threading.Event()
@@ -51,9 +53,9 @@ class ReadyPublisher(threading.Thread):
     def run(self) -> None:
         last = float("-inf")
         while not self._stop_ev.is_set():
-            self._wake.wait(self.check)
+            woken = self._wake.wait(self.check)
             self._wake.clear()
-            delay = last + self.interval - time.monotonic()
+            delay = max(last + self.interval - time.monotonic(), self.settle if woken else 0.0)
             if delay > 0 and self._stop_ev.wait(delay):  # coalesce a burst into one write
                 break
             if self._stop_ev.is_set():
@@ -97,4 +99,4 @@ def start_for(agent_readiness: Any, store: Any, chassis: str, lease: Callable[[]
     return pub
 
 
-__all__ = ["CHECK", "INTERVAL", "ReadyPublisher", "start_for"]
+__all__ = ["CHECK", "INTERVAL", "SETTLE", "ReadyPublisher", "start_for"]

@@ -189,6 +189,82 @@ def test_tpcni_loads_no_argparse_http_client_tls_or_agent(command: str) -> None:
                              "tuplenet.store.lease", "logging", "random", *BEYOND_0_3, *STDLIB_HEAVY]) == []
 
 
+# tpcni DEL run for real up to its etcd request (OVSDB answered by a stub, etcd unreachable): the veth goes by
+# one rtnetlink request, OVSDB and etcd over `_socket`, so neither subprocess (~5 ms) nor the socket module
+# (~2.5 ms) nor importlib is loaded. As root it runs in a new network namespace: the request meets no link.
+_CNI_DEL_PROBE = """
+import json, sys
+from tuplenet.cni.main import handle
+status, out = handle(json.loads(sys.argv[1]), sys.argv[2].encode())
+print(json.dumps([status, out, sorted(sys.modules)]))
+"""
+
+
+@pytest.fixture
+def stub_ovsdb(tmp_path) -> Iterator[str]:
+    """A unix-socket OVSDB answering the plugin's transactions: chassis hv-stub, bridge br-int, no ports."""
+    import socket
+    import threading
+
+    path = str(tmp_path / "db.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen()
+
+    def answer(op: dict) -> dict:
+        if op.get("op") != "select":
+            return {"count": 0}
+        return {"rows": {"Open_vSwitch": [{"external_ids": ["map", [["system-id", "hv-stub"]]]}],
+                         "Bridge": [{"name": "br-int"}]}.get(op.get("table"), [])}
+
+    def serve() -> None:
+        dec = json.JSONDecoder()
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)
+                buf = ""
+                while piece := conn.recv(65536):
+                    buf += piece.decode()
+                    while buf.strip():
+                        try:
+                            msg, end = dec.raw_decode(buf.lstrip())
+                        except ValueError:
+                            break
+                        buf = buf.lstrip()[end:]
+                        result = [answer(op) for op in msg["params"][1:]]
+                        conn.sendall(json.dumps({"id": msg["id"], "result": result, "error": None}).encode())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield path
+    srv.close()
+    thread.join(timeout=5)
+
+
+def test_tpcni_del_spawns_nothing_and_loads_neither_subprocess_nor_socket(stub_ovsdb: str) -> None:
+    import shutil
+
+    env = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "importdiet1", "CNI_IFNAME": "eth0", "CNI_NETNS": "",
+           "CNI_PATH": "/bin"}
+    conf = {"cniVersion": "1.0.0", "name": "tn", "type": "tpcni", "switch": "LS-A", "ovsdbSocket": stub_ovsdb,
+            "etcdEndpoints": "127.0.0.1:1", "etcdTimeout": 0.2}
+    wrap = ["unshare", "--net"] if os.geteuid() == 0 and shutil.which("unshare") else []
+    out = subprocess.run([*wrap, sys.executable, "-c", _CNI_DEL_PROBE, json.dumps(env), json.dumps(conf)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    status, answer, names = json.loads(out.stdout)
+    assert status == 1 and answer["code"] == 11 and "etcd unavailable" in answer["msg"], answer
+    modules = set(names)
+    assert "tuplenet.control" in modules and "tuplenet.cni.netlink" in modules  # it got as far as etcd
+    assert present(modules, ["subprocess", "socket", "selectors", "signal", "importlib", *HEAVY, *DAEMON,
+                             "tuplenet.agent", "argparse", "tuplenet.store.watch", "tuplenet.store.lease",
+                             "random", *BEYOND_0_3, *STDLIB_HEAVY]) == []
+
+
 def test_lazy_acl_kinds_match_the_acl_model() -> None:
     from tuplenet.model import acl, codec
 

@@ -61,7 +61,14 @@ def main() -> int:
     status, stdout, stderr = answer or render(os.environ, data)
     sys.stdout.write(stdout)
     sys.stderr.write(stderr)
-    return status
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # the runtime went away: let the interpreter's exit report it as before
+        return status
+    # Nothing is left to run or release (sockets closed, threads joined): skip the interpreter's teardown of
+    # every module and object, a few ms of each container's start and stop.
+    os._exit(status)
 
 
 if __name__ == "__main__":

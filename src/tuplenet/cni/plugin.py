@@ -48,20 +48,26 @@ def host_names(container_id: str, ifname: str) -> tuple[str, str]:
     return "tp" + digest.hex()[:11], "02:" + ":".join(f"{b:02x}" for b in digest[:5])
 
 
-def controller(conf: NetConf) -> Any:
+def etcd_store(conf: NetConf) -> Any:
+    """The etcd client of `conf` (no request yet); CniError if the settings are unusable."""
     from types import SimpleNamespace
 
-    from tuplenet.control import Controller
     from tuplenet.store import Store, StoreError
     from tuplenet.store.security import from_args
 
     names = ("cacert", "cert", "key", "user", "password")
     try:
         security = from_args(SimpleNamespace(**{n: conf.etcd_security.get(n) for n in names}), {})
-        return Controller(Store(conf.etcd_endpoints, conf.etcd_prefix, timeout=conf.etcd_timeout,
-                                security=security))
+        return Store(conf.etcd_endpoints, conf.etcd_prefix, timeout=conf.etcd_timeout, security=security)
     except StoreError as exc:  # bad endpoint syntax, unreadable certificates, user without password
         raise CniError(INVALID_CONFIG, f"etcd settings: {exc}") from None
+
+
+def controller(conf: NetConf, store: Any = None) -> Any:
+    """The control layer over `store` (a new one from `conf` if not given)."""
+    from tuplenet.control import Controller
+
+    return Controller(store if store is not None else etcd_store(conf))
 
 
 def etcd(conf: NetConf, call: Callable[[], T]) -> T:
@@ -102,6 +108,7 @@ def cmd_add(env: Env, conf: NetConf) -> dict[str, Any]:
     veth = links.Creation(host_if, host_mac, env.ifname, conf.mtu, env.netns)  # runs while etcd works
     ovs = Ovsdb(conf.ovsdb)
     released = False
+    ctl = None
     try:
         chassis = ovs.system_id(conf.bridge)
         ctl = controller(conf)
@@ -134,7 +141,7 @@ def cmd_add(env: Env, conf: NetConf) -> dict[str, Any]:
             trace("ready")
         except BaseException as exc:
             released = True
-            problems = _release(ovs, ctl, conf, host_if, name, chassis)
+            problems = _release(ovs, lambda: ctl, conf, host_if, name, chassis)
             if isinstance(exc, CniError) and problems:
                 exc.details = ("cleanup: " + "; ".join(problems))[:500]
             raise
@@ -144,6 +151,8 @@ def cmd_add(env: Env, conf: NetConf) -> dict[str, Any]:
         raise
     finally:
         ovs.close()
+        if ctl is not None:
+            ctl.store.close()
     trace.done()
     return add_result(conf, env.ifname, env.netns, host_if, host_mac, lsp.ip, lsp.mac)
 
@@ -190,11 +199,12 @@ def switch_subnet(ctl: Any, conf: NetConf) -> None:
                                    "from (set \"subnet\" in the network configuration)")
 
 
-def _release(ovs: Ovsdb, ctl: Any, conf: NetConf, host_if: str, name: str, chassis: str | None,
+def _release(ovs: Ovsdb, ctl_of: Callable[[], Any], conf: NetConf, host_if: str, name: str, chassis: str | None,
              switch: str | None = None, trace: Trace | None = None) -> list[str]:
     """Remove the OVS port, the veth and the lsp (if it is ours); every step runs, problems are returned (in
-    that order). The veth goes in the background (`ip link del` is mostly the kernel's wait, ~20 ms) while the
-    lsp is deleted in etcd."""
+    that order). The veth goes in the background (its removal is mostly the kernel's wait, 15-25 ms) while the
+    lsp is deleted in etcd. `ctl_of()` gives the controller: DEL builds it (the control layer's import) during
+    that wait."""
     problems: list[str] = []
     try:
         ovs.del_port(host_if)
@@ -205,6 +215,9 @@ def _release(ovs: Ovsdb, ctl: Any, conf: NetConf, host_if: str, name: str, chass
     veth = links.Deletion(host_if)
     lsp_problem = None
     try:
+        ctl = ctl_of()
+        if trace is not None:
+            trace("control")
         _delete_lsp(ctl, conf, switch or conf.switch, name, chassis)
     except CniError as exc:
         lsp_problem = exc.msg
@@ -251,14 +264,18 @@ def cmd_del(env: Env, conf: NetConf) -> None:
     trace = Trace()
     host_if, _ = host_names(env.container_id, env.ifname)
     ovs = Ovsdb(conf.ovsdb)
+    store = None
     try:
         chassis = ovs.system_id(conf.bridge)
         trace("chassis")
-        ctl = controller(conf)
+        store = etcd_store(conf)  # unusable etcd settings fail here, before anything is removed
         trace("etcd_client")
-        problems = _release(ovs, ctl, conf, host_if, lsp_name(env.ifname, env.container_id), chassis, trace=trace)
+        problems = _release(ovs, lambda: controller(conf, store), conf, host_if,
+                            lsp_name(env.ifname, env.container_id), chassis, trace=trace)
     finally:
         ovs.close()
+        if store is not None:
+            store.close()
     trace.done()
     if problems:
         raise CniError(TRY_AGAIN_LATER if any("unavailable" in p for p in problems) else IO_FAILURE,
@@ -325,7 +342,7 @@ def cmd_gc(env: Env, conf: NetConf) -> None:
             name = ids.get("iface-id", "")
             if name in valid:
                 continue
-            problems += _release(ovs, ctl, conf, iface["name"], name, chassis, ids.get("tpcni-switch"))
+            problems += _release(ovs, lambda: ctl, conf, iface["name"], name, chassis, ids.get("tpcni-switch"))
         bound = {i["external_ids"].get("iface-id") for i in ovs.interfaces({})}
         for lsp in etcd(conf, lambda: ctl.list_switch_ports(conf.switch)):
             # An lsp of ours on this chassis with no local port at all: an ADD that died before its OVS port.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 
 DEFAULT_SOCKET = "/run/tuplenet/tpcni.sock"
@@ -31,6 +30,8 @@ def socket_path(data: bytes) -> str | None:
 
 def forward(path: str, environ: dict[str, str], data: bytes) -> tuple[int, str, str] | None:
     """(exit status, stdout, stderr) from the server; None if it cannot be reached (run in-process then)."""
+    import socket  # only with a server socket present: a plugin run without one must not pay for it
+
     env = {k: v for k, v in environ.items() if k.startswith(("CNI_", "ETCDCTL_")) or k in FORWARDED}
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -6,8 +6,8 @@ only ever hold dotted-quad IPv4 and colon MACs, so the general parser buys nothi
 
 from __future__ import annotations
 
-from socket import inet_aton as _inet_aton
-from socket import inet_ntoa as _inet_ntoa
+from _socket import inet_aton as _inet_aton  # the C functions socket re-exports, without its enum set-up
+from _socket import inet_ntoa as _inet_ntoa
 
 PATCH_PORT_IP = "255.255.255.255"
 PATCH_PORT_MAC = "ff:ff:ff:ff:ff:ee"

@@ -8,6 +8,8 @@ AsyncStore/AsyncWatch are loaded on first use: importing asyncio costs ~80 ms, w
 
 from __future__ import annotations
 
+import sys
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .aio import AsyncStore, AsyncWatch
@@ -49,18 +51,24 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    from importlib import import_module
+def _submodule(name: str) -> object:
+    """tuplenet.store.`name`, imported with the builtin: importlib (and the warnings module it loads) cost
+    ~0.5 ms of every tpctl/tpcni start."""
+    full = f"{__name__}.{name}"
+    __import__(full)
+    return sys.modules[full]
 
+
+def __getattr__(name: str) -> object:
     home = _HOME.get(name)
     if home is None:
         if not name.startswith("_"):
             try:  # a submodule reached as an attribute (tuplenet.store.transport after `import tuplenet.store`)
-                return import_module(f"{__name__}.{name}")
+                return _submodule(name)
             except ModuleNotFoundError as exc:
                 if exc.name != f"{__name__}.{name}":
                     raise
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{home}"), name)
+    value = getattr(_submodule(home), name)
     globals()[name] = value
     return value

@@ -8,14 +8,16 @@ saying the outcome is unknown, because a blind txn retry could apply twice (and 
 a conflict). A request refused for its auth token was not executed, so it is retried once with a new token.
 TLS failures that repeat on every endpoint are configuration errors: TLSError at once, not Unavailable later.
 HTTP is tuplenet.store.http1 (not http.client, whose email import costs every CLI start); `ssl` is imported
-only when an https endpoint needs a context, so a plain-http tpctl never loads it.
+only when an https endpoint needs a context, so a plain-http tpctl never loads it. Requests go over
+http1.LeanConnection (`_socket`, not the socket module, whose enum conversions and selectors cost ~2.5 ms of
+every tpctl/tpcni start); the watch's long stream keeps http1.Connection.
 """
 
 from __future__ import annotations
 
+import _socket
 import json
 import select
-import socket
 import sys
 import threading
 import time
@@ -36,11 +38,12 @@ from .errors import (
     Unavailable,
 )
 from .http1 import NET_ERRORS as _NET_ERRORS
-from .http1 import Connection, RemoteDisconnected
+from .http1 import Connection, LeanConnection, RemoteDisconnected
 from .security import EtcdSecurity
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Sequence
     from typing import Any
 
@@ -109,11 +112,11 @@ def parse_endpoints(endpoints: str | Sequence[str], tls: bool = False) -> list[E
 
 def enable_keepalive(sock: socket.socket, idle: int = 5, interval: int = 2, count: int = 3) -> None:
     """TCP keepalive so a watch notices a vanished peer (host down, cable cut) in ~idle+interval*count s."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, 1)
     for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", count)):
-        opt = getattr(socket, name, None)
+        opt = getattr(_socket, name, None)
         if opt is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, opt, value)
+            sock.setsockopt(_socket.IPPROTO_TCP, opt, value)
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -196,9 +199,11 @@ class Transport:
         n, start = len(self.endpoints), self.preferred
         return [(start + k) % n for k in range(n)]
 
-    def new_connection(self, index: int, timeout: float) -> Connection:
+    def new_connection(self, index: int, timeout: float, lean: bool = False) -> Connection:
+        """A connection to endpoint `index`; `lean` for request/answer use (a LeanConnection: the same HTTP,
+        without the socket module on plain TCP). The watch's stream asks for a socket-module one."""
         host, port, tls = self.endpoints[index]
-        return Connection(host, port, timeout, self._ssl if tls else None)
+        return (LeanConnection if lean else Connection)(host, port, timeout, self._ssl if tls else None)
 
     def headers(self, token: str | None) -> dict[str, str]:
         return {**_HEADERS, "Authorization": token} if token else _HEADERS
@@ -225,7 +230,7 @@ class Transport:
             conn.timeout = timeout
             conn.sock.settimeout(timeout)
             return conn, True
-        conn = self.new_connection(index, timeout)
+        conn = self.new_connection(index, timeout, lean=True)
         try:
             conn.connect()
         except _NET_ERRORS as exc:
@@ -386,7 +391,7 @@ def _peer_closed(sock: socket.socket) -> bool:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, TimeoutError | socket.timeout):
+    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
         return "timed out"
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]

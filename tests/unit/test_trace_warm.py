@@ -245,3 +245,24 @@ def test_stop_wakes_a_waiting_trace() -> None:
     source.gate.set()
     stopper.join(10)
     assert not stopper.is_alive()
+
+
+def test_the_cache_announces_topology_changes_only_and_survives_a_failing_listener() -> None:
+    from tuplenet.api.cache import TreeCache
+    from tuplenet.store import KV, Event
+
+    cache = TreeCache(None)  # type: ignore[arg-type]  (no store: nothing is started)
+    heard: list[int] = []
+    cache.on_topology = heard.append
+    cache._apply([Event("PUT", KV("entity_view/LS/a", "id=1", 5, 5, 1, 0))], 5)
+    cache._apply([Event("PUT", KV("communicate/hv1", "x", 6, 6, 1, 0))], 6)  # not the topology
+    cache._apply([Event("PUT", KV("communicate/hv1", "y", 7, 6, 2, 0)),
+                  Event("DELETE", KV("entity_view/LS/a", "", 7, 0, 0, 0))], 7)
+    assert heard == [5, 7] and cache.revision == 7
+
+    def broken(revision: int) -> None:
+        raise RuntimeError("listener bug")
+
+    cache.on_topology = broken
+    cache._apply([Event("PUT", KV("entity_view/LS/b", "id=2", 8, 8, 1, 0))], 8)
+    assert cache.revision == 8 and cache.get("entity_view/LS/b") is not None

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from ..lazylog import get_logger
 from ..model import PATCH_PORT_IP
 from ..records import dataclass, replace
-from ..store import KV, Compare, Op, Store, StoreError
+from ..store import Compare, Op, Store, StoreError
 from .view import Reader, View
 
 TYPE_CHECKING = False
@@ -274,8 +274,9 @@ class ClaimWriter:
         self._thread = threading.Thread(target=self._run, name="claims", daemon=True)
         self._thread.start()
 
-    def submit(self, lsp: Any, kv: KV | None) -> None:
-        self._q.put((lsp, kv))
+    def submit(self, lsp: Any, mod_revision: int | None) -> None:
+        """Claim `lsp` if etcd still holds it at `mod_revision` (None: if it exists)."""
+        self._q.put((lsp, mod_revision))
 
     def stop(self) -> None:
         self._q.put(None)
@@ -293,9 +294,9 @@ class ClaimWriter:
                 self.failed += 1
 
 
-def write_claim(store: Store, lsp: Any, kv: KV | None, self_id: str) -> bool:
+def write_claim(store: Store, lsp: Any, mod_revision: int | None, self_id: str) -> bool:
     new = replace(lsp, chassis=self_id)
-    cmp = [Compare.mod_revision(kv.key, "=", kv.mod_revision)] if kv else [Compare.exists(new.key)]
+    cmp = [Compare.mod_revision(new.key, "=", mod_revision)] if mod_revision else [Compare.exists(new.key)]
     try:
         res = store.txn(cmp, [Op.put(new.key, new.to_value())])
     except StoreError as exc:

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..store import KV, Store, StoreError
+from ..store import Store, StoreError
 from . import binding, ready_publish
 from .aclhits import AclHits
 from .aclreject import AclReject
@@ -65,7 +65,7 @@ class Agent:
         self.readiness = Readiness()
         self.gw: GatewayArp | None = None  # GATEWAY=1: ARP on the outside switches (gateway_arp.py)
         self.dsr = None  # ENABLE_UNTUNNEL: br-int-dsrgw and the host's settings (untunnel_host.py)
-        self.kvs: dict[tuple, KV] = {}  # lsp and chassis records only: what CAS writes compare against
+        self.revs: dict[tuple, int] = {}  # lsp and chassis records only: the mod revision CAS writes compare
         self.ovs: LocalOvs | None = None
         self.conn = None
         self.ofctrl: FlowControl | None = None
@@ -400,9 +400,9 @@ class Agent:
         # remote ports nobody here talked to wait outside the view on an on-demand host (ondemand.py)
         self.ondemand.apply(fkey, obj, changed, kv.create_revision if kv is not None else 0)
         if obj is None:
-            self.kvs.pop(fkey, None)
+            self.revs.pop(fkey, None)
         elif kv is not None and fkey[0] in ("lsp", "chassis"):
-            self.kvs[fkey] = KV(kv.key, "", kv.mod_revision, kv.create_revision, kv.version, kv.lease)
+            self.revs[fkey] = kv.mod_revision
 
     def _resync(self, changes: list[Change], changed: set[tuple]) -> None:
         """After compaction: apply the difference between the view and a fresh listing (incremental)."""
@@ -438,7 +438,7 @@ class Agent:
         for fkey, lsp in claims:
             if self.claimer is None:
                 self.claimer = binding.ClaimWriter(self.store, self.self_id)
-            self.claimer.submit(lsp, self.kvs.get(fkey))  # asynchronous: the result comes back by the watch
+            self.claimer.submit(lsp, self.revs.get(fkey))  # asynchronous: the result comes back by the watch
 
     def _side_effects(self, changed: set[tuple] | None = None) -> None:
         """OVS wishes and readiness marks for what `changed` touched (None: everything)."""
@@ -455,8 +455,7 @@ class Agent:
         key = ("chassis", self.self_id)
         current = self.view.facts.get(key)
         if self.presence.needs_register(current):
-            kv = self.kvs.get(key)
-            self.presence.register(current, kv.mod_revision if kv else None)
+            self.presence.register(current, self.revs.get(key))
 
     # ------------------------------------------------------------------ status / stop
     def status(self) -> dict:

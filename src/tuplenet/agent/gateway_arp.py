@@ -145,8 +145,9 @@ class GatewayArp:
                  for k, e in sorted(self.entries.items())]
         tmp = self.path + ".tmp"
         try:
+            text = json.dumps(items)  # one shot: the C encoder (json.dump streams through the Python one)
             with open(tmp, "w") as f:
-                json.dump(items, f)
+                f.write(text)
             os.replace(tmp, self.path)
             self._dirty = False
         except OSError as exc:

@@ -13,7 +13,7 @@ from .ecmp_stats import ecmp_status
 log = logging.getLogger("tuplenet")
 
 
-STATUS_QUIET = 0.02  # s without events before the status is rewritten: never inside a burst's latency window
+STATUS_QUIET = 0.05  # s without events before the status is rewritten: never inside a burst's latency window
 STATUS_MAX_AGE = 1.0  # s: during a steady stream of events it is rewritten at least this often
 STATUS_IDLE = 2.0  # s: with no events at all (uptime, RSS and counters still move)
 
@@ -119,8 +119,9 @@ def write_status(rundir: str, snapshot: dict) -> None:
     try:
         os.makedirs(rundir, exist_ok=True)
         tmp = os.path.join(rundir, "status.json.tmp")
+        text = json.dumps(snapshot)  # one shot: C encoder; json.dump streams through the pure-Python one
         with open(tmp, "w") as f:
-            json.dump(snapshot, f)
+            f.write(text)
         os.replace(tmp, os.path.join(rundir, "status.json"))
     except OSError as exc:
         log.debug("status file not written: %s", exc)

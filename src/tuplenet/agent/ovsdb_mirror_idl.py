@@ -32,7 +32,7 @@ def mirror_views(br: Any) -> tuple[MirrorView, ...]:
     return tuple(out)
 
 
-def mirror_step(txn: Any, t: Any, bridges: dict[str, Any], ports: dict[str, Any],
+def mirror_step(txn: Any, t: Any, bridges: Any, ports: Any,
                 a: AddMirror | FixMirror | DelMirror) -> Callable[[], None]:
     """The operations of one mirror edit (the planner only names ports that exist)."""
     def refs(names: tuple[str, ...]) -> list[Any]:

@@ -453,13 +453,16 @@ def test_patch_port_never_touches_a_port_it_did_not_create(host: OvsHost, lo: Lo
 
 def _cold_view(idl: Any) -> Any:
     """The view built from scratch (empty caches) from the same replica."""
-    saved = (idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._port_of, idl._bridge_of, idl._view)
-    idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._port_of, idl._bridge_of, idl._view = \
-        {}, {}, {}, {}, {}, None
+    names = ("_iface_cache", "_port_cache", "_bridge_cache", "_port_of", "_bridge_of", "_dirty_ports")
+    saved = {n: getattr(idl, n) for n in names} | {"_view": idl._view}
+    for n in names:
+        setattr(idl, n, {})
+    idl._view = None
     try:
         return idl.view()
     finally:
-        idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._port_of, idl._bridge_of, idl._view = saved
+        for n, v in saved.items():
+            setattr(idl, n, v)
 
 
 def test_incremental_view_equals_a_view_built_from_scratch(host: OvsHost) -> None:

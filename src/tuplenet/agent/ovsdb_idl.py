@@ -7,6 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import ovs.db.idl
@@ -123,19 +124,22 @@ class TrackingIdl(ovs.db.idl.Idl):
         super().__init__(remote, helper)
         self._iface_cache: dict[uuid.UUID, tuple[Any, IfaceView]] = {}
         self._port_cache: dict[uuid.UUID, tuple[Any, PortView]] = {}
-        self._bridge_cache: dict[uuid.UUID, tuple[Any, BridgeView]] = {}
+        self._bridge_cache: dict[uuid.UUID, tuple[Any, BridgeView, tuple[uuid.UUID, ...]]] = {}
+        self._dirty_ports: dict[uuid.UUID, set[uuid.UUID]] = {}  # bridge -> ports whose interfaces changed
         self._port_of: dict[uuid.UUID, uuid.UUID] = {}  # interface -> the port that held it at the last view
         self._bridge_of: dict[uuid.UUID, uuid.UUID] = {}  # port -> its bridge at the last view
         self._view: tuple[int, DbView] | None = None
 
     def notify(self, event: str, row: Any, updates: Any = None) -> None:
         table, key = row._table.name, row.uuid
-        if table == "Interface":
+        if table == "Interface":  # the bridge's port list stands: only this port's view is rebuilt
             self._iface_cache.pop(key, None)
             port = self._port_of.get(key)
             if port is not None:
                 self._port_cache.pop(port, None)
-                self._bridge_cache.pop(self._bridge_of.get(port), None)  # type: ignore[arg-type]
+                bridge = self._bridge_of.get(port)
+                if bridge is not None:
+                    self._dirty_ports.setdefault(bridge, set()).add(port)
         elif table == "Port":
             self._port_cache.pop(key, None)
             self._bridge_cache.pop(self._bridge_of.get(key), None)  # type: ignore[arg-type]
@@ -180,16 +184,24 @@ class TrackingIdl(ovs.db.idl.Idl):
 
     def _bridge(self, br: Any) -> BridgeView:
         hit = self._bridge_cache.get(br.uuid)
+        dirty = self._dirty_ports.pop(br.uuid, None)
         if hit is not None and hit[0] is br:
-            return hit[1]
-        ports = tuple(self._port(p, br.uuid) for p in br.ports if p is not None)
+            if not dirty:
+                return hit[1]
+            rows = self.tables["Port"].rows
+            if all(rows.get(u) is not None for u in hit[2]):  # else a port went without its bridge changing
+                view = replace(hit[1], ports=tuple(self._port(rows[u], br.uuid) for u in hit[2]))
+                self._bridge_cache[br.uuid] = (br, view, hit[2])
+                return view
+        port_rows = [p for p in br.ports if p is not None]
+        ports = tuple(self._port(p, br.uuid) for p in port_rows)
         fail_mode = _get(br, "fail_mode", [])
         view = BridgeView(
             name=br.name, datapath_type=_get(br, "datapath_type", ""), fail_mode=fail_mode[0] if fail_mode else None,
             protocols=frozenset(_get(br, "protocols", [])), other_config=_get(br, "other_config", {}),
             external_ids=_get(br, "external_ids", {}), ports=ports, ipfix=_ipfix_view(br),
             mirrors=ovsdb_mirror_idl.mirror_views(br))
-        self._bridge_cache[br.uuid] = (br, view)
+        self._bridge_cache[br.uuid] = (br, view, tuple(p.uuid for p in port_rows))
         return view
 
     def view(self) -> DbView:
@@ -216,6 +228,8 @@ class TrackingIdl(ovs.db.idl.Idl):
             if len(cache) > 2 * len(live) + 64:
                 for k in [k for k in cache if k not in live]:
                     del cache[k]
+        for gone in self._dirty_ports.keys() - self.tables["Bridge"].rows.keys():
+            del self._dirty_ports[gone]
         for m, table in ((self._port_of, "Interface"), (self._bridge_of, "Port")):
             live = self.tables[table].rows
             if len(m) > 2 * len(live) + 64:
@@ -254,7 +268,7 @@ class _Names:
     def __getitem__(self, name: str) -> Any:
         if self._map is None and self._cached is not None:
             if self._hint is None:
-                self._hint = {v.name: r for r, v in self._cached.values()}
+                self._hint = {e[1].name: e[0] for e in self._cached.values()}
             row = self._hint.get(name)
             if row is not None and self._table.rows.get(row.uuid) is row and row.name == name:
                 return row

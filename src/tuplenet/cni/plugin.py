@@ -111,7 +111,9 @@ def cmd_add(env: Env, conf: NetConf) -> dict[str, Any]:
     ctl = None
     try:
         chassis = ovs.system_id(conf.bridge)
-        ctl = controller(conf)
+        store = etcd_store(conf)
+        store.preconnect()  # the handshake overlaps the control layer's import
+        ctl = controller(conf, store)
         trace("start")
         if not conf.subnet:
             switch_subnet(ctl, conf)
@@ -269,6 +271,7 @@ def cmd_del(env: Env, conf: NetConf) -> None:
         chassis = ovs.system_id(conf.bridge)
         trace("chassis")
         store = etcd_store(conf)  # unusable etcd settings fail here, before anything is removed
+        store.preconnect()
         trace("etcd_client")
         problems = _release(ovs, lambda: controller(conf, store), conf, host_if,
                             lsp_name(env.ifname, env.container_id), chassis, trace=trace)

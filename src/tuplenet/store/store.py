@@ -92,6 +92,14 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def preconnect(self) -> None:
+        """Start opening a connection to etcd on a thread and return at once: a short-lived client (tpcni)
+        overlaps the TCP (and TLS) handshake with the rest of its start-up, and its first request finds the
+        connection ready. Failures are left to that request. gRPC channels connect on first use: no-op."""
+        start = getattr(self._t, "preconnect", None)
+        if start is not None:
+            threading.Thread(target=start, name="etcd-preconnect", daemon=True).start()
+
     def close(self) -> None:
         """Close connections, end open watches and stop lease keepalives started from this store."""
         for watch in list(self._watches):

@@ -192,6 +192,7 @@ class Transport:
         self._ssl = self.security.ssl_context() if any(e.tls for e in self.endpoints) else None
         self.auth = Auth(self.security, self._authenticate)
         self._idle: list[list[Connection]] = [[] for _ in self.endpoints]
+        self._unused: set[Connection] = set()  # opened ahead by preconnect(): still "fresh" to its first request
         self._lock = threading.Lock()
         self._closed = False
 
@@ -222,6 +223,8 @@ class Transport:
                     raise StoreError("store is closed")
                 idle = self._idle[index]
                 conn = idle.pop() if idle else None
+                fresh = conn in self._unused
+                self._unused.discard(conn)  # type: ignore[arg-type]
             if conn is None:
                 break
             if conn.sock is None or _peer_closed(conn.sock):
@@ -229,7 +232,7 @@ class Transport:
                 continue
             conn.timeout = timeout
             conn.sock.settimeout(timeout)
-            return conn, True
+            return conn, not fresh
         conn = self.new_connection(index, timeout, lean=True)
         try:
             conn.connect()
@@ -240,12 +243,24 @@ class Transport:
         conn.sock.settimeout(timeout)
         return conn, False
 
-    def _release(self, index: int, conn: Connection) -> None:
+    def _release(self, index: int, conn: Connection, unused: bool = False) -> None:
         with self._lock:
             if not self._closed:
                 self._idle[index].append(conn)
+                if unused:
+                    self._unused.add(conn)
                 return
         conn.close()
+
+    def preconnect(self) -> None:
+        """Open a connection to the preferred endpoint and leave it idle for the first request (blocks for the
+        handshake; any failure is left to that request, which meets it on its own)."""
+        index = self.preferred
+        try:
+            conn, _ = self._acquire(index, self.attempt_timeout(self.timeout))
+        except (_Retry, StoreError):
+            return
+        self._release(index, conn, unused=True)
 
     def _roundtrip(self, index: int, path: str, payload: bytes, timeout: float, idempotent: bool,
                    headers: dict[str, str]) -> tuple[int, bytes]:
@@ -357,6 +372,7 @@ class Transport:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, [[] for _ in self.endpoints]
+            self._unused.clear()
         for conns in idle:
             for conn in conns:
                 conn.close()

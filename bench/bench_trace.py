@@ -175,6 +175,8 @@ def served(endpoint: str, prefix: str, cmd: list[str], runs: int, env: dict[str,
                     figures[label][0].extend(walls)
                     figures[label][1].extend(cpus)
             s.delete("entity_view/LS/bench-touch")
+            rev = s.txn([], []).revision
+            wait_for(lambda: model_ready(api, rev, True), timeout=10, what="the last rebuild")
         changes = health(api)["trace"]["rebuilds"] - rebuilds0
         print(f"D. the same through a running tuplenet-api (`--api`; {out.splitlines()[-1]}), {runs} runs of each "
               f"kind in turn:")

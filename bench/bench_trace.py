@@ -145,16 +145,19 @@ def part_c(runs: int) -> None:
 
 
 def served(endpoint: str, prefix: str, cmd: list[str], runs: int, env: dict[str, str], base: str) -> None:
-    """The same trace answered by a running tuplenet-api (`--api`), in three kinds of run taken in turn (the
-    machine's load drifts; interleaved, the kinds see the same): warm (the model of this revision is kept);
-    right after a topology change (an unrelated switch changes and tpctl starts as soon as the API's cache has
-    it: the background rebuild and tpctl's start overlap); after a change once its background rebuild is done."""
+    """The same trace answered by a running tuplenet-api (`--api`), in four kinds of run taken in turn (the
+    machine's load drifts; interleaved, the kinds see the same): warm (the model of this revision is kept, and
+    so is the document of a trace asked before); warm with a trace not asked before (another TTL each run: it
+    is walked); right after a topology change (an unrelated switch changes and tpctl starts as soon as the
+    API's cache has it: the background rebuild and tpctl's start overlap); after a change once its background
+    rebuild is done."""
     from tuplenet.api.proc import ApiProcess
     from tuplenet.sandbox.procs import wait_for
     from tuplenet.store import Store
 
     api = ApiProcess(os.path.join(base, "api"), endpoint, prefix).start()
-    kinds = {"warm model": None, "first trace right after a topology change": False,
+    kinds = {"warm model": None, "warm model, a trace not asked before": "new",
+             "first trace right after a topology change": False,
              "first trace after a change, its background rebuild done": True}
     try:
         env = {**env, "TUPLENET_API_TOKEN": api.read_token}
@@ -166,12 +169,15 @@ def served(endpoint: str, prefix: str, cmd: list[str], runs: int, env: dict[str,
         with Store(endpoint, prefix=prefix) as s:
             for _ in range(runs):
                 for label, rebuilt in kinds.items():
-                    if rebuilt is not None:
+                    run_cmd = scmd
+                    if rebuilt == "new":
+                        run_cmd = [*scmd, "--ttl", str(63 - len(figures[label][0]) % 50)]
+                    elif rebuilt is not None:
                         touches += 1
                         rev = s.put("entity_view/LS/bench-touch", f"id={100 + touches % 2}")
                         wait_for(lambda rev=rev, rebuilt=rebuilt: model_ready(api, rev, rebuilt), timeout=10,
                                  interval=0.002, what="the API cache" + (" and its trace model" if rebuilt else ""))
-                    walls, cpus, _ = timed(scmd, 1, env, warmup=False)
+                    walls, cpus, _ = timed(run_cmd, 1, env, warmup=False)
                     figures[label][0].extend(walls)
                     figures[label][1].extend(cpus)
             s.delete("entity_view/LS/bench-touch")

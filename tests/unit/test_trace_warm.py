@@ -266,3 +266,25 @@ def test_the_cache_announces_topology_changes_only_and_survives_a_failing_listen
     cache.on_topology = broken
     cache._apply([Event("PUT", KV("entity_view/LS/b", "id=2", 8, 8, 1, 0))], 8)
     assert cache.revision == 8 and cache.get("entity_view/LS/b") is not None
+
+
+def test_a_fabric_keeps_the_documents_of_its_traces_and_replays_keep_theirs() -> None:
+    from topo_helpers import tutorial_facts
+
+    from tuplenet.api import routes_trace
+    from tuplenet.cli.trace import walk
+    from tuplenet.trace.fabric import Fabric, Model
+    from tuplenet.trace.request import Request, checked
+
+    to_vm2 = checked(Request("LS-A/vm1", dst_ip="10.10.1.3"))
+    to_vm3 = checked(Request("LS-A/vm1", dst_ip="10.10.2.2"))
+    fab = Fabric(Model(tutorial_facts()))
+    doc = routes_trace._document(fab, to_vm2)
+    assert doc == walk(Fabric(Model(tutorial_facts())), to_vm2) and doc["result"] == "delivered"
+    assert routes_trace._document(fab, to_vm2) is doc  # kept: not walked again
+    assert routes_trace._document(fab, to_vm3) is not doc
+    other = Fabric(Model(tutorial_facts()))  # another revision's fabric has documents of its own
+    routes_trace._replay(other, to_vm3)
+    replayed = routes_trace._document(other, to_vm3)
+    assert replayed is not routes_trace._document(fab, to_vm3) and replayed == routes_trace._document(fab, to_vm3)
+    assert routes_trace._document(other, to_vm3) is replayed

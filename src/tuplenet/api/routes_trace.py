@@ -10,6 +10,8 @@ rebuild runs, in which case it waits for that rebuild."""
 from __future__ import annotations
 
 import threading
+import weakref
+from contextlib import nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -27,6 +29,11 @@ routes = APIRouter(tags=["trace"], responses=ERRORS)
 
 
 _WALK_LOCK = threading.Lock()  # one trace at a time walks a shared fabric (pipelines off the hot list build lazily)
+# The documents of the traces walked on each fabric (a trace is a function of the fabric and the request): a
+# repeated trace, or one the warmer replayed on a new fabric, is not walked again. Shared: never mutated.
+_DOCS: weakref.WeakKeyDictionary[Any, dict[Any, dict[str, Any]]] = weakref.WeakKeyDictionary()
+_DOCS_LOCK = threading.Lock()
+MAX_DOCS = 64  # per fabric
 
 
 def warm_traces(cache: TreeCache) -> TraceWarmer:
@@ -63,14 +70,29 @@ def _cached_fabric(cache: Any) -> tuple[int, Any] | None:
 
 
 def _replay(fabric: Any, req: Any) -> None:
-    """Walk `req` on a fabric being prepared (no document): the pipelines and tables it meets get built."""
-    from tuplenet.trace.request import build
+    """Trace `req` on a fabric being prepared (only the builder holds it: no walk lock): the pipelines and
+    tables it meets get built, and its document is kept for the first trace that asks."""
+    _document(fabric, req, nullcontext())
 
-    fabric.trace(*build(fabric.model.facts, req))
+
+def _document(fabric: Any, req: Any, lock: Any = _WALK_LOCK) -> dict[str, Any]:
+    """The document of a checked request traced on `fabric`: kept, or walked (under `lock`) and kept."""
+    from tuplenet.cli.trace import walk
+
+    with _DOCS_LOCK:
+        doc = _DOCS.get(fabric, {}).get(req)
+    if doc is None:
+        with lock:
+            doc = walk(fabric, req)
+        with _DOCS_LOCK:
+            docs = _DOCS.setdefault(fabric, {})
+            docs[req] = doc
+            while len(docs) > MAX_DOCS:
+                del docs[next(iter(docs))]
+    return doc
 
 
 def _trace(state: Any, fields: dict[str, Any]) -> dict[str, Any]:
-    from tuplenet.cli.trace import walk
     from tuplenet.trace.request import Request as TraceRequest
     from tuplenet.trace.request import checked
 
@@ -86,8 +108,7 @@ def _trace(state: Any, fields: dict[str, Any]) -> dict[str, Any]:
             warmer.offer(revision, fabric)
     if fabric is None:
         fabric = _fabric(state.store)  # etcd itself: not kept
-    with _WALK_LOCK:
-        doc = walk(fabric, req)
+    doc = _document(fabric, req)
     if warmer is not None:
         warmer.used((hop["chassis"] for hop in doc["hops"]), req)
     return doc

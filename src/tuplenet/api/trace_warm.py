@@ -146,7 +146,6 @@ class TraceWarmer:
                     self.rebuilds += 1
                 self._cond.notify_all()
 
-
     def _walk(self, fabric: Any, request: Any) -> None:
         if self._replay is None:
             return

@@ -186,17 +186,21 @@ def test_tpcni_loads_no_argparse_http_client_tls_or_agent(command: str) -> None:
     modules = set(out.stdout.split())
     assert "tuplenet.store.store" in modules and "tuplenet.control" in modules
     assert present(modules, [*HEAVY, *DAEMON, "tuplenet.agent", "argparse", "tuplenet.store.watch",
-                             "tuplenet.store.lease", "logging", "random", *BEYOND_0_3, *STDLIB_HEAVY]) == []
+                             "tuplenet.store.lease", "logging", "random", *BEYOND_0_3, *STDLIB_HEAVY,
+                             "socket", "selectors", "importlib", *LITE_JSON]) == []
 
 
 # tpcni DEL run for real up to its etcd request (OVSDB answered by a stub, etcd unreachable): the veth goes by
 # one rtnetlink request, OVSDB and etcd over `_socket`, so neither subprocess (~5 ms) nor the socket module
-# (~2.5 ms) nor importlib is loaded. As root it runs in a new network namespace: the request meets no link.
+# (~2.5 ms) nor importlib is loaded; JSON through store.jsonlite, base64 through binascii, names checked without
+# `re` (LITE_JSON, ~6 ms). As root it runs in a new network namespace: the request meets no link.
+LITE_JSON = ["json", "re", "enum", "base64"]
 _CNI_DEL_PROBE = """
-import json, sys
+import sys
+from tuplenet.store.jsonlite import dumps, loads
 from tuplenet.cni.main import handle
-status, out = handle(json.loads(sys.argv[1]), sys.argv[2].encode())
-print(json.dumps([status, out, sorted(sys.modules)]))
+status, out = handle(loads(sys.argv[1]), sys.argv[2].encode())
+print(dumps([status, out, sorted(sys.modules)]))
 """
 
 
@@ -260,7 +264,7 @@ def test_tpcni_del_spawns_nothing_and_loads_neither_subprocess_nor_socket(stub_o
     assert status == 1 and answer["code"] == 11 and "etcd unavailable" in answer["msg"], answer
     modules = set(names)
     assert "tuplenet.control" in modules and "tuplenet.cni.netlink" in modules  # it got as far as etcd
-    assert present(modules, ["subprocess", "socket", "selectors", "signal", "importlib", *HEAVY, *DAEMON,
+    assert present(modules, ["subprocess", "socket", "selectors", "signal", "importlib", *LITE_JSON, *HEAVY, *DAEMON,
                              "tuplenet.agent", "argparse", "tuplenet.store.watch", "tuplenet.store.lease",
                              "random", *BEYOND_0_3, *STDLIB_HEAVY]) == []
 

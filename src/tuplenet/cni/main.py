@@ -6,7 +6,6 @@ an existing server socket forwards to it before importing anything else.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping  # not typing: the forwarding path must stay light
@@ -36,7 +35,9 @@ def handle(environ: Mapping[str, str], data: bytes, run: Callable[..., object] |
 def render(environ: Mapping[str, str], data: bytes) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of one invocation."""
     status, out = handle(environ, data)
-    stdout = json.dumps(out) + "\n" if out is not None else ""
+    from tuplenet.store.jsonlite import dumps  # json.dumps without the json package's re/enum imports
+
+    stdout = dumps(out) + "\n" if out is not None else ""
     stderr = f"tpcni: {out.get('msg')}\n" if status and isinstance(out, dict) else ""
     return status, stdout, stderr
 

@@ -9,8 +9,9 @@ module's enum conversions and selectors are a few ms of every plugin start, for 
 from __future__ import annotations
 
 import _socket
-import json
 import time
+
+from tuplenet.store.jsonlite import dumps, raw_decode
 
 from .errors import OVS_FAILURE, TRY_AGAIN_LATER, CniError
 
@@ -27,7 +28,6 @@ class Ovsdb:
         self._sock: _socket.socket | None = None
         self._buf = ""
         self._id = 0
-        self._dec = json.JSONDecoder()
 
     def close(self) -> None:
         if self._sock is not None:
@@ -53,11 +53,11 @@ class Ovsdb:
         rid = self._id
         deadline = time.monotonic() + (timeout or self.timeout)
         try:
-            s.sendall(json.dumps({"method": method, "params": params, "id": rid}).encode())
+            s.sendall(dumps({"method": method, "params": params, "id": rid}).encode())
             while True:
                 msg = self._next(s, deadline)
                 if msg.get("method") == "echo":  # keepalive from the server
-                    s.sendall(json.dumps({"result": msg.get("params", []), "error": None,
+                    s.sendall(dumps({"result": msg.get("params", []), "error": None,
                                           "id": msg.get("id")}).encode())
                     continue
                 if msg.get("id") != rid:
@@ -74,7 +74,7 @@ class Ovsdb:
             text = self._buf.lstrip()
             if text:
                 try:
-                    msg, end = self._dec.raw_decode(text)
+                    msg, end = raw_decode(text)
                 except ValueError:
                     pass
                 else:

@@ -10,7 +10,6 @@ sent it is never retried in-process (an ADD must not run twice), a lost answer i
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -20,8 +19,10 @@ FORWARDED = ("TUPLENET_OVSDB_PATH", "OVS_RUNDIR", "TPCNI_TRACE")  # besides CNI_
 
 def socket_path(data: bytes) -> str | None:
     """The server socket named by the config on stdin, if it exists (cheap: no validation here)."""
+    from tuplenet.store.jsonlite import loads
+
     try:
-        conf = json.loads(data)
+        conf = loads(data)
     except (ValueError, RecursionError):
         return None
     path = conf.get("serverSocket", DEFAULT_SOCKET) if isinstance(conf, dict) else None
@@ -30,7 +31,8 @@ def socket_path(data: bytes) -> str | None:
 
 def forward(path: str, environ: dict[str, str], data: bytes) -> tuple[int, str, str] | None:
     """(exit status, stdout, stderr) from the server; None if it cannot be reached (run in-process then)."""
-    import socket  # only with a server socket present: a plugin run without one must not pay for it
+    import json  # only with a server socket present: a plugin run without one must not pay for these
+    import socket
 
     env = {k: v for k, v in environ.items() if k.startswith(("CNI_", "ETCDCTL_")) or k in FORWARDED}
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -57,6 +59,7 @@ def forward(path: str, environ: dict[str, str], data: bytes) -> tuple[int, str, 
 
 def serve(path: str) -> None:
     """Answer requests on `path` until killed (threads; the plugin's work is I/O and subprocesses)."""
+    import json
     import socketserver
 
     from . import plugin  # noqa: F401  (load everything once, before the first request)

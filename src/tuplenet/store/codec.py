@@ -6,9 +6,9 @@ Kept free of I/O so the hot path (watch lines -> Event objects) can be unit-test
 from __future__ import annotations
 
 import binascii
-import json
 
 from .errors import MalformedAnswer, StoreError
+from .jsonlite import loads
 from .types import KV, Compare, Event, Op
 
 TYPE_CHECKING = False
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 _a2b = binascii.a2b_base64
 _b2a = binascii.b2a_base64
-_loads = json.loads
+_loads = loads  # json.loads without the json package (store.jsonlite)
 
 # What decoding a malformed answer raises in Python (binascii.Error and UnicodeError are ValueErrors).
 DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError)

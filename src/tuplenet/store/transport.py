@@ -16,7 +16,6 @@ every tpctl/tpcni start); the watch's long stream keeps http1.Connection.
 from __future__ import annotations
 
 import _socket
-import json
 import select
 import sys
 import threading
@@ -24,6 +23,7 @@ import time
 from collections import namedtuple
 from collections.abc import Callable
 
+from . import jsonlite
 from .auth import Auth
 from .errors import (
     GRPC_INVALID_ARGUMENT,
@@ -127,7 +127,7 @@ def one_line(text: str, limit: int = 300) -> str:
 def gateway_error(path: str, status: int, data: bytes) -> StoreError:
     """Map an error answer of the gateway (or of anything else on that port) to a one-line exception."""
     try:
-        body = json.loads(data)
+        body = jsonlite.loads(data)
     except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict):
@@ -151,7 +151,7 @@ def decode_answer(path: str, data: bytes) -> dict[str, Any]:
     if not data:
         return {}
     try:
-        answer = json.loads(data)
+        answer = jsonlite.loads(data)
     except (ValueError, RecursionError):
         answer = None
     if not isinstance(answer, dict):
@@ -316,7 +316,7 @@ class Transport:
         """One request with failover until the deadline, carrying `token` as is (no auth handling)."""
         budget = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        payload = jsonlite.dumps(body, separators=(",", ":")).encode()
         headers = self.headers(token)
         failures: dict[str, str] = {}
         delay = BACKOFF_MIN

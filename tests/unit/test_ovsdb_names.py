@@ -6,8 +6,8 @@ from tuplenet.agent.ovsdb_idl import _Names
 
 
 class Row:
-    def __init__(self, name: str) -> None:
-        self.uuid, self.name = uuid.uuid4(), name
+    def __init__(self, name: str, data: object = ()) -> None:
+        self.uuid, self.name, self._data = uuid.uuid4(), name, data  # python-ovs: None for a row just inserted
 
 
 class View:
@@ -40,3 +40,9 @@ def test_unknown_name_is_a_key_error() -> None:
 
     with pytest.raises(KeyError):
         _Names(Table([Row("x")]), {})["y"]
+
+
+def test_a_row_this_transaction_inserted_is_not_found_by_name() -> None:
+    old, new = Row("p"), Row("p", data=None)
+    table = Table([old, new])
+    assert _Names(table)["p"] is old

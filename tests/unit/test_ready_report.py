@@ -198,7 +198,7 @@ def test_first_report_once_settled_a_burst_coalesced_into_the_latest(pub) -> Non
     t0 = time.monotonic()
     p.submit(frozenset({("ls1", "p0")}))
     wait(lambda: len(store.puts) == 1)
-    assert SETTLE <= time.monotonic() - t0 < 0.5  # after the port-up that caused it, yet soon
+    assert SETTLE <= time.monotonic() - t0 < 5  # after the port-up that caused it (and soon, even on a busy box)
     assert store.puts == [("communicate/ready/hv1", '{"ready":{"ls1":["p0"]}}', 7)]
     for i in range(1, 200):
         p.submit(frozenset(("ls1", f"p{j}") for j in range(i + 1)))

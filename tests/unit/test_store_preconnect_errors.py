@@ -1,4 +1,4 @@
-"""Review finding (not fixed): Transport.preconnect catches only _Retry/StoreError, but connecting can raise
+"""Review finding (fixed): Transport.preconnect catches only _Retry/StoreError, but connecting can raise
 other errors (an endpoint host the idna codec refuses raises UnicodeError), which then end the preconnect
 thread with a traceback on stderr - tpcni's stderr, which the CNI runtime logs - besides the request's own
 error."""
@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from tuplenet.store.transport import Transport
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: preconnect lets non-network errors escape its thread")
 def test_preconnect_never_raises() -> None:
     escaped: list[BaseException] = []
     t = Transport("http://a..b:2379", timeout=2)

@@ -272,8 +272,8 @@ class _Names:
             row = self._hint.get(name)
             if row is not None and self._table.rows.get(row.uuid) is row and row.name == name:
                 return row
-        if self._map is None:
-            self._map = {r.name: r for r in self._table.rows.values()}
+        if self._map is None:  # committed rows only: not one this transaction has just inserted
+            self._map = {r.name: r for r in self._table.rows.values() if r._data is not None}
         return self._map[name]
 
 

@@ -110,7 +110,7 @@ class Deletion:
 
     def __init__(self, host_if: str) -> None:
         self.host_if = host_if
-        self._outcome: bool | OSError = False
+        self._outcome: bool | OSError = OSError("the removal did not run")  # until _run says otherwise
         self._thread = threading.Thread(target=self._run, name=f"del-{host_if}", daemon=True)
         self._thread.start()
 
@@ -119,6 +119,8 @@ class Deletion:
             self._outcome = netlink.delete_link(self.host_if)
         except OSError as exc:
             self._outcome = exc
+        except Exception as exc:  # noqa: BLE001 - never report a failed removal as "was not there"
+            self._outcome = OSError(f"internal error: {exc!r}")
 
     def wait(self) -> bool:
         """True once removed, False if it was not there; CniError if the kernel refused otherwise."""

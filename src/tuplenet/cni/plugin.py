@@ -108,7 +108,7 @@ def cmd_add(env: Env, conf: NetConf) -> dict[str, Any]:
     veth = links.Creation(host_if, host_mac, env.ifname, conf.mtu, env.netns)  # runs while etcd works
     ovs = Ovsdb(conf.ovsdb)
     released = False
-    ctl = None
+    ctl = store = None
     try:
         chassis = ovs.system_id(conf.bridge)
         store = etcd_store(conf)
@@ -153,8 +153,8 @@ def cmd_add(env: Env, conf: NetConf) -> dict[str, Any]:
         raise
     finally:
         ovs.close()
-        if ctl is not None:
-            ctl.store.close()
+        if store is not None:  # also when the control layer failed to load (a leak per ADD in `tpcni serve`)
+            store.close()
     trace.done()
     return add_result(conf, env.ifname, env.netns, host_if, host_mac, lsp.ip, lsp.mac)
 

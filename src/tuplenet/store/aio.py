@@ -117,7 +117,7 @@ class AsyncStore:
     async def get(self, key: str) -> KV | None:
         return await asyncio.to_thread(self.store.get, key)
 
-    async def get_prefix(self, key_prefix: str = "", page_size: int = 5000) -> tuple[list[KV], int]:
+    async def get_prefix(self, key_prefix: str = "", page_size: int = 1000) -> tuple[list[KV], int]:
         return await asyncio.to_thread(self.store.get_prefix, key_prefix, page_size)
 
     async def put(self, key: str, value: str, lease: int | None = None) -> int:

@@ -36,10 +36,11 @@ if TYPE_CHECKING:
 # get_prefix starts small and then sizes pages so one answer carries about this many bytes of keys+values.
 PAGE_TARGET_BYTES = 4 << 20
 FIRST_PAGE = 8  # values may be up to ~1.5 MiB; learn their size before asking for many
-PAGE_GROWTH = 8  # then each page may be this many times the last: few pages, the first ones small
 # Every page costs etcd 3.4 a walk of the whole rest of the range (it counts it for the answer): 22.6k keys
-# take 150 ms in pages of 1,000 but 63 ms in pages of 5,000 and 50 ms at once.
-PAGE_SIZE = 5000
+# take 150 ms in pages of 1,000 but 63 ms in pages of 5,000. Bigger pages were tried and taken back: a page
+# is sized from the records before it, and small records followed by big ones (lsps sort before address
+# sets) made a 5,000-key page of big records ~45x the byte target (tests/unit/test_store_page_bytes.py).
+PAGE_SIZE = 1000
 RELIST_ATTEMPTS = 3
 TRANSPORTS = ("json", "grpc")
 
@@ -172,8 +173,7 @@ class Store:
         plen = self._plen
         out: list[KV] = []
         first = True
-        asked = min(page_size, FIRST_PAGE)
-        answer = self._range_page(full_prefix, None, asked, 0)
+        answer = self._range_page(full_prefix, None, min(page_size, FIRST_PAGE), 0)
         revision = _header_revision(answer)
         while True:
             raw = answer.get("kvs", ())
@@ -181,8 +181,7 @@ class Store:
             if answer.get("more") and raw:
                 sample = raw[:: max(1, len(raw) // 16)]
                 avg = sum(kv_size(kv) for kv in sample) / len(sample) + 64
-                asked = min(page_size, asked * PAGE_GROWTH)
-                limit = max(1, min(asked, int(PAGE_TARGET_BYTES / avg)))
+                limit = max(1, min(page_size, int(PAGE_TARGET_BYTES / avg)))
                 last = raw[-1]
                 start = (last[0] if type(last) is tuple else a2b_base64(last["key"])) + b"\x00"
                 pending = _Background(self._range_page, full_prefix, start, limit, revision)

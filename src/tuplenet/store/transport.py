@@ -258,7 +258,7 @@ class Transport:
         index = self.preferred
         try:
             conn, _ = self._acquire(index, self.attempt_timeout(self.timeout))
-        except (_Retry, StoreError):
+        except Exception:  # noqa: BLE001 - best effort: the request meets (and reports) the same failure
             return
         self._release(index, conn, unused=True)
 

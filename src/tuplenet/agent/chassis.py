@@ -8,12 +8,16 @@ expires with the lease (`liveness/chassis/<id>`), which `tpctl ch show` reads.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from ..model import Chassis
 from ..store import Compare, Lease, Op, Store, StoreError
 
 log = logging.getLogger(__name__)
+
+
+ECHO_WAIT = 5.0  # s: how long a registration we wrote may take to come back through the watch
 
 
 def chassis_key(name: str) -> str:
@@ -32,9 +36,43 @@ class ChassisPresence:
         self.ttl = ttl
         self.lease: Lease | None = None
         self.registrations = 0
+        self._lock = threading.Lock()
+        self._pending: tuple[Chassis | None, int | None] | None = None
+        self._busy = False
+        self._echo_until = 0.0  # our write succeeded: until then, wait for the watch to show it back
 
     def needs_register(self, current: Chassis | None) -> bool:
         return current is None or current.ip != self.ip
+
+    def request(self, current: Chassis | None, mod_revision: int | None) -> None:
+        """Main loop: register in the background if the view says so. Never waits for etcd (a frozen etcd
+        held the main loop for the client's timeout, 5 s, and with it every local port's flows); one write
+        at a time, the latest view wins; nothing again while our own successful write is on its way back
+        (for ECHO_WAIT at most: the compare-and-swap makes a needless second write harmless)."""
+        if not self.needs_register(current):
+            self._echo_until = 0.0
+            return
+        if time.monotonic() < self._echo_until:
+            return
+        with self._lock:
+            self._pending = (current, mod_revision)
+            if self._busy:
+                return
+            self._busy = True
+        threading.Thread(target=self._drain, name="chassis-register", daemon=True).start()
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                item, self._pending = self._pending, None
+                if item is None:
+                    self._busy = False
+                    return
+            try:
+                if self.register(*item) and self.needs_register(item[0]):
+                    self._echo_until = time.monotonic() + ECHO_WAIT
+            except Exception:  # noqa: BLE001 - a bug here must not end the thread with work queued
+                log.exception("chassis registration failed")
 
     def register(self, current: Chassis | None, mod_revision: int | None) -> bool:
         """Write our record if it is missing or shows another IP (keeping the tick when unchanged, so a

@@ -454,8 +454,7 @@ class Agent:
             return
         key = ("chassis", self.self_id)
         current = self.view.facts.get(key)
-        if self.presence.needs_register(current):
-            self.presence.register(current, self.revs.get(key))
+        self.presence.request(current, self.revs.get(key))  # in the background: the loop never waits on etcd
 
     # ------------------------------------------------------------------ status / stop
     def status(self) -> dict:

@@ -12,6 +12,8 @@ import pytest
 
 from agent_cluster import Cluster
 from tuplenet.agent import tables as T
+from tuplenet.agent.openflow.meters import meter_id
+from tuplenet.agent.pipeline.ondemand import SOURCE_METER_INDEX
 from tuplenet.model import LR, LRP, LS, LSP
 from tuplenet.sandbox import packets as P
 from tuplenet.sandbox.procs import wait_for
@@ -120,6 +122,35 @@ def test_first_arp_is_answered_and_a_routed_first_packet_arrives(cluster: Cluste
     back = once(c, ("hv2", "vm4"), P.icmp_frame(VM4[0], "f2:01:0a:0a:02:01", VM4[1], VM1[1], type=0),
                 ("hv1", "vm1"))
     assert (back.eth_dst, back.ip_ttl) == (VM1[0], 63)
+
+
+def meter_drops(c: Cluster, host: str, mid: int) -> int:
+    """Packets meter `mid` has dropped on `host` (its one drop band's count)."""
+    out = c.host(host).ofctl("-O", "OpenFlow15", "meter-stats", "br-int", f"meter={mid}")
+    m = re.search(r"bands:\s*0: packet_count:(\d+)", out)
+    assert m, out
+    return int(m.group(1))
+
+
+@pytest.mark.timeout(120)
+def test_a_miss_over_the_agents_rate_still_reaches_its_destination_through_the_helper(cluster: Cluster) -> None:
+    """The packet-in meter may drop the agent's copy of a miss, never the frame: it goes to the helper first.
+    (With the metered copy first, OVS's inline translation of the clone let a meter drop end the frame.)"""
+    c = cluster
+    dests = [(f"f2:01:0a:0a:01:{0x10 + i:02x}", f"10.10.1.{0x10 + i}") for i in range(4)]
+    for i, (mac, ip) in enumerate(dests):
+        c.vm("hv2", "LS-A", f"d{i}", ip, mac)
+    topology(c)
+    # vm1's source bucket (10.10.1.2 -> 2) down to one miss a second: three of these four are over the rate
+    mid = meter_id(SOURCE_METER_INDEX + 2)
+    c.host("hv1").ofctl("-O", "OpenFlow15", "mod-meter", "br-int",
+                        f"meter={mid},pktps,burst,stats,bands=type=drop,rate=1,burst_size=1")
+    before = meter_drops(c, "hv1", mid)
+    for i, (mac, ip) in enumerate(dests):
+        got = once(c, ("hv1", "vm1"), ping(VM1, mac, ip), ("hv2", f"d{i}"))
+        assert (got.eth_dst, got.ip_dst) == (mac, ip)
+    assert packets(c, "hv3", T.FROM_TUNNEL, 1) == 4  # all four through the helper
+    assert meter_drops(c, "hv1", mid) - before >= 2  # and the meter did drop copies for the agent
 
 
 @pytest.mark.timeout(120)

@@ -76,9 +76,10 @@ def test_miss_flows_send_a_metered_copy_to_the_agent_and_the_frame_to_the_helper
     e = engine(facts(helper=True))
     miss = [f for f in e.active.values() if f.table == T.LS_IN_LOOKUP and f.priority == 1]
     assert len(miss) == 2  # IPv4 unicast and ARP requests
-    for f in miss:
-        assert f.actions[0] == Clone((Resubmit(T.LS_IN_ONDEMAND),))
-        assert Load(T.R_FLAGS, 1, 2, 1) in f.actions and Load(T.R_CHASSIS, ip_int("192.168.100.4")) in f.actions
+    for f in miss:  # the frame to the helper first (in a clone), the metered copy to the agent last
+        assert f.actions == (Clone((Load(T.R_FLAGS, 1, 2, 1), Load(T.R_CHASSIS, ip_int("192.168.100.4")),
+                                    Resubmit(T.TO_CHASSIS), Resubmit(T.LS_IN_OUTPUT))),
+                             Resubmit(T.LS_IN_ONDEMAND))
         assert any(m.field == T.R_FLAGS and m.value == 0 and m.mask == T.F_REDIRECT for m in f.match)
     ctl = [f for f in e.active.values() if f.table == T.LS_IN_ONDEMAND]
     assert len(ctl) == 33  # per source bucket (IPv4 and ARP senders: test_ondemand_meter.py) and the rest
@@ -130,7 +131,7 @@ def test_helper_prefers_a_live_chassis_and_never_this_host() -> None:
     f[("LR", "LR-self")] = LR("LR-self", 32, "hv1")
     e = engine(f)
     miss = [x for x in e.active.values() if x.table == T.LS_IN_LOOKUP and x.priority == 1]
-    assert all(Load(T.R_CHASSIS, ip_int("192.168.100.4")) in x.actions for x in miss)
+    assert miss and all(Load(T.R_CHASSIS, ip_int("192.168.100.4")) in x.actions[0].actions for x in miss)
 
 
 @dataclass

@@ -115,9 +115,12 @@ def miss_flows(r: Reader) -> list:
     if h is None:
         # Nowhere to send it: the packet itself waits (a continuation, the meter drops it over the rate).
         actions: tuple = (flagged, Resubmit(T.LS_IN_ONDEMAND), Resubmit(T.LS_MAC_BIND), Resubmit(T.LS_IN_ARP))
-    else:  # a copy to the agent (a meter drop ends only the clone), the frame to the helper
-        actions = (Clone((Resubmit(T.LS_IN_ONDEMAND),)), flagged, Load(T.R_CHASSIS, ip_int(h.ip)),
-                   Resubmit(T.TO_CHASSIS), Resubmit(T.LS_IN_OUTPUT))
+    else:
+        # The frame to the helper first, then the metered copy to the agent. Not the other way round: OVS
+        # translates a clone holding only a meter and a controller action inline (it reads as reversible),
+        # so a meter drop in the datapath ended the whole frame, redirect included.
+        actions = (Clone((flagged, Load(T.R_CHASSIS, ip_int(h.ip)), Resubmit(T.TO_CHASSIS),
+                          Resubmit(T.LS_IN_OUTPUT))), Resubmit(T.LS_IN_ONDEMAND))
     fresh = M(T.R_FLAGS, 0, T.F_REDIRECT)
     return [
         Flow(T.LS_IN_LOOKUP, 1, match(fresh, M("dl_dst", 0, _MULTICAST), dl_type=ETH_IP), actions),

@@ -26,6 +26,9 @@ METER_RATE = 200  # reports per second per host: a trace makes one per tunnel cr
 METER_BURST = 200
 
 # In physical.py's tunnel ingress, between extract (reg10 restored from the Geneve option) and from_tunnel.
+# OVS translates this clone inline (it holds only a resubmit), so over the meter's rate the marked frame
+# itself is dropped, not just its report. Only trace probes carry the mark: a probe lost to a trace flood
+# shows as a path ending at that host, never user traffic lost.
 INGRESS_REPORT = Clone((Resubmit(TRACE_POINT),))
 
 

@@ -11,6 +11,8 @@ each agent will know), so the bench follows the pipeline. The readiness mark
 OVSDB "wait" started with the clock. After each sample the port and the interface are deleted and their
 flows waited out; warm-up samples are excluded.
 
+`--breakdown` also times the interface row's commit (an OVSDB wait) and the claim's arrival at an etcd watcher.
+
 `--existing` ports are in the topology before: real dummy OVS ports on the owner, bound there. `--router`
 links a distributed router to the switch (its router port is then one of the existing ports).
 
@@ -126,11 +128,35 @@ class FlowWatch:
         self.conn.close()
 
 
-def run(existing: int, router: bool, samples: int, warmup: int, placement: str = "owner") -> dict:
+class ClaimWatch:
+    """When the owner's claim (the lsp rewritten with `chassis=<owner>`) reached a watcher of etcd: the moment
+    peers can start their part. A watch of the switch's lsps on a thread of its own."""
+
+    def __init__(self, store: Store, ls: str) -> None:
+        self.seen: dict[str, float] = {}
+        self.watch = store.watch(f"entity_view/LS/{ls}/lsp/", progress_notify=False)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for batch in self.watch:
+                now = time.perf_counter()
+                for ev in batch.events:
+                    if ev.type == "PUT" and f"chassis={OWNER}" in ev.value:
+                        self.seen.setdefault(ev.key.rsplit("/", 1)[1], now)
+        except Exception:  # noqa: BLE001 - closed at the end of the run
+            pass
+
+    def close(self) -> None:
+        self.watch.close()
+
+
+def run(existing: int, router: bool, samples: int, warmup: int, placement: str = "owner",
+        breakdown: bool = False) -> dict:
     base = tempfile.mkdtemp(prefix="tn-bench-portup-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
-    pool = ThreadPoolExecutor(max_workers=4)
+    pool = ThreadPoolExecutor(max_workers=5)
     try:
         for n, ip in HOSTS.items():
             net.add_host(n, ip)
@@ -160,20 +186,21 @@ def run(existing: int, router: bool, samples: int, warmup: int, placement: str =
             want = expected(ents, last, OWNER, int(host.ofport(last.name)), chassis=where)
             wait_for(lambda: all(ow.present(c) for c in want), timeout=120, what="existing ports installed")
         db, dbp = Ovsdb(owner.db_sock), Ovsdb(owner.db_sock)
+        # --breakdown: two more observers (an OVSDB wait, an etcd watch); they cost the daemons a little CPU
+        extra = (ClaimWatch(Store(etcd.endpoint, prefix="/tuplenet/", transport="grpc"), LSNAME),
+                 Ovsdb(owner.db_sock)) if breakdown else None
         rows: list[dict] = []
         for i in range(warmup + samples):
-            rows.append(sample(store, owner, ow, pw, db, dbp, pool, ents, i))
-        ow.close()
-        pw.close()
-        db.close()
-        dbp.close()
+            rows.append(sample(store, owner, ow, pw, db, dbp, pool, ents, i, extra))
+        for c in (ow, pw, db, dbp, *(extra or ())):
+            c.close()
         rows = rows[warmup:]
         for r in rows:
             r["after_ofport"] = r["total"] - r["ofport"]
             r["owner_after_ofport"] = r["owner"] - r["ofport"]
         out = {"existing": existing, "router": router, "placement": placement, "samples": len(rows)}
         for k in ("total", "owner", "peer", "mark", "write", "plug", "ofport", "after_ofport",
-                  "owner_after_ofport"):
+                  "owner_after_ofport", *(("row", "claim") if breakdown else ())):
             xs = [r[k] for r in rows]
             out[f"{k}_median"], out[f"{k}_p99"] = round(statistics.median(xs), 1), round(pct(xs, 99), 1)
         return out
@@ -184,7 +211,7 @@ def run(existing: int, router: bool, samples: int, warmup: int, placement: str =
 
 
 def sample(store: Store, owner, ow: FlowWatch, pw: FlowWatch, db: Ovsdb, dbp: Ovsdb, pool: ThreadPoolExecutor,
-           ents: list, i: int) -> dict:
+           ents: list, i: int, extra: tuple[ClaimWatch, Ovsdb] | None = None) -> dict:
     name = f"new{i}"
     ip = f"10.1.200.{i % 250 + 2}"
     lsp = LSP(LSNAME, name, ip, mac(ip))
@@ -204,11 +231,20 @@ def sample(store: Store, owner, ow: FlowWatch, pw: FlowWatch, db: Ovsdb, dbp: Ov
                       "columns": ["ofport"], "until": "==", "rows": [{"ofport": NEW_OFPORT}]}, timeout=15)
         marked["ofport"] = time.perf_counter()
 
-    ready2 = threading.Event()
+    def row_wait() -> None:  # when ovs-vsctl's transaction (the interface row, iface-id) is committed
+        ready3.set()
+        extra[1].transact({"op": "wait", "timeout": 10000, "table": "Interface", "where": [["name", "==", name]],
+                      "columns": ["name"], "until": "==", "rows": [{"name": name}]}, timeout=15)
+        marked["row"] = time.perf_counter()
+
+    ready2, ready3 = threading.Event(), threading.Event()
     waiter = pool.submit(mark_wait)
     waiter2 = pool.submit(ofport_wait)
+    waiter3 = pool.submit(row_wait) if extra else None
     ready.wait()
     ready2.wait()
+    if extra:
+        ready3.wait()
     t0 = time.perf_counter()
     def timed(fn, *args):
         fn(*args)
@@ -230,6 +266,9 @@ def sample(store: Store, owner, ow: FlowWatch, pw: FlowWatch, db: Ovsdb, dbp: Ov
     wrote, plugged = (f.result() for f in writes)
     waiter.result()
     waiter2.result()
+    if extra:
+        waiter3.result()
+        wait_for(lambda: name in extra[0].seen, timeout=5, interval=0.001, what=f"{name}'s claim watched")
     if pend_o or pend_p or "at" not in marked:
         raise RuntimeError(f"{name}: not complete within 10 s: owner missing {len(pend_o)}, peer missing "
                            f"{len(pend_p)}, marked {'at' in marked}")
@@ -239,8 +278,11 @@ def sample(store: Store, owner, ow: FlowWatch, pw: FlowWatch, db: Ovsdb, dbp: Ov
     wait_for(lambda: not any(ow.present(c) for c in want_owner), timeout=10, interval=0.001,
              what=f"{name} flows removed")
     ms = lambda t: (t - t0) * 1000  # noqa: E731
-    return {"owner": ms(done["owner"]), "peer": ms(done["peer"]), "total": ms(max(done.values())),
-            "mark": ms(marked["at"]), "write": ms(wrote), "plug": ms(plugged), "ofport": ms(marked["ofport"])}
+    out = {"owner": ms(done["owner"]), "peer": ms(done["peer"]), "total": ms(max(done.values())),
+           "mark": ms(marked["at"]), "write": ms(wrote), "plug": ms(plugged), "ofport": ms(marked["ofport"])}
+    if extra:
+        out.update(row=ms(marked["row"]), claim=ms(extra[0].seen[name]))
+    return out
 
 
 def main() -> None:
@@ -252,6 +294,9 @@ def main() -> None:
     ap.add_argument("--placement", choices=("owner", "remote"), default="owner",
                     help="existing ports as OVS ports on the owner (default) or bound on hv3")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time when the interface row is committed and when the claim reaches an etcd "
+                         "watcher (two more observers: off for the headline figures)")
     ap.add_argument("--ovn", action="store_true",
                     help="then measure OVN 23.03 the same way (bench/ovn_port_up.py) and print the ratio")
     a = ap.parse_args()
@@ -260,7 +305,7 @@ def main() -> None:
     routers = {"no": [False], "yes": [True], "both": [False, True]}[a.router]
     for n in a.existing:
         for r in routers:
-            res = run(n, r, a.samples, a.warmup, a.placement)
+            res = run(n, r, a.samples, a.warmup, a.placement, a.breakdown)
             ovn = None
             if a.ovn:  # after ours, in the same invocation; imported here: OVN is not needed otherwise
                 import ovn_port_up
@@ -275,7 +320,10 @@ def main() -> None:
                   f"(owner {res['owner_median']:.1f}/{res['owner_p99']:.1f}, peer {res['peer_median']:.1f}/"
                   f"{res['peer_p99']:.1f}); readiness mark median {res['mark_median']:.1f} ms "
                   f"p99 {res['mark_p99']:.1f} ms; etcd write returned {res['write_median']:.1f}, ovs-vsctl add-port "
-                  f"returned {res['plug_median']:.1f} ms, ofport assigned {res['ofport_median']:.1f} ms (medians); ofport -> all flows median "
+                  f"returned {res['plug_median']:.1f} ms, "
+                  + (f"interface row committed {res['row_median']:.1f} ms, claim watched {res['claim_median']:.1f} "
+                     "ms, " if a.breakdown else "")
+                  + f"ofport assigned {res['ofport_median']:.1f} ms (medians); ofport -> all flows median "
                   f"{res['after_ofport_median']:.1f} ms p99 {res['after_ofport_p99']:.1f} ms (owner only "
                   f"{res['owner_after_ofport_median']:.1f} / {res['owner_after_ofport_p99']:.1f} ms)", flush=True)
             if ovn:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from canned_server import CannedServer
 
 from tuplenet.store.http1 import LeanConnection
 
@@ -18,41 +19,19 @@ Peer = Callable[[list[bytes]], tuple[int, list[bytes]]]
 
 @pytest.fixture
 def peer() -> Iterator[Peer]:
-    """peer(answers) -> (port, request heads): a loopback server that accepts one connection, reads a request
-    head and sends the next answer until none is left, then closes."""
-    servers: list[tuple[socket.socket, threading.Thread]] = []
+    """peer(answers) -> (port, request heads): a loopback server that reads a request head and sends the next
+    answer until none is left, then closes the connection."""
+    servers: list[CannedServer] = []
 
     def start(answers: list[bytes]) -> tuple[int, list[bytes]]:
-        srv = socket.create_server(("127.0.0.1", 0))
-        heads: list[bytes] = []
-
-        def serve() -> None:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(10)
-                buf = b""
-                for answer in answers:
-                    while b"\r\n\r\n" not in buf:
-                        piece = conn.recv(4096)
-                        if not piece:
-                            return
-                        buf += piece
-                    head, _, buf = buf.partition(b"\r\n\r\n")
-                    heads.append(head)
-                    conn.sendall(answer)
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        servers.append((srv, thread))
-        return srv.getsockname()[1], heads
+        left = iter(answers)
+        srv = CannedServer(lambda _head: next(left), per_connection=len(answers))
+        servers.append(srv)
+        return srv.port, srv.requests
 
     yield start
-    for srv, thread in servers:
+    for srv in servers:
         srv.close()
-        thread.join(timeout=5)
 
 
 def test_keep_alive_answers_of_every_framing_on_one_connection(peer: Peer) -> None:

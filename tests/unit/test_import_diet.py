@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from canned_server import CannedServer, json_message
 
 HEAVY = ["http.client", "email", "ssl", "grpc", "asyncio", "urllib", "_hashlib"]  # _hashlib: OpenSSL
 DAEMON = ["tuplenet.agent.daemon", "tuplenet.agent.ofctrl", "tuplenet.agent.openflow.conn", "tuplenet.agent.ovsdb",
@@ -108,36 +109,12 @@ print(out.getvalue(), end="")
 @pytest.fixture
 def canned_api() -> Iterator[tuple[str, list[bytes]]]:
     """A loopback 'tuplenet-api' answering every request with one text trace; records the request heads."""
-    import socket
-    import threading
-
-    srv = socket.create_server(("127.0.0.1", 0))
-    heads: list[bytes] = []
     body = b"hv1: LS-A/vm1 -> LR-A\ndelivered\n"
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(10)
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    piece = conn.recv(4096)
-                    if not piece:
-                        break
-                    head += piece
-                heads.append(head)
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                             b"content-length: %d\r\n\r\n%s" % (len(body), body))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}", heads
+    answer = (b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n\r\n%s"
+              % (len(body), body))
+    srv = CannedServer(lambda _head: answer, per_connection=1)
+    yield srv.url, srv.requests
     srv.close()
-    thread.join(timeout=5)
 
 
 def test_tpctl_trace_through_the_api_prints_text_without_json_or_the_socket_module(canned_api) -> None:
@@ -150,7 +127,7 @@ def test_tpctl_trace_through_the_api_prints_text_without_json_or_the_socket_modu
     code, _, names = status.partition(" ")
     assert (code, err, printed) == ("0", "", "hv1: LS-A/vm1 -> LR-A\ndelivered\n")
     assert heads and heads[0].startswith(b"GET /api/v2/trace?src_port=LS-A%2Fvm1&dst_ip=10.10.2.2&")
-    assert b"\r\nAccept: text/plain\r\n" in heads[0]
+    assert b"Accept: text/plain" in heads[0].split(b"\r\n")
     modules = set(names.split())
     assert "_socket" in modules and "tuplenet.store.http1" in modules
     assert present(modules, [*HEAVY, *STDLIB_HEAVY, "json", "socket", "selectors", "enum", "argparse",
@@ -207,13 +184,7 @@ print(dumps([status, out, sorted(sys.modules)]))
 @pytest.fixture
 def stub_ovsdb(tmp_path) -> Iterator[str]:
     """A unix-socket OVSDB answering the plugin's transactions: chassis hv-stub, bridge br-int, no ports."""
-    import socket
-    import threading
-
     path = str(tmp_path / "db.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen()
 
     def answer(op: dict) -> dict:
         if op.get("op") != "select":
@@ -221,32 +192,13 @@ def stub_ovsdb(tmp_path) -> Iterator[str]:
         return {"rows": {"Open_vSwitch": [{"external_ids": ["map", [["system-id", "hv-stub"]]]}],
                          "Bridge": [{"name": "br-int"}]}.get(op.get("table"), [])}
 
-    def serve() -> None:
-        dec = json.JSONDecoder()
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(10)
-                buf = ""
-                while piece := conn.recv(65536):
-                    buf += piece.decode()
-                    while buf.strip():
-                        try:
-                            msg, end = dec.raw_decode(buf.lstrip())
-                        except ValueError:
-                            break
-                        buf = buf.lstrip()[end:]
-                        result = [answer(op) for op in msg["params"][1:]]
-                        conn.sendall(json.dumps({"id": msg["id"], "result": result, "error": None}).encode())
+    def respond(msg: dict) -> bytes:
+        result = [answer(op) for op in msg["params"][1:]]
+        return json.dumps({"id": msg["id"], "result": result, "error": None}).encode()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    srv = CannedServer(respond, json_message, unix_path=path)
     yield path
     srv.close()
-    thread.join(timeout=5)
 
 
 def test_tpcni_del_spawns_nothing_and_loads_neither_subprocess_nor_socket(stub_ovsdb: str) -> None:

@@ -5,10 +5,10 @@ that cannot be reached leaves nothing behind for the request to trip on."""
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
+from canned_server import CannedServer
 
 from tuplenet.sandbox.procs import wait_for
 from tuplenet.store import Store
@@ -18,52 +18,19 @@ ANSWER = b'HTTP/1.1 200 OK\r\nContent-Length: 27\r\n\r\n{"header":{"revision":"7
 
 
 @pytest.fixture
-def gateway() -> Iterator[tuple[int, list[int]]]:
-    """A loopback 'etcd gateway' answering every request on every connection; [connections accepted]."""
-    srv = socket.create_server(("127.0.0.1", 0))
-    accepted = [0]
-
-    def handle(conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(10)
-            buf = b""
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    piece = conn.recv(4096)
-                    if not piece:
-                        return
-                    buf += piece
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                while len(buf) < length:
-                    buf += conn.recv(4096)
-                buf = buf[length:]
-                conn.sendall(ANSWER)
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            accepted[0] += 1
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield srv.getsockname()[1], accepted
-    srv.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
+def gateway() -> Iterator[CannedServer]:
+    """A loopback 'etcd gateway' answering every request on every connection (it counts them: `accepted`)."""
+    srv = CannedServer(lambda _head: ANSWER)
+    yield srv
     srv.close()
-    thread.join(timeout=5)
 
 
 def test_the_first_request_uses_the_connection_opened_ahead_as_a_fresh_one(gateway) -> None:
-    port, accepted = gateway
+    port = gateway.port
     t = Transport(f"127.0.0.1:{port}", timeout=5)
     t.preconnect()  # blocks until connected
     assert len(t._idle[0]) == 1
-    wait_for(lambda: accepted[0] == 1, timeout=5, what="the server's accept")
+    wait_for(lambda: gateway.accepted == 1, timeout=5, what="the server's accept")
     conn, reused = t._acquire(0, 5)
     assert reused is False  # its first request: treated like a connection opened for it
     t._release(0, conn)
@@ -72,12 +39,12 @@ def test_the_first_request_uses_the_connection_opened_ahead_as_a_fresh_one(gatew
 
 
 def test_store_preconnect_returns_at_once_and_the_request_finds_the_connection(gateway) -> None:
-    port, accepted = gateway
+    port = gateway.port
     store = Store(f"127.0.0.1:{port}", "/tn/", timeout=5)
     store.preconnect()
-    wait_for(lambda: accepted[0] == 1 and store._t._idle[0], timeout=5, what="the connection opened ahead")
+    wait_for(lambda: gateway.accepted == 1 and store._t._idle[0], timeout=5, what="the connection opened ahead")
     assert store.get("k") is None
-    assert accepted[0] == 1 and len(store._t._idle[0]) == 1  # no second connection
+    assert gateway.accepted == 1 and len(store._t._idle[0]) == 1  # no second connection
     store.close()
 
 

@@ -1,0 +1,74 @@
+"""ClaimWriter hands a claim to its idle thread before the main loop goes on (the claim's etcd request
+must not wait for the loop's next flow computation), and never waits behind a claim in flight (a burst of
+port-ups must not stall the loop)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from tuplenet.agent import binding
+from tuplenet.model import LSP
+from tuplenet.store import TxnResult
+
+
+class BlockingStore:
+    """A store whose txn blocks until released; records the claims it was asked for."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.claims: list[str] = []
+
+    def txn(self, compares, success, failure=()) -> TxnResult:
+        self.claims.append(success[0].key)
+        self.entered.set()
+        self.release.wait(10)
+        return TxnResult(True, 2, [2])
+
+
+def port(name: str) -> LSP:
+    return LSP("LS-A", name, "10.0.0.2", "f2:00:00:00:00:02")
+
+
+@pytest.fixture
+def store(monkeypatch) -> BlockingStore:
+    monkeypatch.setattr(binding, "HANDOFF_WAIT", 5.0)  # a wait that happened would show as seconds
+    return BlockingStore()
+
+
+def idle(w: binding.ClaimWriter) -> None:
+    deadline = time.monotonic() + 5
+    while not w._idle:
+        assert time.monotonic() < deadline, "claim thread never went idle"
+        time.sleep(0.001)
+
+
+def test_a_claim_to_an_idle_writer_is_taken_before_submit_returns(store: BlockingStore) -> None:
+    w = binding.ClaimWriter(store, "hv1")
+    idle(w)
+    t0 = time.monotonic()
+    w.submit(port("vm1"), 1)
+    assert time.monotonic() - t0 < 1.0 and w._q.empty()  # taken, not queued
+    assert store.entered.wait(5) and store.claims == ["entity_view/LS/LS-A/lsp/vm1"]
+    store.release.set()
+    w.stop()
+
+
+def test_a_claim_behind_one_in_flight_is_queued_without_waiting(store: BlockingStore) -> None:
+    w = binding.ClaimWriter(store, "hv1")
+    idle(w)
+    w.submit(port("vm1"), 1)
+    assert store.entered.wait(5)  # the first claim's request is in flight (blocked)
+    t0 = time.monotonic()
+    w.submit(port("vm2"), 1)
+    assert time.monotonic() - t0 < 1.0 and not w._q.empty()  # queued behind it, no wait
+    store.release.set()
+    deadline = time.monotonic() + 5
+    while w.written < 2:
+        assert time.monotonic() < deadline, "second claim never written"
+        time.sleep(0.001)
+    assert store.claims == ["entity_view/LS/LS-A/lsp/vm1", "entity_view/LS/LS-A/lsp/vm2"]
+    w.stop()

@@ -117,8 +117,8 @@ def miss_flows(r: Reader) -> list:
         actions: tuple = (flagged, Resubmit(T.LS_IN_ONDEMAND), Resubmit(T.LS_MAC_BIND), Resubmit(T.LS_IN_ARP))
     else:
         # The frame to the helper first, then the metered copy to the agent. Not the other way round: OVS
-        # translates a clone holding only a meter and a controller action inline (it reads as reversible),
-        # so a meter drop in the datapath ended the whole frame, redirect included.
+        # translates a clone that holds only a resubmit inline (it counts as reversible), so the meter's
+        # drop in the datapath ended the whole frame, redirect included.
         actions = (Clone((flagged, Load(T.R_CHASSIS, ip_int(h.ip)), Resubmit(T.TO_CHASSIS),
                           Resubmit(T.LS_IN_OUTPUT))), Resubmit(T.LS_IN_ONDEMAND))
     fresh = M(T.R_FLAGS, 0, T.F_REDIRECT)

@@ -35,32 +35,15 @@ def json_message(buf: bytes) -> tuple[Any, bytes] | None:
     return msg, text[end:].encode()
 
 
-class CannedServer:
-    """Accepts connections (TCP on 127.0.0.1, or a unix socket at `unix_path`), each on a thread; splits what
-    arrives with `framing` and sends `respond(request)` for every request. After `per_connection` answers a
-    connection is closed (None: when the client closes). `requests` and `accepted` record what came."""
+class LoopbackServer:
+    """The accept loop of our test peers: every connection to the listening `sock` counted (`accepted`),
+    handed to `_accepted` on the accept thread, then served by `_serve` on a thread of its own."""
 
-    def __init__(self, respond: Callable[[Any], bytes], framing: Framing = http_request,
-                 per_connection: int | None = None, unix_path: str | None = None) -> None:
-        self.respond, self.framing, self.per_connection = respond, framing, per_connection
-        self.requests: list[Any] = []
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.accepted = 0
-        if unix_path is None:
-            self.sock = socket.create_server(("127.0.0.1", 0))
-        else:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.bind(unix_path)
-            self.sock.listen()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return self.sock.getsockname()[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def _accept(self) -> None:
         while True:
@@ -69,7 +52,44 @@ class CannedServer:
             except OSError:
                 return
             self.accepted += 1
+            self._accepted(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _accepted(self, conn: socket.socket) -> None:
+        """Before the connection's thread starts (the peer may keep it)."""
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+def listening(unix_path: str | None = None, backlog: int = 16) -> socket.socket:
+    """A listening socket: TCP on 127.0.0.1 (a free port), or a unix socket at `unix_path`."""
+    if unix_path is None:
+        return socket.create_server(("127.0.0.1", 0))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(unix_path)
+    sock.listen(backlog)
+    return sock
+
+
+class CannedServer(LoopbackServer):
+    """Accepts connections (TCP on 127.0.0.1, or a unix socket at `unix_path`), each on a thread; splits what
+    arrives with `framing` and sends `respond(request)` for every request. After `per_connection` answers a
+    connection is closed (None: when the client closes). `requests` and `accepted` record what came."""
+
+    def __init__(self, respond: Callable[[Any], bytes], framing: Framing = http_request,
+                 per_connection: int | None = None, unix_path: str | None = None) -> None:
+        self.respond, self.framing, self.per_connection = respond, framing, per_connection
+        self.requests: list[Any] = []
+        super().__init__(listening(unix_path))
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:

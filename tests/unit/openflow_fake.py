@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Callable
 
+from canned_server import LoopbackServer, listening
+
 from tuplenet.agent.openflow import codec as c
 
 Reply = Callable[[int, int, bytes], bytes | None]
 
 
-class FakeSwitch:
+class FakeSwitch(LoopbackServer):
     """Accepts connections on a unix socket, says HELLO, answers barriers; `script` answers the rest.
 
     `hellos` replaces the HELLO of successive connections (a malformed one, then the default);
@@ -28,21 +30,10 @@ class FakeSwitch:
         self.hang = threading.Event()
         self.received: queue.Queue[tuple[int, int, bytes]] = queue.Queue()
         self.clients: list[socket.socket] = []
-        self.accepted = 0
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        self.srv.listen(4)
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(listening(path, backlog=4))
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.srv.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self.clients.append(sock)
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+    def _accepted(self, conn: socket.socket) -> None:
+        self.clients.append(conn)
 
     def _hello(self) -> bytes:
         if self.hellos:
@@ -96,4 +87,4 @@ class FakeSwitch:
     def close(self) -> None:
         self.hang.clear()
         self.drop()
-        self.srv.close()
+        self.sock.close()

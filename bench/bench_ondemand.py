@@ -92,7 +92,8 @@ def pcap_times(path: str) -> list[float]:
 
 
 def meter_drops(host) -> int:
-    """Packets the drop bands of `host`'s meters have dropped (the on-demand packet-in meters)."""
+    """Packets the drop bands of all `host`'s meters have dropped: in this bench only the on-demand packet-in
+    meters see traffic."""
     out = host.ofctl("-O", "OpenFlow15", "meter-stats", "br-int")
     return sum(int(m) for m in re.findall(r"\b0: packet_count:(\d+)", out))
 

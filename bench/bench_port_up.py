@@ -218,33 +218,32 @@ def sample(store: Store, owner, ow: FlowWatch, pw: FlowWatch, db: Ovsdb, dbp: Ov
     want_owner = expected(ents, lsp, OWNER, NEW_OFPORT)
     want_peer = expected(ents, lsp, PEER, None) - expected(ents, lsp, PEER, None, chassis=None)
     marked: dict[str, float] = {}
-    ready = threading.Event()
 
     def mark_wait() -> None:
-        ready.set()
         if db.wait_ready(name, 10.0):
             marked["at"] = time.perf_counter()
 
-    def ofport_wait() -> None:  # when ovs-vswitchd has given the interface its ofport (not ours to speed up)
-        ready2.set()
-        dbp.transact({"op": "wait", "timeout": 10000, "table": "Interface", "where": [["name", "==", name]],
-                      "columns": ["ofport"], "until": "==", "rows": [{"ofport": NEW_OFPORT}]}, timeout=15)
-        marked["ofport"] = time.perf_counter()
+    def until(key: str, conn: Ovsdb, column: str, value: object) -> None:
+        """marked[key]: when the interface's `column` equals `value` (an OVSDB wait, not ours to speed up)."""
+        conn.transact({"op": "wait", "timeout": 10000, "table": "Interface", "where": [["name", "==", name]],
+                       "columns": [column], "until": "==", "rows": [{column: value}]}, timeout=15)
+        marked[key] = time.perf_counter()
 
-    def row_wait() -> None:  # when ovs-vsctl's transaction (the interface row, iface-id) is committed
-        ready3.set()
-        extra[1].transact({"op": "wait", "timeout": 10000, "table": "Interface", "where": [["name", "==", name]],
-                      "columns": ["name"], "until": "==", "rows": [{"name": name}]}, timeout=15)
-        marked["row"] = time.perf_counter()
+    def begun(fn, *args):
+        """fn(*args) on the pool, once it is running (every waiter is in place before the clock starts)."""
+        started = threading.Event()
 
-    ready2, ready3 = threading.Event(), threading.Event()
-    waiter = pool.submit(mark_wait)
-    waiter2 = pool.submit(ofport_wait)
-    waiter3 = pool.submit(row_wait) if extra else None
-    ready.wait()
-    ready2.wait()
-    if extra:
-        ready3.wait()
+        def run() -> None:
+            started.set()
+            fn(*args)
+
+        fut = pool.submit(run)
+        started.wait()
+        return fut
+
+    waiters = [begun(mark_wait), begun(until, "ofport", dbp, "ofport", NEW_OFPORT)]  # ovs-vswitchd's ofport
+    if extra:  # ovs-vsctl's transaction (the interface row with its iface-id) committed
+        waiters.append(begun(until, "row", extra[1], "name", name))
     t0 = time.perf_counter()
     def timed(fn, *args):
         fn(*args)
@@ -264,10 +263,9 @@ def sample(store: Store, owner, ow: FlowWatch, pw: FlowWatch, db: Ovsdb, dbp: Ov
         done["owner"] = max(ow.installed_at(c) for c in want_owner)
         done["peer"] = max(pw.installed_at(c) for c in want_peer)
     wrote, plugged = (f.result() for f in writes)
-    waiter.result()
-    waiter2.result()
+    for w in waiters:
+        w.result()
     if extra:
-        waiter3.result()
         wait_for(lambda: name in extra[0].seen, timeout=5, interval=0.001, what=f"{name}'s claim watched")
     if pend_o or pend_p or "at" not in marked:
         raise RuntimeError(f"{name}: not complete within 10 s: owner missing {len(pend_o)}, peer missing "

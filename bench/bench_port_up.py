@@ -5,13 +5,18 @@ threads at once write the logical port to etcd without a chassis (as `tpctl lsp 
 the VM interface on the owner hv2 (`ovs-vsctl add-port br-int X -- set Interface X type=dummy
 external_ids:iface-id=X`, as Nova/CNI do). The clock stops when every flow of the port is installed on the
 owner (ARP responder, classify/port security, lookup, egress, next-hop binding) *and* the peer hv1 has its
-flow to reach it. Expected cookies come from the pipeline itself (`lsp_flows` over a small view holding what
-each agent will know), so the bench follows the pipeline. The readiness mark
+flow to reach it (the owner's flows are read once its readiness mark is set; only the peer is polled in the
+window, as OVN's half does). Expected cookies come from the pipeline itself (`lsp_flows` over a small view
+holding what each agent will know), so the bench follows the pipeline. The readiness mark
 (`external_ids:tuplenet-installed=true` on the interface, what a CNI plugin waits for) is timed too, by an
 OVSDB "wait" started with the clock. After each sample the port and the interface are deleted and their
 flows waited out; warm-up samples are excluded.
 
 `--breakdown` also times the interface row's commit (an OVSDB wait) and the claim's arrival at an etcd watcher.
+`--cpu` reports the CPU each kind of process spent per sample (port up, then down), from /proc (proc_cpu.py).
+
+`--requested` writes the port with `requested_chassis=hv2` (OVN: `options:requested-chassis=hv2`), as a CMS
+that knows where the VM goes does (Neutron sets requested-chassis; our CNI plugin even writes the chassis).
 
 `--existing` ports are in the topology before: real dummy OVS ports on the owner, bound there. `--router`
 links a distributed router to the switch (its router port is then one of the existing ports).
@@ -33,6 +38,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import proc_cpu  # noqa: E402
 from scale_topology import mac  # noqa: E402
 from tuplenet.agent.openflow import codec as oc  # noqa: E402
 from tuplenet.agent.openflow.conn import OpenFlowConnection  # noqa: E402
@@ -152,7 +158,7 @@ class ClaimWatch:
 
 
 def run(existing: int, router: bool, samples: int, warmup: int, placement: str = "owner",
-        breakdown: bool = False) -> dict:
+        breakdown: bool = False, cpu: bool = False, requested: bool = False) -> dict:
     base = tempfile.mkdtemp(prefix="tn-bench-portup-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
@@ -191,14 +197,20 @@ def run(existing: int, router: bool, samples: int, warmup: int, placement: str =
                  Ovsdb(owner.db_sock)) if breakdown else None
         rows: list[dict] = []
         for i in range(warmup + samples):
-            rows.append(sample(store, owner, ow, pw, db, dbp, pool, ents, i, extra))
+            if i == warmup:
+                before = proc_cpu.snapshot(base) if cpu else {}
+            rows.append(sample(store, owner, ow, pw, db, dbp, pool, ents, i, extra, requested))
+        spent = proc_cpu.per_op(before, proc_cpu.snapshot(base), samples) if cpu else None
         for c in (ow, pw, db, dbp, *(extra or ())):
             c.close()
         rows = rows[warmup:]
         for r in rows:
             r["after_ofport"] = r["total"] - r["ofport"]
             r["owner_after_ofport"] = r["owner"] - r["ofport"]
-        out = {"existing": existing, "router": router, "placement": placement, "samples": len(rows)}
+        out = {"existing": existing, "router": router, "placement": placement, "samples": len(rows),
+               "requested": requested}
+        if spent is not None:
+            out["cpu_ms"] = spent
         for k in ("total", "owner", "peer", "mark", "write", "plug", "ofport", "after_ofport",
                   "owner_after_ofport", *(("row", "claim") if breakdown else ())):
             xs = [r[k] for r in rows]
@@ -211,11 +223,13 @@ def run(existing: int, router: bool, samples: int, warmup: int, placement: str =
 
 
 def sample(store: Store, owner, ow: FlowWatch, pw: FlowWatch, db: Ovsdb, dbp: Ovsdb, pool: ThreadPoolExecutor,
-           ents: list, i: int, extra: tuple[ClaimWatch, Ovsdb] | None = None) -> dict:
+           ents: list, i: int, extra: tuple[ClaimWatch, Ovsdb] | None = None, requested: bool = False) -> dict:
     name = f"new{i}"
     ip = f"10.1.200.{i % 250 + 2}"
-    lsp = LSP(LSNAME, name, ip, mac(ip))
+    lsp = LSP(LSNAME, name, ip, mac(ip), None, None, OWNER if requested else None)
     want_owner = expected(ents, lsp, OWNER, NEW_OFPORT)
+    # The peer's flow to reach the port: what it has once the port is bound and not while it is unbound and
+    # requested nowhere (with --requested it may go in before the claim).
     want_peer = expected(ents, lsp, PEER, None) - expected(ents, lsp, PEER, None, chassis=None)
     marked: dict[str, float] = {}
 
@@ -253,12 +267,17 @@ def sample(store: Store, owner, ow: FlowWatch, pw: FlowWatch, db: Ovsdb, dbp: Ov
               pool.submit(timed, owner.vsctl, "add-port", "br-int", name, "--", "set", "Interface", name, "type=dummy",
                           f"ofport_request={NEW_OFPORT}", f"external_ids:iface-id={name}")]
     done: dict[str, float] = {}
-    pend_o, pend_p = set(want_owner), set(want_peer)
+    pend_p = set(want_peer)
     deadline = t0 + 10
-    while (pend_o or pend_p) and time.perf_counter() < deadline:
+    # During the window only the peer is polled; the owner's end is its readiness mark, which promises that
+    # every flow of the port is in (checked below). As OVN's half does: polling the owner's switch cookie by
+    # cookie loaded the very ovs-vswitchd that is adding the port.
+    while (pend_p or "at" not in marked) and time.perf_counter() < deadline:
         time.sleep(POLL)  # leave ovs-vswitchd time for its own work: polling must not slow what it measures
-        pend_o = {c for c in pend_o if not ow.present(c)}
         pend_p = {c for c in pend_p if not pw.present(c)}
+    pend_o = {c for c in want_owner if not ow.present(c)}
+    if "at" in marked and pend_o:
+        raise RuntimeError(f"{name}: readiness mark set with {len(pend_o)} of its flows missing on the owner")
     if not pend_o and not pend_p:
         done["owner"] = max(ow.installed_at(c) for c in want_owner)
         done["peer"] = max(pw.installed_at(c) for c in want_peer)
@@ -295,6 +314,11 @@ def main() -> None:
     ap.add_argument("--breakdown", action="store_true",
                     help="also time when the interface row is committed and when the claim reaches an etcd "
                          "watcher (two more observers: off for the headline figures)")
+    ap.add_argument("--requested", action="store_true",
+                    help="the CMS writes the port with the chassis it is requested on (hv2), for OVN too")
+    ap.add_argument("--cpu", action="store_true",
+                    help="also report the CPU each kind of process spent per sample (/proc, between the first "
+                         "and the last measured sample)")
     ap.add_argument("--ovn", action="store_true",
                     help="then measure OVN 23.03 the same way (bench/ovn_port_up.py) and print the ratio")
     a = ap.parse_args()
@@ -303,17 +327,18 @@ def main() -> None:
     routers = {"no": [False], "yes": [True], "both": [False, True]}[a.router]
     for n in a.existing:
         for r in routers:
-            res = run(n, r, a.samples, a.warmup, a.placement, a.breakdown)
+            res = run(n, r, a.samples, a.warmup, a.placement, a.breakdown, a.cpu, a.requested)
             ovn = None
             if a.ovn:  # after ours, in the same invocation; imported here: OVN is not needed otherwise
                 import ovn_port_up
-                ovn = ovn_port_up.run_ovn(n, r, a.samples, a.warmup)
+                ovn = ovn_port_up.run_ovn(n, r, a.samples, a.warmup, a.cpu, a.requested)
             if a.json:
                 print(json.dumps(res), flush=True)
                 if ovn:
                     print(json.dumps(ovn), flush=True)
                 continue
-            print(f"{n:>5} ports ({a.placement}){' + router' if r else '         '}, {res['samples']} port-ups: "
+            print(f"{n:>5} ports ({a.placement}){' + router' if r else '         '}"
+                  f"{', requested on the owner' if a.requested else ''}, {res['samples']} port-ups: "
                   f"all flows median {res['total_median']:.1f} ms p99 {res['total_p99']:.1f} ms "
                   f"(owner {res['owner_median']:.1f}/{res['owner_p99']:.1f}, peer {res['peer_median']:.1f}/"
                   f"{res['peer_p99']:.1f}); readiness mark median {res['mark_median']:.1f} ms "
@@ -324,6 +349,8 @@ def main() -> None:
                   + f"ofport assigned {res['ofport_median']:.1f} ms (medians); ofport -> all flows median "
                   f"{res['after_ofport_median']:.1f} ms p99 {res['after_ofport_p99']:.1f} ms (owner only "
                   f"{res['owner_after_ofport_median']:.1f} / {res['owner_after_ofport_p99']:.1f} ms)", flush=True)
+            if "cpu_ms" in res:
+                print(f"      CPU per port up and down: {proc_cpu.describe(res['cpu_ms'])}", flush=True)
             if ovn:
                 print(ovn_port_up.summary(ovn, res), flush=True)
 

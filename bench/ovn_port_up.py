@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import proc_cpu  # noqa: E402
 from bench_port_up import HOSTS, LRNAME, LSNAME, NEW_OFPORT, OWNER, PEER, POLL, pct  # noqa: E402
 from scale_topology import mac  # noqa: E402
 from tuplenet.agent.openflow import codec as oc  # noqa: E402
@@ -167,10 +168,12 @@ def nb_topology(nb: Db, existing: int, router: bool) -> list[tuple[str, str]]:
     return olds
 
 
-def lsp_add_ops(name: str, ip: str) -> list[dict[str, Any]]:
-    """One NB transact: the new port with its addresses, added to the switch."""
-    return [{"op": "insert", "table": "Logical_Switch_Port", "uuid-name": "new",
-             "row": {"name": name, "addresses": f"{mac(ip)} {ip}"}},
+def lsp_add_ops(name: str, ip: str, requested: str | None = None) -> list[dict[str, Any]]:
+    """One NB transact: the new port with its addresses (and requested-chassis), added to the switch."""
+    row: dict[str, Any] = {"name": name, "addresses": f"{mac(ip)} {ip}"}
+    if requested:
+        row["options"] = ["map", [["requested-chassis", requested]]]
+    return [{"op": "insert", "table": "Logical_Switch_Port", "uuid-name": "new", "row": row},
             {"op": "mutate", "table": "Logical_Switch", "where": [["name", "==", LSNAME]],
              "mutations": [["ports", "insert", ["set", [["named-uuid", "new"]]]]]}]
 
@@ -289,7 +292,8 @@ def settle(flows: Flows, quiet: float = 0.5, timeout: float = 60.0) -> None:
     raise TimeoutError(f"the owner's flows did not settle within {timeout:.0f} s")
 
 
-def run_ovn(existing: int, router: bool, samples: int, warmup: int) -> dict:
+def run_ovn(existing: int, router: bool, samples: int, warmup: int, cpu: bool = False,
+            requested: bool = False) -> dict:
     """bench_port_up.run's measurement with OVN in place of TupleNet; the same result keys (owner = mark)."""
     base = tempfile.mkdtemp(prefix="tn-bench-ovn-")
     central = Central(base + "/central")
@@ -345,16 +349,24 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int) -> dict:
         bed = Bed(nb, owner, peer, ow, pw, Db(owner.db_sock, "Open_vSwitch"), Db(owner.db_sock, "Open_vSwitch"),
                   Db(central.sb_sock, "OVN_Southbound"), pool, table, dp_key, tunnel_ofport(peer, owner.ip))
         conns += [bed.mdb, bed.odb, bed.sbw]
-        rows = [sample(bed, i, check=i == 0) for i in range(warmup + samples)]
+        rows = []
+        for i in range(warmup + samples):
+            if i == warmup:
+                before = proc_cpu.snapshot(base) if cpu else {}
+            rows.append(sample(bed, i, check=i == 0, requested=requested))
+        spent = proc_cpu.per_op(before, proc_cpu.snapshot(base), samples) if cpu else None
         rows = rows[warmup:]
         for r in rows:
             r["after_ofport"] = r["total"] - r["ofport"]
             r["owner_after_ofport"] = r["owner"] - r["ofport"]
         out: dict[str, Any] = {"impl": "ovn", "existing": existing, "router": router, "placement": "owner",
+                               "requested": requested,
                                "samples": len(rows), "remote_output_table": table,
                                "new_flows_median": statistics.median(r["new_flows"] for r in rows),
                                # flows of the port that went in after ovn-installed (ages have 1 ms resolution)
                                "flows_after_mark": sum(r["owner_flows"] > r["mark"] + 1 for r in rows)}
+        if spent is not None:
+            out["cpu_ms"] = spent
         for k in KEYS:
             xs = [r[k] for r in rows]
             out[f"{k}_median"], out[f"{k}_p99"] = round(statistics.median(xs), 1), round(pct(xs, 99), 1)
@@ -392,7 +404,7 @@ class Bed:
     peer_tunnel: int  # ofport of the peer's tunnel towards the owner
 
 
-def sample(bed: Bed, i: int, check: bool = False) -> dict:
+def sample(bed: Bed, i: int, check: bool = False, requested: bool = False) -> dict:
     """One port-up; `check` also verifies in ovs-ofctl's text that the peer flow outputs to the tunnel."""
     name = f"new{i}"
     ip = f"10.1.200.{i % 250 + 2}"
@@ -429,7 +441,7 @@ def sample(bed: Bed, i: int, check: bool = False) -> dict:
         fn(*args)
         return time.perf_counter()
 
-    writes = [pool.submit(timed, nb.tx, *lsp_add_ops(name, ip)),
+    writes = [pool.submit(timed, nb.tx, *lsp_add_ops(name, ip, OWNER if requested else None)),
               pool.submit(timed, owner.vsctl, "add-port", "br-int", name, "--", "set", "Interface", name,
                           "type=dummy", f"ofport_request={NEW_OFPORT}", f"external_ids:iface-id={name}")]
     deadline = t0 + 10
@@ -479,6 +491,8 @@ def summary(ovn: dict, ours: dict | None = None) -> str:
             f"returned {ovn['write_median']:.1f}, ovs-vsctl add-port returned {ovn['plug_median']:.1f} ms, ofport "
             f"assigned {ovn['ofport_median']:.1f} ms (medians); ofport -> all flows median "
             f"{ovn['after_ofport_median']:.1f} ms p99 {ovn['after_ofport_p99']:.1f} ms")
+    if "cpu_ms" in ovn:
+        line += f"\n      CPU per port up and down: {proc_cpu.describe(ovn['cpu_ms'])}"
     if ours:
         line += (f"\n      TupleNet / OVN: median {ours['total_median'] / ovn['total_median']:.2f}x, "
                  f"p99 {ours['total_p99'] / ovn['total_p99']:.2f}x")

@@ -107,6 +107,24 @@ def test_requested_chassis_moves_the_port(cluster: Cluster) -> None:
     wait_for(lambda: "vmx" in c.status("hv1")["bindings"]["conflicts"], timeout=10, what="hv1 reports it")
 
 
+def test_a_port_requested_on_a_chassis_is_reached_there_before_its_claim(cluster: Cluster) -> None:
+    """Peers tunnel to the requested chassis while the port is still unbound in etcd (no claim trip on the
+    port-up path); once plugged there and claimed, frames arrive."""
+    c = cluster
+    c.put(LS("ls1", 1), LSP("ls1", "vmx", "10.0.0.5", X_MAC, requested_chassis="hv2"),
+          LSP("ls1", "vmy", "10.0.0.6", Y_MAC, None, "hv3"))
+    for h in ("hv2", "hv3"):
+        c.host(h).start_agent(c.endpoint, c.prefix)
+    c.host("hv3").add_vm_port("vmy", "vmy")
+    hv2 = "".join(f"{int(b):02x}" for b in c.host("hv2").ip.split("."))
+    wait_for(lambda: [f for f in c.flows("hv3") if f"dl_dst={X_MAC}" in f and hv2 in f], timeout=20,
+             what="hv3's flow to reach vmx through hv2")
+    assert chassis_of(c) is None  # nobody has claimed it: the flow came from the request alone
+    c.host("hv2").add_vm_port("vmx", "vmx")
+    wait_for(lambda: chassis_of(c) == "hv2", timeout=10, what="vmx bound to hv2")
+    reaches(c, "hv2")
+
+
 def test_dead_owner_port_is_taken_over(cluster: Cluster) -> None:
     c = cluster
     setup(c, env={"TUPLENET_LIVENESS_TTL": "2"})

@@ -36,3 +36,35 @@ def test_unknown_next_hop_keeps_zero_mac() -> None:
     assert into_switch and all(f.actions[0] == SetField("dl_dst", 0) for f in into_switch)
     binds = {f.match[1].value for f in e.active.values() if f.table == T.LS_MAC_BIND and f.priority == 1}
     assert ip_int("10.10.2.254") not in binds  # the static route's next hop is nobody: no binding
+
+
+def _lookups(facts: dict, lsp_key: tuple) -> list:
+    e = Engine(build_view(facts))
+    e.full()
+    return [f for f in e.owner_flows.get(lsp_key, ()) if f.table == T.LS_IN_LOOKUP]
+
+
+def test_an_unbound_port_requested_on_a_chassis_is_reached_there_before_its_claim() -> None:
+    from tuplenet.model import LSP
+
+    key = ("lsp", "LS-A", "vm9")
+    port = LSP("LS-A", "vm9", "10.10.1.9", "f2:01:0a:0a:01:09", None, None, "hv2")
+    facts = tutorial_facts("hv1")
+    facts[key] = port
+    (f,) = _lookups(facts, key)
+    assert Load(T.R_CHASSIS, ip_int("192.168.100.3")) in f.actions  # tunnelled to hv2, the requested chassis
+    # On the requested chassis itself nothing is local before the interface is there and claimed.
+    facts = tutorial_facts("hv2")
+    facts[key] = port
+    assert _lookups(facts, key) == []
+    # A chassis nobody knows: nowhere to send it.
+    facts = tutorial_facts("hv1")
+    facts[key] = LSP("LS-A", "vm9", "10.10.1.9", "f2:01:0a:0a:01:09", None, None, "hv9")
+    assert _lookups(facts, key) == []
+    # Bound: where it is bound wins over where it is requested (a move is done by the claim, not before).
+    facts[key] = LSP("LS-A", "vm9", "10.10.1.9", "f2:01:0a:0a:01:09", None, "hv2", "hv9")
+    (f,) = _lookups(facts, key)
+    assert Load(T.R_CHASSIS, ip_int("192.168.100.3")) in f.actions
+    # Unbound and not requested anywhere: no lookup (nobody knows where it is).
+    facts[key] = LSP("LS-A", "vm9", "10.10.1.9", "f2:01:0a:0a:01:09")
+    assert _lookups(facts, key) == []

@@ -65,6 +65,12 @@ def _vm_port_flows(r: Reader, key: tuple, lsp: Any, dp: int, pid: int, mac: int)
     chassis = lsp.chassis
     if chassis != self_id and r.get(claiming_key(key)):  # our claim is in flight: local flows at once
         chassis = self_id
+    if not chassis and lsp.requested_chassis != self_id:
+        # Unbound but requested on a chassis (the CMS knows where the VM goes, as Neutron's requested-chassis
+        # or our CNI's own write): peers tunnel to that chassis at once, so the port is reachable as soon as
+        # its owner has its local flows, without waiting for the claim's trip through etcd. Until then that
+        # chassis has no flow for the port and drops what arrives; a bound port goes where it is bound.
+        chassis = lsp.requested_chassis
     if not chassis:
         return []
     if chassis == self_id:

@@ -72,3 +72,24 @@ def test_a_claim_behind_one_in_flight_is_queued_without_waiting(store: BlockingS
         time.sleep(0.001)
     assert store.claims == ["entity_view/LS/LS-A/lsp/vm1", "entity_view/LS/LS-A/lsp/vm2"]
     w.stop()
+
+
+def test_a_claim_of_a_port_requested_here_is_not_waited_for(store: BlockingStore, monkeypatch) -> None:
+    """Peers reach a port requested here without its claim: the loop must not pay the hand-off for it."""
+    taken: list[float] = []
+    orig = threading.Event.wait
+
+    def wait(self, timeout=None):  # a hand-off wait shows up as an Event.wait on the main thread
+        if threading.current_thread() is threading.main_thread():
+            taken.append(timeout)
+        return orig(self, timeout)
+
+    w = binding.ClaimWriter(store, "hv1")
+    idle(w)
+    monkeypatch.setattr(threading.Event, "wait", wait)
+    w.submit(LSP("LS-A", "vm1", "10.0.0.2", "f2:00:00:00:00:02", None, None, "hv1"), 1)
+    monkeypatch.undo()
+    assert taken == []
+    assert store.entered.wait(5) and store.claims == ["entity_view/LS/LS-A/lsp/vm1"]  # written all the same
+    store.release.set()
+    w.stop()

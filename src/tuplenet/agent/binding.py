@@ -284,8 +284,10 @@ class ClaimWriter:
         self._thread.start()
 
     def submit(self, lsp: Any, mod_revision: int | None) -> None:
-        """Claim `lsp` if etcd still holds it at `mod_revision` (None: if it exists)."""
-        taken = threading.Event() if self._idle else None
+        """Claim `lsp` if etcd still holds it at `mod_revision` (None: if it exists). A port requested on
+        this chassis is not waited for: peers already tunnel here (pipeline/switching.py), so the claim is
+        not on anyone's path, and the loop goes straight on to the port's local flows."""
+        taken = threading.Event() if self._idle and lsp.requested_chassis != self.self_id else None
         self._q.put((lsp, mod_revision, taken))
         if taken is not None:
             taken.wait(HANDOFF_WAIT)

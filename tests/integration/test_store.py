@@ -205,6 +205,14 @@ def test_txn_compare_and_swap(store: Store) -> None:
     assert delete.responses == [1]
 
 
+def test_txn_start_over_the_gateway_sends_nothing(etcd: EtcdServer, prefix: str) -> None:
+    """Sending without waiting is the gRPC transport's (test_store_grpc.py): the gateway says so, writes
+    nothing, and its caller uses txn()."""
+    with Store(etcd.endpoint, prefix=prefix, transport="json") as s:
+        assert s.txn_start([Compare.missing("k")], [Op.put("k", "v")], lambda r, e: None) is False
+        assert s.get("k") is None
+
+
 def test_txn_over_128_ops_rejected(store: Store) -> None:
     with pytest.raises(StoreError, match="at most 128"):
         store.txn([], [Op.put(f"k{i}", "v") for i in range(129)])

@@ -55,3 +55,52 @@ def test_failover_past_a_hung_endpoint(etcd: EtcdServer, prefix: str) -> None:
                 col.stop()
     finally:
         hung.close()
+
+
+def test_txn_start_sends_at_once_and_reports_on_a_grpc_thread(etcd: EtcdServer, prefix: str) -> None:
+    import threading
+
+    from tuplenet.store import Compare, Op
+
+    with Store(etcd.endpoint, prefix=prefix) as s:
+        outcomes: list = []
+        done = threading.Event()
+
+        def report(result, error) -> None:
+            outcomes.append((result, error, threading.current_thread() is threading.main_thread()))
+            done.set()
+
+        assert s.txn_start([Compare.missing("lock")], [Op.put("lock", "a")], report)
+        assert done.wait(5)
+        (result, error, on_main), = outcomes
+        assert error is None and result.succeeded and not on_main and s.get("lock").value == "a"
+        done.clear()
+        assert s.txn_start([Compare.missing("lock")], [Op.put("lock", "b")], report)  # the compare fails
+        assert done.wait(5)
+        assert outcomes[1][0] is not None and not outcomes[1][0].succeeded and s.get("lock").value == "a"
+
+
+def test_txn_start_needs_a_token_in_hand_when_etcd_wants_one() -> None:
+    """Fetching a token is a round trip: with a user and no token yet nothing is sent (txn() logs in)."""
+    from tuplenet.store import Compare, EtcdSecurity, Op
+
+    with Store("127.0.0.1:9", prefix="/p/", security=EtcdSecurity(user="agent", password="x"),
+               transport="grpc") as s:
+        assert s.txn_start([Compare.missing("k")], [Op.put("k", "v")], lambda r, e: None) is False
+
+
+def test_txn_start_reports_an_unreachable_etcd_as_an_error(prefix: str) -> None:
+    import threading
+
+    from tuplenet.store import Compare, Op, StoreError
+
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    addr = f"127.0.0.1:{port.getsockname()[1]}"
+    port.close()  # nobody listens there
+    with Store(addr, prefix=prefix, timeout=1.0) as s:
+        got: list = []
+        done = threading.Event()
+        assert s.txn_start([Compare.missing("k")], [Op.put("k", "v")], lambda r, e: (got.append((r, e)), done.set()))
+        assert done.wait(5)
+        assert got[0][0] is None and isinstance(got[0][1], StoreError)

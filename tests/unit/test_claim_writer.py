@@ -93,3 +93,60 @@ def test_a_claim_of_a_port_requested_here_is_not_waited_for(store: BlockingStore
     assert store.entered.wait(5) and store.claims == ["entity_view/LS/LS-A/lsp/vm1"]  # written all the same
     store.release.set()
     w.stop()
+
+
+class StartingStore(BlockingStore):
+    """A store that also sends claims without waiting (as the gRPC store does); `outcome` is what the
+    transport reports for them."""
+
+    def __init__(self, outcome: Exception | None = None, sendable: bool = True) -> None:
+        super().__init__()
+        self.outcome, self.sendable = outcome, sendable
+        self.started: list[str] = []
+
+    def txn_start(self, compares, success, done) -> bool:
+        if not self.sendable:
+            return False
+        self.started.append(success[0].key)
+        if self.outcome is None:
+            done(TxnResult(True, 2, [2]), None)
+        else:
+            done(None, self.outcome)
+        return True
+
+
+def written(w: binding.ClaimWriter, n: int) -> None:
+    deadline = time.monotonic() + 5
+    while w.written < n:
+        assert time.monotonic() < deadline, f"{w.written} of {n} claims written"
+        time.sleep(0.001)
+
+
+def test_a_claim_is_sent_without_the_thread_when_the_store_can() -> None:
+    s = StartingStore()
+    w = binding.ClaimWriter(s, "hv1")
+    w.submit(port("vm1"), 1)
+    assert s.started == ["entity_view/LS/LS-A/lsp/vm1"] and s.claims == [] and w.written == 1
+    w.stop()
+
+
+def test_a_failed_attempt_is_retried_by_the_thread() -> None:
+    from tuplenet.store import StoreError
+
+    s = StartingStore(outcome=StoreError("etcd /v3/kv/txn: connection reset"))
+    s.release.set()
+    w = binding.ClaimWriter(s, "hv1")
+    w.submit(port("vm1"), 1)
+    written(w, 1)  # through the thread's txn(), which has the store's failover
+    assert s.started == s.claims == ["entity_view/LS/LS-A/lsp/vm1"]
+    w.stop()
+
+
+def test_a_store_that_cannot_send_it_so_leaves_it_to_the_thread() -> None:
+    s = StartingStore(sendable=False)
+    s.release.set()
+    w = binding.ClaimWriter(s, "hv1")
+    w.submit(port("vm1"), 1)
+    written(w, 1)
+    assert s.started == [] and s.claims == ["entity_view/LS/LS-A/lsp/vm1"]
+    w.stop()

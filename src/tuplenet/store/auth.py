@@ -45,6 +45,10 @@ class Auth:
                 self._token = self._authenticate(self.user, self._password, timeout)
             return self._token
 
+    def cached(self) -> str | None:
+        """The token in hand, without fetching one (None without a user or before the first login)."""
+        return self._token
+
     def send(self, request: Callable[[str | None], dict], etcd_error: type[StoreError],
              timeout: float | None) -> dict:
         """request(token) with the current token; once more with a fresh one when etcd refuses it (the refused

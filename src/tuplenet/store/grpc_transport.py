@@ -242,6 +242,35 @@ class GrpcTransport:
 
         return self._failover(path, once, idempotent, timeout, token)
 
+    def start(self, path: str, body: dict[str, Any],
+              done: Callable[[dict[str, Any] | None, Exception | None], None]) -> bool:
+        """Send a unary request without waiting: gRPC's core writes it from the calling thread, so a caller
+        that must not block still gets it out at once. One attempt on the preferred endpoint; done(answer,
+        None) or done(None, error) runs on a gRPC thread. False, with nothing sent, when a token would first
+        have to be fetched (a network round trip) or the path is not served."""
+        method = METHODS.get(path)
+        token = self.auth.cached()
+        if method is None or (self.auth.user and token is None):
+            return False
+        req = parse_request(body, method.request)
+        stub = self.channel(self.preferred).unary_unary(
+            method.name, request_serializer=method.request.SerializeToString,
+            response_deserializer=method.response.FromString, _registered_method=True)
+        future = stub.future(req, timeout=self.timeout, metadata=self.headers(token))
+
+        def finished(f: grpc.Future) -> None:
+            try:
+                answer = method.convert(f.result())
+            except grpc.RpcError as exc:
+                done(None, rpc_error(path, exc))
+            except Exception as exc:  # noqa: BLE001 - cancelled, or an answer that does not decode
+                done(None, StoreError(f"etcd {path}: {one_line(str(exc)) or type(exc).__name__}"))
+            else:
+                done(answer, None)
+
+        future.add_done_callback(finished)
+        return True
+
     def _keepalive(self, ch: grpc.Channel, body: dict[str, Any], t: float,
                    md: tuple[tuple[str, str], ...]) -> dict[str, Any]:
         """One LeaseKeepAlive round trip on a short stream, answered in the gateway's {"result": ...}

@@ -229,13 +229,43 @@ class Store:
         once it may have reached etcd (a retry could see its own write as a conflict): Unavailable then says
         the outcome is unknown.
         """
-        check_txn_size(compares, success, failure)
-        pfx = self._pfx
-        body = {"compare": [encode_compare(c, pfx) for c in compares],
-                "success": [encode_op(op, pfx) for op in success],
-                "failure": [encode_op(op, pfx) for op in failure]}
+        body = self._txn_body(compares, success, failure)
         read_only = all(op.kind in ("get", "get_prefix") for op in (*success, *failure))
         answer = self._t.call("/v3/kv/txn", body, idempotent=read_only or not compares)
+        return self._txn_result(answer, success, failure)
+
+    def txn_start(self, compares: Sequence[Compare], success: Sequence[Op],
+                  done: Callable[[TxnResult | None, Exception | None], None]) -> bool:
+        """txn() without waiting for the answer: the request leaves at once, with no thread of the caller's
+        to wake (gRPC transport only). done(result, None) or done(None, error) runs on a transport thread.
+        One attempt: failover, token renewal and retries are txn()'s, so a caller whose `done` sees an error
+        goes there. False if it could not be sent this way (nothing was sent): use txn()."""
+        start = getattr(self._t, "start", None)
+        if start is None:
+            return False
+        body = self._txn_body(compares, success, ())
+
+        def finished(answer: dict | None, error: Exception | None) -> None:
+            if error is None:
+                try:
+                    result = self._txn_result(answer or {}, success, ())
+                except StoreError as exc:
+                    error = exc
+                else:
+                    done(result, None)
+                    return
+            done(None, error)
+
+        return bool(start("/v3/kv/txn", body, finished))
+
+    def _txn_body(self, compares: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op]) -> dict:
+        check_txn_size(compares, success, failure)
+        pfx = self._pfx
+        return {"compare": [encode_compare(c, pfx) for c in compares],
+                "success": [encode_op(op, pfx) for op in success],
+                "failure": [encode_op(op, pfx) for op in failure]}
+
+    def _txn_result(self, answer: dict, success: Sequence[Op], failure: Sequence[Op]) -> TxnResult:
         with decoding("/v3/kv/txn"):
             succeeded = bool(answer.get("succeeded", False))
             revision = _header_revision(answer)

@@ -140,3 +140,44 @@ def test_range_requests_built_directly_equal_the_json_mapping() -> None:
         parse_request({"key": "a2V5", "limit": "many"}, pb.RangeRequest)
     with pytest.raises(StoreError, match="bad request"):
         parse_request({"TTL": "soon"}, pb.LeaseGrantRequest)
+
+
+def _body(compares, ops, failure=()) -> dict:
+    from tuplenet.store.codec import encode_compare, encode_op
+
+    pfx = b"/tuplenet/"
+    return {"compare": [encode_compare(c, pfx) for c in compares], "success": [encode_op(o, pfx) for o in ops],
+            "failure": [encode_op(o, pfx) for o in failure]}
+
+
+def test_txn_requests_are_built_as_json_format_builds_them() -> None:
+    """The hand-built TxnRequest (the claims' path) is the very message protobuf's JSON mapping gives."""
+    from google.protobuf import json_format
+
+    from tuplenet.store import Compare, Op
+    from tuplenet.store.grpc_transport import parse_request
+
+    shapes = [
+        _body([Compare.mod_revision("a/b", "=", 17)], [Op.put("a/b", "x=1,chassis=hv2")]),
+        _body([Compare.exists("k")], [Op.put("k", "v", lease=0x1234)]),
+        _body([Compare.missing("k"), Compare.value("k", "=", "zz"), Compare.version("k", ">", 2)],
+              [Op.get("k"), Op.get_prefix("p/"), Op.delete("d"), Op.delete_prefix("dp/")], [Op.put("k", "")]),
+    ]
+    for body in shapes:
+        assert parse_request(body, pb.TxnRequest) == json_format.ParseDict(body, pb.TxnRequest())
+
+
+@fuzz
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.sampled_from(
+                        ["compare", "success", "failure", "key", "target", "result", "mod_revision", "value",
+                         "version", "request_put", "request_range", "request_delete_range", "range_end", "lease"]),
+                        kids, max_size=4), max_leaves=12))
+def test_fuzz_txn_request_bodies(body) -> None:
+    """Any body: a TxnRequest or a StoreError, never another exception (the hand path falls back)."""
+    from tuplenet.store.grpc_transport import parse_request
+
+    try:
+        parse_request(body if isinstance(body, dict) else {"compare": body}, pb.TxnRequest)
+    except StoreError:
+        pass

@@ -85,6 +85,10 @@ def parse_request(body: dict[str, Any], request: type) -> Any:
                                    count_only=bool(body.get("count_only", False)))
         except (ValueError, TypeError) as exc:
             raise StoreError(f"bad range request: {one_line(str(exc))}") from None
+    if request is pb.TxnRequest:
+        txn = _txn_request(body)
+        if txn is not None:
+            return txn
     from google.protobuf import json_format
 
     try:
@@ -94,6 +98,40 @@ def parse_request(body: dict[str, Any], request: type) -> Any:
 
 
 _RANGE_FIELDS = frozenset(("key", "range_end", "limit", "revision", "count_only"))
+_COMPARE_VALUE = {"VERSION": "version", "CREATE": "create_revision", "MOD": "mod_revision", "LEASE": "lease"}
+
+
+def _txn_request(body: dict[str, Any]) -> Any:
+    """The shapes Store.txn builds, as a TxnRequest without json_format's reflection (~0.2 ms a claim, on
+    the port-up path); None for anything else (json_format then parses it, or says what is wrong)."""
+    try:
+        cmps = []
+        for c in body.get("compare", ()):
+            target = c["target"]
+            cmp = pb.Compare(key=a2b_base64(c["key"]), target=pb.Compare.CompareTarget.Value(target),
+                             result=pb.Compare.CompareResult.Value(c["result"]))
+            if target == "VALUE":
+                cmp.value = a2b_base64(c["value"])
+            else:
+                setattr(cmp, _COMPARE_VALUE[target], int(c[_COMPARE_VALUE[target]]))
+            cmps.append(cmp)
+        return pb.TxnRequest(compare=cmps, success=[_request_op(op) for op in body.get("success", ())],
+                             failure=[_request_op(op) for op in body.get("failure", ())])
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _request_op(op: dict[str, Any]) -> Any:
+    (kind, req), = op.items()
+    if kind == "request_put":
+        if req.keys() - {"key", "value", "lease"}:
+            raise KeyError(kind)
+        return pb.RequestOp(request_put=pb.PutRequest(key=a2b_base64(req["key"]), value=a2b_base64(req["value"]),
+                                                      lease=int(req.get("lease", 0))))
+    if kind in ("request_range", "request_delete_range") and req.keys() <= {"key", "range_end"}:
+        cls = pb.RangeRequest if kind == "request_range" else pb.DeleteRangeRequest
+        return pb.RequestOp(**{kind: cls(key=a2b_base64(req["key"]), range_end=a2b_base64(req.get("range_end", "")))})
+    raise KeyError(kind)
 
 
 def _range_dict(resp: pb.RangeResponse) -> dict[str, Any]:

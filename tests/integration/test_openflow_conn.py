@@ -96,6 +96,31 @@ def test_apply_is_atomic_one_bad_flow_installs_nothing(conn: OpenFlowConnection,
     conn.barrier()
 
 
+def test_an_adds_only_bundle_goes_in_without_exactly_its_rejected_flows(conn: OpenFlowConnection) -> None:
+    """Adds only: open, adds and commit in one write (one round trip). OVS commits what it accepted; the error
+    names the rejected flow and says the rest is in - the state isolating it would reach."""
+    bad = Flow(1, 1, match(reg0=1), (SetField("tcp_src", 80),))  # prerequisite (ip, tcp) missing
+    good = flows(5, table=30) + flows(3, table=40)
+    with pytest.raises(OpenFlowError) as exc:
+        conn.apply([], good[:5] + [bad] + good[5:])
+    assert exc.value.applied and [flow for flow, _err in exc.value.rejected] == [bad]
+    assert "the rest applied" in str(exc.value) and bad.to_text() in str(exc.value)
+    assert conn.dump_cookies() == {f.cookie: (f.table, 100) for f in good}
+    conn.apply([], flows(2, table=50))  # the session goes on
+    assert len(conn.dump_cookies()) == 10
+
+
+def test_flow_control_books_a_partly_applied_bundle(conn: OpenFlowConnection) -> None:
+    from tuplenet.agent.ofctrl import FlowControl
+
+    fc = FlowControl(conn)
+    bad = Flow(1, 1, match(reg0=1), (SetField("tcp_src", 80),))
+    good = flows(4, table=30)
+    fc.apply([], good + [bad])
+    assert fc.installed == {f.cookie for f in good} and fc.rejected == {bad.cookie}
+    assert set(conn.dump_cookies()) == fc.installed and fc.stats.failures == 1
+
+
 def test_commit_time_failure_applies_nothing(ovs: DummyOvs, conn: OpenFlowConnection) -> None:
     """A full table is only noticed at commit: OVS then rolls the whole bundle back."""
     ovs.vsctl("--", "--id=@ft", "create", "Flow_Table", "flow_limit=5", "overflow_policy=refuse",

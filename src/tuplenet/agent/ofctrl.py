@@ -201,6 +201,10 @@ class FlowControl:
         try:
             self._send(deletes, adds, pre, post)
         except OpenFlowError as exc:
+            if exc.applied:  # an adds-only bundle went in without exactly the rejected flows
+                self._partly_applied(adds, exc)
+                self.stats.last_bundle_ms = (time.perf_counter() - t0) * 1000
+                return
             if not (adds or pre or post) or not exc.errors:  # connection trouble, not a rejected message
                 raise
             # One bad flow or group must not block the rest: groups one by one, flows by bisection.
@@ -213,6 +217,20 @@ class FlowControl:
             for m in post:
                 self._send_one_group(m)
         self.stats.last_bundle_ms = (time.perf_counter() - t0) * 1000
+
+    def _partly_applied(self, adds: list[Flow], exc: OpenFlowError) -> None:
+        """Book an adds-only bundle that OVS committed without the flows it rejected (the state isolating
+        them by bisection would reach)."""
+        self.stats.failures += 1
+        bad = {flow.cookie for flow, _err in exc.rejected if isinstance(flow, Flow)}
+        for flow, err in exc.rejected:
+            if isinstance(flow, Flow):
+                log.error("switch rejected flow %s: %s", flow.to_text(), err.name)
+        good = [f.cookie for f in adds if f.cookie not in bad]
+        self.rejected |= bad
+        self.stats.bundles += 1
+        self.stats.flows_added += len(good)
+        self.installed.update(good)
 
     def _send_one_group(self, m: GroupMsg) -> None:
         try:

@@ -61,6 +61,12 @@ class OpenFlowConnection(Transport):
 
         Messages are streamed without waiting for each; a barrier before the commit tells us whether
         OVS rejected any of them while adding to the bundle, in which case we discard instead.
+
+        A bundle of flow adds only goes out with its commit in the same write: one round trip instead of
+        two, on every port-up's path. OVS commits what it accepted, so a rejected add leaves the others in;
+        that is the state the caller's isolation of a bad flow reaches anyway (nothing to delete, every good
+        flow in), so OpenFlowError then has `applied` set and names exactly the rejected flows. A commit
+        that fails (a full table) still applies nothing.
         """
         deletes = list(deletes)
         adds = list(adds)
@@ -76,6 +82,9 @@ class OpenFlowConnection(Transport):
             bundle = _Bundle(first, n + 1)
             self._bundle = bundle
             try:
+                if not (deletes or pre or post):
+                    self._apply_adds(bid, first, bundle, adds, deadline)
+                    return
                 self._stream(bid, first, deletes, adds, pre, post)
                 self.barrier(max(0.1, deadline - time.monotonic()))
                 if bundle.errors:
@@ -100,9 +109,33 @@ class OpenFlowConnection(Transport):
             finally:
                 self._bundle = None
 
+    def _apply_adds(self, bid: int, first: int, bundle: _Bundle, adds: list[Flow], deadline: float) -> None:
+        """Open, adds and commit in one write; wait for the commit's answer (see apply)."""
+        commit_xid = self._xids()
+        pending = self._register(commit_xid)
+        try:
+            self._stream(bid, first, [], adds, commit=c.bundle_control(bid, c.OFPBCT_COMMIT_REQUEST, c.BUNDLE_FLAGS,
+                                                                       xid=commit_xid))
+        except BaseException:
+            with self._pending_lock:
+                self._pending.pop(commit_xid, None)
+            raise
+        try:
+            mtype, body = self._wait(commit_xid, pending, max(0.1, deadline - time.monotonic()), "bundle commit")
+        except OpenFlowError as exc:
+            if isinstance(exc, OpenFlowTimeout | OpenFlowDisconnected):
+                raise
+            raise self._rejection(bundle, [], adds, exc.errors) from None
+        reply = c.parse_bundle_control(body) if mtype == c.OFPT_BUNDLE_CONTROL else None
+        if reply is None or (reply.bundle_id, reply.type) != (bid, c.OFPBCT_COMMIT_REPLY):
+            self.reset("unexpected reply to a bundle commit")
+            raise OpenFlowError(f"unexpected reply to bundle commit: type {mtype}, {reply}")
+        if bundle.errors:  # every error of an earlier message is in: OVS answers in order
+            raise self._rejection(bundle, [], adds, applied=True)
+
     def _stream(self, bid: int, first: int, deletes: list[int], adds: list[Flow],
                 pre: Sequence[tuple[str, Callable[[int], bytes]]] = (),
-                post: Sequence[tuple[str, Callable[[int], bytes]]] = ()) -> None:
+                post: Sequence[tuple[str, Callable[[int], bytes]]] = (), commit: bytes = b"") -> None:
         """Send open + add-messages in ~1 MB writes; on an encoding error discard what was sent."""
         parts = [c.bundle_control(bid, c.OFPBCT_OPEN_REQUEST, xid=first)]
         size, sent, xid = 16, False, first + 1
@@ -135,6 +168,8 @@ class OpenFlowConnection(Transport):
                 m = c.bundle_add(bid, msg[1](xid & 0xFFFFFFFF))
                 parts.append(m)
                 xid += 1
+            if commit:
+                parts.append(commit)
             if parts:
                 self._send(b"".join(parts))
         except (ValueError, TypeError, KeyError, OverflowError, struct.error) as exc:
@@ -168,9 +203,10 @@ class OpenFlowConnection(Transport):
     @classmethod
     def _rejection(cls, bundle: _Bundle, deletes: list[int], adds: list[Flow],
                    commit_errors: list[ErrorMsg] | None = None, pre: Sequence = (),
-                   post: Sequence = ()) -> OpenFlowError:
+                   post: Sequence = (), applied: bool = False) -> OpenFlowError:
         """An OpenFlowError naming each rejected message; `.rejected` pairs the Flow (or the deleted
-        cookie, or a group message's label) with its error, so a caller can drop exactly those."""
+        cookie, or a group message's label) with its error, so a caller can drop exactly those; `.applied`
+        says the rest of the bundle is in (an adds-only bundle committed without them)."""
         lines, rejected = [], []
         for e in bundle.errors:
             i = (e.xid - bundle.first) % (1 << 32)
@@ -191,9 +227,11 @@ class OpenFlowConnection(Transport):
         lines += [f"bundle commit: {e.name}" for e in (commit_errors or [])]
         if len(lines) > _MAX_LINES:  # keep the message readable when a whole batch is bad
             lines[_MAX_LINES:] = [f"... and {len(lines) - _MAX_LINES} more"]
-        exc = OpenFlowError(f"bundle of {len(deletes)} deletes + {len(adds)} adds rejected, nothing applied: "
+        outcome = "the rest applied" if applied else "nothing applied"
+        exc = OpenFlowError(f"bundle of {len(deletes)} deletes + {len(adds)} adds rejected, {outcome}: "
                             + "; ".join(lines or ["unknown error"]), bundle.errors + (commit_errors or []))
         exc.rejected = rejected
+        exc.applied = applied
         return exc
 
     def dump_flows_raw(self, cookie: int = 0, cookie_mask: int = 0,

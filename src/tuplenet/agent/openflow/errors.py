@@ -98,11 +98,13 @@ def parse_error(xid: int, body: bytes) -> ErrorMsg:
 
 class OpenFlowError(Exception):
     """A request failed: `errors` holds what the switch said; for a rejected apply() bundle,
-    `rejected` pairs each offending Flow (or deleted cookie) with its error."""
+    `rejected` pairs each offending Flow (or deleted cookie) with its error, and `applied` says whether the
+    rest of the bundle went in (see OpenFlowConnection.apply)."""
 
     def __init__(self, message: str, errors: list[ErrorMsg] | None = None) -> None:
         self.errors = list(errors or [])
         self.rejected: list[tuple[object, ErrorMsg]] = []
+        self.applied = False
         super().__init__(message)
 
     @property

@@ -124,7 +124,8 @@ class TrackingIdl(ovs.db.idl.Idl):
         super().__init__(remote, helper)
         self._iface_cache: dict[uuid.UUID, tuple[Any, IfaceView]] = {}
         self._port_cache: dict[uuid.UUID, tuple[Any, PortView]] = {}
-        self._bridge_cache: dict[uuid.UUID, tuple[Any, BridgeView, tuple[uuid.UUID, ...]]] = {}
+        # bridge -> (its row, its view, its ports' uuids in view order, uuid -> place in that order)
+        self._bridge_cache: dict[uuid.UUID, tuple[Any, BridgeView, tuple[uuid.UUID, ...], dict[uuid.UUID, int]]] = {}
         self._dirty_ports: dict[uuid.UUID, set[uuid.UUID]] = {}  # bridge -> ports whose interfaces changed
         self._port_of: dict[uuid.UUID, uuid.UUID] = {}  # interface -> the port that held it at the last view
         self._bridge_of: dict[uuid.UUID, uuid.UUID] = {}  # port -> its bridge at the last view
@@ -189,11 +190,14 @@ class TrackingIdl(ovs.db.idl.Idl):
             if not dirty:
                 return hit[1]
             rows = self.tables["Port"].rows
-            if all(rows.get(u) is not None for u in hit[2]):  # else a port went without its bridge changing
-                view = replace(hit[1], ports=tuple(self._port(rows[u], br.uuid) for u in hit[2]))
-                self._bridge_cache[br.uuid] = (br, view, hit[2])
+            if all(rows.get(u) is not None for u in dirty):  # else a port went without its bridge changing
+                ports = list(hit[1].ports)  # only the dirty ports' places change: O(changed), not O(ports)
+                for u in dirty:
+                    ports[hit[3][u]] = self._port(rows[u], br.uuid)
+                view = replace(hit[1], ports=tuple(ports))
+                self._bridge_cache[br.uuid] = (br, view, hit[2], hit[3])
                 return view
-        port_rows = [p for p in br.ports if p is not None]
+        port_rows = self._port_rows(br)
         ports = tuple(self._port(p, br.uuid) for p in port_rows)
         fail_mode = _get(br, "fail_mode", [])
         view = BridgeView(
@@ -201,8 +205,19 @@ class TrackingIdl(ovs.db.idl.Idl):
             protocols=frozenset(_get(br, "protocols", [])), other_config=_get(br, "other_config", {}),
             external_ids=_get(br, "external_ids", {}), ports=ports, ipfix=_ipfix_view(br),
             mirrors=ovsdb_mirror_idl.mirror_views(br))
-        self._bridge_cache[br.uuid] = (br, view, tuple(p.uuid for p in port_rows))
+        uuids = tuple(p.uuid for p in port_rows)
+        self._bridge_cache[br.uuid] = (br, view, uuids, {u: i for i, u in enumerate(uuids)})
         return view
+
+    def _port_rows(self, br: Any) -> list[Any]:
+        """The bridge's Port rows, read from the replica's datum. python-ovs's attribute converts a set three
+        times (a list, a checked Datum, Rows sorted in Python): ~20 ms per update on a bridge with 1,000
+        ports, on the owner's port-up path. The attribute is still used while the row has local edits."""
+        data = br._data
+        if br._changes or br._mutations or data is None or "ports" not in data:
+            return [p for p in br.ports if p is not None]
+        rows = self.tables["Port"].rows
+        return [r for r in (rows.get(a.value) for a in data["ports"].values) if r is not None]
 
     def view(self) -> DbView:
         """The replica as a DbView; rebuilt only when change_seqno moved (our own uncommitted edits never

@@ -36,7 +36,7 @@ def operations(client: Client) -> list[tuple[str, str]]:
     for path, item in doc["paths"].items():
         concrete = re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], path).removeprefix("/api/v2")
         out += [(method.upper(), concrete) for method in item]
-    assert len(out) == 72
+    assert len(out) == 73
     return out
 
 

@@ -69,7 +69,7 @@ def test_switch_ports_and_ipam(client, etcd, prefix, store):
     ok(client.post("/switches", {"name": "ls1"}), 201)
     r = client.post("/switches/ls1/ports", {"name": "p1", "ip": "10.0.0.2", "chassis": "hv1"})
     p1 = {"switch": "ls1", "name": "p1", "ip": "10.0.0.2", "mac": "f2:01:0a:00:00:02", "peer": None,
-          "chassis": "hv1"}
+          "chassis": "hv1", "requested_chassis": None}
     assert ok(r, 201) == p1 and r.headers["location"] == "/api/v2/switches/ls1/ports/p1"
     # What tpctl reads is what the API wrote (one control layer).
     # (reads add readiness: hv1 has no agent reporting, so unknown)
@@ -112,12 +112,61 @@ def test_switch_ports_and_ipam(client, etcd, prefix, store):
     assert ok(client.get("/toolbox/ip-conflicts")) == {"problems": []}
 
 
+def test_requested_chassis_at_creation_and_move(client, etcd, prefix, store):
+    ok(client.post("/switches", {"name": "ls1"}), 201)
+    vm1 = ok(client.post("/switches/ls1/ports", {"name": "vm1", "ip": "10.0.0.2", "requested_chassis": "hv1"}), 201)
+    assert (vm1["chassis"], vm1["requested_chassis"]) == (None, "hv1")
+    key = "entity_view/LS/ls1/lsp/vm1"
+    assert store.get(key).value == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,requested_chassis=hv1"
+    got = ok(client.post("/switches/ls1/ports", {"name": "vm2", "subnet": "10.0.0.0/24", "requested_chassis": "hv2"}),
+             201)
+    assert (got["ip"], got["requested_chassis"]) == ("10.0.0.3", "hv2")
+    assert ok(client.get("/switches/ls1/ports/vm2"))["requested_chassis"] == "hv2"
+    # Move a port bound on a live host: only requested_chassis changes (the new host's claim rewrites chassis).
+    store.put(key, "ip=10.0.0.2,mac=f2:01:0a:00:00:02,chassis=hv1")
+    moved = ok(client.post("/switches/ls1/ports/vm1/requested-chassis", {"requested_chassis": "hv2"}))
+    assert moved == {**vm1, "chassis": "hv1", "requested_chassis": "hv2"}
+    assert store.get(key).value == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,chassis=hv1,requested_chassis=hv2"
+    [shown] = json.loads(tpctl_ok(etcd, prefix, "lsp", "show", "ls1", "vm1", "-j"))
+    assert shown["requested_chassis"] == "hv2"
+    cleared = ok(client.post("/switches/ls1/ports/vm1/requested-chassis", {"requested_chassis": None}))
+    assert (cleared["chassis"], cleared["requested_chassis"]) == ("hv1", None)
+    assert store.get(key).value == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,chassis=hv1"
+    assert ok(client.get("/switches/ls1/ports/vm1"))["requested_chassis"] is None
+
+
+def test_requested_chassis_errors_write_nothing(client, store):
+    ok(client.post("/switches", {"name": "ls1"}), 201)
+    ok(client.post("/switches/ls1/ports", {"name": "vm1", "ip": "10.0.0.2"}), 201)
+    ok(client.post("/switches/ls1/patch-ports", {"name": "pp", "chassis": "hv1", "peer_bridge": "br-ex"}), 201)
+    before = {kv.key: (kv.value, kv.mod_revision) for kv in store.get_prefix("")[0]}
+    path = "/switches/ls1/ports/vm1/requested-chassis"
+    err(client.post("/switches/ls1/ports", {"name": "vm2", "ip": "10.0.0.3", "requested_chassis": "a,b"}), 400,
+        """invalid requested chassis 'a,b': "," is not allowed""", "invalid_argument")
+    err(client.post("/switches/ls1/ports", {"name": "vm2", "ip": "10.0.0.3", "requested_chassis": 5}), 400,
+        "requested_chassis: Input should be a valid string")
+    err(client.post("/switches/ls1/ports", {"name": "vm2", "ip": "10.0.0.3", "peer": "up", "requested_chassis": "x"}),
+        400, "a requested chassis is for VM ports: vm2 faces router port up")
+    err(client.post(path, {}), 400, "requested_chassis: Field required")
+    err(client.post(path, {"requested_chassis": ""}), 400, "invalid requested chassis ''")
+    err(client.post(path, {"requested_chassis": "a/b"}), 400, '"/" is not allowed')
+    err(client.post(path, {"requested_chassis": ["hv1"]}), 400, "requested_chassis: Input should be a valid string")
+    err(client.post(path, {"requested_chassis": "hv1", "chassis": "hv2"}), 400, "chassis: Extra inputs")
+    err(client.post("/switches/ls1/ports/pp/requested-chassis", {"requested_chassis": "hv2"}), 400,
+        "pp is a patch port")
+    err(client.post("/switches/ls1/ports/p9/requested-chassis", {"requested_chassis": "hv2"}), 404,
+        "unable to get switch port p9", "not_found")
+    err(client.post("/switches/nope/ports/vm1/requested-chassis", {"requested_chassis": "hv2"}), 404,
+        "unable to get switch nope")
+    assert {kv.key: (kv.value, kv.mod_revision) for kv in store.get_prefix("")[0]} == before
+
+
 def test_patch_port(client):
     ok(client.post("/switches", {"name": "ext"}), 201)
     body = {"name": "pp", "chassis": "hv1", "peer_bridge": "br-ex"}
     r = client.post("/switches/ext/patch-ports", body)
     assert ok(r, 201) == {"switch": "ext", "name": "pp", "ip": "255.255.255.255", "mac": "ff:ff:ff:ff:ff:ee",
-                          "peer": "br-ex", "chassis": "hv1"}
+                          "peer": "br-ex", "chassis": "hv1", "requested_chassis": None}
     assert r.headers["location"] == "/api/v2/switches/ext/ports/pp"
     err(client.post("/switches/ext/patch-ports", {**body, "name": "pp2"}), 409)
     err(client.post("/switches/ext/patch-ports", {"name": "pp3", "chassis": "hv1"}), 400, "peer_bridge: Field required")
@@ -156,7 +205,8 @@ def test_routers_links_ports_routes_nats(client, etcd, prefix, store):
     r = client.post("/routers/lr1/links", {"switch": "ls1", "cidr": "10.0.0.1/24"})
     link = ok(r, 201)
     assert link["switch_port"] == {"switch": "ls1", "name": "ls1_to_lr1", "ip": "10.0.0.1",
-                                   "mac": "f2:01:0a:00:00:01", "peer": "lr1_to_ls1", "chassis": None}
+                                   "mac": "f2:01:0a:00:00:01", "peer": "lr1_to_ls1", "chassis": None,
+                                   "requested_chassis": None}
     assert link["router_port"] == {"router": "lr1", "name": "lr1_to_ls1", "ip": "10.0.0.1", "prefix": 24,
                                    "mac": "f2:01:0a:00:00:01", "peer": "ls1_to_lr1"}
     assert r.headers["location"] == "/api/v2/routers/lr1/ports/lr1_to_ls1"
@@ -349,7 +399,7 @@ def test_openapi_document_is_served_and_committed(client):
     assert served == committed, "docs/openapi.json is stale: run .venv/bin/python -m tuplenet.api.openapi"
     assert served["security"] == [{"bearer": []}]
     ops = {(m.upper(), p) for p, item in served["paths"].items() for m in item}
-    assert len(ops) == 72 and ("POST", "/api/v2/switches/{switch}/ports") in ops and ("POST", "/api/v2/mirrors") in ops
+    assert len(ops) == 73 and ("POST", "/api/v2/switches/{switch}/ports") in ops and ("POST", "/api/v2/mirrors") in ops
 
 
 def test_request_bodies_over_the_limit_get_413(api):

@@ -54,7 +54,8 @@ def test_switch_port_commands(etcd, prefix, ctl):
     ports = json.loads(ok(etcd, prefix, "-j", "lsp", "show", "ls1"))
     assert [p["name"] for p in ports] == ["p1", "p2"]
     assert ports[0] == {"switch": "ls1", "name": "p1", "ip": "10.0.0.2", "mac": "f2:01:0a:00:00:02",
-                        "peer": None, "chassis": None, "ready": "false"}  # bound nowhere: not ready
+                        "peer": None, "chassis": None, "requested_chassis": None,
+                        "ready": "false"}  # bound nowhere: not ready
     fails(etcd, prefix, "lsp", "add", "ls1", "p3", "10.0.0.256", match="invalid IP")
     fails(etcd, prefix, "lsp", "add", "ls1", "p3", "10.0.0.4", "zz:zz", match="invalid MAC address")
     fails(etcd, prefix, "lsp", "add", "ls1", "p1", "10.0.0.9", match="switch ls1 port p1 exists")
@@ -68,6 +69,57 @@ def test_switch_port_commands(etcd, prefix, ctl):
     ok(etcd, prefix, "lsp", "add", "ls1", "p3", "10.7.0.2")  # the freed port id is usable again
     fails(etcd, prefix, "ls", "del", "ls1",
           match='failed to delete ls1: there are remaining ports, consider using "-r"?')
+
+
+def test_requested_chassis_at_add_and_move(etcd, prefix, ctl, store):
+    ctl.add_switch("ls1")
+    key = "entity_view/LS/ls1/lsp/vm1"
+    assert ok(etcd, prefix, "lsp", "add", "ls1", "vm1", "10.0.0.2", "--requested-chassis", "hv1") == \
+        "switch ls1 port vm1 created\n"
+    assert store.get(key).value == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,requested_chassis=hv1"
+    ok(etcd, prefix, "lsp", "a", "ls1", "vm2", "10.0.0.3", "02:00:00:00:00:03", "--requested-chassis=hv2")
+    assert store.get("entity_view/LS/ls1/lsp/vm2").value == "ip=10.0.0.3,mac=02:00:00:00:00:03,requested_chassis=hv2"
+    assert ok(etcd, prefix, "lsp", "show", "ls1", "vm1") == (
+        "vm1:\n  - ip               : 10.0.0.2\n  - mac              : f2:01:0a:00:00:02\n  - peer             : \n"
+        "  - chassis          : \n  - requested_chassis: hv1\n  - ready            : false\n\n")
+    # Moving a port bound on a live host: only requested_chassis changes, the new host's claim does the rest.
+    store.put(key, store.get(key).value.replace("requested_chassis=hv1", "chassis=hv1"))
+    assert ok(etcd, prefix, "lsp", "set-requested", "ls1", "vm1", "hv2") == "switch ls1 port vm1 requested on hv2\n"
+    assert store.get(key).value == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,chassis=hv1,requested_chassis=hv2"
+    [vm1] = json.loads(ok(etcd, prefix, "-j", "lsp", "show", "ls1", "vm1"))
+    assert (vm1["chassis"], vm1["requested_chassis"]) == ("hv1", "hv2")
+    assert ok(etcd, prefix, "lsp", "set-requested", "ls1", "vm1", "--clear") == \
+        "switch ls1 port vm1: requested chassis cleared\n"
+    assert store.get(key).value == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,chassis=hv1"
+    assert "requested_chassis" not in ok(etcd, prefix, "lsp", "show", "ls1", "vm1")  # 0.3's fields when unset
+
+
+def test_requested_chassis_errors_write_nothing(etcd, prefix, ctl, store):
+    ctl.add_switch("ls1")
+    ctl.add_switch_port("ls1", "vm1", "10.0.0.2", chassis="hv1")
+    ctl.add_patch_port("ls1", "pp", "hv1", "br-ex")
+    before = {kv.key: (kv.value, kv.mod_revision) for kv in store.get_prefix("")[0]}
+    usage = "require a switch name, a port name and a chassis name (or --clear)"
+    fails(etcd, prefix, "lsp", "add", "ls1", "vm2", "10.0.0.3", "--requested-chassis", "a,b",
+          match="""invalid requested chassis 'a,b': "," is not allowed""")
+    fails(etcd, prefix, "lsp", "add", "ls1", "vm2", "10.0.0.3", "--requested-chassis",
+          match="argument --requested-chassis: expected one argument")
+    fails(etcd, prefix, "lsp", "add", "ls1", "vm2", "10.0.0.3", "", "up", "--requested-chassis", "hv2",
+          match="a requested chassis is for VM ports: vm2 faces router port up")
+    fails(etcd, prefix, "lsp", "set-requested", "ls1", "vm1", match=usage)
+    fails(etcd, prefix, "lsp", "set-requested", "ls1", match=usage)
+    fails(etcd, prefix, "lsp", "set-requested", "ls1", "vm1", "hv2", "x", match=usage)
+    fails(etcd, prefix, "lsp", "set-requested", "ls1", "vm1", "hv2", "--clear",
+          match="give a chassis name or --clear, not both")
+    fails(etcd, prefix, "lsp", "set-requested", "ls1", "vm1", "", match="invalid requested chassis ''")
+    fails(etcd, prefix, "lsp", "set-requested", "ls1", "vm1", "a/b", match='"/" is not allowed')
+    fails(etcd, prefix, "lsp", "set-requested", "ls1", "p9", "hv2", match="unable to get switch port p9")
+    fails(etcd, prefix, "lsp", "set-requested", "nope", "vm1", "hv2", match="unable to get switch nope")
+    fails(etcd, prefix, "lsp", "set-requested", "ls1", "pp", "hv2", match="pp is a patch port")
+    fails(etcd, prefix, "lsp", "add", "ls1", "vm2", "10.0.0.3", "--clear", match="unrecognized arguments: --clear")
+    assert {kv.key: (kv.value, kv.mod_revision) for kv in store.get_prefix("")[0]} == before
+    assert "set-requested" in run(etcd, prefix, "lsp", "--help").out
+    assert "--requested-chassis CHASSIS" in run(etcd, prefix, "lsp", "add", "--help").out
 
 
 def test_patchport(etcd, prefix, ctl):

@@ -351,3 +351,96 @@ def test_patch_port_names_the_agent_cannot_own_are_refused(ctl, name, bridge, re
     with pytest.raises(InvalidArgument, match=reason):
         ctl.import_records(parse_export(text), overwrite=True)
     assert ctl.store.data == before
+
+
+# ---- requested chassis (where a port is requested: binding and early tunnels, docs/architecture.md) ---------
+
+VM1 = "entity_view/LS/ls1/lsp/vm1"
+
+
+def test_requested_chassis_at_creation(ctl):
+    ctl.add_switch("ls1")
+    p = ctl.add_switch_port("ls1", "vm1", "10.0.0.2", requested_chassis=" hv2 ")
+    assert p.requested_chassis == "hv2" and p.chassis is None
+    assert ctl.store.get(VM1).value == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,requested_chassis=hv2"
+    assert ctl.add_switch_port("ls1", "vm2", "10.0.0.3", requested_chassis="").requested_chassis is None
+    got = ctl.allocate_switch_port("ls1", "c1", "10.0.0.0/24", chassis="hv1", requested_chassis="hv2")
+    assert (got.ip, got.chassis, got.requested_chassis) == ("10.0.0.4", "hv1", "hv2")
+    assert ctl.get_switch_port("ls1", "c1") == got
+
+
+@pytest.mark.parametrize("value,message", [
+    ("a,b", """invalid requested chassis 'a,b': "," is not allowed"""),
+    ("a/b", """invalid requested chassis 'a/b': "/" is not allowed"""),
+    ("h\nv", "invalid requested chassis 'h\\nv': control characters are not allowed in names"),
+])
+def test_requested_chassis_bad_names_write_nothing(ctl, value, message):
+    ctl.add_switch("ls1")
+    ctl.add_switch_port("ls1", "vm1", "10.0.0.2")
+    before = dict(ctl.store.data)
+    for call in (lambda: ctl.add_switch_port("ls1", "vm2", "10.0.0.3", requested_chassis=value),
+                 lambda: ctl.allocate_switch_port("ls1", "vm2", "10.0.0.0/24", requested_chassis=value),
+                 lambda: ctl.set_requested_chassis("ls1", "vm1", value)):
+        with pytest.raises(InvalidArgument) as exc:
+            call()
+        assert str(exc.value) == message
+    assert ctl.store.data == before
+
+
+def test_set_requested_chassis_moves_keeps_chassis_and_clears(ctl):
+    ctl.add_switch("ls1")
+    ctl.add_switch_port("ls1", "vm1", "10.0.0.2", chassis="hv1")
+    ctl.store.put(VM1, ctl.store.get(VM1).value + ",future=x")  # a field of a newer tool survives the rewrite
+    moved = ctl.set_requested_chassis("ls1", "vm1", "hv2")
+    assert (moved.chassis, moved.requested_chassis) == ("hv1", "hv2")  # the agents hand it over, not us
+    assert ctl.store.get(VM1).value == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,chassis=hv1,requested_chassis=hv2,future=x"
+    rev = ctl.store.rev
+    assert ctl.set_requested_chassis("ls1", "vm1", " hv2 ") == moved
+    assert ctl.store.rev == rev  # already so: nothing written (an agent's claim CAS is not disturbed)
+    cleared = ctl.set_requested_chassis("ls1", "vm1", None)
+    assert (cleared.chassis, cleared.requested_chassis) == ("hv1", None)
+    assert ctl.store.get(VM1).value == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,chassis=hv1,future=x"
+    rev = ctl.store.rev
+    ctl.set_requested_chassis("ls1", "vm1", None)
+    assert ctl.store.rev == rev
+
+
+def test_set_requested_chassis_refusals(ctl):
+    ctl.add_switch("ls1")
+    ctl.add_router("lr1")
+    ctl.link("lr1", "ls1", "10.0.0.1/24")
+    ctl.add_patch_port("ls1", "pp", "hv1", "br-ex")
+    ctl.add_switch_port("ls1", "vm1", "10.0.0.2")
+    before = dict(ctl.store.data)
+    with pytest.raises(NotFound, match="unable to get switch nope"):
+        ctl.set_requested_chassis("nope", "vm1", "hv2")
+    with pytest.raises(NotFound, match="unable to get switch port p9: unable to read key"):
+        ctl.set_requested_chassis("ls1", "p9", "hv2")
+    with pytest.raises(InvalidArgument, match="invalid requested chassis '': string provided contains only spaces"):
+        ctl.set_requested_chassis("ls1", "vm1", "")  # never read as "clear"
+    with pytest.raises(InvalidArgument, match='"/" is not allowed'):
+        ctl.set_requested_chassis("ls1", "vm1/x", "hv2")
+    with pytest.raises(InvalidArgument, match="for VM ports: pp is a patch port"):
+        ctl.set_requested_chassis("ls1", "pp", "hv2")
+    with pytest.raises(InvalidArgument, match="for VM ports: ls1_to_lr1 faces router port lr1_to_ls1"):
+        ctl.set_requested_chassis("ls1", "ls1_to_lr1", "hv2")
+    with pytest.raises(InvalidArgument, match="for VM ports: vm2 faces router port up"):
+        ctl.add_switch_port("ls1", "vm2", "10.0.0.3", None, "up", requested_chassis="hv2")
+    assert ctl.store.data == before
+    ctl.store.put(VM1, "ip=10.0.0.2,mac=zz")
+    with pytest.raises(ControlError, match="bad record in etcd"):
+        ctl.set_requested_chassis("ls1", "vm1", "hv2")
+
+
+def test_set_requested_chassis_replans_after_a_claim(ctl):
+    """An agent's claim lands between our read and our write: the compare fails, the re-plan keeps the claim."""
+    ctl.add_switch("ls1")
+    ctl.add_switch_port("ls1", "vm1", "10.0.0.2")
+
+    def claim(store: MemStore) -> None:
+        store.put(VM1, "ip=10.0.0.2,mac=f2:01:0a:00:00:02,chassis=hv3")
+
+    ctl.store.before_txn = lambda s: setattr(s, "before_txn", claim)  # our read passes, our write meets the claim
+    port = ctl.set_requested_chassis("ls1", "vm1", "hv2")
+    assert (port.chassis, port.requested_chassis) == ("hv3", "hv2")
+    assert ctl.store.get(VM1).value == "ip=10.0.0.2,mac=f2:01:0a:00:00:02,chassis=hv3,requested_chassis=hv2"

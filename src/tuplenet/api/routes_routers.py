@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from .common import ERRORS, Run, location, many, no_content, one
+from .routes_switches import port_json
 from .schemas import (
     Link,
     LinkIn,
@@ -51,7 +52,7 @@ async def delete_router(router: str, run: Run, recursive: Recursive = False) -> 
              summary="connect the router to a switch (lr link): a peered switch port and router port")
 async def link(router: str, body: LinkIn, run: Run) -> JSONResponse:
     sp, rp = await run(lambda c: c.link(router, body.switch, body.cidr, body.mac))
-    return JSONResponse({"switch_port": sp.to_json(), "router_port": rp.to_json()}, status_code=201,
+    return JSONResponse({"switch_port": port_json(sp), "router_port": rp.to_json()}, status_code=201,
                         headers={"Location": location("routers", router, "ports", rp.name)})
 
 

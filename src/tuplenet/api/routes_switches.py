@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
@@ -11,7 +11,7 @@ from tuplenet.control import Controller, InvalidArgument
 from tuplenet.control.readiness import port_states
 
 from .common import ERRORS, Run, location, logged, many, no_content, one
-from .schemas import PatchPortIn, Switch, SwitchIn, SwitchPort, SwitchPortIn
+from .schemas import PatchPortIn, RequestedChassisIn, Switch, SwitchIn, SwitchPort, SwitchPortIn
 
 routes = APIRouter(tags=["switches"], responses=ERRORS)
 Recursive = Annotated[bool, Query(description="also delete everything under it (tpctl del -r)")]
@@ -39,11 +39,23 @@ async def delete_switch(switch: str, run: Run, recursive: Recursive = False) -> 
     return no_content()
 
 
+def port_json(port: Any, ready: str | None = None) -> dict:
+    """A port as `tpctl lsp show -j` prints it: the model's fields, `requested_chassis`, then `ready` if known."""
+    out = {**port.to_json(), "requested_chassis": port.requested_chassis}
+    if ready is not None:
+        out["ready"] = ready
+    return out
+
+
+def _port(port: Any, status: int = 200, where: str | None = None) -> JSONResponse:
+    headers = {"Location": where} if where else None
+    return JSONResponse(port_json(port), status_code=status, headers=headers)
+
+
 def _ports_json(c: Controller, ports: list) -> list[dict]:
     """Ports sorted by name, each with `ready` from its chassis' report (control/readiness.py) where it applies."""
     ports = sorted(ports, key=lambda p: p.name)
-    return [{**p.to_json(), **({} if s is None else {"ready": s})} for p, s in zip(ports, port_states(c, ports),
-                                                                                   strict=True)]
+    return [port_json(p, s) for p, s in zip(ports, port_states(c, ports), strict=True)]
 
 
 @routes.get("/switches/{switch}/ports", response_model=list[SwitchPort], summary="list ports (lsp show)")
@@ -59,17 +71,24 @@ def _add_port(c: Controller, switch: str, body: SwitchPortIn):  # noqa: ANN202 -
     if body.subnet is not None:
         if body.mac is not None or body.peer is not None:
             raise InvalidArgument("mac and peer cannot be given with subnet (the MAC is derived from the IP)")
-        return c.allocate_switch_port(switch, body.name, body.subnet, body.gateway, body.chassis)
+        return c.allocate_switch_port(switch, body.name, body.subnet, body.gateway, body.chassis,
+                                      body.requested_chassis)
     if body.gateway is not None:
         raise InvalidArgument("gateway is only used with subnet")
-    return c.add_switch_port(switch, body.name, body.ip, body.mac, body.peer, body.chassis)
+    return c.add_switch_port(switch, body.name, body.ip, body.mac, body.peer, body.chassis, body.requested_chassis)
 
 
 @routes.post("/switches/{switch}/ports", status_code=201, response_model=SwitchPort,
              summary="create a port with an IP (lsp add) or the first free IP of a subnet")
 async def add_switch_port(switch: str, body: SwitchPortIn, run: Run) -> JSONResponse:
     port = await run(lambda c: _add_port(c, switch, body))
-    return one(port, 201, location("switches", switch, "ports", port.name))
+    return _port(port, 201, location("switches", switch, "ports", port.name))
+
+
+@routes.post("/switches/{switch}/ports/{port}/requested-chassis", response_model=SwitchPort,
+             summary="set or clear (null) the chassis a port is requested on: moves it (lsp set-requested)")
+async def set_requested_chassis(switch: str, port: str, body: RequestedChassisIn, run: Run) -> JSONResponse:
+    return _port(await run(lambda c: c.set_requested_chassis(switch, port, body.requested_chassis)))
 
 
 @routes.get("/switches/{switch}/ports/{port}", response_model=SwitchPort, summary="one port (lsp show)")
@@ -89,4 +108,4 @@ async def delete_switch_port(switch: str, port: str, run: Run) -> Response:
              summary="bridge the switch to an OVS bridge on one chassis (patchport add)")
 async def add_patch_port(switch: str, body: PatchPortIn, run: Run) -> JSONResponse:
     port = await run(lambda c: c.add_patch_port(switch, body.name, body.chassis, body.peer_bridge))
-    return one(port, 201, location("switches", switch, "ports", port.name))
+    return _port(port, 201, location("switches", switch, "ports", port.name))

@@ -15,6 +15,8 @@ class _Out(BaseModel):
 
 
 Name = Field(description="object name: no '/', ',' or control characters; surrounding spaces trimmed")
+RequestedChassisText = ("chassis the VM port is requested on (it binds there, even taken from a live chassis; peers "
+                        "reach it there before the claim): a CMS that knows the host sets it")
 
 
 # ---- requests ----------------------------------------------------------------------------------------------
@@ -38,8 +40,15 @@ class SwitchPortIn(_In):
     mac: str | None = Field(None, description="defaults to f2:01:<ip bytes>")
     peer: str | None = Field(None, description="peer router port (set by router links)")
     chassis: str | None = Field(None, description="chassis the port is bound to (normally set by the agent)")
+    requested_chassis: str | None = Field(None, description=RequestedChassisText)
     subnet: str | None = Field(None, description="allocate the first free IP of this CIDR instead of `ip`")
     gateway: str | None = Field(None, description="with subnet: address never allocated (default: first host)")
+
+
+class RequestedChassisIn(_In):
+    """Where an existing port is requested: a chassis name moves the port there, null clears it."""
+
+    requested_chassis: str | None = Field(description=RequestedChassisText + "; null clears it")
 
 
 class PatchPortIn(_In):
@@ -109,6 +118,7 @@ class SwitchPort(_Out):
     mac: str
     peer: str | None = None
     chassis: str | None = None
+    requested_chassis: str | None = None
     ready: str | None = Field(None, description="reads only: true (every flow installed on its chassis), false or "
                               "unknown (no report from that chassis); absent for router-facing and patch ports")
 

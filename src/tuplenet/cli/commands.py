@@ -24,10 +24,12 @@ class Ctx:
     """What a command runs with; the controller (and its etcd connection) is made on first use."""
 
     def __init__(self, endpoints: str, prefix: str, timeout: float, as_json: bool, recursive: bool = False,
-                 yes: bool = False, overwrite: bool = False, resume: bool = False, abandon: bool = False) -> None:
+                 yes: bool = False, overwrite: bool = False, resume: bool = False, abandon: bool = False,
+                 requested_chassis: str | None = None, clear: bool = False) -> None:
         self.endpoints, self.prefix, self.timeout, self.as_json = endpoints, prefix, timeout, as_json
         self.recursive, self.yes, self.overwrite = recursive, yes, overwrite
         self.resume, self.abandon = resume, abandon
+        self.requested_chassis, self.clear = requested_chassis, clear  # lsp add / lsp set-requested
         self._ctl: Any = None
         self.security: Any = None  # tuplenet.store.EtcdSecurity (TLS files, etcd user), set by tpctl
 
@@ -86,8 +88,21 @@ def ls_show(ctx: Ctx, a: list[str]) -> int:
 
 
 def lsp_add(ctx: Ctx, a: list[str]) -> int:
-    port = ctx.ctl.add_switch_port(a[0], a[1], a[2], *a[3:5])
+    port = ctx.ctl.add_switch_port(a[0], a[1], a[2], *a[3:5], requested_chassis=ctx.requested_chassis)
     return say(f"switch {a[0]} port {port.name} created")
+
+
+def lsp_set_requested(ctx: Ctx, a: list[str]) -> int:
+    """Request the port on CHASSIS (the agents move it there, even from a live host) or, --clear, nowhere."""
+    from tuplenet.control.errors import InvalidArgument
+
+    if ctx.clear and len(a) > 2:
+        raise InvalidArgument("give a chassis name or --clear, not both")
+    if not ctx.clear and len(a) < 3:
+        raise InvalidArgument(COMMANDS[("lsp", "set-requested")][3])
+    port = ctx.ctl.set_requested_chassis(a[0], a[1], None if ctx.clear else a[2])
+    where = f" requested on {port.requested_chassis}" if port.requested_chassis else ": requested chassis cleared"
+    return say(f"switch {a[0]} port {port.name}{where}")
 
 
 def lsp_del(ctx: Ctx, a: list[str]) -> int:
@@ -100,8 +115,20 @@ def lsp_show(ctx: Ctx, a: list[str]) -> int:
 
     c = ctx.ctl
     ports = [c.get_switch_port(a[0], a[1])] if len(a) > 1 else c.list_switch_ports(a[0])
-    output.show(ports, ctx.as_json, [{} if s is None else {"ready": s} for s in port_states(c, ports)])
+    states = port_states(c, ports)
+    output.show(ports, ctx.as_json, [_port_extra(p, s, ctx.as_json) for p, s in zip(ports, states, strict=True)])
     return 0
+
+
+def _port_extra(port: Any, ready: str | None, as_json: bool) -> dict[str, Any]:
+    """Fields after the 0.3 ones: the requested chassis (always in JSON, in plain text only when set, so a
+    0.3-style port prints as before) and readiness (VM ports only)."""
+    out: dict[str, Any] = {}
+    if as_json or port.requested_chassis:
+        out["requested_chassis"] = port.requested_chassis
+    if ready is not None:
+        out["ready"] = ready
+    return out
 
 
 def patchport_add(ctx: Ctx, a: list[str]) -> int:
@@ -323,6 +350,8 @@ COMMANDS: dict[tuple[str, str], tuple[tuple[str, ...], int, int, str, str, Handl
     ("ls", "show"): (("s",), 0, 1, "require at most one name", "[SWITCH]", ls_show),
     ("lsp", "add"): (("a",), 3, 5, "require a switch name, a port name, an IP and optionally a MAC, a peer port",
                      "SWITCH PORT IP [MAC] [PEER]", lsp_add),
+    ("lsp", "set-requested"): ((), 2, 3, "require a switch name, a port name and a chassis name (or --clear)",
+                               "SWITCH PORT [CHASSIS]", lsp_set_requested),
     ("lsp", "del"): (("d",), 2, 2, "require switch name and a port name", "SWITCH PORT", lsp_del),
     ("lsp", "show"): (("s",), 1, 2, "require at least switch name and optionally a port name", "SWITCH [PORT]",
                       lsp_show),

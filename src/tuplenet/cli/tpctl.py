@@ -131,6 +131,11 @@ def _commands(none: bool) -> list:
 
 def _leaf(parser: argparse.ArgumentParser, group: str, argtext: str, action: str = "") -> None:
     parser.add_argument("args", nargs="*", metavar=argtext or "-")
+    if group == "lsp" and action == "add":
+        parser.add_argument("--requested-chassis", metavar="CHASSIS",
+                            help="the chassis the port goes to: peers reach it there before the host claims it")
+    if group == "lsp" and action == "set-requested":
+        parser.add_argument("--clear", action="store_true", help="request the port nowhere (no CHASSIS)")
     if action == "del" and group in ("ls", "lr"):
         parser.add_argument("-r", "--recursive", action="store_true", help="delete everything under it too")
         parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -195,7 +200,8 @@ def run(argv: list[str]) -> int:
     ctx = Ctx(opts.endpoints, opts.prefix, opts.timeout, opts.json or getattr(opts, "json_leaf", False),
               recursive=getattr(opts, "recursive", False), yes=getattr(opts, "yes", False),
               overwrite=getattr(opts, "overwrite", False), resume=getattr(opts, "resume", False),
-              abandon=getattr(opts, "abandon", False))
+              abandon=getattr(opts, "abandon", False), requested_chassis=getattr(opts, "requested_chassis", None),
+              clear=getattr(opts, "clear", False))
     ctx.security = etcd_security(opts, os.environ)
     try:
         return handler(ctx, args)

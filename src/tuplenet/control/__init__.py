@@ -106,6 +106,7 @@ class Controller:
     list_switch_ports = _Via("switches")
     get_switch_port = _Via("switches")
     allocate_switch_port = _Via("switches")
+    set_requested_chassis = _Via("switches")
 
     add_router = _Via("routers")
     delete_router = _Via("routers")

@@ -166,6 +166,24 @@ def test_readiness_needs_every_flow_installed() -> None:
     assert r.update(v, e, installed - set(d), changed) == {}
 
 
+def test_a_port_requested_here_is_ready_while_its_claim_is_on_its_way() -> None:
+    """Peers tunnel to a port's requested chassis before its claim: its mark need not wait for the claim to
+    come back from etcd. Bound to another (dead) chassis, peers still go there: then it waits."""
+    from tuplenet.agent.binding import claiming_key
+
+    for holder, ready in ((None, {"vm1": 5}), ("hv2", None)):
+        f = facts(p=vm(chassis=holder, requested="hv1"))
+        f[claiming_key(("lsp", "ls1", "vm1"))] = True
+        v = build_view(f)
+        e = Engine(v)
+        e.full()
+        assert Readiness().update(v, e, set(e.desired()), None) == ready, holder
+    v = build_view(facts(p=vm(requested="hv1")))  # no claim of ours in flight: no local flows, not ready
+    e = Engine(v)
+    e.full()
+    assert Readiness().update(v, e, set(e.desired()), None) is None
+
+
 def test_patch_lsp_named_like_a_vm_interface_does_not_capture_it() -> None:
     """A patch lsp (another tenant's switch) named like a VM's iface-id: the VM's interface is not an OVS
     patch port the agent made, so the patch flows must not classify its frames into that switch."""

@@ -2,7 +2,8 @@
 
 A CNI plugin or a VM manager waits for `external_ids:tuplenet-installed="true"` on the OVS Interface
 before it lets the workload talk, so its first ARP is not lost. A port is ready when the lsp bound to it
-here (`binding.bound_lsp`, recorded on this chassis) has its local flows computed for the interface's
+here (`binding.bound_lsp`, recorded on this chassis, or unbound and requested here with our claim on its
+way) has its local flows computed for the interface's
 ofport and every flow of that lsp is in the installed set (bundles are acknowledged before `installed`
 changes). Only the ports a batch may have affected are re-checked: those named by changed bind/lsp keys,
 the lsp owners the engine recomputed for the changed keys, and ports still waiting for their flows.
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from . import tables as T
-from .binding import bound_lsp
+from .binding import bound_lsp, claiming_key
 from .engine import Engine
 from .view import Reader, View
 
@@ -32,7 +33,11 @@ def _check(view: View, engine: Engine, installed: set[int] | frozenset[int],
     if key is None:
         return None, None
     lsp = view.facts[key]
-    if lsp.chassis != view.facts.get(("self",)):
+    me = view.facts.get(("self",))
+    if lsp.chassis != me and not (not lsp.chassis and lsp.requested_chassis == me
+                                  and view.facts.get(claiming_key(key))):
+        # Bound here (the claim came back), or unbound, requested here and our claim in flight: peers
+        # already tunnel here then (pipeline/switching.py), so waiting for the claim's trip adds nothing.
         return None, None
     flows = engine.owner_flows.get(key, ())
     local = any(f.table == T.CLASSIFY and any(m.field == "in_port" and m.value == ofport for m in f.match)

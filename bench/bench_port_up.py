@@ -18,6 +18,9 @@ flows waited out; warm-up samples are excluded.
 `--requested` writes the port with `requested_chassis=hv2` (OVN: `options:requested-chassis=hv2`), as a CMS
 that knows where the VM goes does (Neutron sets requested-chassis; our CNI plugin even writes the chassis).
 
+`--bystander ondemand` runs hv3's agent (no port on the switch) in the product's default on-demand mode, as
+OVN's hv3 computes nothing for a datapath it has no port on; the owner and the peer stay in full mode.
+
 `--existing` ports are in the topology before: real dummy OVS ports on the owner, bound there. `--router`
 links a distributed router to the switch (its router port is then one of the existing ports).
 
@@ -52,7 +55,7 @@ from tuplenet.sandbox.sim import SimNetwork  # noqa: E402
 from tuplenet.store import Op, Store  # noqa: E402
 
 HOSTS = {"hv1": "192.168.100.2", "hv2": "192.168.100.3", "hv3": "192.168.100.4"}
-OWNER, PEER = "hv2", "hv1"
+OWNER, PEER, BYSTANDER = "hv2", "hv1", "hv3"
 LSNAME, LRNAME = "bench", "R1"
 NEW_OFPORT = 60000  # ofport_request of the port under test: known before the clock starts
 ALL = (1 << 64) - 1
@@ -158,7 +161,7 @@ class ClaimWatch:
 
 
 def run(existing: int, router: bool, samples: int, warmup: int, placement: str = "owner",
-        breakdown: bool = False, cpu: bool = False, requested: bool = False) -> dict:
+        breakdown: bool = False, cpu: bool = False, requested: bool = False, bystander: str = "full") -> dict:
     base = tempfile.mkdtemp(prefix="tn-bench-portup-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
@@ -182,8 +185,9 @@ def run(existing: int, router: bool, samples: int, warmup: int, placement: str =
                 cmd += ["--", "add-port", "br-int", e.name, "--", "set", "Interface", e.name, "type=dummy",
                         f"external_ids:iface-id={e.name}"]
             host.vsctl(*cmd[1:])
-        for n in HOSTS:
-            net[n].start_agent(etcd.endpoint, "/tuplenet/")
+        for n in HOSTS:  # the bystander (hv3: no port on the switch) in the mode asked for
+            env = {"ONDEMAND": "1"} if n == BYSTANDER and bystander == "ondemand" else None
+            net[n].start_agent(etcd.endpoint, "/tuplenet/", extra_env=env)
         wait_for(lambda: peer.vsctl("--bare", "--columns=ofport", "find", "Interface",
                                     f"external_ids:chassis-id={OWNER}").strip(), timeout=60, what="tunnel")
         ow, pw = FlowWatch(owner.rundir + "/br-int.mgmt"), FlowWatch(peer.rundir + "/br-int.mgmt")
@@ -208,7 +212,7 @@ def run(existing: int, router: bool, samples: int, warmup: int, placement: str =
             r["after_ofport"] = r["total"] - r["ofport"]
             r["owner_after_ofport"] = r["owner"] - r["ofport"]
         out = {"existing": existing, "router": router, "placement": placement, "samples": len(rows),
-               "requested": requested}
+               "requested": requested, "bystander": bystander}
         if spent is not None:
             out["cpu_ms"] = spent
         for k in ("total", "owner", "peer", "mark", "write", "plug", "ofport", "after_ofport",
@@ -314,6 +318,10 @@ def main() -> None:
     ap.add_argument("--breakdown", action="store_true",
                     help="also time when the interface row is committed and when the claim reaches an etcd "
                          "watcher (two more observers: off for the headline figures)")
+    ap.add_argument("--bystander", choices=("full", "ondemand"), default="full",
+                    help="the agent of hv3, which has no port on the switch: every flow everywhere (full, as every "
+                         "host in the tests) or the product's default on-demand mode (like OVN, where a chassis "
+                         "without a port on a datapath computes nothing for it)")
     ap.add_argument("--requested", action="store_true",
                     help="the CMS writes the port with the chassis it is requested on (hv2), for OVN too")
     ap.add_argument("--cpu", action="store_true",
@@ -327,7 +335,7 @@ def main() -> None:
     routers = {"no": [False], "yes": [True], "both": [False, True]}[a.router]
     for n in a.existing:
         for r in routers:
-            res = run(n, r, a.samples, a.warmup, a.placement, a.breakdown, a.cpu, a.requested)
+            res = run(n, r, a.samples, a.warmup, a.placement, a.breakdown, a.cpu, a.requested, a.bystander)
             ovn = None
             if a.ovn:  # after ours, in the same invocation; imported here: OVN is not needed otherwise
                 import ovn_port_up
@@ -338,7 +346,8 @@ def main() -> None:
                     print(json.dumps(ovn), flush=True)
                 continue
             print(f"{n:>5} ports ({a.placement}){' + router' if r else '         '}"
-                  f"{', requested on the owner' if a.requested else ''}, {res['samples']} port-ups: "
+                  f"{', requested on the owner' if a.requested else ''}"
+                  f"{', bystander on demand' if a.bystander == 'ondemand' else ''}, {res['samples']} port-ups: "
                   f"all flows median {res['total_median']:.1f} ms p99 {res['total_p99']:.1f} ms "
                   f"(owner {res['owner_median']:.1f}/{res['owner_p99']:.1f}, peer {res['peer_median']:.1f}/"
                   f"{res['peer_p99']:.1f}); readiness mark median {res['mark_median']:.1f} ms "

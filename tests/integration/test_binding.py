@@ -125,6 +125,18 @@ def test_a_port_requested_on_a_chassis_is_reached_there_before_its_claim(cluster
     reaches(c, "hv2")
 
 
+def test_a_port_requested_here_and_plugged_before_the_agent_starts_is_claimed_at_start(cluster: Cluster) -> None:
+    c = cluster
+    c.put(LS("ls1", 1), LSP("ls1", "vmx", "10.0.0.5", X_MAC, requested_chassis="hv2"),
+          LSP("ls1", "vmy", "10.0.0.6", Y_MAC, None, "hv3"))
+    c.host("hv2").add_vm_port("vmx", "vmx")
+    for h in ("hv2", "hv3"):
+        c.host(h).start_agent(c.endpoint, c.prefix)
+    c.host("hv3").add_vm_port("vmy", "vmy")
+    wait_for(lambda: chassis_of(c) == "hv2", timeout=10, what="vmx claimed by hv2 at start")
+    reaches(c, "hv2")
+
+
 def test_dead_owner_port_is_taken_over(cluster: Cluster) -> None:
     c = cluster
     setup(c, env={"TUPLENET_LIVENESS_TTL": "2"})

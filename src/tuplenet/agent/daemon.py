@@ -62,6 +62,7 @@ class Agent:
         self._needs_full = False
         self.binder = binding.Binder()
         self.claimer: binding.ClaimWriter | None = None  # started with the store
+        self._later_claims: list[tuple[tuple, Any]] = []  # claims to send once this batch's flows are in
         self.readiness = Readiness()
         self.gw: GatewayArp | None = None  # GATEWAY=1: ARP on the outside switches (gateway_arp.py)
         self.dsr = None  # ENABLE_UNTUNNEL: br-int-dsrgw and the host's settings (untunnel_host.py)
@@ -182,6 +183,7 @@ class Agent:
         phase("compute")
         self._reconcile()
         phase("install")
+        self._send_later_claims()
         release_free_memory()
         self._side_effects()
         phase("tunnels requested")
@@ -342,6 +344,8 @@ class Agent:
                     log.error("installing %d/%d flow changes failed: %s; resyncing", len(d.deletes), len(d.adds),
                               exc)
                     reconnect = True
+        if self._later_claims:
+            guard("claims after the flows", self._send_later_claims)
         if changed and self.health is not None:
             guard("health-check targets", self.health.update, self.view, changed)
         if self.ondemand.paused:  # misses waiting for their flows: installed now (or never will be)
@@ -436,9 +440,22 @@ class Agent:
         for fkey, value in self.binder.claiming_changes():
             self.view.apply(fkey, value, changed)
         for fkey, lsp in claims:
-            if self.claimer is None:
-                self.claimer = binding.ClaimWriter(self.store, self.self_id)
-            self.claimer.submit(lsp, self.revs.get(fkey))  # asynchronous: the result comes back by the watch
+            if lsp.requested_chassis == self.self_id and not lsp.chassis:
+                # Peers already tunnel here (pipeline/switching.py): the port's own flows go first, the claim
+                # right after them in this batch.
+                self._later_claims.append((fkey, lsp))
+                continue
+            self._claim(fkey, lsp)
+
+    def _claim(self, fkey: tuple, lsp: Any) -> None:
+        if self.claimer is None:
+            self.claimer = binding.ClaimWriter(self.store, self.self_id)
+        self.claimer.submit(lsp, self.revs.get(fkey))  # asynchronous: the result comes back by the watch
+
+    def _send_later_claims(self) -> None:
+        later, self._later_claims = self._later_claims, []
+        for fkey, lsp in later:
+            self._claim(fkey, lsp)
 
     def _side_effects(self, changed: set[tuple] | None = None) -> None:
         """OVS wishes and readiness marks for what `changed` touched (None: everything)."""

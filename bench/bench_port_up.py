@@ -200,6 +200,7 @@ def run(existing: int, router: bool, samples: int, warmup: int, placement: str =
         extra = (ClaimWatch(Store(etcd.endpoint, prefix="/tuplenet/", transport="grpc"), LSNAME),
                  Ovsdb(owner.db_sock)) if breakdown else None
         rows: list[dict] = []
+        before: dict = {}
         for i in range(warmup + samples):
             if i == warmup:
                 before = proc_cpu.snapshot(base) if cpu else {}

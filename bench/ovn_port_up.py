@@ -350,6 +350,7 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int, cpu: bool = 
                   Db(central.sb_sock, "OVN_Southbound"), pool, table, dp_key, tunnel_ofport(peer, owner.ip))
         conns += [bed.mdb, bed.odb, bed.sbw]
         rows = []
+        before: dict = {}
         for i in range(warmup + samples):
             if i == warmup:
                 before = proc_cpu.snapshot(base) if cpu else {}

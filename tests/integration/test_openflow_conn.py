@@ -121,6 +121,22 @@ def test_flow_control_books_a_partly_applied_bundle(conn: OpenFlowConnection) ->
     assert set(conn.dump_cookies()) == fc.installed and fc.stats.failures == 1
 
 
+def test_flow_control_isolates_a_bad_flow_among_deletes_in_two_bundles(conn: OpenFlowConnection) -> None:
+    """With deletes the bundle is all or nothing; then the deletes go alone and the adds alone, which OVS takes
+    without the bad one: two bundles, no bisection re-sending flows already in."""
+    from tuplenet.agent.ofctrl import FlowControl
+
+    fc = FlowControl(conn)
+    old = flows(2, table=20)
+    fc.apply([], old)
+    bad = Flow(1, 1, match(reg0=1), (SetField("tcp_src", 80),))
+    good = flows(6, table=30)
+    before = fc.stats.bundles
+    fc.apply([old[0].cookie], good[:3] + [bad] + good[3:])
+    assert fc.installed == {old[1].cookie} | {f.cookie for f in good} and fc.rejected == {bad.cookie}
+    assert set(conn.dump_cookies()) == fc.installed and fc.stats.bundles - before == 2
+
+
 def test_commit_time_failure_applies_nothing(ovs: DummyOvs, conn: OpenFlowConnection) -> None:
     """A full table is only noticed at commit: OVS then rolls the whole bundle back."""
     ovs.vsctl("--", "--id=@ft", "create", "Flow_Table", "flow_limit=5", "overflow_policy=refuse",

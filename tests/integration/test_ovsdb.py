@@ -486,7 +486,7 @@ def test_incremental_view_equals_a_view_built_from_scratch(host: OvsHost) -> Non
                 if idl.view() != _cold_view(idl):
                     wrong.append(what)
                 for br in idl.tables["Bridge"].rows.values():  # read from the datum as python-ovs reads it
-                    if {r.uuid for r in idl._port_rows(br)} != {p.uuid for p in br.ports if p is not None}:
+                    if [r.uuid for r in idl._port_rows(br)] != [p.uuid for p in br.ports if p is not None]:
                         wrong.append(f"{what}: ports of {br.name}")
                 checked[0] += 1
             return idl.connected() and bool(pred(idl.view()))

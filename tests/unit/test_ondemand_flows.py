@@ -363,3 +363,20 @@ def test_property_incremental_on_demand_equals_a_full_computation(ops: list) -> 
         with_dormant = Engine(build_view(merged))
         with_dormant.full()
         assert set(with_dormant.active.values()) == set(e.active.values())
+
+
+def test_a_learned_port_requested_on_a_chassis_brings_the_tunnel_there() -> None:
+    """Unbound but requested on hv2: the lookup tunnels to hv2 (before any claim), so the demand set must
+    ask for hv2's tunnel too, or the frames have nowhere to go."""
+    from tuplenet.model import LSP
+
+    f = facts()
+    f[VM2] = LSP("LS-A", "vm2", "10.10.1.3", "f2:01:0a:0a:01:03", None, None, "hv2")
+    e = engine(f)
+    od = OnDemand(e.view, True, idle=10, clock=lambda: 0.0)
+    learn(e, od, 1, P.arp_request("f2:01:0a:0a:01:02", "10.10.1.2", "10.10.1.3"))
+    lookup = [fl for fl in flows_of(e, VM2) if fl.table == T.LS_IN_LOOKUP]
+    assert lookup and Load(T.R_CHASSIS, ip_int("192.168.100.3")) in lookup[0].actions
+    assert e.view.get(wantch_key("hv2")) and "hv2" in tunnels(e) and ip_int("192.168.100.3") in to_chassis(e)
+    assert set(engine({**f, want_key("LS-A", "vm2"): True, wantch_key("hv2"): True}).active.values()) == \
+        set(e.active.values())

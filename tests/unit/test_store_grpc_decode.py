@@ -15,7 +15,8 @@ from fuzz_settings import fuzz
 from tuplenet.store import Compacted, MalformedAnswer, Store, StoreError
 from tuplenet.store.codec import WatchMessage, decode_kv, kv_size
 from tuplenet.store.etcdpb import rpc_pb2 as pb
-from tuplenet.store.grpc_transport import _range_dict, describe_connect_failure, rpc_error
+from tuplenet.store.grpc_messages import _range_dict
+from tuplenet.store.grpc_transport import describe_connect_failure, rpc_error
 from tuplenet.store.grpc_watch import watch_message
 from tuplenet.store.transport import EtcdError
 from tuplenet.store.types import KV
@@ -129,7 +130,7 @@ def test_range_requests_built_directly_equal_the_json_mapping() -> None:
     from google.protobuf import json_format
 
     from tuplenet.store.codec import range_fields
-    from tuplenet.store.grpc_transport import parse_request
+    from tuplenet.store.grpc_messages import parse_request
 
     for body in ({**range_fields(b"/tn/", True), "limit": "8", "revision": "42"},
                  {**range_fields(b"/tn/", True), "count_only": True}, range_fields(b"/tn/key", False),
@@ -155,7 +156,7 @@ def test_txn_requests_are_built_as_json_format_builds_them() -> None:
     from google.protobuf import json_format
 
     from tuplenet.store import Compare, Op
-    from tuplenet.store.grpc_transport import parse_request
+    from tuplenet.store.grpc_messages import parse_request
 
     shapes = [
         _body([Compare.mod_revision("a/b", "=", 17)], [Op.put("a/b", "x=1,chassis=hv2")]),
@@ -174,10 +175,17 @@ def test_txn_requests_are_built_as_json_format_builds_them() -> None:
                          "version", "request_put", "request_range", "request_delete_range", "range_end", "lease"]),
                         kids, max_size=4), max_leaves=12))
 def test_fuzz_txn_request_bodies(body) -> None:
-    """Any body: a TxnRequest or a StoreError, never another exception (the hand path falls back)."""
-    from tuplenet.store.grpc_transport import parse_request
+    """Any body: a TxnRequest or a StoreError, never another exception; and whenever the hand path builds a
+    message, it is the one protobuf's JSON mapping builds."""
+    from google.protobuf import json_format
 
+    from tuplenet.store.grpc_messages import _txn_request, parse_request
+
+    body = body if isinstance(body, dict) else {"compare": body}
     try:
-        parse_request(body if isinstance(body, dict) else {"compare": body}, pb.TxnRequest)
+        parse_request(body, pb.TxnRequest)
     except StoreError:
         pass
+    fast = _txn_request(body)
+    if fast is not None:
+        assert fast == json_format.ParseDict(body, pb.TxnRequest())

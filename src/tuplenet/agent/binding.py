@@ -271,15 +271,16 @@ class ClaimWriter:
     thread wake-up (~1 ms on a loaded host) before the request left and, when waited for, as much again on
     the loop before the port's own flows. The thread keeps the retries (failover, token renewal) and the
     JSON gateway's claims. A claim handed to an idle thread is waited for until the thread has taken it:
-    otherwise the thread
-    starts only when the main loop next lets go of the GIL, after it has computed the port's local flows
-    (0.5-2 ms, every peer's flows to the port waiting on the claim). The thread's own Python work up to the
-    request is ~0.2 ms; a claim queued behind another is not waited for, so a burst never stalls the loop."""
+    otherwise the thread starts only when the main loop next lets go of the GIL, after it has computed the
+    port's local flows (0.5-2 ms, every peer's flows to the port waiting on the claim). The thread's own
+    Python work up to the request is ~0.2 ms; a claim queued behind another is not waited for, so a burst
+    never stalls the loop."""
 
     def __init__(self, store: Store, self_id: str) -> None:
         self.store = store
         self.self_id = self_id
         self.written = self.failed = 0
+        self._lock = threading.Lock()  # the counts: gRPC's threads report claims sent without the thread
         self._idle = False
         import queue  # the claim thread's queue: the pipeline's users of the claim rule never need it
 
@@ -296,7 +297,8 @@ class ClaimWriter:
         (pipeline/switching.py), so its claim is on nobody's path."""
         if self._start(lsp, mod_revision):
             return
-        taken = threading.Event() if self._idle and lsp.requested_chassis != self.self_id else None
+        urgent = lsp.chassis or lsp.requested_chassis != self.self_id  # else peers already tunnel here
+        taken = threading.Event() if self._idle and urgent else None
         self._q.put((lsp, mod_revision, taken))
         if taken is not None:
             taken.wait(HANDOFF_WAIT)
@@ -312,7 +314,7 @@ class ClaimWriter:
         _new, cmp, ops = claim_txn(lsp, mod_revision, self.self_id)
         try:
             return start(cmp, ops, lambda res, err: self._started(lsp, mod_revision, res, err))
-        except StoreError as exc:  # could not even be sent: the thread's path reports it
+        except Exception as exc:  # noqa: BLE001 - not sent (a closed channel...): the thread's path reports it
             log.debug("claim of %s not started: %s", lsp.name, exc)
             return False
 
@@ -324,11 +326,17 @@ class ClaimWriter:
             log.debug("claim of %s: %s; retrying from the claim thread", lsp.name, err)
             self._q.put((lsp, mod_revision, None))
             return
-        if res.succeeded:
-            self.written += 1
+        self._count(lsp, res.succeeded)
+
+    def _count(self, lsp: Any, ok: bool) -> None:
+        """From the claim thread and gRPC's threads alike."""
+        with self._lock:
+            if ok:
+                self.written += 1
+            else:
+                self.failed += 1
+        if ok:
             log.info("bound port %s/%s to this chassis (was %s)", lsp.ls, lsp.name, lsp.chassis or "unbound")
-        else:
-            self.failed += 1
 
     def _run(self) -> None:
         while True:
@@ -344,10 +352,7 @@ class ClaimWriter:
             except Exception:  # noqa: BLE001 - one bad write must not end the writer
                 log.exception("claim of %s failed", item[0].name)
                 ok = False
-            if ok:
-                self.written += 1
-            else:
-                self.failed += 1
+            self._count(item[0], ok)
 
 
 def claim_txn(lsp: Any, mod_revision: int | None, self_id: str) -> tuple[Any, list[Compare], list[Op]]:
@@ -365,6 +370,4 @@ def write_claim(store: Store, lsp: Any, mod_revision: int | None, self_id: str) 
     except StoreError as exc:
         log.warning("binding %s failed: %s", lsp.name, exc)
         return False
-    if res.succeeded:
-        log.info("bound port %s/%s to this chassis (was %s)", lsp.ls, lsp.name, lsp.chassis or "unbound")
     return res.succeeded

@@ -183,7 +183,7 @@ class Agent:
         phase("compute")
         self._reconcile()
         phase("install")
-        self._send_later_claims()
+        self._send_later_claims()  # each behind the barrier
         release_free_memory()
         self._side_effects()
         phase("tunnels requested")
@@ -345,7 +345,7 @@ class Agent:
                               exc)
                     reconnect = True
         if self._later_claims:
-            guard("claims after the flows", self._send_later_claims)
+            self._send_later_claims()
         if changed and self.health is not None:
             guard("health-check targets", self.health.update, self.view, changed)
         if self.ondemand.paused:  # misses waiting for their flows: installed now (or never will be)
@@ -435,7 +435,8 @@ class Agent:
     def _bind(self, affected: set[tuple] | None, changed: set[tuple]) -> None:
         """Binding claims for what `affected` touched (None: every local interface), before the engine runs:
         a port being claimed is a local fact the pipeline reads, so its flows need not wait for the claim to
-        come back from etcd (binding.claiming_key); the claim itself is written by the claimer thread."""
+        come back from etcd (binding.claiming_key); the claim goes out through binding.ClaimWriter without
+        the loop waiting for it (after this batch's flows for a port requested here)."""
         claims = self.binder.update(self.view, None if affected is None else set(affected))
         for fkey, value in self.binder.claiming_changes():
             self.view.apply(fkey, value, changed)
@@ -454,8 +455,8 @@ class Agent:
 
     def _send_later_claims(self) -> None:
         later, self._later_claims = self._later_claims, []
-        for fkey, lsp in later:
-            self._claim(fkey, lsp)
+        for fkey, lsp in later:  # one failing claim must not drop the others (the binder retries it later)
+            self.barrier.run("claim", self._claim, fkey, lsp)
 
     def _side_effects(self, changed: set[tuple] | None = None) -> None:
         """OVS wishes and readiness marks for what `changed` touched (None: everything)."""

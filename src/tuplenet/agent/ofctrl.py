@@ -262,6 +262,9 @@ class FlowControl:
             self._send([], adds)
             return
         except OpenFlowError as exc:
+            if exc.applied:  # adds only: in without exactly the rejected ones
+                self._partly_applied(adds, exc)
+                return
             if len(adds) == 1:
                 self.rejected.add(adds[0].cookie)
                 log.error("switch rejected flow %s: %s", adds[0].to_text(), exc)

@@ -233,7 +233,7 @@ class OnDemand:
             self.stats.gone += 1
         counts: dict[str, int] = {}
         for k in self.wants:
-            ch = self.view.facts[k].chassis
+            ch = where(self.view.facts[k])
             if ch:
                 counts[ch] = counts.get(ch, 0) + 1
         for ch in self._chassis.keys() - counts.keys():
@@ -292,9 +292,15 @@ def demand_facts(view: View, status: dict) -> dict[tuple, Any]:
         if lsp is None:
             continue
         out[want_key(pair[0], pair[1])] = True
-        if lsp.chassis:
-            out[wantch_key(lsp.chassis)] = True
+        if where(lsp):
+            out[wantch_key(where(lsp))] = True
     return out
+
+
+def where(lsp: Any) -> str | None:
+    """The chassis peers send a port's frames to: where it is bound, else where it is requested (the pipeline
+    tunnels an unbound port to its requested chassis before the claim, pipeline/switching.py)."""
+    return lsp.chassis or lsp.requested_chassis or None
 
 
 class Ager(threading.Thread):

@@ -190,7 +190,7 @@ class TrackingIdl(ovs.db.idl.Idl):
             if not dirty:
                 return hit[1]
             rows = self.tables["Port"].rows
-            if all(rows.get(u) is not None for u in dirty):  # else a port went without its bridge changing
+            if all(u in hit[3] and rows.get(u) is not None for u in dirty):  # else rebuild it all
                 ports = list(hit[1].ports)  # only the dirty ports' places change: O(changed), not O(ports)
                 for u in dirty:
                     ports[hit[3][u]] = self._port(rows[u], br.uuid)
@@ -213,11 +213,13 @@ class TrackingIdl(ovs.db.idl.Idl):
         """The bridge's Port rows, read from the replica's datum. python-ovs's attribute converts a set three
         times (a list, a checked Datum, Rows sorted in Python): ~20 ms per update on a bridge with 1,000
         ports, on the owner's port-up path. The attribute is still used while the row has local edits."""
-        data = br._data
-        if br._changes or br._mutations or data is None or "ports" not in data:
+        own = br.__dict__  # python-ovs 3.x internals; any other shape takes the attribute
+        data = own.get("_data")
+        if own.get("_changes", True) or own.get("_mutations") or not data or "ports" not in data:
             return [p for p in br.ports if p is not None]
         rows = self.tables["Port"].rows
-        return [r for r in (rows.get(a.value) for a in data["ports"].values) if r is not None]
+        found = (rows.get(a.value) for a in data["ports"].values)
+        return sorted((r for r in found if r is not None), key=lambda r: r.uuid.int)  # the attribute's order
 
     def view(self) -> DbView:
         """The replica as a DbView; rebuilt only when change_seqno moved (our own uncommitted edits never

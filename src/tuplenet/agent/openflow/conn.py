@@ -1,7 +1,8 @@
 """The agent's persistent OpenFlow connection to `<OVS_RUNDIR>/<bridge>.mgmt`: flows, dumps, packets.
 
 The .mgmt socket is a service connection: connecting never flushes flows (unlike set-controller), which
-is what makes hitless restarts possible. Flow changes go in one atomic, ordered bundle per apply().
+is what makes hitless restarts possible. Flow changes go in one ordered bundle per apply(): all or nothing,
+except that a bundle of adds only goes in without exactly the adds OVS rejects (see apply()).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from . import codec as c
 from . import groups as gr
 from . import meters as mt
 from .errors import ErrorMsg, OpenFlowDisconnected, OpenFlowError, OpenFlowTimeout
-from .transport import Transport
+from .transport import Transport, _Pending
 
 TUN_METADATA0 = c.TlvMapping(*GENEVE_OPTION, 0)  # the option the stage registry declares, as tun_metadata0
 _CHUNK_BYTES = 1 << 20
@@ -90,17 +91,14 @@ class OpenFlowConnection(Transport):
                 if bundle.errors:
                     self._discard(bid)
                     raise self._rejection(bundle, deletes, adds, None, pre, post)
-                commit = partial(c.bundle_control, bid, c.OFPBCT_COMMIT_REQUEST, c.BUNDLE_FLAGS)
+                commit_xid = self._xids()
+                pending = self._register(commit_xid)
                 try:
-                    mtype, body = self.request(commit, max(0.1, deadline - time.monotonic()), "bundle commit")
-                except OpenFlowError as exc:
-                    if isinstance(exc, OpenFlowTimeout | OpenFlowDisconnected):
-                        raise
-                    raise self._rejection(bundle, deletes, adds, exc.errors, pre, post) from None
-                reply = c.parse_bundle_control(body) if mtype == c.OFPT_BUNDLE_CONTROL else None
-                if reply is None or (reply.bundle_id, reply.type) != (bid, c.OFPBCT_COMMIT_REPLY):
-                    self.reset("unexpected reply to a bundle commit")
-                    raise OpenFlowError(f"unexpected reply to bundle commit: type {mtype}, {reply}")
+                    self._send(c.bundle_control(bid, c.OFPBCT_COMMIT_REQUEST, c.BUNDLE_FLAGS, xid=commit_xid))
+                except BaseException:
+                    self._unregister(commit_xid)
+                    raise
+                self._committed(bid, bundle, commit_xid, pending, deadline, deletes, adds, pre, post)
             except OpenFlowTimeout:
                 # The bundle's fate is unknown: reconnecting makes OVS drop it if uncommitted, and
                 # on_connect then re-syncs from what is really installed.
@@ -117,21 +115,25 @@ class OpenFlowConnection(Transport):
             self._stream(bid, first, [], adds, commit=c.bundle_control(bid, c.OFPBCT_COMMIT_REQUEST, c.BUNDLE_FLAGS,
                                                                        xid=commit_xid))
         except BaseException:
-            with self._pending_lock:
-                self._pending.pop(commit_xid, None)
+            self._unregister(commit_xid)
             raise
+        self._committed(bid, bundle, commit_xid, pending, deadline, [], adds)
+        if bundle.errors:  # every error of an earlier message is in: OVS answers in order
+            raise self._rejection(bundle, [], adds, applied=True)
+
+    def _committed(self, bid: int, bundle: _Bundle, commit_xid: int, pending: _Pending, deadline: float,
+                   deletes: list[int], adds: list[Flow], pre: Sequence = (), post: Sequence = ()) -> None:
+        """Wait for the answer to the commit sent as `commit_xid`: a failed commit applied nothing."""
         try:
             mtype, body = self._wait(commit_xid, pending, max(0.1, deadline - time.monotonic()), "bundle commit")
         except OpenFlowError as exc:
             if isinstance(exc, OpenFlowTimeout | OpenFlowDisconnected):
                 raise
-            raise self._rejection(bundle, [], adds, exc.errors) from None
+            raise self._rejection(bundle, deletes, adds, exc.errors, pre, post) from None
         reply = c.parse_bundle_control(body) if mtype == c.OFPT_BUNDLE_CONTROL else None
         if reply is None or (reply.bundle_id, reply.type) != (bid, c.OFPBCT_COMMIT_REPLY):
             self.reset("unexpected reply to a bundle commit")
             raise OpenFlowError(f"unexpected reply to bundle commit: type {mtype}, {reply}")
-        if bundle.errors:  # every error of an earlier message is in: OVS answers in order
-            raise self._rejection(bundle, [], adds, applied=True)
 
     def _stream(self, bid: int, first: int, deletes: list[int], adds: list[Flow],
                 pre: Sequence[tuple[str, Callable[[int], bytes]]] = (),

@@ -160,6 +160,10 @@ class Transport:
             self._pending[xid] = p
         return p
 
+    def _unregister(self, xid: int) -> None:
+        with self._pending_lock:
+            self._pending.pop(xid, None)
+
     def _wait(self, xid: int, p: _Pending, timeout: float, what: str) -> tuple[int, bytes]:
         try:
             if not p.done.wait(timeout):
@@ -169,8 +173,7 @@ class Transport:
                 self.reset(msg)
                 raise OpenFlowTimeout(msg)
         finally:
-            with self._pending_lock:
-                self._pending.pop(xid, None)
+            self._unregister(xid)
         if p.failure is not None:
             raise p.failure
         if p.error is not None:
@@ -186,8 +189,7 @@ class Transport:
         try:
             self._send(build(xid))
         except Exception:
-            with self._pending_lock:
-                self._pending.pop(xid, None)
+            self._unregister(xid)
             raise
         return self._wait(xid, p, timeout, what)
 
@@ -203,8 +205,7 @@ class Transport:
             self._send(message(xid))
             self.barrier(timeout)
         finally:
-            with self._pending_lock:
-                self._pending.pop(xid, None)
+            self._unregister(xid)
         if p.error is not None:
             raise OpenFlowError(f"{what}: {p.error.name}", [p.error])
 

@@ -190,15 +190,24 @@ def test_every_rejected_flow_is_named_and_the_bundle_discarded(path: str) -> Non
 
     sw = FakeSwitch(path, script=script)
     flows = [Flow(1, i, (), (Output(1),)) for i in range(50)]
-    with OpenFlowConnection(path).start(timeout=5) as conn:
-        with pytest.raises(OpenFlowError) as exc:
-            conn.apply([], flows)
-        assert [f for f, _e in exc.value.rejected] == flows
-        assert "... and 30 more" in str(exc.value) and len(str(exc.value)) < 5000
+
+    def controls() -> list[int]:
         kinds = []
         while not sw.received.empty():
             mtype, _x, body = sw.received.get()
             if mtype == c.OFPT_BUNDLE_CONTROL:
                 kinds.append(struct.unpack_from("!H", body, 4)[0])
-        assert kinds == [c.OFPBCT_OPEN_REQUEST, c.OFPBCT_DISCARD_REQUEST]  # never committed
+        return kinds
+
+    with OpenFlowConnection(path).start(timeout=5) as conn:
+        with pytest.raises(OpenFlowError) as exc:  # with a delete: all or nothing
+            conn.apply([0x1], flows)
+        assert [f for f, _e in exc.value.rejected] == [0x1, *flows] and not exc.value.applied
+        assert "... and 31 more" in str(exc.value) and len(str(exc.value)) < 5000
+        assert controls() == [c.OFPBCT_OPEN_REQUEST, c.OFPBCT_DISCARD_REQUEST]  # never committed
+        with pytest.raises(OpenFlowError) as exc:  # adds only: committed in the same write, the rejected named
+            conn.apply([], flows)
+        assert [f for f, _e in exc.value.rejected] == flows and exc.value.applied
+        assert "the rest applied" in str(exc.value)
+        assert controls() == [c.OFPBCT_OPEN_REQUEST, c.OFPBCT_COMMIT_REQUEST]
     sw.close()

@@ -259,6 +259,12 @@ class Binder:
                 "deferred": self.deferred, "waiting": len(self._due)}
 
 
+def requested_here(lsp: Any, self_id: str | None) -> bool:
+    """Unbound and requested on this chassis: peers already tunnel here (pipeline/switching.py), so its claim
+    is on nobody's path and its readiness need not wait for the claim to come back."""
+    return not lsp.chassis and lsp.requested_chassis == self_id
+
+
 HANDOFF_WAIT = 0.002  # s the main loop waits for an idle claim thread to take a claim (it sends it then)
 
 
@@ -297,8 +303,7 @@ class ClaimWriter:
         (pipeline/switching.py), so its claim is on nobody's path."""
         if self._start(lsp, mod_revision):
             return
-        urgent = lsp.chassis or lsp.requested_chassis != self.self_id  # else peers already tunnel here
-        taken = threading.Event() if self._idle and urgent else None
+        taken = threading.Event() if self._idle and not requested_here(lsp, self.self_id) else None
         self._q.put((lsp, mod_revision, taken))
         if taken is not None:
             taken.wait(HANDOFF_WAIT)

@@ -441,9 +441,7 @@ class Agent:
         for fkey, value in self.binder.claiming_changes():
             self.view.apply(fkey, value, changed)
         for fkey, lsp in claims:
-            if lsp.requested_chassis == self.self_id and not lsp.chassis:
-                # Peers already tunnel here (pipeline/switching.py): the port's own flows go first, the claim
-                # right after them in this batch.
+            if binding.requested_here(lsp, self.self_id):  # the port's own flows first, the claim right after
                 self._later_claims.append((fkey, lsp))
                 continue
             self._claim(fkey, lsp)

@@ -203,19 +203,17 @@ class FlowControl:
         except OpenFlowError as exc:
             if exc.applied:  # an adds-only bundle went in without exactly the rejected flows
                 self._partly_applied(adds, exc)
-                self.stats.last_bundle_ms = (time.perf_counter() - t0) * 1000
-                return
-            if not (adds or pre or post) or not exc.errors:  # connection trouble, not a rejected message
+            elif not (adds or pre or post) or not exc.errors:  # connection trouble, not a rejected message
                 raise
-            # One bad flow or group must not block the rest: groups one by one, flows by bisection.
-            self.stats.failures += 1
-            log.error("bundle rejected (%s); isolating the offending messages", exc)
-            for m in pre:
-                self._send_one_group(m)
-            self._send(deletes, [])
-            self._bisect(adds)
-            for m in post:
-                self._send_one_group(m)
+            else:  # one bad flow or group must not block the rest: groups one by one, flows by bisection
+                self.stats.failures += 1
+                log.error("bundle rejected (%s); isolating the offending messages", exc)
+                for m in pre:
+                    self._send_one_group(m)
+                self._send(deletes, [])
+                self._bisect(adds)
+                for m in post:
+                    self._send_one_group(m)
         self.stats.last_bundle_ms = (time.perf_counter() - t0) * 1000
 
     def _partly_applied(self, adds: list[Flow], exc: OpenFlowError) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from . import tables as T
-from .binding import bound_lsp, claiming_key
+from .binding import bound_lsp, claiming_key, requested_here
 from .engine import Engine
 from .view import Reader, View
 
@@ -34,11 +34,8 @@ def _check(view: View, engine: Engine, installed: set[int] | frozenset[int],
         return None, None
     lsp = view.facts[key]
     me = view.facts.get(("self",))
-    if lsp.chassis != me and not (not lsp.chassis and lsp.requested_chassis == me
-                                  and view.facts.get(claiming_key(key))):
-        # Bound here (the claim came back), or unbound, requested here and our claim in flight: peers
-        # already tunnel here then (pipeline/switching.py), so waiting for the claim's trip adds nothing.
-        return None, None
+    if lsp.chassis != me and not (requested_here(lsp, me) and view.facts.get(claiming_key(key))):
+        return None, None  # neither bound here (the claim came back) nor requested here with our claim on its way
     flows = engine.owner_flows.get(key, ())
     local = any(f.table == T.CLASSIFY and any(m.field == "in_port" and m.value == ofport for m in f.match)
                 for f in flows)

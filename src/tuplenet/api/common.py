@@ -83,9 +83,10 @@ def location(*parts: str) -> str:
     return PREFIX + "".join("/" + quote(p, safe="") for p in parts)
 
 
-def one(obj: Any, status: int = 200, location: str | None = None) -> JSONResponse:
+def one(obj: Any, status: int = 200, location: str | None = None,
+        as_json: Callable[[Any], Any] = lambda o: o.to_json()) -> JSONResponse:
     headers = {"Location": location} if location else None
-    return JSONResponse(obj.to_json(), status_code=status, headers=headers)
+    return JSONResponse(as_json(obj), status_code=status, headers=headers)
 
 
 def many(ops: Ops, objs: Sequence[Any]) -> JSONResponse:

@@ -47,11 +47,6 @@ def port_json(port: Any, ready: str | None = None) -> dict:
     return out
 
 
-def _port(port: Any, status: int = 200, where: str | None = None) -> JSONResponse:
-    headers = {"Location": where} if where else None
-    return JSONResponse(port_json(port), status_code=status, headers=headers)
-
-
 def _ports_json(c: Controller, ports: list) -> list[dict]:
     """Ports sorted by name, each with `ready` from its chassis' report (control/readiness.py) where it applies."""
     ports = sorted(ports, key=lambda p: p.name)
@@ -82,13 +77,13 @@ def _add_port(c: Controller, switch: str, body: SwitchPortIn):  # noqa: ANN202 -
              summary="create a port with an IP (lsp add) or the first free IP of a subnet")
 async def add_switch_port(switch: str, body: SwitchPortIn, run: Run) -> JSONResponse:
     port = await run(lambda c: _add_port(c, switch, body))
-    return _port(port, 201, location("switches", switch, "ports", port.name))
+    return one(port, 201, location("switches", switch, "ports", port.name), port_json)
 
 
 @routes.post("/switches/{switch}/ports/{port}/requested-chassis", response_model=SwitchPort,
              summary="set or clear (null) the chassis a port is requested on: moves it (lsp set-requested)")
 async def set_requested_chassis(switch: str, port: str, body: RequestedChassisIn, run: Run) -> JSONResponse:
-    return _port(await run(lambda c: c.set_requested_chassis(switch, port, body.requested_chassis)))
+    return one(await run(lambda c: c.set_requested_chassis(switch, port, body.requested_chassis)), as_json=port_json)
 
 
 @routes.get("/switches/{switch}/ports/{port}", response_model=SwitchPort, summary="one port (lsp show)")
@@ -108,4 +103,4 @@ async def delete_switch_port(switch: str, port: str, run: Run) -> Response:
              summary="bridge the switch to an OVS bridge on one chassis (patchport add)")
 async def add_patch_port(switch: str, body: PatchPortIn, run: Run) -> JSONResponse:
     port = await run(lambda c: c.add_patch_port(switch, body.name, body.chassis, body.peer_bridge))
-    return _port(port, 201, location("switches", switch, "ports", port.name))
+    return one(port, 201, location("switches", switch, "ports", port.name), port_json)

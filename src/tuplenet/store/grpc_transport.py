@@ -64,8 +64,6 @@ CHANNEL_OPTIONS = (
 )
 
 
-
-
 def _stub(ch: grpc.Channel, method: _Method) -> Any:
     return ch.unary_unary(method.name, request_serializer=method.request.SerializeToString,
                           response_deserializer=method.response.FromString, _registered_method=True)

@@ -91,14 +91,8 @@ class OpenFlowConnection(Transport):
                 if bundle.errors:
                     self._discard(bid)
                     raise self._rejection(bundle, deletes, adds, None, pre, post)
-                commit_xid = self._xids()
-                pending = self._register(commit_xid)
-                try:
-                    self._send(c.bundle_control(bid, c.OFPBCT_COMMIT_REQUEST, c.BUNDLE_FLAGS, xid=commit_xid))
-                except BaseException:
-                    self._unregister(commit_xid)
-                    raise
-                self._committed(bid, bundle, commit_xid, pending, deadline, deletes, adds, pre, post)
+                commit = self._send_commit(bid, self._send)
+                self._committed(bid, bundle, *commit, deadline, deletes, adds, pre, post)
             except OpenFlowTimeout:
                 # The bundle's fate is unknown: reconnecting makes OVS drop it if uncommitted, and
                 # on_connect then re-syncs from what is really installed.
@@ -109,17 +103,21 @@ class OpenFlowConnection(Transport):
 
     def _apply_adds(self, bid: int, first: int, bundle: _Bundle, adds: list[Flow], deadline: float) -> None:
         """Open, adds and commit in one write; wait for the commit's answer (see apply)."""
-        commit_xid = self._xids()
-        pending = self._register(commit_xid)
-        try:
-            self._stream(bid, first, [], adds, commit=c.bundle_control(bid, c.OFPBCT_COMMIT_REQUEST, c.BUNDLE_FLAGS,
-                                                                       xid=commit_xid))
-        except BaseException:
-            self._unregister(commit_xid)
-            raise
-        self._committed(bid, bundle, commit_xid, pending, deadline, [], adds)
+        commit = self._send_commit(bid, lambda msg: self._stream(bid, first, [], adds, commit=msg))
+        self._committed(bid, bundle, *commit, deadline, [], adds)
         if bundle.errors:  # every error of an earlier message is in: OVS answers in order
             raise self._rejection(bundle, [], adds, applied=True)
+
+    def _send_commit(self, bid: int, send: Callable[[bytes], None]) -> tuple[int, _Pending]:
+        """send(the commit message), its answer awaited under a registered xid (forgotten if sending fails)."""
+        xid = self._xids()
+        pending = self._register(xid)
+        try:
+            send(c.bundle_control(bid, c.OFPBCT_COMMIT_REQUEST, c.BUNDLE_FLAGS, xid=xid))
+        except BaseException:
+            self._unregister(xid)
+            raise
+        return xid, pending
 
     def _committed(self, bid: int, bundle: _Bundle, commit_xid: int, pending: _Pending, deadline: float,
                    deletes: list[int], adds: list[Flow], pre: Sequence = (), post: Sequence = ()) -> None:

@@ -27,7 +27,7 @@ from .etcdsync import TOPOLOGY_KINDS, Change, TopologySync
 from .gateway_arp import GatewayArp
 from .healthcheck_service import HealthService
 from .livetrace import LiveTrace
-from .local_facts import local_facts
+from .local_facts import FactSync, other_facts
 from .ofctrl import FlowControl
 from .ondemand import Ager, OnDemand, aging_period
 from .ovsdb import LocalOvs, OvsdbError, OvsState
@@ -79,7 +79,7 @@ class Agent:
         self.health: HealthService | None = None  # load-balancer health checks (healthcheck_service.py)
         self.livetrace: LiveTrace | None = None  # live-trace commands and reports (issue 11 §3)
         self.self_id = ""
-        self._ovs_facts: dict[tuple, Any] = {}
+        self.local = FactSync()  # the view's local facts from OVS snapshots (local_facts.py)
         # The engine's OVSDB wishes per kind (wish key -> value) and the kinds to push to OVSDB: all of
         # them once at start-up (an empty set is a wish too: it takes over management of that domain).
         self._wishes: dict[str, dict[tuple, Any]] = {k: {} for k in WISH_KINDS}
@@ -165,7 +165,7 @@ class Agent:
         self.ovs.subscribe(lambda st: self.q.put(("ovs", st)))
         self.ovs.on_config_applied(lambda: self.q.put(("revalidate",)))  # after Mirror changes
         self._apply_ovs(self.ovs.snapshot(), set())
-        self.ondemand.wake_named([k[1] for k in self._ovs_facts if k[0] in ("bind", "plugged")], initial)
+        self.ondemand.wake_named([k[1] for k in self.local.facts if k[0] in ("bind", "plugged")], initial)
         if cfg.ondemand and self.ondemand.restore(read_status(cfg.rundir)):  # learned flows survive a restart
             restored = self.ondemand.take_changed()
             self.ondemand.refresh(restored)
@@ -422,15 +422,10 @@ class Agent:
         if state.system_id and state.system_id != self.self_id:
             log.warning("system-id changed from %s to %s; restart the agent to adopt it", self.self_id,
                         state.system_id)
-        new = local_facts(state, self.cfg, self.self_id)
+        others = other_facts(state, self.cfg, self.self_id)
         if self.dsr is not None:  # (MAC, ofport) of br-int-dsrgw: the DSR hand-off (pipeline/untunnel.py)
-            new.update(self.dsr.facts(state))
-        for k in self._ovs_facts.keys() - new.keys():
-            self.view.apply(k, None, changed)
-        for k, v in new.items():
-            if self._ovs_facts.get(k) != v:
-                self.view.apply(k, v, changed)
-        self._ovs_facts = new
+            others.update(self.dsr.facts(state))
+        self.local.apply(self.view, state, others, changed)
 
     def _bind(self, affected: set[tuple] | None, changed: set[tuple]) -> None:
         """Binding claims for what `affected` touched (None: every local interface), before the engine runs:

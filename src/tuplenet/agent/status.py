@@ -82,7 +82,7 @@ def build_status(a: Any) -> dict:
         "meters": len(a.ofctrl.meters) if a.ofctrl else 0,
         "groups": len(a.ofctrl.groups) if a.ofctrl else 0,
         "installed": len(a.ofctrl.installed) if a.ofctrl else 0,
-        "tunnels": sum(1 for k in a._ovs_facts if k[0] == "tun"),  # local facts only: no topology scan
+        "tunnels": sum(1 for k in a.local.facts if k[0] == "tun"),  # local facts only: no topology scan
         "rss_mb": rss_mb(),
         "engine": {"full_runs": es.full_runs, "incremental_runs": es.incremental_runs,
                    "owners_computed": es.owners_computed, "last_run_ms": round(es.last_run_ms, 3),

@@ -11,12 +11,10 @@ import logging
 import queue
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..store import Store, StoreError
-from . import binding, ready_publish
-from .aclhits import AclHits
+from ..store import Store
+from . import binding, startup
 from .aclreject import AclReject
 from .barrier import Barrier
 from .chassis import ChassisPresence
@@ -29,12 +27,12 @@ from .healthcheck_service import HealthService
 from .livetrace import LiveTrace
 from .local_facts import FactSync, other_facts
 from .ofctrl import FlowControl
-from .ondemand import Ager, OnDemand, aging_period
-from .ovsdb import LocalOvs, OvsdbError, OvsState
+from .ondemand import Ager, OnDemand
+from .ovsdb import LocalOvs, OvsState
 from .pinctrl import PacketIns
 from .pipeline import mirror
 from .readiness import Readiness
-from .status import StatusPacer, build_status, read_status, release_free_memory, write_status
+from .status import StatusPacer, build_status, release_free_memory, write_status
 from .tables import OP_UNKNOWN_DST
 from .view import View
 
@@ -97,127 +95,11 @@ class Agent:
         gc_on = gc.isenabled()
         gc.disable()
         try:
-            self._start()
+            startup.start(self)
         finally:
             gc.freeze()
             if gc_on:
                 gc.enable()
-
-    def _start(self) -> None:
-        t0 = time.perf_counter()
-        phases: list[tuple[str, float]] = []
-
-        def phase(name: str) -> None:
-            phases.append((name, time.perf_counter()))
-
-        cfg = self.cfg
-
-        pages: queue.SimpleQueue = queue.SimpleQueue()
-
-        def open_and_list() -> tuple[list[Change] | None, list[Change], int]:
-            try:
-                self.store = Store(cfg.endpoints, prefix=cfg.prefix, timeout=5.0, security=cfg.security,
-                                   transport="grpc")  # etcd's native API: cheap watches, grpc-proxy serves it
-                self.sync = TopologySync(self.store, self._emit)
-                return self.sync.streamed_listing(pages.put)
-            finally:
-                pages.put(None)
-
-        # The etcd client (importing gRPC) and the topology listing wait mostly on imports and on etcd:
-        # overlap them with the OVSDB sync and the OpenFlow handshake, then apply each page of the listing
-        # to the view while etcd serves the next one.
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etcd-list")
-        listing = pool.submit(open_and_list)
-        pool.shutdown(wait=False)  # a failed start must not wait for the listing to time out
-        try:
-            self.ovs = LocalOvs(cfg.ovsdb_path, cfg.bridge).start(timeout=cfg.ovsdb_timeout)
-        except OvsdbError as exc:
-            raise StartupError(str(exc)) from None
-        sid = self.ovs.system_id()
-        if not sid:
-            raise StartupError("Open_vSwitch external_ids:system-id is not set; set it with "
-                               "`ovs-vsctl set Open_vSwitch . external_ids:system-id=<chassis name>`")
-        self.self_id = sid
-        self.ondemand.self_id = sid
-        self.ovs.ensure_bridge(cfg.datapath_type)
-        if cfg.untunnel:  # DSR: the agent owns br-int-dsrgw (and removes its own when the option is off)
-            from .untunnel_host import UntunnelHost
-
-            self.dsr = UntunnelHost()
-        self.ovs.set_dsrgw(cfg.untunnel)
-        phase("ovsdb")
-        self._connect_openflow()
-        phase("openflow")
-        initial: set[tuple] = set()
-        while (page := pages.get()) is not None:
-            self._apply_changes(page, initial)
-        try:
-            instead, side, rev = listing.result()
-        except StoreError as exc:
-            if self.store is None:  # the client itself could not be set up (TLS files, options): as it says
-                raise
-            raise StartupError(f"cannot read the topology from etcd {cfg.endpoints}: {exc}") from None
-        if instead is not None:  # the read started over, or an import is half written: what the view must hold
-            self._resync(instead, initial)
-        self._apply_changes(side, initial)
-        phase("etcd listing")
-        self.shadowing.update(self.view.index, self.view.created, initial)
-        self.ovs.subscribe(lambda st: self.q.put(("ovs", st)))
-        self.ovs.on_config_applied(lambda: self.q.put(("revalidate",)))  # after Mirror changes
-        self._apply_ovs(self.ovs.snapshot(), set())
-        self.ondemand.wake_named([k[1] for k in self.local.facts if k[0] in ("bind", "plugged")], initial)
-        if cfg.ondemand and self.ondemand.restore(read_status(cfg.rundir)):  # learned flows survive a restart
-            restored = self.ondemand.take_changed()
-            self.ondemand.refresh(restored)
-            self.shadowing.update(self.view.index, self.view.created, restored)
-        self._bind(None, set())  # before the computation: ports being claimed get their local flows in it
-        if cfg.gateway:
-            self._start_gateway()
-        phase("view")
-        # Compute and install first, then ask OVS for missing tunnels: the IDL's processing of thousands of
-        # new ports would compete with the computation for the GIL. Flows name chassis by tunnel IP, so the
-        # first computation needs no tunnel ofport; on a restart the tunnels exist already and the
-        # reconcile changes nothing; on a cold start each tunnel, once up, adds its own two flows.
-        self.engine.full()
-        self._sync_wishes()
-        phase("compute")
-        self._reconcile()
-        phase("install")
-        self._send_later_claims()  # each behind the barrier
-        release_free_memory()
-        self._side_effects()
-        phase("tunnels requested")
-        self.presence = ChassisPresence(self.store, sid, cfg.tunnel_ip, cfg.liveness_ttl)
-        self._register()
-        self.presence.start_liveness()
-        self.ready_pub = ready_publish.start_for(self.readiness, self.store, sid, lambda: self.presence.lease)
-        self.sync.start(rev)
-        if cfg.ondemand:  # flows learned on demand age out when idle (ondemand.py)
-            self._ager = Ager(self.conn, aging_period(cfg.ondemand_idle), lambda n: self.q.put(("ondemand_usage", n)))
-            self._ager.start()
-        self.health = HealthService.for_agent(self.conn, self.store, sid, cfg.liveness_ttl)
-        self.health.update(self.view, None)
-        self.livetrace = LiveTrace(self.store, sid, self.conn, self.view, self.engine, self.q.put)
-        self.pins.register(LiveTrace.OPCODE, "trace", self.livetrace.trace_point)
-        self.livetrace.start()
-        self.aclhits = AclHits(self.conn, self.store, sid, cfg.liveness_ttl, lambda n: self.q.put(("acl_hits", n)))
-        self.aclhits.start()  # per-rule ACL counters (aclhits.py)
-        self.ready_ms = (time.perf_counter() - t0) * 1000
-        prev, parts = t0, []
-        for name, at in phases:
-            parts.append(f"{name} {1000 * (at - prev):.0f}")
-            prev = at
-        self.start_phases = {name: round(1000 * (at - t0)) for name, at in phases}
-        log.info("agent %s ready in %.0f ms (%s ms): %d flows, %d facts", sid, self.ready_ms, ", ".join(parts),
-                 len(self.ofctrl.installed), len(self.view.facts))
-        self._write_status()
-        if cfg.metrics_address:
-            from .metrics import serve
-
-            try:
-                self._metrics = serve(cfg.metrics_address, lambda: self.snapshot)
-            except OSError as exc:
-                raise StartupError(f"cannot serve metrics on {cfg.metrics_address}: {exc}") from None
 
     def _connect_openflow(self) -> None:
         from .openflow.conn import OpenFlowConnection

@@ -413,11 +413,11 @@ def test_thread_survives_an_error_while_committing(host: OvsHost, lo: LocalOvs,
 
 def test_thread_survives_an_error_while_publishing(host: OvsHost, lo: LocalOvs,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from tuplenet.agent import ovsdb_thread
+    from tuplenet.agent.ovsdb_state import StateBuilder
 
     lo.ensure_bridge()
-    inject = FailOnce(ovsdb_thread.state_from_view)
-    monkeypatch.setattr(ovsdb_thread, "state_from_view", inject)
+    inject = FailOnce(StateBuilder.build)
+    monkeypatch.setattr(StateBuilder, "build", lambda self, *a, **kw: inject(self, *a, **kw))
     _survives(host, lo, inject)
 
 

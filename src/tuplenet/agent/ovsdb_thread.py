@@ -28,9 +28,9 @@ from tuplenet.agent.ovsdb_model import (
     D_TUNNELS,
     OvsdbError,
     OvsState,
-    state_from_view,
 )
 from tuplenet.agent.ovsdb_plan import Plan
+from tuplenet.agent.ovsdb_state import StateBuilder
 
 if TYPE_CHECKING:
     from tuplenet.agent.ovsdb import Subscriber
@@ -114,6 +114,7 @@ class IdlThread:
             return
         idl = self._idl = ovsdb_idl.TrackingIdl(self._remote, ovsdb_idl.schema_helper(schema))
         idl.set_backoff(*_RECONNECT_BACKOFF_MS)
+        self._state_builder = StateBuilder()
         last_seqno, was_connected, ever_connected = -1, False, False
         self._next_publish = 0.0
         self._pub_tokens, self._pub_refill = _PUBLISH_BURST, time.monotonic()
@@ -133,6 +134,7 @@ class IdlThread:
         log.error("OVSDB thread error (%d so far): %r; reconnecting and resyncing", self.stats["thread_errors"],
                   exc, exc_info=True)
         self._drop_txn(idl)
+        self._state_builder.reset()  # the error may have come from it; the fresh session's build is a full one
         self._settle_seqno = None
         self._dirty = True
         self._error_backoff = min(max(self._error_backoff * 2, _ERROR_BACKOFF[0]), _ERROR_BACKOFF[1])
@@ -189,12 +191,13 @@ class IdlThread:
         connected = idl.connected()
         now = time.monotonic()
         changed = idl.change_seqno != last_seqno or connected != was_connected
-        # Rebuilding the state is O(interfaces). A token bucket of rebuild CPU time decides: after a quiet
-        # spell every update is published at once (a port coming up - its row, then its ofport - waits for
-        # no timer, whatever the host's size); during a burst (thousands of tunnel ports getting their
-        # ofports one update at a time) updates are coalesced so rebuilds take at most _PUBLISH_SHARE of the
-        # thread. The cost is this thread's CPU time, not wall time, so waiting for the GIL while the main
-        # loop computes does not count as cost.
+        # Rebuilding the state is O(changed ports) when only VM ports changed (ovsdb_state.StateBuilder), but
+        # O(interfaces) after a reconnect or when a tunnel, patch or flow-based port, the bridge's external_ids
+        # or the system-id changed. A token bucket of rebuild CPU time decides: after a quiet spell every update
+        # is published at once (a port coming up - its row, then its ofport - waits for no timer, whatever the
+        # host's size); during a burst (thousands of tunnel ports getting their ofports one update at a time)
+        # updates are coalesced so rebuilds take at most _PUBLISH_SHARE of the thread. The cost is this
+        # thread's CPU time, not wall time, so waiting for the GIL while the main loop computes does not count.
         self._pub_tokens = min(_PUBLISH_BURST, self._pub_tokens + (now - self._pub_refill) * _PUBLISH_SHARE)
         self._pub_refill = now
         if changed and (now >= self._next_publish or connected != was_connected):
@@ -203,7 +206,7 @@ class IdlThread:
                 ever_connected = True
             t0 = time.thread_time()
             if connected or self._state is not None:
-                self._publish(state_from_view(idl.view(), self.bridge, connected, 0))
+                self._publish(self._state_builder.build(idl.view(), self.bridge, connected, 0))
             self._pub_tokens -= time.thread_time() - t0
             last_seqno, was_connected = idl.change_seqno, connected
             self._pub_seqno = last_seqno
@@ -250,7 +253,7 @@ class IdlThread:
             self._ipfix_error = why
         if self._pub_seqno != idl.change_seqno:
             # Callers blocked on a request must see its effect in snapshot() when they wake.
-            self._publish(state_from_view(idl.view(), self.bridge, idl.connected(), 0))
+            self._publish(self._state_builder.build(idl.view(), self.bridge, idl.connected(), 0))
             self._pub_seqno = idl.change_seqno
         self._settle_futures(p)
         if not p.actions:

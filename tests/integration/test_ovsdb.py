@@ -509,6 +509,7 @@ def test_incremental_view_equals_a_view_built_from_scratch(host: OvsHost) -> Non
         host.vsctl("del-port", "br-int", "vm0", "--", "add-port", "br-x", "vm9", "--", "set", "Interface", "vm9",
                    "type=dummy")
         settle(lambda v: "vm9" in {p.name for p in v.bridges["br-x"].ports}, "port moved between bridges")
+        assert idl.relisted >= 2  # ports added and moved were listed in place, not by a rebuild
         host.vsctl("--", "--id=@m", "create", "Mirror", "name=m1", "select-all=true", "--", "add", "Bridge",
                    "br-int", "mirrors", "@m")
         settle(lambda v: v.bridges["br-int"].mirrors, "mirror")

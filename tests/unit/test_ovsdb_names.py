@@ -1,8 +1,8 @@
-"""ovsdb_idl._Names: the row of a name, from the views' cache when it is still right, else from the table."""
+"""ovsdb_txn._Names: the row of a name, from the views' cache when it is still right, else from the table."""
 
 import uuid
 
-from tuplenet.agent.ovsdb_idl import _Names
+from tuplenet.agent.ovsdb_txn import _Names
 
 
 class Row:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import ovs.db.idl
 import ovs.poller
 
-from tuplenet.agent import ovsdb_idl
+from tuplenet.agent import ovsdb_idl, ovsdb_txn
 from tuplenet.agent.ovsdb_ipfix import D_IPFIX
 from tuplenet.agent.ovsdb_mirror import D_MIRROR
 from tuplenet.agent.ovsdb_model import (
@@ -269,7 +269,7 @@ class IdlThread:
         txn = ovs.db.idl.Transaction(idl)
         txn.add_comment("tuplenet agent")
         try:
-            ovsdb_idl.apply(idl, txn, p.actions)
+            ovsdb_txn.apply(idl, txn, p.actions)
         except Exception:
             txn.abort()
             raise

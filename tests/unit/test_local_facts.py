@@ -83,18 +83,18 @@ class FailingView(View):
 
 
 def test_fact_sync_keeps_the_view_equal_and_recovers_from_a_failed_apply() -> None:
-    sync, view = FactSync(), FailingView(fail_at=7)
-    s0 = OvsState(bindings={"vm1": 3, "vm2": 4}, plugged=frozenset({"vm1", "vm2"}))
+    sync, view = FactSync(), FailingView(fail_at=5)
+    s0 = OvsState(bindings={"vm1": 3}, plugged=frozenset({"vm1"}))
     changed: set = set()
-    sync.apply(view, s0, {("self",): "hv1"}, changed)
+    sync.apply(view, s0, {("self",): "hv1"}, changed)  # applies 3 facts
     assert view.facts == sync.facts == {**keyed_facts(s0), ("self",): "hv1"}
     assert set(view.facts) <= changed  # (and the indexes they are in)
-    s1 = OvsState(bindings={"vm1": 5}, plugged=frozenset({"vm1"}))  # its second apply fails midway
-    with pytest.raises(RuntimeError):
+    s1 = OvsState(bindings={"vm1": 3, "vmx": 9, "vmy": 10}, plugged=s0.plugged)
+    with pytest.raises(RuntimeError):  # one of vmx/vmy is in the view, the other apply fails
         sync.apply(view, s1, {("self",): "hv1"}, set())
-    s2 = OvsState(bindings={"vm1": 5, "vm3": 6}, plugged=frozenset({"vm1", "vm3"}))
-    changed = set()
-    sync.apply(view, s2, {("self",): "hv1", ("gateway",): True}, changed)  # full diff after the failure
+    assert len([k for k in view.facts if k[0] == "bind"]) == 2
+    s2 = OvsState(bindings={"vm1": 3}, plugged=s0.plugged)  # back to s0's facts: the half-applied one must go
+    sync.apply(view, s2, {("self",): "hv1", ("gateway",): True}, set())
     assert view.facts == sync.facts == {**keyed_facts(s2), ("self",): "hv1", ("gateway",): True}
     s3 = OvsState(bindings=s2.bindings, plugged=s2.plugged)  # maps shared: only the others are looked at
     changed = set()

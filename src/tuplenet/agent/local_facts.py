@@ -1,9 +1,9 @@
 """The local facts the pipeline reads besides etcd's records: what the switch has (bindings, tunnels, patch
-ports, BFD) and how this agent runs (its chassis, options). Pure: rebuilt from each OVS snapshot.
+ports, BFD) and how this agent runs (its chassis, options), derived from each OVS snapshot.
 
 On a host with thousands of ports an OVS update changes a handful of them; `keyed_fact_changes` diffs two
-snapshots map by map (skipping the maps the OVSDB thread reused, ovsdb_state.py) so the main loop's work
-per update does not grow with the host."""
+snapshots map by map (skipping the maps the OVSDB thread reused, ovsdb_state.py), and `FactSync` applies only
+that to the view, so the main loop's work per update does not grow with the host."""
 
 from __future__ import annotations
 
@@ -52,6 +52,17 @@ def keyed_fact_changes(old: OvsState | None, new: OvsState) -> Iterator[tuple[tu
             yield ("plugged", iface), True
 
 
+_dead_memo: list[Any] = [None, {}]  # (the last tunnel_bfd map seen, its facts): one entry, by identity
+
+
+def _dead_tunnels(tunnel_bfd: Any) -> dict[tuple, bool]:
+    """dead_tunnel_facts, recomputed only when the snapshot's BFD map is not the last one (a gateway has a
+    tunnel per chassis; a VM port's update keeps the map)."""
+    if _dead_memo[0] is not tunnel_bfd:
+        _dead_memo[:] = [tunnel_bfd, dead_tunnel_facts(tunnel_bfd)]
+    return _dead_memo[1]
+
+
 def other_facts(state: OvsState, cfg: Config, self_id: str) -> dict[tuple, Any]:
     """The few facts that are not per interface: the agent's own (its chassis name is fixed for its lifetime,
     a system-id changed in OVSDB takes a restart; its options decide which flows exist), the flow-based
@@ -59,7 +70,7 @@ def other_facts(state: OvsState, cfg: Config, self_id: str) -> dict[tuple, Any]:
     facts: dict[tuple, Any] = {("self",): self_id}
     if state.flowbased_ofport:
         facts[("tunfb",)] = state.flowbased_ofport
-    facts.update(dead_tunnel_facts(state.tunnel_bfd))  # BFD went down: redirect (pipeline/redirect.py)
+    facts.update(_dead_tunnels(state.tunnel_bfd))  # BFD went down: redirect (pipeline/redirect.py)
     facts[("selfip",)] = cfg.tunnel_ip  # our own tunnel IP gets no tunnel (pipeline/ovswishes.py)
     facts[MODE_KEY] = cfg.ondemand  # on-demand or full flows (pipeline/ondemand.py)
     facts[("hash_fn",)] = cfg.hash_fn  # ECMP member choice (pipeline/ecmp.py)

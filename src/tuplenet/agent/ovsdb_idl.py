@@ -114,11 +114,13 @@ def _get(row: Any, column: str, default: Any) -> Any:
 
 
 class TrackingIdl(ovs.db.idl.Idl):
-    """An Idl that caches its views per row and per bridge, and drops them on change notifications: after an
-    update only the bridge it touched is rebuilt, and within it only the changed ports and interfaces (a port
-    coming up brings ~6 updates, each rebuilt the whole replica through python-ovs's slow Row attributes,
-    ~20 % of an owner agent's CPU per port-up). Cache hits also require the very same Row object, so a
-    reconnect's fresh replica is never served from stale entries."""
+    """An Idl that caches its views per row and per bridge, and updates them from change notifications: after
+    an update only the changed ports' and interfaces' views are rebuilt, and a port added or deleted is put in
+    or taken out of its bridge's cached list (a port coming up brings ~6 updates, each rebuilt the whole replica
+    through python-ovs's slow Row attributes, ~20 % of an owner agent's CPU per port-up). Unchanged ports keep
+    their very view objects, which the snapshot and the planner rely on to find what changed. Cache hits also
+    require the very same Row object, so a reconnect's fresh replica is never served from stale entries; a
+    failed build drops the bridges' caches (the notifications it consumed are not lost)."""
 
     def __init__(self, remote: str, helper: ovs.db.idl.SchemaHelper) -> None:
         super().__init__(remote, helper)
@@ -146,10 +148,10 @@ class TrackingIdl(ovs.db.idl.Idl):
         elif table == "Port":
             self._port_cache.pop(key, None)
             bridge = self._bridge_of.get(key)
-            if bridge is not None:  # a new port comes with its bridge's update, a deleted one leaves it
-                if event == ovs.db.idl.ROW_UPDATE:
+            if bridge is not None:  # (a new port comes with its bridge's update)
+                if event != ovs.db.idl.ROW_DELETE:  # changed, or a known row inserted again (python-ovs may)
                     self._dirty_ports.setdefault(bridge, set()).add(key)
-                else:
+                if event != ovs.db.idl.ROW_UPDATE:  # gone from its bridge, or maybe: the list is checked
                     self._relist.add(bridge)
         elif table == "Bridge":
             if event == ovs.db.idl.ROW_UPDATE:  # its ports or its own columns: relisted in place (_bridge)
@@ -234,12 +236,11 @@ class TrackingIdl(ovs.db.idl.Idl):
         """The bridge's ports after its row changed, from the cached list: a port added or deleted costs a set
         difference at C speed, not a view of every port (~3 ms a port up or down on a 1,000-port bridge).
         None (rebuild it all) when many changed or the row is not as python-ovs 3.x keeps it."""
-        own = br.__dict__
-        data = own.get("_data")
-        if own.get("_changes", True) or own.get("_mutations") or not data or "ports" not in data:
+        listed = _port_uuids(br)
+        if listed is None:
             return None
         rows = self.tables["Port"].rows
-        now = {a.value for a in data["ports"].values}
+        now = set(listed)
         index: dict[uuid.UUID, int] = hit[3]
         gone, new = index.keys() - now, now - index.keys()
         if not gone and not new:
@@ -260,12 +261,11 @@ class TrackingIdl(ovs.db.idl.Idl):
         """The bridge's Port rows, read from the replica's datum. python-ovs's attribute converts a set three
         times (a list, a checked Datum, Rows sorted in Python): ~20 ms per update on a bridge with 1,000
         ports, on the owner's port-up path. The attribute is still used while the row has local edits."""
-        own = br.__dict__  # python-ovs 3.x internals; any other shape takes the attribute
-        data = own.get("_data")
-        if own.get("_changes", True) or own.get("_mutations") or not data or "ports" not in data:
+        listed = _port_uuids(br)
+        if listed is None:
             return [p for p in br.ports if p is not None]
         rows = self.tables["Port"].rows
-        found = (rows.get(a.value) for a in data["ports"].values)
+        found = (rows.get(u) for u in listed)
         return sorted((r for r in found if r is not None), key=lambda r: r.uuid.int)  # the attribute's order
 
     def view(self) -> DbView:
@@ -275,9 +275,13 @@ class TrackingIdl(ovs.db.idl.Idl):
             return self._view[1]
         self._prune()
         bridges: dict[str, BridgeView] = {}
-        for br in self.tables["Bridge"].rows.values():
-            bv = self._bridge(br)
-            bridges[bv.name] = bv
+        try:
+            for br in self.tables["Bridge"].rows.values():
+                bv = self._bridge(br)
+                bridges[bv.name] = bv
+        except Exception:  # _bridge took the bridge's change marks: its next build must be a full one
+            self._bridge_cache.clear()
+            raise
         root = next(iter(self.tables["Open_vSwitch"].rows.values()), None)
         system_id = _get(root, "external_ids", {}).get("system-id") if root is not None else None
         view = DbView(has_root=root is not None, system_id=system_id or None, bridges=bridges)
@@ -300,6 +304,16 @@ class TrackingIdl(ovs.db.idl.Idl):
             if len(m) > 2 * len(live) + 64:
                 for k in [k for k in m if k not in live]:
                     del m[k]
+
+
+def _port_uuids(br: Any) -> list[uuid.UUID] | None:
+    """The uuids in the Bridge row's `ports`, read from python-ovs 3.x's datum (its attribute converts the set
+    three times); None while the row has local edits or is shaped otherwise (then the attribute is used)."""
+    own = br.__dict__
+    data = own.get("_data")
+    if own.get("_changes", True) or own.get("_mutations") or not data or "ports" not in data:
+        return None
+    return [a.value for a in data["ports"].values]
 
 
 def _ipfix_view(br: Any) -> IpfixView | None:

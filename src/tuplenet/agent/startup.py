@@ -43,7 +43,7 @@ def start(a: Agent) -> None:
     def open_and_list() -> tuple[list[Change] | None, list[Change], int]:
         try:
             a.store = Store(cfg.endpoints, prefix=cfg.prefix, timeout=5.0, security=cfg.security,
-                               transport="grpc")  # etcd's native API: cheap watches, grpc-proxy serves it
+                            transport="grpc")  # etcd's native API: cheap watches, grpc-proxy serves it
             a.sync = TopologySync(a.store, a._emit)
             return a.sync.streamed_listing(pages.put)
         finally:

@@ -129,3 +129,19 @@ def test_claim_goes_when_the_interface_row_appears_flows_when_it_has_an_ofport()
     v.apply(("plugged", "vm1"), None, changed)
     step(v, b, changed)
     assert claiming_key(KEY) not in v.facts
+
+
+def test_a_claims_log_line_is_written_after_the_claim_leaves(caplog) -> None:
+    v, b = view(), Binder(Clock())
+    with caplog.at_level("INFO", logger="tuplenet.agent.binding"):
+        claims, _ = step(v, b, None)
+        assert [k for k, _ in claims] == [KEY]
+        assert not caplog.records  # the daemon sends the claims first (daemon._bind), then flushes
+        b.flush_log()
+        assert [r.getMessage() for r in caplog.records] == ["iface-id vm1: claiming ls1/vm1 (unbound)"]
+        caplog.clear()
+        changed: set[tuple] = set()
+        v.apply(KEY, LSP("ls1", "vm1", "10.0.0.1", MAC, None, "hv1"), changed)
+        step(v, b, changed)
+        step(v, b, set())  # an update without flush_log still writes the previous one's lines first
+        assert [r.getMessage() for r in caplog.records] == ["iface-id vm1: bound to ls1/vm1"]

@@ -145,6 +145,7 @@ class Binder:
         self._published: set[tuple] = set()  # claiming facts the view holds
         self.claims = 0
         self.deferred = 0
+        self._pending_log: list[tuple[Any, tuple]] = []  # (logger method, args) of the last update
 
     def _affected(self, view: View, changed: Iterable[tuple] | None) -> set[str]:
         if changed is None:
@@ -164,7 +165,9 @@ class Binder:
         return out
 
     def update(self, view: View, changed: Iterable[tuple] | None) -> list[tuple[tuple, Any]]:
-        """(lsp key, lsp) claims to write now; `changed` None re-decides every local interface."""
+        """(lsp key, lsp) claims to write now; `changed` None re-decides every local interface. Its log lines
+        wait for `flush_log` (or the next update), so writing them never delays the claims it returns."""
+        self.flush_log()
         now = self.clock()
         ids = self._affected(view, changed)
         ids.update(i for i, at in self._due.items() if at <= now)
@@ -175,7 +178,7 @@ class Binder:
                 self.claiming.pop(i, None)
                 old = self.states.pop(i, None)
                 if old is not None and old.state != NONE:
-                    log.info("iface-id %s: interface gone", i)
+                    self._log(log.info, "iface-id %s: interface gone", i)
                 continue
             d = decide(view, i)
             self._note(i, d)
@@ -193,8 +196,8 @@ class Binder:
                     self.claiming.pop(i, None)
                 if self._due.get(i) != b.next_at:
                     self.deferred += 1
-                    log.info("iface-id %s: claim of %s deferred %.0f s (claimed and lost before)", i,
-                             _name(d.lsp), b.next_at - now)
+                    self._log(log.info, "iface-id %s: claim of %s deferred %.0f s (claimed and lost before)", i,
+                              _name(d.lsp), b.next_at - now)
                 self._due[i] = b.next_at
                 continue
             b.claimed(now)
@@ -224,20 +227,29 @@ class Binder:
         if old == d:
             return
         if d.state == BOUND:
-            log.info("iface-id %s: bound to %s", iface, _name(d.lsp))
+            self._log(log.info, "iface-id %s: bound to %s", iface, _name(d.lsp))
         elif d.state == CONFLICT:
-            log.warning("iface-id %s: %s is bound to live chassis %s; not taking it (set its "
-                        "requested_chassis to move it)", iface, _name(d.lsp), d.holder)
+            self._log(log.warning, "iface-id %s: %s is bound to live chassis %s; not taking it (set its "
+                      "requested_chassis to move it)", iface, _name(d.lsp), d.holder)
         elif d.state == REQUESTED:
-            log.warning("iface-id %s: %s is requested by chassis %s; not binding it here", iface, _name(d.lsp),
-                        d.requested)
+            self._log(log.warning, "iface-id %s: %s is requested by chassis %s; not binding it here", iface,
+                      _name(d.lsp), d.requested)
         elif d.state == AMBIGUOUS:
-            log.warning("iface-id %s names ports in several switches (%s) and not exactly one is recorded on "
-                        "this chassis; binding none of them", iface, ", ".join(map(_name, d.ambiguous)))
+            self._log(log.warning, "iface-id %s names ports in several switches (%s) and not exactly one is "
+                      "recorded on this chassis; binding none of them", iface, ", ".join(map(_name, d.ambiguous)))
         elif d.state == CLAIM:
             why = ("requested here" if d.requested else f"chassis {d.holder} is not live" if d.holder
                    else "unbound")
-            log.info("iface-id %s: claiming %s (%s)", iface, _name(d.lsp), why)
+            self._log(log.info, "iface-id %s: claiming %s (%s)", iface, _name(d.lsp), why)
+
+    def _log(self, fn: Any, *args: Any) -> None:
+        self._pending_log.append((fn, args))
+
+    def flush_log(self) -> None:
+        """Write the log lines of the last update (after its claims left)."""
+        pending, self._pending_log = self._pending_log, []
+        for fn, args in pending:
+            fn(*args)
 
     def status(self) -> dict[str, Any]:
         bound = conflicts = 0
@@ -340,8 +352,8 @@ class ClaimWriter:
                 self.written += 1
             else:
                 self.failed += 1
-        if ok:
-            log.info("bound port %s/%s to this chassis (was %s)", lsp.ls, lsp.name, lsp.chassis or "unbound")
+        if ok:  # on a gRPC thread while the loop installs the port's flows: the binder logs it (bound to)
+            log.debug("bound port %s/%s to this chassis (was %s)", lsp.ls, lsp.name, lsp.chassis or "unbound")
 
     def _run(self) -> None:
         while True:

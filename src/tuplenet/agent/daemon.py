@@ -322,6 +322,7 @@ class Agent:
                 self._later_claims.append((fkey, lsp))
                 continue
             self._claim(fkey, lsp)
+        self.binder.flush_log()  # after the claims left
 
     def _claim(self, fkey: tuple, lsp: Any) -> None:
         if self.claimer is None:

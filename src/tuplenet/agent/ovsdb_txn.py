@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ovs.db.idl
@@ -123,18 +123,22 @@ def _ipfix_step(txn: ovs.db.idl.Transaction, t: Any, br: Any, a: SetIpfix | FixI
     return step
 
 
+def _edit_map(row: Any, column: str, edits: Mapping[str, str | None]) -> None:
+    """Set each key of a map column (None: remove it) by mutation, leaving other keys as they are."""
+    for k, v in edits.items():
+        if v is None:
+            row.delkey(column, k)
+        else:
+            row.setkey(column, k, v)
+
+
 def _fix_bridge(row: Any, a: FixBridge) -> None:
     if a.fail_mode is not None:
         row.fail_mode = a.fail_mode
     if a.protocols is not None:
         row.protocols = list(a.protocols)
-    for k, v in a.other_config.items():
-        row.setkey("other_config", k, v)
-    for k, v in a.external_ids.items():
-        if v is None:
-            row.delkey("external_ids", k)
-        else:
-            row.setkey("external_ids", k, v)
+    _edit_map(row, "other_config", a.other_config)
+    _edit_map(row, "external_ids", a.external_ids)
 
 
 def _fix_iface(row: Any, a: FixIface) -> None:
@@ -142,10 +146,5 @@ def _fix_iface(row: Any, a: FixIface) -> None:
         row.type = a.type
     if a.options is not None:
         row.options = dict(a.options)
-    for k, v in a.external_ids.items():
-        if v is None:
-            row.delkey("external_ids", k)
-        else:
-            row.setkey("external_ids", k, v)
-    for k, v in a.bfd.items():
-        row.setkey("bfd", k, v)
+    _edit_map(row, "external_ids", a.external_ids)
+    _edit_map(row, "bfd", a.bfd)

@@ -52,17 +52,24 @@ def test_local_facts_are_keyed_plus_others() -> None:
     assert facts == {**keyed_facts(s), **other_facts(s, cfg, "hv1")}
 
 
+bfd_states = st.sampled_from([{}, {"forwarding": "true", "state": "up"},
+                              {"forwarding": "false", "state": "down", "flap_count": "1"}])
+bfdmaps = st.dictionaries(names, bfd_states, max_size=3)
+
+
 @settings(max_examples=400, derandomize=True, deadline=None, database=None)  # a property, not an input path
-@given(st.lists(st.tuples(ofmaps, st.frozensets(names), ofmaps, ofmaps, st.booleans()), min_size=1, max_size=4))
+@given(st.lists(st.tuples(ofmaps, st.frozensets(names), ofmaps, ofmaps, bfdmaps, st.booleans()), min_size=1,
+                max_size=4))
 def test_delta_replays_full_facts(steps) -> None:
     prev: OvsState | None = None
     facts: dict = {}
-    for bindings, plugged, patches, tunnels, share in steps:
+    for bindings, plugged, patches, tunnels, bfd, share in steps:
         if share and prev is not None:  # unchanged maps are the very objects, as the OVSDB thread reuses them
             bindings = prev.bindings if bindings == prev.bindings else bindings
             plugged = prev.plugged if plugged == prev.plugged else plugged
             tunnels = prev.tunnels if tunnels == prev.tunnels else tunnels
-        s = OvsState(bindings=bindings, plugged=plugged, patch_ofports=patches, tunnels=tunnels)
+            bfd = prev.tunnel_bfd if bfd == prev.tunnel_bfd else bfd
+        s = OvsState(bindings=bindings, plugged=plugged, patch_ofports=patches, tunnels=tunnels, tunnel_bfd=bfd)
         facts = apply(facts, keyed_fact_changes(prev, s))
         assert facts == keyed_facts(s)
         prev = s

@@ -22,13 +22,15 @@ _KEYED = (("bind", "bindings"), ("patchport", "patch_ofports"), ("tun", "tunnels
 
 def keyed_facts(state: OvsState) -> dict[tuple, Any]:
     """The facts with one entry per interface or tunnel: bindings, plugged VM interfaces, patch ports
-    (only the ones we made: a VM tap never stands for one), tunnels."""
+    (only the ones we made: a VM tap never stands for one), tunnels, dead tunnels (BFD went down: redirect,
+    pipeline/redirect.py)."""
     facts: dict[tuple, Any] = {}
     for prefix, attr in _KEYED:
         for key, ofport in getattr(state, attr).items():
             facts[(prefix, key)] = ofport
     for iface in state.plugged:  # before its ofport too: the binding claim goes at once (binding.py)
         facts[("plugged", iface)] = True
+    facts.update(dead_tunnel_facts(state.tunnel_bfd))
     return facts
 
 
@@ -50,27 +52,22 @@ def keyed_fact_changes(old: OvsState | None, new: OvsState) -> Iterator[tuple[tu
             yield ("plugged", iface), None
         for iface in new.plugged - before_p:
             yield ("plugged", iface), True
-
-
-_dead_memo: list[Any] = [None, {}]  # (the last tunnel_bfd map seen, its facts): one entry, by identity
-
-
-def _dead_tunnels(tunnel_bfd: Any) -> dict[tuple, bool]:
-    """dead_tunnel_facts, recomputed only when the snapshot's BFD map is not the last one (a gateway has a
-    tunnel per chassis; a VM port's update keeps the map)."""
-    if _dead_memo[0] is not tunnel_bfd:
-        _dead_memo[:] = [tunnel_bfd, dead_tunnel_facts(tunnel_bfd)]
-    return _dead_memo[1]
+    if old is None or old.tunnel_bfd is not new.tunnel_bfd:  # a gateway has a tunnel (BFD) per chassis
+        dead_before = dead_tunnel_facts(old.tunnel_bfd) if old is not None else {}
+        dead_after = dead_tunnel_facts(new.tunnel_bfd)
+        for key in dead_before.keys() - dead_after.keys():
+            yield key, None
+        for key in dead_after.keys() - dead_before.keys():
+            yield key, True
 
 
 def other_facts(state: OvsState, cfg: Config, self_id: str) -> dict[tuple, Any]:
     """The few facts that are not per interface: the agent's own (its chassis name is fixed for its lifetime,
-    a system-id changed in OVSDB takes a restart; its options decide which flows exist), the flow-based
-    tunnel port and dead tunnels."""
+    a system-id changed in OVSDB takes a restart; its options decide which flows exist) and the flow-based
+    tunnel port."""
     facts: dict[tuple, Any] = {("self",): self_id}
     if state.flowbased_ofport:
         facts[("tunfb",)] = state.flowbased_ofport
-    facts.update(_dead_tunnels(state.tunnel_bfd))  # BFD went down: redirect (pipeline/redirect.py)
     facts[("selfip",)] = cfg.tunnel_ip  # our own tunnel IP gets no tunnel (pipeline/ovswishes.py)
     facts[MODE_KEY] = cfg.ondemand  # on-demand or full flows (pipeline/ondemand.py)
     facts[("hash_fn",)] = cfg.hash_fn  # ECMP member choice (pipeline/ecmp.py)

@@ -113,17 +113,25 @@ def test_agent_restart_loses_no_packet_and_changes_no_flow(cluster: Cluster) -> 
     t = threading.Thread(target=pump)
     t.start()
     try:
+        # Traffic flows before, during and after the restarts: the window is bounded by packet counts, not
+        # by how long a restart happens to take.
+        wait_for(lambda: sent >= 10, timeout=10, what="traffic flowing before the restart")
+        at_stop = sent
         for h in ("hv1", "hv2"):
             c.host(h).agent.stop()
             c.host(h).start_agent(c.endpoint, c.prefix)
         for h in ("hv1", "hv2"):
             wait_for(lambda h=h: (s := c.status(h)) and s["pid"] == c.host(h).agent.pid, timeout=20,
                      what=f"restarted agent on {h} ready")
+        during = sent - at_stop
+        at_ready = sent
+        wait_for(lambda: sent >= at_ready + 10, timeout=10, what="traffic flowing after the restart")
     finally:
         stop.set()
         t.join()
     got = dst.wait_tx_after("vm2", mark, sent, timeout=10)
-    assert len(got) == sent > 50
+    assert during >= 5, f"only {during} packets sent while the agents restarted"
+    assert len(got) == sent
     assert {h: our_flows(c, h) for h in ("hv1", "hv2")} == before
     for h in ("hv1", "hv2"):
         assert c.status(h)["openflow"]["flows_added"] == 0

@@ -66,7 +66,7 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"topology: {a.chassis} chassis, {a.ports} ports, {a.switches} switches, {a.routers} routers")
     print(f"view build: {t1 - t0:.2f} s; full compute: {t2 - t1:.2f} s for {len(adds)} flows, "
-          f"{len(engine.oactive)} other outputs (meters, tunnel wishes)")
+          f"{len(engine.outs.active)} other outputs (meters, tunnel wishes)")
     print(f"one port added (engine only, n={a.adds}): {_pct(times)}")
     print(f"one chassis added, flows + tunnel wish (engine only, n={a.adds}): {_pct(ch_times)}")
     print(f"process max RSS: {rss:.0f} MB")

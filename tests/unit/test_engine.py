@@ -105,7 +105,7 @@ def test_incremental_equals_full(steps: list[tuple[tuple, int]]) -> None:
     engine = Engine(view, derived=KINDS)
     engine.full()
     installed = {f.cookie for f in engine.active.values()}
-    installed_outs = dict(engine.oactive)
+    installed_outs = dict(engine.outs.active)
     for rev, (key, choice) in enumerate(steps, start=100):
         alts = ALTERNATIVES[key]
         changed: set = set()
@@ -135,7 +135,7 @@ def test_incremental_equals_full(steps: list[tuple[tuple, int]]) -> None:
     assert {t: n for t, n in engine.per_table.items() if n} == fresh.per_table  # the metrics' flow counts
     assert installed == {f.cookie for f in fresh.active.values()}
     assert outputs(engine) == outputs(fresh)
-    assert installed_outs == fresh.oactive
+    assert installed_outs == fresh.outs.active
     assert engine.members == fresh.members
     again = engine.full()  # a resync of an up-to-date engine changes nothing
     assert not again.deletes and not again.adds and not again.changes
@@ -281,7 +281,7 @@ def test_derived_owner_is_recomputed_with_its_members_and_dropped_without_them()
     assert owner not in engine.members and owner not in engine.owner_outs and owner not in engine.owner_flows
     # Its two-member meter had no other candidate: withdrawn; the /24 owners' group candidates stay.
     assert [(c[0], c[2]) for c in delta.of("meter")] == [(("meter", meter_id(302)), None)]
-    assert ("group", gid) in engine.oactive
+    assert ("group", gid) in engine.outs.active
 
 
 def test_const_owner_produces_the_meters() -> None:

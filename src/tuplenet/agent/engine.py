@@ -7,10 +7,10 @@ installed one is the candidate with the smallest cookie, so the result never dep
 which changes arrived — which is what makes "incremental == full recompute" hold (and testable).
 
 Owners may also return groups, meters and OVSDB wishes (outputs.py): they are kept per identity with the
-same rule (smallest content digest wins) and reported as typed changes in the run's `Delta`. Owners need
-not be stored facts: a *derived* kind maps fact keys to owner keys (e.g. every equal-cost route of one
-prefix on one router -> ("rgroup", lr, prefix)); the engine keeps the membership, recomputes a derived
-owner when its members change and drops it when it has none.
+same rule (smallest content digest wins; engine_outputs.py) and reported as typed changes in the run's
+`Delta`. Owners need not be stored facts: a *derived* kind maps fact keys to owner keys (e.g. every
+equal-cost route of one prefix on one router -> ("rgroup", lr, prefix)); the engine keeps the membership,
+recomputes a derived owner when its members change and drops it when it has none.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable
 
 from ..lazylog import get_logger
 from ..records import dataclass, field
+from .engine_outputs import OutputCandidates
 from .flow import Flow
-from .outputs import Delta, DerivedKind, digest_of, ident_of
+from .outputs import Delta, DerivedKind
 from .pipeline import DERIVED, OWNER_KINDS, compute
 from .view import Reader, View
 
@@ -68,9 +69,7 @@ class Engine:
         self._member_of: dict[tuple, tuple[tuple, ...]] = {}  # fact key -> derived owners it belongs to
         self.owner_flows: dict[tuple, tuple[Flow, ...]] = {}
         self.owner_outs: dict[tuple, tuple] = {}  # owner -> its groups, meters and wishes
-        self.ocand: dict[tuple, dict[int, list]] = {}  # output identity -> digest -> [output, refcount]
-        self.oactive: dict[tuple, Any] = {}  # output identity -> installed-to-be output
-        self._otouched: set[tuple] = set()
+        self.outs = OutputCandidates()  # groups, meters and wishes: candidates and winners
         # owner -> the keys it read (a tuple of distinct keys: a third of a frozenset's size, and 50k owners
         # hold one each); key -> its readers, a 1-tuple while there is one (most keys) and a set beyond.
         self.deps: dict[tuple, tuple] = {}
@@ -162,7 +161,7 @@ class Engine:
             if others:
                 self.owner_outs[o] = others
                 for x in others:
-                    self._ocand_add(x)
+                    self.outs.add(x)
             if flows:
                 self.owner_flows[o] = flows
                 for f in flows:
@@ -238,7 +237,7 @@ class Engine:
 
     def desired_outputs(self, kind: str, sub: str | None = None) -> dict[tuple, Any]:
         """The winning outputs of one kind ("group", "meter", "wish"; `sub` selects a wish kind)."""
-        return {i: x for i, x in self.oactive.items() if i[0] == kind and (sub is None or i[1] == sub)}
+        return self.outs.of_kind(kind, sub)
 
     # ----------------------------------------------------------------- private
     def _compute(self, owner: tuple) -> tuple[tuple[Flow, ...], tuple, frozenset]:
@@ -272,9 +271,9 @@ class Engine:
         old_others = self.owner_outs.get(owner, ())
         if others != old_others:
             for x in old_others:
-                self._ocand_del(x)
+                self.outs.remove(x)
             for x in others:
-                self._ocand_add(x)
+                self.outs.add(x)
             if others:
                 self.owner_outs[owner] = others
             else:
@@ -368,49 +367,9 @@ class Engine:
                 del self.cand[k]
         self._touched.add(k)
 
-    def _ocand_add(self, x: Any) -> None:
-        i = ident_of(x)
-        slot = self.ocand.setdefault(i, {})
-        d = digest_of(x)
-        entry = slot.get(d)
-        if entry is None:
-            slot[d] = [x, 1]
-        else:
-            entry[1] += 1
-        self._otouched.add(i)
-
-    def _ocand_del(self, x: Any) -> None:
-        i = ident_of(x)
-        slot = self.ocand.get(i)
-        entry = slot.get(digest_of(x)) if slot is not None else None
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del slot[digest_of(x)]
-            if not slot:
-                del self.ocand[i]
-        self._otouched.add(i)
-
     def _oflush(self) -> list[tuple[tuple, Any, Any]]:
-        """(identity, old, new) for every non-flow output whose winner changed since the last flush."""
-        changes = []
-        for i in sorted(self._otouched, key=repr):
-            slot = self.ocand.get(i)
-            new = slot[min(slot)][0] if slot else None
-            if slot and len(slot) > 1 and i not in self._conflicts_seen:
-                self._conflicts_seen.add(i)
-                self.stats.conflicts += 1
-                log.warning("conflicting outputs for %s: keeping %s", i, new)
-            old = self.oactive.get(i)
-            if new == old:
-                continue
-            if new is None:
-                del self.oactive[i]
-            else:
-                self.oactive[i] = new
-            changes.append((i, old, new))
-        self._otouched.clear()
+        changes, conflicts = self.outs.flush()
+        self.stats.conflicts += conflicts
         return changes
 
     def _flush(self) -> Delta:
@@ -435,4 +394,4 @@ class Engine:
                 del self.active[k]
                 self.per_table[k[0]] -= 1
         self._touched.clear()
-        return Delta(deletes, adds, self._oflush() if self._otouched else [])
+        return Delta(deletes, adds, self._oflush() if self.outs.touched else [])

@@ -7,10 +7,12 @@ the result never depends on the order changes arrived in (the engine's "incremen
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..lazylog import get_logger
 from .outputs import digest_of, ident_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs a short-lived command's start (tests/unit/test_import_diet.py)
+    from typing import Any
 
 log = get_logger(__name__)
 

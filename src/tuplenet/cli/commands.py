@@ -10,60 +10,14 @@ import sys
 from collections.abc import Callable
 
 from . import output
+from .acl import COMMANDS as _ACL_COMMANDS
+from .context import Ctx, confirm, say
+from .lb import COMMANDS as _LB_COMMANDS
+from .tree_cmds import export_cmd, graph_cmd, import_cmd
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-
-class Canceled(Exception):
-    """The user declined a confirmation prompt."""
-
-
-class Ctx:
-    """What a command runs with; the controller (and its etcd connection) is made on first use."""
-
-    def __init__(self, endpoints: str, prefix: str, timeout: float, as_json: bool, recursive: bool = False,
-                 yes: bool = False, overwrite: bool = False, resume: bool = False, abandon: bool = False,
-                 requested_chassis: str | None = None, clear: bool = False) -> None:
-        self.endpoints, self.prefix, self.timeout, self.as_json = endpoints, prefix, timeout, as_json
-        self.recursive, self.yes, self.overwrite = recursive, yes, overwrite
-        self.resume, self.abandon = resume, abandon
-        self.requested_chassis, self.clear = requested_chassis, clear  # lsp add / lsp set-requested
-        self._ctl: Any = None
-        self.security: Any = None  # tuplenet.store.EtcdSecurity (TLS files, etcd user), set by tpctl
-
-    @property
-    def ctl(self) -> Any:
-        if self._ctl is None:
-            from tuplenet.control import Controller
-            from tuplenet.store import Store
-
-            self._ctl = Controller(Store(self.endpoints, prefix=self.prefix, timeout=self.timeout,
-                                         security=self.security))
-        return self._ctl
-
-    def close(self) -> None:
-        if self._ctl is not None:
-            for warning in self._ctl.warnings:
-                print(f"warning: skipped bad record {warning}", file=sys.stderr)
-            self._ctl.store.close()
-
-
-def say(text: str) -> int:
-    sys.stdout.write(text + "\n")
-    return 0
-
-
-def confirm(ctx: Ctx) -> None:
-    """0.3's prompt before a recursive delete; --yes skips it. Anything but yes/y cancels."""
-    if not ctx.recursive or ctx.yes:
-        return
-    sys.stdout.write("all data under this device will be deleted\nconfirm? [yes/no] ")
-    sys.stdout.flush()
-    answer = sys.stdin.readline()
-    if answer.strip() not in ("yes", "y"):
-        raise Canceled("operation canceled")
 
 
 def _show(ctx: Ctx, objs: list[Any]) -> int:
@@ -267,70 +221,6 @@ def tb_decode_id_string(ctx: Ctx, a: list[str]) -> int:
     return 0
 
 
-def export_cmd(ctx: Ctx, a: list[str]) -> int:
-    from tuplenet.control import format_export
-
-    records, rev = ctx.ctl.export_records()
-    text = format_export(records, f"tuplenet export: prefix={ctx.prefix} revision={rev} records={len(records)}")
-    if not a or a[0] == "-":
-        sys.stdout.write(text)
-        return 0
-    with open(a[0], "w", encoding="utf-8") as fh:
-        fh.write(text)
-    return say(f"exported {len(records)} records to {a[0]}")
-
-
-def graph_cmd(ctx: Ctx, a: list[str]) -> int:
-    """Text drawing on stdout; with FILE, Graphviz source (FILE.dot) or a picture (.png/.svg, needs `dot`)."""
-    from tuplenet.control.errors import InvalidArgument
-    from tuplenet.model import decode_kv
-
-    from . import graph
-
-    records, _ = ctx.ctl.export_records()
-    entities = [e for k, v in records if (e := decode_kv(k, v)) is not None]
-    if not a:
-        sys.stdout.write(graph.text(entities))
-        return 0
-    target = a[0]
-    source = graph.dot(entities)
-    if target.endswith((".png", ".svg")):
-        import subprocess
-
-        try:
-            subprocess.run(["dot", f"-T{target[-3:]}", "-o", target], input=source, text=True, check=True,
-                           capture_output=True, timeout=60)
-        except FileNotFoundError:
-            raise InvalidArgument("graphviz `dot` is not installed; write a .dot file instead") from None
-        except subprocess.CalledProcessError as exc:
-            raise InvalidArgument(f"dot failed: {exc.stderr.strip()}") from None
-    else:
-        with open(target, "w", encoding="utf-8") as fh:
-            fh.write(source)
-    return say(f"topology drawn to {target}")
-
-
-def import_cmd(ctx: Ctx, a: list[str]) -> int:
-    from tuplenet.control import parse_export
-    from tuplenet.control.errors import InvalidArgument
-
-    if ctx.abandon:
-        if a or ctx.resume:
-            raise InvalidArgument("--abandon takes no FILE and no --resume")
-        return say(f"import marker removed ({ctx.ctl.abandon_import().describe()}); what it wrote stays")
-    if not a:
-        raise InvalidArgument("require a file name (- for stdin)")
-    if a[0] == "-":
-        text = sys.stdin.read()
-    else:
-        with open(a[0], encoding="utf-8") as fh:
-            text = fh.read()
-    res = ctx.ctl.import_records(parse_export(text), overwrite=ctx.overwrite, resume=ctx.resume)
-    present = f", {res.present} already present" if res.resumed else ""
-    return say(f"imported {res.created + res.replaced} records ({res.created} created, {res.replaced} replaced, "
-               f"{res.ids_assigned} ids assigned{present}) in {res.batches} transactions")
-
-
 Handler = Callable[[Ctx, list[str]], int]
 
 
@@ -400,9 +290,6 @@ COMMANDS: dict[tuple[str, str], tuple[tuple[str, ...], int, int, str, str, Handl
     ("graph", ""): ((), 0, 1, "require at most one file name", "[FILE.dot|FILE.png|FILE.svg]", graph_cmd),
     ("import", ""): ((), 0, 1, "require a file name (- for stdin)", "FILE", import_cmd),
 }
-
-from .acl import COMMANDS as _ACL_COMMANDS  # noqa: E402 - it imports Ctx and say from here
-from .lb import COMMANDS as _LB_COMMANDS  # noqa: E402 - it imports Ctx and say from here
 
 COMMANDS.update(_LB_COMMANDS)
 COMMANDS.update(_ACL_COMMANDS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .commands import Ctx, say
+from .context import Ctx, say
 
 
 def _describe(road: Any) -> str:

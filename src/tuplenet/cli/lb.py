@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import output
 from .args import key_values
-from .commands import Ctx, say
+from .context import Ctx, say
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

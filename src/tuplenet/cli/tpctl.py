@@ -190,7 +190,8 @@ def run(argv: list[str]) -> int:
 
     from tuplenet.store.security import from_args as etcd_security
 
-    from .commands import COMMANDS, Canceled, Ctx
+    from .commands import COMMANDS
+    from .context import Canceled, Ctx
 
     key = _resolve(opts.group, getattr(opts, "action", None))
     _aliases, lo, hi, usage, _argtext, handler = COMMANDS[key]

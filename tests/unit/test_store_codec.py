@@ -17,7 +17,8 @@ from tuplenet.store.codec import (
     prefix_end,
     range_fields,
 )
-from tuplenet.store.transport import gateway_error, parse_endpoints
+from tuplenet.store.endpoints import parse_endpoints
+from tuplenet.store.transport import gateway_error
 
 
 def b64(raw: bytes | str) -> str:

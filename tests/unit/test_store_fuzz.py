@@ -20,8 +20,9 @@ from fuzz_settings import fuzz
 from tuplenet.store import KV, Compare, Event, MalformedAnswer, Op, Store, StoreError, TxnResult
 from tuplenet.store import watch as watch_mod
 from tuplenet.store.codec import decode_watch_line
+from tuplenet.store.endpoints import Endpoint, parse_endpoints
 from tuplenet.store.security import EtcdSecurity, add_arguments, from_args
-from tuplenet.store.transport import Endpoint, decode_answer, gateway_error, parse_endpoints
+from tuplenet.store.transport import decode_answer, gateway_error
 
 pytestmark = pytest.mark.fuzz
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from .. import __version__
 from ..store import EtcdSecurity, StoreError
+from ..store.endpoints import parse_endpoints
 from ..store.security import add_arguments as add_etcd_security
 from ..store.security import from_args as etcd_security
-from ..store.transport import parse_endpoints
 
 HASH_FNS = ("eth_src", "symmetric_l4", "symmetric_l3l4", "symmetric_l3l4+udp", "nw_src", "nw_dst")
 

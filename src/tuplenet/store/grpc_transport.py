@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 
 from .auth import Auth, token_refused
+from .endpoints import parse_endpoints
 from .errors import (
     GRPC_UNAUTHENTICATED,
     GRPC_UNAVAILABLE,
@@ -43,7 +44,6 @@ from .transport import (
     EtcdError,
     authenticate,
     one_line,
-    parse_endpoints,
 )
 
 MAX_ANSWER = 256 << 20

@@ -20,11 +20,11 @@ import select
 import sys
 import threading
 import time
-from collections import namedtuple
 from collections.abc import Callable
 
 from . import jsonlite
 from .auth import Auth
+from .endpoints import parse_endpoints
 from .errors import (
     GRPC_INVALID_ARGUMENT,
     GRPC_NOT_FOUND,
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-__all__ = ["GRPC_NOT_FOUND", "EtcdError", "Endpoint", "Transport", "gateway_error", "parse_endpoints"]
+__all__ = ["GRPC_NOT_FOUND", "EtcdError", "Transport", "gateway_error"]
 _HEADERS = {"Content-Type": "application/json"}
 BACKOFF_MIN = 0.05
 BACKOFF_MAX = 1.0
@@ -63,51 +63,12 @@ class EtcdError(StoreError):
         self.code = code
 
 
-class Endpoint(namedtuple("Endpoint", "host port tls", defaults=(False,))):  # not typing.NamedTuple: start-up
-    """host, port, tls (bool)."""
-
-    __slots__ = ()
-    host: str
-    port: int
-    tls: bool
-
-
 class _Retry(Exception):
     """Internal: this endpoint failed in a way that is safe to retry elsewhere; `tls` marks TLS failures."""
 
     def __init__(self, message: str, tls: bool = False) -> None:
         super().__init__(message)
         self.tls = tls
-
-
-def parse_endpoints(endpoints: str | Sequence[str], tls: bool = False) -> list[Endpoint]:
-    """ "h:p,h:p" or ["h:p", "http://h:p", "https://h:p", "[::1]:p"] -> [Endpoint]; port defaults to 2379.
-
-    An endpoint without a scheme uses TLS if `tls` (TLS options were given), as etcdctl does.
-    """
-    items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
-    out: list[Endpoint] = []
-    for raw in (i.strip() for i in items):
-        if not raw:
-            continue
-        item, secure = raw, tls
-        if item.startswith("https://"):
-            item, secure = item[len("https://"):], True
-        elif item.startswith("http://"):
-            item, secure = item[len("http://"):], False
-        elif "://" in item:
-            raise StoreError(f"bad etcd endpoint {raw!r}: the scheme must be http:// or https://")
-        item = item.rstrip("/")
-        host, sep, port = item.rpartition(":")
-        if not sep or host.endswith(":") or (host.count(":") and not host.startswith("[")):
-            host, port = item, "2379"  # no port, or a bare IPv6 address
-        host = host.strip("[]")
-        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-            raise StoreError(f"bad etcd endpoint {raw!r}: expected host:port")
-        out.append(Endpoint(host, int(port), secure))
-    if not out:
-        raise StoreError("no etcd endpoints given")
-    return out
 
 
 def enable_keepalive(sock: socket.socket, idle: int = 5, interval: int = 2, count: int = 3) -> None:

@@ -3,9 +3,10 @@
 Central: private NB and SB ovsdb-servers and ovn-northd (unix sockets in a temp dir). Hosts: SimNetwork's hv1-3
 (real ovs-vswitchd, dummy datapath, real Geneve), each running ovn-controller against its own db.sock instead
 of our agent. Topology as bench_port_up.topology: one switch, `existing` ports as real dummy OVS ports on the
-owner hv2, optionally a distributed router on the switch (its port counts as one of them). OVN computes flows
-only for datapaths with a local port, so the peer hv1 also holds one VIF on the switch ("peer0"): without it
-hv1 would never get a flow to reach the new port (ours installs it there without any local port).
+owner hv2 (or, `placement` "remote", on hv3, with one VIF "owner0" on hv2), optionally a distributed router on
+the switch (its port counts as one of them). OVN computes flows only for datapaths with a local port, so the
+peer hv1 also holds one VIF on the switch ("peer0"): without it hv1 would never get a flow to reach the new
+port (ours installs it there without any local port).
 
 Window per sample, as ours: the clock starts, then two threads at once make the NB write (insert the
 Logical_Switch_Port with "MAC IP" and add it to the switch's `ports`, one transact over a persistent OVSDB
@@ -41,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import proc_cpu  # noqa: E402
-from bench_port_up import HOSTS, LRNAME, LSNAME, NEW_OFPORT, OWNER, PEER, POLL, pct  # noqa: E402
+from bench_port_up import BYSTANDER, HOSTS, LRNAME, LSNAME, NEW_OFPORT, OWNER, PEER, POLL, pct  # noqa: E402
 from scale_topology import mac  # noqa: E402
 from tuplenet.agent.openflow import codec as oc  # noqa: E402
 from tuplenet.agent.openflow.conn import OpenFlowConnection  # noqa: E402
@@ -54,6 +55,9 @@ from tuplenet.sandbox.sim import SimHost, SimNetwork  # noqa: E402
 OVN_SHARE = os.environ.get("OVN_SHARE", "/usr/share/ovn")
 READY = "ovn-installed"
 PEER_PORT, PEER_IP = "peer0", "10.1.254.2"
+# placement "remote": the owner holds this VIF, so it has the switch already (a host's first port on a datapath
+# makes ovn-controller fetch and compute all of it: not the steady state the 6-port owner case measures)
+OWNER_PORT, OWNER_IP = "owner0", "10.1.254.3"
 ALL = (1 << 64) - 1
 _STATS = struct.Struct("!HBxIIH10xQ")  # ofp_flow_stats: length, table, pad, duration sec/nsec, priority, .., cookie
 _MLEN = struct.Struct("!H")      # ofp_match length, 50 bytes into the entry
@@ -138,9 +142,9 @@ def start_controller(host: SimHost, sb_sock: str) -> int:
     return start_daemon("ovn-controller", d, ovn_env(d, host.env), f"unix:{host.db_sock}", ctl=False)
 
 
-def nb_topology(nb: Db, existing: int, router: bool) -> list[tuple[str, str]]:
-    """The switch (10.1.0.0/16), optional router, `existing` VIF ports and peer0; [(name, ip)] of the VIFs
-    bound on the owner."""
+def nb_topology(nb: Db, existing: int, router: bool, owner_port: bool = False) -> list[tuple[str, str]]:
+    """The switch (10.1.0.0/16), optional router, `existing` VIF ports, peer0 (and owner0); [(name, ip)] of
+    the existing VIFs."""
     ops: list[dict[str, Any]] = []
     lsps: list[str] = []
     n = existing
@@ -158,7 +162,7 @@ def nb_topology(nb: Db, existing: int, router: bool) -> list[tuple[str, str]]:
     for i in range(max(0, n)):
         ip = f"10.1.{1 + i // 250}.{i % 250 + 2}"
         olds.append((f"old{i}", ip))
-    for i, (name, ip) in enumerate([*olds, (PEER_PORT, PEER_IP)]):
+    for i, (name, ip) in enumerate([*olds, (PEER_PORT, PEER_IP), *([(OWNER_PORT, OWNER_IP)] if owner_port else [])]):
         ops.append({"op": "insert", "table": "Logical_Switch_Port", "uuid-name": f"p{i}",
                     "row": {"name": name, "addresses": f"{mac(ip)} {ip}"}})
         lsps.append(f"p{i}")
@@ -293,8 +297,9 @@ def settle(flows: Flows, quiet: float = 0.5, timeout: float = 60.0) -> None:
 
 
 def run_ovn(existing: int, router: bool, samples: int, warmup: int, cpu: bool = False,
-            requested: bool = False) -> dict:
-    """bench_port_up.run's measurement with OVN in place of TupleNet; the same result keys (owner = mark)."""
+            requested: bool = False, placement: str = "owner") -> dict:
+    """bench_port_up.run's measurement with OVN in place of TupleNet; the same result keys (owner = mark).
+    `placement` "remote": the existing ports are OVS ports on hv3, bound there by its ovn-controller."""
     base = tempfile.mkdtemp(prefix="tn-bench-ovn-")
     central = Central(base + "/central")
     net: SimNetwork | None = None
@@ -313,20 +318,24 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int, cpu: bool = 
                     "other-config:disable-in-band=true")
         nb, sb = Db(central.nb_sock, "OVN_Northbound"), Db(central.sb_sock, "OVN_Southbound")
         conns += [nb, sb]
-        olds = nb_topology(nb, existing, router)
-        for i in range(0, len(olds), 250):  # real OVS ports on the owner, bound there (batched as ours)
+        olds = nb_topology(nb, existing, router, owner_port=placement != "owner")
+        host = owner if placement == "owner" else net[BYSTANDER]
+        for i in range(0, len(olds), 250):  # real OVS ports on their chassis, bound there (batched as ours)
             cmd: list[str] = []
             for name, _ip in olds[i:i + 250]:
                 cmd += ["--", "add-port", "br-int", name, "--", "set", "Interface", name, "type=dummy",
                         f"external_ids:iface-id={name}"]
-            owner.vsctl(*cmd[1:])
+            host.vsctl(*cmd[1:])
         peer.vsctl("add-port", "br-int", PEER_PORT, "--", "set", "Interface", PEER_PORT, "type=dummy",
                    f"external_ids:iface-id={PEER_PORT}")
+        if placement != "owner":
+            owner.vsctl("add-port", "br-int", OWNER_PORT, "--", "set", "Interface", OWNER_PORT, "type=dummy",
+                        f"external_ids:iface-id={OWNER_PORT}")
         for h in net.hosts.values():
             controllers.append(start_controller(h, central.sb_sock))
         to_peer = wait_for(lambda: tunnel_ofport(owner, peer.ip), timeout=60, what="tunnel hv2 -> hv1")
         wait_for(lambda: tunnel_ofport(peer, owner.ip), timeout=60, what="tunnel hv1 -> hv2")
-        odb, pdb = Db(owner.db_sock, "Open_vSwitch"), Db(peer.db_sock, "Open_vSwitch")
+        odb, pdb = Db(host.db_sock, "Open_vSwitch"), Db(peer.db_sock, "Open_vSwitch")
         conns += [odb, pdb]
         installed = ["includes", ["map", [[READY, "true"]]]]
         wait_for(lambda: len(odb.rows("Interface", [["external_ids", *installed]], ["name"])) == len(olds)
@@ -360,7 +369,7 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int, cpu: bool = 
         for r in rows:
             r["after_ofport"] = r["total"] - r["ofport"]
             r["owner_after_ofport"] = r["owner"] - r["ofport"]
-        out: dict[str, Any] = {"impl": "ovn", "existing": existing, "router": router, "placement": "owner",
+        out: dict[str, Any] = {"impl": "ovn", "existing": existing, "router": router, "placement": placement,
                                "requested": requested,
                                "samples": len(rows), "remote_output_table": table,
                                "new_flows_median": statistics.median(r["new_flows"] for r in rows),
@@ -484,7 +493,7 @@ def sample(bed: Bed, i: int, check: bool = False, requested: bool = False) -> di
 
 def summary(ovn: dict, ours: dict | None = None) -> str:
     """One line for OVN's figures in bench_port_up's terms, with TupleNet / OVN ratios when `ours` is given."""
-    line = (f"{ovn['existing']:>5} ports (owner){' + router' if ovn['router'] else '         '}, OVN 23.03, "
+    line = (f"{ovn['existing']:>5} ports ({ovn['placement']}){' + router' if ovn['router'] else '         '}, OVN 23.03, "
             f"{ovn['samples']} port-ups: all flows median {ovn['total_median']:.1f} ms p99 {ovn['total_p99']:.1f} ms "
             f"(owner = ovn-installed {ovn['owner_median']:.1f}/{ovn['owner_p99']:.1f}, peer {ovn['peer_median']:.1f}/"
             f"{ovn['peer_p99']:.1f}); owner's last new flow in {ovn['owner_flows_median']:.1f}/{ovn['owner_flows_p99']:.1f} "

@@ -354,6 +354,8 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int, cpu: bool = 
         if olds:  # hv1's flows to reach the existing ports are in before we measure
             last = binding(sb, olds[-1][0], dp_key, 10000)
             wait_for(lambda: pw.remote_output(last, table), timeout=60, what="peer flow to the existing ports")
+            if placement != "owner":  # and, ports elsewhere, the owner's too
+                wait_for(lambda: ow.remote_output(last, table), timeout=60, what="owner flow to the existing ports")
         settle(ow)
         bed = Bed(nb, owner, peer, ow, pw, Db(owner.db_sock, "Open_vSwitch"), Db(owner.db_sock, "Open_vSwitch"),
                   Db(central.sb_sock, "OVN_Southbound"), pool, table, dp_key, tunnel_ofport(peer, owner.ip))

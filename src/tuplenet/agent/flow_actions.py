@@ -236,7 +236,6 @@ Action = (Output | OutputReg | Resubmit | SetField | Load | Move | DecTtl | Cont
 # ------------------------------------------------------------------------------------------------- flows
 
 
-
 __all__ = ["OFPP_CONTROLLER", "OFPP_IN_PORT", "OFPP_NONE_16", "Action", "BundleLoad", "Clone", "Conjunction",
            "Controller", "Ct", "CtClear", "DecTtl", "Load", "Meter", "Move", "Multipath", "Nat", "Output",
            "OutputReg", "Resubmit", "Sample", "SetField", "ToGroup"]

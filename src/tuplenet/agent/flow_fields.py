@@ -128,6 +128,5 @@ def _sub(name: str, ofs: int, nbits: int | None) -> str:
     return f"{name}[{ofs}..{ofs + nbits - 1}]"
 
 
-
 __all__ = ["FIELDS", "NXM_0", "NXM_1", "OXM_BASIC", "FieldSpec", "M", "fmt_ip", "fmt_mac", "ip_int", "mac_int",
            "match"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -19,6 +20,7 @@ def etcd_server():
     server = EtcdServer(base).start()
     yield server
     server.stop()
+    shutil.rmtree(base, ignore_errors=True)  # its data dir: ~100 MB per session
 
 
 @pytest.fixture

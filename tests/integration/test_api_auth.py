@@ -8,7 +8,6 @@ import re
 import ssl
 import subprocess
 import sys
-import tempfile
 
 import pytest
 from test_api_helpers import (  # noqa: F401  (fixtures)
@@ -103,8 +102,8 @@ def test_start_up_option_errors_are_one_line(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def pki() -> dict[str, str]:
-    d = tempfile.mkdtemp(prefix="tn-api-pki-")
+def pki(tmp_path_factory) -> dict[str, str]:
+    d = str(tmp_path_factory.mktemp("api-pki"))
     ca = make_ca(d, "ca")
     other_ca = make_ca(d, "other-ca")
     server = make_cert(d, "server", ca, server=True)
@@ -130,9 +129,9 @@ def _tls_get(api: ApiProcess, pki: dict[str, str], cert: str | None, key: str | 
         conn.close()
 
 
-def test_tls_without_client_certificates(etcd, pki):
+def test_tls_without_client_certificates(etcd, pki, tmp_path):
     tls = {"cert": pki["cert"], "key": pki["key"], "ca": pki["ca"]}
-    api = ApiProcess(tempfile.mkdtemp(prefix="tn-api-"), etcd.endpoint, "/tls-test/", tls=tls).start()
+    api = ApiProcess(str(tmp_path / "api"), etcd.endpoint, "/tls-test/", tls=tls).start()
     try:
         assert _tls_get(api, pki, None, None, api.token) == 200
         assert _tls_get(api, pki, None, None, None) == 401
@@ -148,10 +147,10 @@ def test_tls_without_client_certificates(etcd, pki):
         api.stop()
 
 
-def test_mtls_requires_a_client_certificate_from_the_ca(etcd, pki):
+def test_mtls_requires_a_client_certificate_from_the_ca(etcd, pki, tmp_path):
     tls = {"cert": pki["cert"], "key": pki["key"], "client_ca": pki["ca"], "ca": pki["ca"],
            "client_cert": pki["client_cert"], "client_key": pki["client_key"]}
-    api = ApiProcess(tempfile.mkdtemp(prefix="tn-api-"), etcd.endpoint, "/mtls-test/", tls=tls).start()
+    api = ApiProcess(str(tmp_path / "api"), etcd.endpoint, "/mtls-test/", tls=tls).start()
     try:
         assert _tls_get(api, pki, pki["client_cert"], pki["client_key"], api.token) == 200
         assert _tls_get(api, pki, pki["client_cert"], pki["client_key"], None) == 401  # the token still counts

@@ -5,7 +5,6 @@ unreachable (503 instead), recovering when etcd is back."""
 from __future__ import annotations
 
 import os
-import tempfile
 
 from test_api_helpers import (  # noqa: F401  (fixtures)
     Client,
@@ -57,7 +56,7 @@ def test_other_writers_show_up_and_no_cache_reads_etcd(client, api, etcd):
 
 def test_unreachable_etcd_means_503_not_stale_reads(tmp_path):
     etcd = EtcdServer(str(tmp_path / "etcd")).start()
-    api = ApiProcess(tempfile.mkdtemp(prefix="tn-api-"), etcd.endpoint, "/cache-outage/",
+    api = ApiProcess(str(tmp_path / "api"), etcd.endpoint, "/cache-outage/",
                      extra_args=("-t", "1")).start()  # each request gives up on a dead etcd after 1 s
     c = Client(api)
     try:

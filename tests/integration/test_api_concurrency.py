@@ -3,7 +3,6 @@ port id or device id, no lost update, and every refused write is a clean 409."""
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -107,10 +106,10 @@ def test_writers_creating_switches_and_routers(client, api, etcd):
     assert ok(client.get("/toolbox/id-conflicts")) == {"problems": []}
 
 
-def test_two_servers_and_tpctl_writing_one_switch(client, api, etcd):
+def test_two_servers_and_tpctl_writing_one_switch(client, api, etcd, tmp_path):
     """Writes of one server are serialised in-process; across servers and tpctl, CAS alone keeps them right."""
     ok(client.post("/switches", {"name": "ls1"}), 201)
-    second = ApiProcess(tempfile.mkdtemp(prefix="tn-api-"), etcd.endpoint, api.prefix).start()
+    second = ApiProcess(str(tmp_path / "api"), etcd.endpoint, api.prefix).start()
     tpctl_ports = [f"t{k}" for k in range(10)]
     tpctl_rc: list[int] = []
 

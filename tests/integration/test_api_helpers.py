@@ -10,7 +10,6 @@ import itertools
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,10 +106,10 @@ _servers = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def api_server(etcd_server) -> Iterator[ApiProcess]:
+def api_server(etcd_server, tmp_path_factory) -> Iterator[ApiProcess]:
     """One server per test module (starting one costs seconds); its prefix is emptied after every test."""
     prefix = f"/api{os.getpid()}-{next(_servers)}/"
-    proc = ApiProcess(tempfile.mkdtemp(prefix="tn-api-"), etcd_server.endpoint, prefix).start()
+    proc = ApiProcess(str(tmp_path_factory.mktemp("api")), etcd_server.endpoint, prefix).start()
     yield proc
     proc.stop()
 

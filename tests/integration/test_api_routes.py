@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 
 import pytest
 from test_api_helpers import (  # noqa: F401  (fixtures)
@@ -292,7 +291,7 @@ def test_toolbox(client, store):
     err(client.get("/toolbox/decode-id-string"), 400, "value: Field required")
 
 
-def test_export_import_round_trip(client, api, etcd, prefix):
+def test_export_import_round_trip(client, api, etcd, prefix, tmp_path):
     ok(client.post("/switches", {"name": "ls1"}), 201)
     ok(client.post("/switches/ls1/ports", {"name": "p1", "ip": "10.0.0.2"}), 201)
     ok(client.post("/routers", {"name": "lr1"}), 201)
@@ -304,7 +303,7 @@ def test_export_import_round_trip(client, api, etcd, prefix):
     assert r.text.splitlines()[1:] == tpctl_ok(etcd, prefix, "export").splitlines()[1:]
     # Into a second prefix through a second server
     other = prefix.rstrip("/") + "-copy/"
-    copy = ApiProcess(tempfile.mkdtemp(prefix="tn-api-"), etcd.endpoint, other).start()
+    copy = ApiProcess(str(tmp_path / "api"), etcd.endpoint, other).start()
     c2 = Client(copy)
     try:
         assert ok(c2.post("/import", raw=r.body, content_type="text/plain")) == {
@@ -369,9 +368,9 @@ def test_health_and_unknown_routes(client):
     err(client.request("PUT", "/switches"), 405)
 
 
-def test_etcd_down_is_503_and_the_server_stays_up(etcd, prefix):
+def test_etcd_down_is_503_and_the_server_stays_up(etcd, prefix, tmp_path):
     dead = f"127.0.0.1:{free_port()}"
-    proc = ApiProcess(tempfile.mkdtemp(prefix="tn-api-"), dead, prefix, extra_args=("-t", "0.3")).start()
+    proc = ApiProcess(str(tmp_path / "api"), dead, prefix, extra_args=("-t", "0.3")).start()
     c = Client(proc)
     try:
         for path in ("/health", "/switches"):

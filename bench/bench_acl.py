@@ -27,9 +27,9 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 
+from bench_dir import bench_dir
 from tuplenet.agent import tables as T
 from tuplenet.agent.engine import Engine
 from tuplenet.agent.view import View
@@ -132,7 +132,7 @@ def agent(rules: int, addresses: int, sets: int, priorities: int, samples: int) 
     e.full()
     cid = conj_id(("acl", "LS-A", f"r{rules - 1}"), 1)
     want = next(fl.cookie for fl in e.active.values() if M("conj_id", cid) in fl.match)
-    base = tempfile.mkdtemp(prefix="tn-bench-acl-")
+    base = bench_dir("tn-bench-acl-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
     try:

@@ -22,9 +22,9 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 
+from bench_dir import bench_dir
 from tuplenet.api.proc import ApiProcess
 from tuplenet.control import Controller
 from tuplenet.model import port_id
@@ -187,7 +187,7 @@ def main() -> int:
     ap.add_argument("--switches", type=int, default=10)
     ap.add_argument("--ports", type=int, default=20, help="ports per switch")
     opts = ap.parse_args()
-    base = tempfile.mkdtemp(prefix="tn-bench-api-")
+    base = bench_dir("tn-bench-api-")
     failed = False
     with EtcdServer(os.path.join(base, "etcd")) as etcd:
         paths = seed(etcd.endpoint, opts.switches, opts.ports)

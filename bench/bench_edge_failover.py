@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 
+from bench_dir import bench_dir
 from tuplenet.sandbox.edge_lab import EdgeLab
 from tuplenet.sandbox.etcd import EtcdServer
 from tuplenet.sandbox.sim import SimNetwork
@@ -107,7 +107,7 @@ def main() -> int:
     a = ap.parse_args()
     if a.netns:
         return netns_runs(a.runs, a.interval)
-    base = tempfile.mkdtemp(prefix="tn-bench-edge-")
+    base = bench_dir("tn-bench-edge-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
     lab = None

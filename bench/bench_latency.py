@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from bench_dir import bench_dir  # noqa: E402
 from scale_topology import mac  # noqa: E402
 from tuplenet.agent.flow import ip_int, mac_int  # noqa: E402
 from tuplenet.agent.openflow.conn import OpenFlowConnection  # noqa: E402
@@ -36,7 +36,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def run(existing: int, samples: int) -> dict:
-    base = tempfile.mkdtemp(prefix="tn-bench-lat-")
+    base = bench_dir("tn-bench-lat-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
     try:

@@ -21,9 +21,9 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
+from bench_dir import bench_dir
 from tuplenet.agent.openflow.conn import OpenFlowConnection
 from tuplenet.agent.pipeline import lb as L
 from tuplenet.agent.view import Reader, View
@@ -72,7 +72,7 @@ def _wait_flow(conn: OpenFlowConnection, cookie: int, t0: float, limit: float = 
 
 
 def scale(vips: int, nb: int, samples: int) -> dict:
-    base = tempfile.mkdtemp(prefix="tn-bench-lb-")
+    base = bench_dir("tn-bench-lb-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
     try:
@@ -130,7 +130,7 @@ def scale(vips: int, nb: int, samples: int) -> dict:
 def tcp_ratio(rounds: int, seconds: int) -> dict:
     from tuplenet.sandbox.netns import NetnsSandbox, default_mac
 
-    sb = NetnsSandbox(workdir=tempfile.mkdtemp(prefix="tn-bench-lb-ns-"), name_prefix="tblb")
+    sb = NetnsSandbox(workdir=bench_dir("tn-bench-lb-ns-"), name_prefix="tblb")
 
     def tpctl(*args: str) -> None:
         r = subprocess.run([sys.executable, "-m", "tuplenet.cli.tpctl", "-e", sb.etcd_endpoint, "-p", "/tuplenet/",

@@ -14,9 +14,9 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
+from bench_dir import bench_dir
 from tuplenet.model import LR, LRP, LS, LSP
 from tuplenet.sandbox.etcd import EtcdServer
 from tuplenet.sandbox.procs import wait_for
@@ -53,7 +53,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     opts = ap.parse_args()
-    base = tempfile.mkdtemp(prefix="tn-bench-livetrace-")
+    base = bench_dir("tn-bench-livetrace-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
     try:

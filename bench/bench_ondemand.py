@@ -26,10 +26,10 @@ import re
 import statistics
 import struct
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from bench_dir import bench_dir  # noqa: E402
 from scale_topology import add_scale_args, build, mac  # noqa: E402
 from tuplenet.agent.engine import Engine  # noqa: E402
 from tuplenet.agent.pipeline.ondemand import MODE_KEY  # noqa: E402
@@ -104,7 +104,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def first_packets(n: int, sample: int) -> None:
-    base = tempfile.mkdtemp(prefix="tn-bench-ondemand-")
+    base = bench_dir("tn-bench-ondemand-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
     try:
@@ -213,7 +213,7 @@ def full_mode_flows(ents: list, local: list[LSP]) -> int:
 
 
 def at_scale(a: argparse.Namespace) -> None:
-    base = tempfile.mkdtemp(prefix="tn-bench-ondemand-scale-")
+    base = bench_dir("tn-bench-ondemand-scale-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
     try:

@@ -31,12 +31,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import struct
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -44,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import proc_cpu  # noqa: E402
+from bench_dir import bench_dir  # noqa: E402
 from scale_topology import mac  # noqa: E402
 from tuplenet.agent.openflow import codec as oc  # noqa: E402
 from tuplenet.agent.openflow.conn import OpenFlowConnection  # noqa: E402
@@ -164,7 +162,7 @@ class ClaimWatch:
 
 def run(existing: int, router: bool, samples: int, warmup: int, placement: str = "owner",
         breakdown: bool = False, cpu: bool = False, requested: bool = False, bystander: str = "full") -> dict:
-    base = tempfile.mkdtemp(prefix="tn-bench-portup-")
+    base = bench_dir("tn-bench-portup-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
     pool = ThreadPoolExecutor(max_workers=5)
@@ -227,8 +225,6 @@ def run(existing: int, router: bool, samples: int, warmup: int, placement: str =
         pool.shutdown(wait=False)
         net.destroy()
         etcd.stop()
-        if not os.environ.get("KEEP_BENCH_DIR"):  # ~65 MB at 1,000 ports (etcd, OVS logs and dbs)
-            shutil.rmtree(base, ignore_errors=True)
 
 
 def sample(store: Store, owner, ow: FlowWatch, pw: FlowWatch, db: Ovsdb, dbp: Ovsdb, pool: ThreadPoolExecutor,

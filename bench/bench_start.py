@@ -11,10 +11,10 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from bench_dir import bench_dir  # noqa: E402
 from scale_topology import add_scale_args, build  # noqa: E402
 from tuplenet.sandbox.etcd import EtcdServer  # noqa: E402
 from tuplenet.sandbox.procs import wait_for  # noqa: E402
@@ -42,7 +42,7 @@ def main() -> None:
     add_scale_args(ap)
     ap.add_argument("--local", type=int, default=50)
     a = ap.parse_args()
-    base = tempfile.mkdtemp(prefix="tn-bench-start-")
+    base = bench_dir("tn-bench-start-")
     etcd = EtcdServer(base + "/etcd").start()
     net = SimNetwork(base + "/sim")
     try:

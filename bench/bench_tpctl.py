@@ -15,9 +15,9 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
+from bench_dir import bench_dir
 from tuplenet.control import Controller
 from tuplenet.sandbox.etcd import EtcdServer
 from tuplenet.store import Store
@@ -77,7 +77,7 @@ def main() -> None:
     ap.add_argument("--routers", type=int, default=20)
     ap.add_argument("--ports", type=int, default=100, help="VM ports per switch")
     opts = ap.parse_args()
-    base = tempfile.mkdtemp(prefix="tn-bench-tpctl-")
+    base = bench_dir("tn-bench-tpctl-")
     with EtcdServer(os.path.join(base, "etcd")) as etcd:
         ep = etcd.endpoint
         with Store(ep, prefix="/small/") as store:

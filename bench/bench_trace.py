@@ -16,8 +16,9 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+
+from bench_dir import bench_dir
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "unit"))
@@ -115,7 +116,7 @@ def part_c(runs: int) -> None:
     from tuplenet.sandbox.etcd import EtcdServer
     from tuplenet.store import Store
 
-    base = tempfile.mkdtemp(prefix="tn-bench-trace-")
+    base = bench_dir("tn-bench-trace-")
     server = EtcdServer(base).start()
     try:
         prefix = "/bench-trace/"

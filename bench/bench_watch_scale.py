@@ -25,12 +25,12 @@ import json
 import os
 import re
 import statistics
-import tempfile
 import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+from bench_dir import bench_dir
 from tuplenet.sandbox.etcd import EtcdServer
 from tuplenet.sandbox.etcd_proxy import GrpcProxy
 from tuplenet.sandbox.procs import wait_for
@@ -204,7 +204,7 @@ def main() -> int:
     args = ap.parse_args()
     counts = [int(x) for x in args.watchers.split(",")]
     modes = args.modes.split(",")
-    base = tempfile.mkdtemp(prefix="tn-bench-watch-scale-")
+    base = bench_dir("tn-bench-watch-scale-")
     members = start_cluster(base)
     proxies: list[GrpcProxy] = []
     rows: list[dict] = []

@@ -29,11 +29,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import statistics
 import struct
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import proc_cpu  # noqa: E402
+from bench_dir import bench_dir  # noqa: E402
 from bench_port_up import BYSTANDER, HOSTS, LRNAME, LSNAME, NEW_OFPORT, OWNER, PEER, POLL, pct  # noqa: E402
 from scale_topology import mac  # noqa: E402
 from tuplenet.agent.openflow import codec as oc  # noqa: E402
@@ -300,7 +299,7 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int, cpu: bool = 
             requested: bool = False, placement: str = "owner") -> dict:
     """bench_port_up.run's measurement with OVN in place of TupleNet; the same result keys (owner = mark).
     `placement` "remote": the existing ports are OVS ports on hv3, bound there by its ovn-controller."""
-    base = tempfile.mkdtemp(prefix="tn-bench-ovn-")
+    base = bench_dir("tn-bench-ovn-")
     central = Central(base + "/central")
     net: SimNetwork | None = None
     controllers: list[int] = []
@@ -318,8 +317,9 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int, cpu: bool = 
                     "other-config:disable-in-band=true")
         nb, sb = Db(central.nb_sock, "OVN_Northbound"), Db(central.sb_sock, "OVN_Southbound")
         conns += [nb, sb]
-        olds = nb_topology(nb, existing, router, owner_port=placement != "owner")
-        host = owner if placement == "owner" else net[BYSTANDER]
+        remote = placement != "owner"
+        olds = nb_topology(nb, existing, router, owner_port=remote)
+        host = net[BYSTANDER] if remote else owner
         for i in range(0, len(olds), 250):  # real OVS ports on their chassis, bound there (batched as ours)
             cmd: list[str] = []
             for name, _ip in olds[i:i + 250]:
@@ -328,7 +328,7 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int, cpu: bool = 
             host.vsctl(*cmd[1:])
         peer.vsctl("add-port", "br-int", PEER_PORT, "--", "set", "Interface", PEER_PORT, "type=dummy",
                    f"external_ids:iface-id={PEER_PORT}")
-        if placement != "owner":
+        if remote:
             owner.vsctl("add-port", "br-int", OWNER_PORT, "--", "set", "Interface", OWNER_PORT, "type=dummy",
                         f"external_ids:iface-id={OWNER_PORT}")
         for h in net.hosts.values():
@@ -354,7 +354,7 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int, cpu: bool = 
         if olds:  # hv1's flows to reach the existing ports are in before we measure
             last = binding(sb, olds[-1][0], dp_key, 10000)
             wait_for(lambda: pw.remote_output(last, table), timeout=60, what="peer flow to the existing ports")
-            if placement != "owner":  # and, ports elsewhere, the owner's too
+            if remote:  # and, ports elsewhere, the owner's too
                 wait_for(lambda: ow.remote_output(last, table), timeout=60, what="owner flow to the existing ports")
         settle(ow)
         bed = Bed(nb, owner, peer, ow, pw, Db(owner.db_sock, "Open_vSwitch"), Db(owner.db_sock, "Open_vSwitch"),
@@ -394,8 +394,6 @@ def run_ovn(existing: int, router: bool, samples: int, warmup: int, cpu: bool = 
         if net is not None:
             net.destroy()
         central.stop()
-        if not os.environ.get("KEEP_OVN_BENCH"):
-            shutil.rmtree(base, ignore_errors=True)
 
 
 @dataclass

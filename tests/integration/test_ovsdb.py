@@ -528,3 +528,26 @@ def test_incremental_view_equals_a_view_built_from_scratch(host: OvsHost) -> Non
     finally:
         idl.close()
     assert checked[0] >= 8
+
+
+def test_openflow_port_status_numbers_the_interface(host: OvsHost, lo: LocalOvs) -> None:
+    """ovs-vswitchd's own port-status messages reach the IDL's hints (ofport_hints.py): the number OpenFlow
+    announces is the one OVSDB gets, and it goes with the port."""
+    from tuplenet.agent.openflow import OpenFlowConnection
+
+    lo.ensure_bridge()
+    conn = OpenFlowConnection(os.path.join(host.dir, "br-int.mgmt"))
+    conn.on_port_status = lo.port_status
+    conn.start(timeout=5)
+    try:
+        hints = lambda: lo._idl.hints  # noqa: E731 - read on this thread: a dict lookup, for the test only
+        host.vsctl("add-port", "br-int", "vm1", "--", "set", "Interface", "vm1", "type=dummy",
+                   "external_ids:iface-id=lsp1")
+        number = wait_for(lambda: hints().get("vm1"), 5, 0.005, "vm1's port-status")
+        assert number == host.record("Interface", "vm1")["ofport"] >= 1
+        assert lo.wait_state(lambda s: s.bindings.get("lsp1") == number).bindings["lsp1"] == number
+        host.vsctl("del-port", "br-int", "vm1")
+        wait_for(lambda: hints().get("vm1") is None, 5, 0.005, "vm1's hint gone")
+        lo.wait_state(lambda s: "lsp1" not in s.bindings)
+    finally:
+        conn.close()

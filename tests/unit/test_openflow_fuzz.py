@@ -69,6 +69,7 @@ VALID = [
     c.bundle_control(1, c.OFPBCT_COMMIT_REPLY, xid=3), _packet_in2(), _flow_stats_reply(1), _meter_config_reply(2),
     c.nx_msg(c.NXT_TLV_TABLE_REPLY, struct.pack("!IH2x", 256, 64) + b"\xff\xee\x00\x08\x00\x00\x00\x00", 3),
     c.msg(c.OFPT_PORT_STATUS, b"\x00" * 72, 0), c.hello(),
+    c.msg(c.OFPT_PORT_STATUS, struct.pack("!B7xIH2x6s2x16sII", 0, 5, 48, b"\0" * 6, b"tap5", 0, 0), 0),
 ]
 
 
@@ -78,6 +79,17 @@ class Feeder:
 
     conn: OpenFlowConnection = field(default_factory=lambda: OpenFlowConnection("/nonexistent"))
     pins: list = field(default_factory=list)
+    ports: list = field(default_factory=list)  # what reached the port-status callback (checked by the tests)
+
+    def __post_init__(self) -> None:
+        self.conn.on_port_status = lambda *status: self.ports.append(status)
+
+    def check_ports(self) -> None:
+        """Whatever the switch sends, the callback only ever hears of a usable (reason, number, name)."""
+        for reason, port_no, name in self.ports:
+            assert reason in (0, 1, 2) and 1 <= port_no <= 0xFEFF, (reason, port_no)
+            assert isinstance(name, str) and 1 <= len(name) <= 14 and name.isascii() and "\0" not in name
+        self.ports.clear()
 
     def feed(self, data: bytes, bundle: bool) -> None:
         conn = self.conn
@@ -106,6 +118,7 @@ FEEDER = Feeder()
 def test_random_bytes_into_the_reader(data: bytes) -> None:
     FEEDER.feed(data, bundle=len(data) % 2 == 1)
     assert len(FEEDER.conn.async_errors) <= 65  # bounded, whatever the switch invents
+    FEEDER.check_ports()
 
 
 def mutate(rng: random.Random) -> bytes:
@@ -124,6 +137,7 @@ def mutate(rng: random.Random) -> bytes:
 def test_mutated_valid_messages_into_the_reader(seed: int) -> None:
     rng = random.Random(seed)
     FEEDER.feed(mutate(rng), bundle=rng.random() < 0.5)
+    FEEDER.check_ports()
 
 
 def _view() -> View:

@@ -126,6 +126,27 @@ def test_callbacks_run_off_the_reader_thread_and_may_make_requests(path: str) ->
         sw.close()
 
 
+def test_port_status_reaches_its_callback_after_a_session_reset(path: str) -> None:
+    """Each session first says "forget what you knew", then every usable port-status in order; one that cannot
+    name a port (a reserved number) is dropped."""
+    sw = FakeSwitch(path)
+    seen: list[tuple] = []
+    conn = OpenFlowConnection(path)
+    conn.on_port_status = lambda *a: seen.append(a)
+    conn.start(timeout=5)
+    try:
+        for reason, port_no, name in ((c.OFPPR_ADD, 7, b"tap7"), (c.OFPPR_ADD, 0xFFFFFFFE, b"br-int"),
+                                      (c.OFPPR_DELETE, 7, b"tap7")):
+            sw.send(c.msg(c.OFPT_PORT_STATUS, struct.pack("!B7xIH2x6s2x16sII", reason, port_no, 48, b"\0" * 6,
+                                                          name, 0, 0)))
+        poll(lambda: len(seen) >= 3, 5, "port-status callbacks")
+        conn.barrier()
+        assert seen == [(0, 0, None), (c.OFPPR_ADD, 7, "tap7"), (c.OFPPR_DELETE, 7, "tap7")]
+    finally:
+        conn.close()
+        sw.close()
+
+
 def test_unsolicited_errors_are_counted_not_raised(path: str) -> None:
     sw = FakeSwitch(path)
     with OpenFlowConnection(path).start(timeout=5) as conn:

@@ -106,6 +106,7 @@ class Agent:
 
         self.conn = OpenFlowConnection(self.cfg.mgmt_socket, on_packet_in=self._on_packet_in,
                                        on_connect=lambda: self.q.put(("ofconnect",)))
+        self.conn.on_port_status = self.ovs.port_status  # port numbers before OVSDB has them (ofport_hints.py)
         try:
             self.conn.start(timeout=10.0)
         except Exception as exc:

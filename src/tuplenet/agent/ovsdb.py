@@ -317,6 +317,15 @@ class LocalOvs(IdlThread):
             raise OvsdbError(f"timed out after {timeout:.1f}s waiting for {what} in OVSDB at {self.db_path} "
                              f"({why})") from None
 
+    def port_status(self, reason: int, port_no: int, name: str | None) -> None:
+        """An OpenFlow port-status message of the bridge, from the OpenFlow reader (name None: a new session);
+        never blocks. Lets an interface's view have its port number before OVSDB does (ofport_hints.py)."""
+        with self._submit_lock:
+            if self._stopping or self._closed:
+                return
+            self._requests.put(lambda: self._idl is not None and self._idl.port_status(reason, port_no, name))
+        self._wake()
+
     def _wake(self) -> None:
         try:
             os.write(self._wake_w, b"x")

@@ -15,8 +15,9 @@ import ovs.db.idl
 import ovs.jsonrpc
 
 from tuplenet.agent import ovsdb_mirror_idl
+from tuplenet.agent.ofport_hints import OfportHints
 from tuplenet.agent.ovsdb_ipfix import IpfixView
-from tuplenet.agent.ovsdb_model import BridgeView, DbView, IfaceView, PortView
+from tuplenet.agent.ovsdb_model import IFACE_ID_KEY, BridgeView, DbView, IfaceView, PortView
 
 _UUID_INT = operator.attrgetter("int")
 DB_NAME = "Open_vSwitch"
@@ -133,18 +134,23 @@ class TrackingIdl(ovs.db.idl.Idl):
         self.relisted = 0  # port lists updated in place (tests)
         self._port_of: dict[uuid.UUID, uuid.UUID] = {}  # interface -> the port that held it at the last view
         self._bridge_of: dict[uuid.UUID, uuid.UUID] = {}  # port -> its bridge at the last view
-        self._view: tuple[int, DbView] | None = None
+        self._view: tuple[tuple[int, int], DbView] | None = None
+        self.hints = OfportHints()  # port numbers OpenFlow announced before OVSDB has them (ofport_hints.py)
+        self.hint_gen = 0  # bumped when a hint changes an interface's view (with change_seqno: a new view)
+        self._iface_named: dict[str, uuid.UUID] = {}  # interface name -> its row, at the last view of it
+        self._hinted: set[uuid.UUID] = set()  # interfaces whose view took its ofport from a hint
 
     def notify(self, event: str, row: Any, updates: Any = None) -> None:
         table, key = row._table.name, row.uuid
         if table == "Interface":  # the bridge's port list stands: only this port's view is rebuilt
-            self._iface_cache.pop(key, None)
-            port = self._port_of.get(key)
-            if port is not None:
-                self._port_cache.pop(port, None)
-                bridge = self._bridge_of.get(port)
-                if bridge is not None:
-                    self._dirty_ports.setdefault(bridge, set()).add(port)
+            self._touch_iface(key)
+            if event == ovs.db.idl.ROW_DELETE:
+                self._hinted.discard(key)
+                name = _get(row, "name", None)  # (a deleted row keeps its data)
+                if isinstance(name, str):
+                    if self._iface_named.get(name) == key:
+                        del self._iface_named[name]
+                    self.hints.forget(name)  # a late announcement of the old port must not serve a new row
         elif table == "Port":
             self._port_cache.pop(key, None)
             bridge = self._bridge_of.get(key)
@@ -161,6 +167,33 @@ class TrackingIdl(ovs.db.idl.Idl):
         elif table != "Open_vSwitch":  # Mirror, IPFIX: part of a bridge's view, rare; rebuild every bridge
             self._bridge_cache.clear()
 
+    def _touch_iface(self, key: uuid.UUID) -> None:
+        """Rebuild this interface's view (and its port's) at the next view()."""
+        self._iface_cache.pop(key, None)
+        port = self._port_of.get(key)
+        if port is not None:
+            self._port_cache.pop(port, None)
+            bridge = self._bridge_of.get(port)
+            if bridge is not None:
+                self._dirty_ports.setdefault(bridge, set()).add(port)
+
+    def state_seq(self) -> tuple[int, int]:
+        """Moves whenever view() may differ: a database change or a hint."""
+        return self.change_seqno, self.hint_gen
+
+    def port_status(self, reason: int, port_no: int, name: str | None) -> None:
+        """An OpenFlow port-status message of the bridge (name None: a new OpenFlow session). An interface
+        still without an OVSDB ofport, or whose view took a hint, gets a new view."""
+        names = self.hints.reset() if name is None else [name] if self.hints.update(reason, port_no, name) else []
+        for n in names:
+            key = self._iface_named.get(n)
+            if key is None:  # not in a view yet: its first view reads the hint
+                continue
+            hit = self._iface_cache.get(key)
+            if key in self._hinted or hit is None or (hit[1].ofport < 1 and IFACE_ID_KEY in hit[1].external_ids):
+                self._touch_iface(key)
+                self.hint_gen += 1
+
     def connected(self) -> bool:
         """Connected and past the initial monitor reply: the replica is current."""
         return bool(self._session.is_connected()) and self.state == self.IDL_S_MONITORING
@@ -174,11 +207,22 @@ class TrackingIdl(ovs.db.idl.Idl):
             return hit[1]
         ofport = _get(row, "ofport", [])
         mac = _get(row, "mac_in_use", [])
-        view = IfaceView(name=row.name, type=_get(row, "type", ""), options=_get(row, "options", {}),
-                         external_ids=_get(row, "external_ids", {}), ofport=ofport[0] if ofport else -1,
-                         bfd=_get(row, "bfd", {}), bfd_status=_get(row, "bfd_status", {}),
-                         mac=mac[0] if mac else None)
+        name, ext = row.name, _get(row, "external_ids", {})
+        number = ofport[0] if ofport else -1
+        hinted = False
+        if not ofport and IFACE_ID_KEY in ext:  # a VM or patch port OVSDB has no number for yet
+            hint = self.hints.get(name)
+            if hint is not None:
+                number, hinted = hint, True
+        view = IfaceView(name=name, type=_get(row, "type", ""), options=_get(row, "options", {}),
+                         external_ids=ext, ofport=number, bfd=_get(row, "bfd", {}),
+                         bfd_status=_get(row, "bfd_status", {}), mac=mac[0] if mac else None)
         self._iface_cache[row.uuid] = (row, view)
+        self._iface_named[name] = row.uuid
+        if hinted:
+            self._hinted.add(row.uuid)
+        else:
+            self._hinted.discard(row.uuid)
         return view
 
     def _port(self, row: Any, bridge: uuid.UUID) -> PortView:
@@ -271,7 +315,8 @@ class TrackingIdl(ovs.db.idl.Idl):
     def view(self) -> DbView:
         """The replica as a DbView; rebuilt only when change_seqno moved (our own uncommitted edits never
         show: committing a Transaction rolls them back locally), and then only where notify() said."""
-        if self._view is not None and self._view[0] == self.change_seqno:
+        seq = self.state_seq()
+        if self._view is not None and self._view[0] == seq:
             return self._view[1]
         self._prune()
         bridges: dict[str, BridgeView] = {}
@@ -285,7 +330,7 @@ class TrackingIdl(ovs.db.idl.Idl):
         root = next(iter(self.tables["Open_vSwitch"].rows.values()), None)
         system_id = _get(root, "external_ids", {}).get("system-id") if root is not None else None
         view = DbView(has_root=root is not None, system_id=system_id or None, bridges=bridges)
-        self._view = (self.change_seqno, view)
+        self._view = (seq, view)
         return view
 
     def _prune(self) -> None:
@@ -299,6 +344,10 @@ class TrackingIdl(ovs.db.idl.Idl):
         for gone in self._dirty_ports.keys() - self.tables["Bridge"].rows.keys():
             del self._dirty_ports[gone]
         self._relist &= self.tables["Bridge"].rows.keys()
+        live_ifaces = self.tables["Interface"].rows
+        if len(self._iface_named) > 2 * len(live_ifaces) + 64:
+            self._iface_named = {n: k for n, k in self._iface_named.items() if k in live_ifaces}
+        self._hinted &= live_ifaces.keys()
         for m, table in ((self._port_of, "Interface"), (self._bridge_of, "Port")):
             live = self.tables[table].rows
             if len(m) > 2 * len(live) + 64:

@@ -115,17 +115,17 @@ class IdlThread:
         idl = self._idl = ovsdb_idl.TrackingIdl(self._remote, ovsdb_idl.schema_helper(schema))
         idl.set_backoff(*_RECONNECT_BACKOFF_MS)
         self._state_builder = StateBuilder()
-        last_seqno, was_connected, ever_connected = -1, False, False
+        last_seqno, was_connected, ever_connected = (-1, -1), False, False
         self._next_publish = 0.0
         self._pub_tokens, self._pub_refill = _PUBLISH_BURST, time.monotonic()
-        self._pub_seqno = -1
+        self._pub_seqno = (-1, -1)
         while not self._stopping:
             try:
                 last_seqno, was_connected, ever_connected = self._step(idl, last_seqno, was_connected,
                                                                        ever_connected)
             except Exception as exc:  # noqa: BLE001 - one unexpected error must not end the session
                 self._recover(idl, exc)
-                last_seqno, was_connected = -1, False
+                last_seqno, was_connected = (-1, -1), False
 
     def _recover(self, idl: ovsdb_idl.TrackingIdl, exc: Exception) -> None:
         """Log and count the error, drop the transaction in flight, and resync from a fresh session after a
@@ -181,8 +181,8 @@ class IdlThread:
         self._txn = None
         idl.txn = None
 
-    def _step(self, idl: ovsdb_idl.TrackingIdl, last_seqno: int, was_connected: bool,
-              ever_connected: bool) -> tuple[int, bool, bool]:
+    def _step(self, idl: ovsdb_idl.TrackingIdl, last_seqno: tuple[int, int], was_connected: bool,
+              ever_connected: bool) -> tuple[tuple[int, int], bool, bool]:
         """One turn of the IDL loop: run the IDL, publish, plan and commit, then block until there is work."""
         self._drain_requests()
         idl.run()
@@ -190,7 +190,7 @@ class IdlThread:
         self._check_cfg(idl)
         connected = idl.connected()
         now = time.monotonic()
-        changed = idl.change_seqno != last_seqno or connected != was_connected
+        changed = idl.state_seq() != last_seqno or connected != was_connected
         # Rebuilding the state is O(changed ports) when only VM ports changed (ovsdb_state.StateBuilder), but
         # O(interfaces) after a reconnect or when a tunnel, patch or flow-based port, the bridge's external_ids
         # or the system-id changed. A token bucket of rebuild CPU time decides: after a quiet spell every update
@@ -208,7 +208,7 @@ class IdlThread:
             if connected or self._state is not None:
                 self._publish(self._state_builder.build(idl.view(), self.bridge, connected, 0))
             self._pub_tokens -= time.thread_time() - t0
-            last_seqno, was_connected = idl.change_seqno, connected
+            last_seqno, was_connected = idl.state_seq(), connected
             self._pub_seqno = last_seqno
             self._dirty = True
             self._next_publish = now + min(_PUBLISH_INTERVAL, max(0.0, -self._pub_tokens) / _PUBLISH_SHARE)
@@ -251,10 +251,10 @@ class IdlThread:
             if why:
                 log.error("IPFIX not configured: %s", why)
             self._ipfix_error = why
-        if self._pub_seqno != idl.change_seqno:
+        if self._pub_seqno != idl.state_seq():
             # Callers blocked on a request must see its effect in snapshot() when they wake.
             self._publish(self._state_builder.build(idl.view(), self.bridge, idl.connected(), 0))
-            self._pub_seqno = idl.change_seqno
+            self._pub_seqno = idl.state_seq()
         self._settle_futures(p)
         if not p.actions:
             self._unsettled = 0

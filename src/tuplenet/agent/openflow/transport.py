@@ -72,6 +72,9 @@ class Transport:
         self._reader: threading.Thread | None = None
         self._last_error: Exception | None = None
         self._reset_sock: socket.socket | None = None
+        # Port-status messages, (reason, port number, name), on the reader thread, so it must not block; a new
+        # session first calls it with name None (forget what the last one said). Set before start().
+        self.on_port_status: Callable[[int, int, str | None], None] | None = None
 
     # --------------------------------------------------------------------------------- lifecycle
     def start(self, timeout: float = 10.0) -> Self:
@@ -255,6 +258,8 @@ class Transport:
         self.stats["connects"] += 1
         self.log.info("OpenFlow connected to %s", self.path)
         self._dispatch.connected()
+        if self.on_port_status is not None:
+            self.on_port_status(0, 0, None)
         began = time.monotonic()
         reason = "EOF"
         try:
@@ -366,6 +371,11 @@ class Transport:
                 if not self._dispatch.packet_in(c.parse_packet_in2(body[8:])):
                     self.stats["packet_ins_dropped"] += 1
                 return
+        if mtype == c.OFPT_PORT_STATUS:
+            status = c.parse_port_status(body) if self.on_port_status is not None else None
+            if status is not None:
+                self.on_port_status(*status)  # type: ignore[misc]
+            return
         with self._pending_lock:
             p = self._pending.get(xid)
         if mtype == c.OFPT_ERROR:
@@ -383,7 +393,7 @@ class Transport:
                                      self.path, xid, err.name)
             return
         if p is None:
-            return  # OFPT_PORT_STATUS, bundle open replies, echo replies, ...
+            return  # bundle open replies, echo replies, ...
         if mtype == c.OFPT_MULTIPART_REPLY and p.sink is not None:
             _mp, flags = c.multipart_reply_info(body)
             p.sink(body)

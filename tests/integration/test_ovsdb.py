@@ -531,23 +531,27 @@ def test_incremental_view_equals_a_view_built_from_scratch(host: OvsHost) -> Non
 
 
 def test_openflow_port_status_numbers_the_interface(host: OvsHost, lo: LocalOvs) -> None:
-    """ovs-vswitchd's own port-status messages reach the IDL's hints (ofport_hints.py): the number OpenFlow
-    announces is the one OVSDB gets, and it goes with the port."""
+    """The wiring with a real ovs-vswitchd: its own port-status messages parse into the number OVSDB gets,
+    reach the IDL thread, and no hint outlives the port. (Which number a view shows while OVSDB has none is
+    tested on a replica: tests/unit/test_ofport_hints.py.)"""
     from tuplenet.agent.openflow import OpenFlowConnection
+    from tuplenet.agent.openflow import codec as c
 
     lo.ensure_bridge()
+    heard: list[tuple] = []
     conn = OpenFlowConnection(os.path.join(host.dir, "br-int.mgmt"))
-    conn.on_port_status = lo.port_status
+    conn.on_port_status = lambda *status: (heard.append(status), lo.port_status(*status))
     conn.start(timeout=5)
     try:
-        hints = lambda: lo._idl.hints  # noqa: E731 - read on this thread: a dict lookup, for the test only
         host.vsctl("add-port", "br-int", "vm1", "--", "set", "Interface", "vm1", "type=dummy",
                    "external_ids:iface-id=lsp1")
-        number = wait_for(lambda: hints().get("vm1"), 5, 0.005, "vm1's port-status")
-        assert number == host.record("Interface", "vm1")["ofport"] >= 1
+        number = host.record("Interface", "vm1")["ofport"]
+        assert number >= 1
+        wait_for(lambda: (c.OFPPR_ADD, number, "vm1") in heard, 5, 0.005, "vm1's ADD")
         assert lo.wait_state(lambda s: s.bindings.get("lsp1") == number).bindings["lsp1"] == number
         host.vsctl("del-port", "br-int", "vm1")
-        wait_for(lambda: hints().get("vm1") is None, 5, 0.005, "vm1's hint gone")
+        wait_for(lambda: (c.OFPPR_DELETE, number, "vm1") in heard, 5, 0.005, "vm1's DELETE")
         lo.wait_state(lambda s: "lsp1" not in s.bindings)
+        assert lo._idl.hints.get("vm1") is None  # (read off the IDL thread: a dict lookup, for the test only)
     finally:
         conn.close()

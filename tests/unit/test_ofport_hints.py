@@ -44,19 +44,37 @@ def test_parse_refuses_what_cannot_name_a_port(body: bytes) -> None:
     assert c.parse_port_status(body) is None
 
 
-def test_hints_follow_add_modify_delete_forget_and_reset() -> None:
+def test_hints_follow_add_delete_forget_and_reset() -> None:
     h = OfportHints()
     assert h.update(ADD, 5, "a") and h.get("a") == 5
-    assert not h.update(MODIFY, 5, "a")  # same number: no change
+    assert not h.update(ADD, 5, "a")  # same number: no change
+    assert not h.update(MODIFY, 7, "a") and h.get("a") == 5  # a modify never changes a number
     assert not h.update(DELETE, 6, "a") and h.get("a") == 5  # not the port we know
     assert h.update(DELETE, 5, "a") and h.get("a") is None
-    assert not h.update(MODIFY, 5, "a") and h.get("a") is None  # a modify never creates a hint
+    assert not h.update(MODIFY, 5, "a") and h.get("a") is None  # nor creates one
     h.update(ADD, 8, "b")
     assert h.forget("b") and not h.forget("b")
-    assert not h.update(MODIFY, 8, "b") and h.get("b") is None  # the old port's late modify stays out
+    assert not h.update(ADD, 8, "b") and h.get("b") is None  # the old port's late ADD stays out...
+    assert not h.update(DELETE, 8, "b")  # ...until ovs-vswitchd is past the deletion
+    assert h.update(ADD, 9, "b") and h.get("b") == 9
+    h.forget("b")
+    h.confirmed("b")  # OVSDB numbered a row of that name: past the deletion too
+    assert h.update(ADD, 10, "b")
+    h.confirmed("b")
+    assert h.get("b") is None  # OVSDB's number serves from now on
     h.update(ADD, 9, "c")
     h.update(ADD, 10, "d")
+    h.forget("e")
     assert sorted(h.reset()) == ["c", "d"] and len(h) == 0
+    assert h.update(ADD, 11, "e")  # a new session: nothing blocked
+
+
+def test_blocked_names_are_bounded() -> None:
+    h = OfportHints()
+    for n in range(OfportHints.BLOCKED_MAX + 10):
+        h.forget(f"t{n}")
+    assert len(h._blocked) == OfportHints.BLOCKED_MAX
+    assert h.update(ADD, 3, "t0") and not h.update(ADD, 3, f"t{OfportHints.BLOCKED_MAX + 9}")
 
 
 class Host:
@@ -105,6 +123,7 @@ def test_a_view_takes_the_hint_until_ovsdb_numbers_the_port() -> None:
     assert h.ofport("tap1") == 40
     h.r.idl.port_status(DELETE, 40, "tap1")
     assert h.ofport("tap1") == 40  # OVSDB's number stands on its own
+    assert h.r.idl.hints.get("tap1") is None
 
 
 def test_a_hint_announced_before_the_row_appears_is_used() -> None:
@@ -128,6 +147,29 @@ def test_no_hint_survives_the_interface_it_was_for() -> None:
     h.r.idl.port_status(DELETE, 40, "tap1")
     h.r.idl.port_status(ADD, 41, "tap1")  # the new port
     assert h.ofport("tap1") == 41
+
+
+def test_a_late_announcement_of_a_deleted_port_numbers_nothing() -> None:
+    """ovs-vswitchd a reconfiguration behind: the old port's ADD arrives after its row went and a new row of
+    that name came."""
+    h = Host()
+    h.plug("tap1")
+    assert h.ofport("tap1") == -1
+    h.unplug("tap1")
+    h.plug("tap1")
+    h.r.idl.port_status(ADD, 5, "tap1")  # the deleted row's port
+    assert h.ofport("tap1") == -1
+    h.r.idl.port_status(DELETE, 5, "tap1")
+    h.r.idl.port_status(ADD, 6, "tap1")  # the new row's
+    assert h.ofport("tap1") == 6
+
+
+def test_a_hint_goes_once_ovsdb_has_the_number() -> None:
+    h = Host()
+    h.plug("tap1")
+    h.r.idl.port_status(ADD, 40, "tap1")
+    h.numbered("tap1", 40)
+    assert h.ofport("tap1") == 40 and h.r.idl.hints.get("tap1") is None
 
 
 def test_hints_go_with_a_new_openflow_session() -> None:

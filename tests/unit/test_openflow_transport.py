@@ -126,22 +126,31 @@ def test_callbacks_run_off_the_reader_thread_and_may_make_requests(path: str) ->
         sw.close()
 
 
-def test_port_status_reaches_its_callback_after_a_session_reset(path: str) -> None:
-    """Each session first says "forget what you knew", then every usable port-status in order; one that cannot
-    name a port (a reserved number) is dropped."""
+def test_port_status_reaches_its_callback_between_session_resets(path: str) -> None:
+    """Each session says "forget what you knew" when it begins and when it ends, and in between passes every
+    ADD and DELETE that names a port, in order; a reserved number and a MODIFY (link state) are dropped."""
     sw = FakeSwitch(path)
     seen: list[tuple] = []
     conn = OpenFlowConnection(path)
     conn.on_port_status = lambda *a: seen.append(a)
     conn.start(timeout=5)
     try:
-        for reason, port_no, name in ((c.OFPPR_ADD, 7, b"tap7"), (c.OFPPR_ADD, 0xFFFFFFFE, b"br-int"),
-                                      (c.OFPPR_DELETE, 7, b"tap7")):
-            sw.send(c.msg(c.OFPT_PORT_STATUS, struct.pack("!B7xIH2x6s2x16sII", reason, port_no, 48, b"\0" * 6,
-                                                          name, 0, 0)))
+        def status(reason: int, port_no: int, name: bytes) -> bytes:
+            return c.msg(c.OFPT_PORT_STATUS, struct.pack("!B7xIH2x6s2x16sII", reason, port_no, 48, b"\0" * 6,
+                                                         name, 0, 0))
+
+        for msg in (status(c.OFPPR_ADD, 7, b"tap7"), status(c.OFPPR_ADD, 0xFFFFFFFE, b"br-int"),
+                    status(c.OFPPR_MODIFY, 7, b"tap7"), status(c.OFPPR_DELETE, 7, b"tap7")):
+            sw.send(msg)
         poll(lambda: len(seen) >= 3, 5, "port-status callbacks")
         conn.barrier()
         assert seen == [(0, 0, None), (c.OFPPR_ADD, 7, "tap7"), (c.OFPPR_DELETE, 7, "tap7")]
+        sw.drop()
+        poll(lambda: len(seen) >= 5, 5, "resets at the session's end and the next one's start")
+        assert seen[3:] == [(0, 0, None), (0, 0, None)]
+        sw.send(status(c.OFPPR_ADD, 8, b"tap8"))
+        poll(lambda: len(seen) >= 6, 5, "port-status on the new session")
+        assert seen[5] == (c.OFPPR_ADD, 8, "tap8")
     finally:
         conn.close()
         sw.close()

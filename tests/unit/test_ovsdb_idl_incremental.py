@@ -105,14 +105,16 @@ class Replica:
     def cold(self) -> Any:
         """The view built from nothing, leaving the incremental caches as they were."""
         idl = self.idl
-        saved = (idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._dirty_ports, idl._relist, idl._view)
+        saved = (idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._dirty_ports, idl._relist, idl._view,
+                 idl._iface_named, idl._hinted, idl._port_of, idl._bridge_of)
         idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._dirty_ports, idl._relist, idl._view = \
             {}, {}, {}, {}, set(), None
+        idl._iface_named, idl._hinted, idl._port_of, idl._bridge_of = {}, set(), {}, {}
         try:
             return idl.view()
         finally:
             (idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._dirty_ports, idl._relist,
-             idl._view) = saved
+             idl._view, idl._iface_named, idl._hinted, idl._port_of, idl._bridge_of) = saved
 
 
 def test_port_added_deleted_and_moved_in_place() -> None:

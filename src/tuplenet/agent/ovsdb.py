@@ -323,8 +323,12 @@ class LocalOvs(IdlThread):
         with self._submit_lock:
             if self._stopping or self._closed:
                 return
-            self._requests.put(lambda: self._idl is not None and self._idl.port_status(reason, port_no, name))
+            self._requests.put(lambda: self._hint(reason, port_no, name))
         self._wake()
+
+    def _hint(self, reason: int, port_no: int, name: str | None) -> None:
+        if self._idl is not None:
+            self._idl.port_status(reason, port_no, name)
 
     def _wake(self) -> None:
         try:

@@ -182,8 +182,9 @@ class TrackingIdl(ovs.db.idl.Idl):
         return self.change_seqno, self.hint_gen
 
     def port_status(self, reason: int, port_no: int, name: str | None) -> None:
-        """An OpenFlow port-status message of the bridge (name None: a new OpenFlow session). An interface
-        still without an OVSDB ofport, or whose view took a hint, gets a new view."""
+        """An OpenFlow port-status message of the bridge (name None: an OpenFlow session began or ended, or
+        the OVSDB session was re-established, whose re-listing tells no deletions). An interface still
+        without an OVSDB ofport, or whose view took a hint, gets a new view."""
         names = self.hints.reset() if name is None else [name] if self.hints.update(reason, port_no, name) else []
         for n in names:
             key = self._iface_named.get(n)
@@ -210,7 +211,9 @@ class TrackingIdl(ovs.db.idl.Idl):
         name, ext = row.name, _get(row, "external_ids", {})
         number = ofport[0] if ofport else -1
         hinted = False
-        if not ofport and IFACE_ID_KEY in ext:  # a VM or patch port OVSDB has no number for yet
+        if ofport:
+            self.hints.confirmed(name)
+        elif IFACE_ID_KEY in ext:  # a VM or patch port OVSDB has no number for yet
             hint = self.hints.get(name)
             if hint is not None:
                 number, hinted = hint, True
@@ -313,7 +316,7 @@ class TrackingIdl(ovs.db.idl.Idl):
         return sorted((r for r in found if r is not None), key=lambda r: r.uuid.int)  # the attribute's order
 
     def view(self) -> DbView:
-        """The replica as a DbView; rebuilt only when change_seqno moved (our own uncommitted edits never
+        """The replica as a DbView; rebuilt only when state_seq() moved (our own uncommitted edits never
         show: committing a Transaction rolls them back locally), and then only where notify() said."""
         seq = self.state_seq()
         if self._view is not None and self._view[0] == seq:

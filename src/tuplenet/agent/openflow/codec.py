@@ -353,7 +353,7 @@ def resume(pin: PacketIn, data: bytes | None = None, xid: int = 0) -> bytes:
 OFPPR_ADD, OFPPR_DELETE, OFPPR_MODIFY = 0, 1, 2
 PORT_NAME_MAX = 14  # bytes: the 16-byte name field holds 15 and a NUL, and 15 may be a longer name truncated
 OFPORT_MAX = 0xFEFF  # ovs-vswitchd's highest port number (OFPP_MAX and above are reserved)
-_PORT_STATUS = struct.Struct("!B7xI4x6s2x16s")  # reason, pad, port_no, length + pad, hw_addr, pad, name
+_PORT_STATUS = struct.Struct("!B7xI4x6x2x16s")  # reason, pad, port_no, length + pad, hw_addr, pad, name
 
 
 def parse_port_status(body: bytes) -> tuple[int, int, str] | None:
@@ -361,7 +361,7 @@ def parse_port_status(body: bytes) -> tuple[int, int, str] | None:
     is not one to use: short, an unknown reason, a reserved number, a name that may be truncated or not text."""
     if len(body) < _PORT_STATUS.size:
         return None
-    reason, port_no, _hw, raw = _PORT_STATUS.unpack_from(body)
+    reason, port_no, raw = _PORT_STATUS.unpack_from(body)
     name = raw.split(b"\0", 1)[0]
     if reason > OFPPR_MODIFY or not 1 <= port_no <= OFPORT_MAX or not name or len(name) > PORT_NAME_MAX:
         return None

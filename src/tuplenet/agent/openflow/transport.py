@@ -72,8 +72,9 @@ class Transport:
         self._reader: threading.Thread | None = None
         self._last_error: Exception | None = None
         self._reset_sock: socket.socket | None = None
-        # Port-status messages, (reason, port number, name), on the reader thread, so it must not block; a new
-        # session first calls it with name None (forget what the last one said). Set before start().
+        # Port-status ADDs and DELETEs, (reason, port number, name), on the reader thread, so it must not
+        # block; called with name None when a session begins and ends (forget what it said). Set before start().
+        # Messages that arrive during the handshake are not seen: those ports get their number from OVSDB.
         self.on_port_status: Callable[[int, int, str | None], None] | None = None
 
     # --------------------------------------------------------------------------------- lifecycle
@@ -269,6 +270,8 @@ class Transport:
             reason = str(exc)
         if not self._closed.is_set():
             self.log.warning("OpenFlow connection to %s lost (%s); reconnecting", self.path, reason)
+        if self.on_port_status is not None:  # a restarted ovs-vswitchd may number ports anew
+            self.on_port_status(0, 0, None)
         self._drop_socket()
         self._fail_pending(OpenFlowDisconnected(f"connection to {self.path} lost: {reason}"))
         # A switch that breaks every session at once (a hostile peer) is retried ever more slowly.
@@ -372,9 +375,10 @@ class Transport:
                     self.stats["packet_ins_dropped"] += 1
                 return
         if mtype == c.OFPT_PORT_STATUS:
-            status = c.parse_port_status(body) if self.on_port_status is not None else None
-            if status is not None:
-                self.on_port_status(*status)  # type: ignore[misc]
+            cb = self.on_port_status
+            status = c.parse_port_status(body) if cb is not None else None
+            if cb is not None and status is not None and status[0] != c.OFPPR_MODIFY:  # (link state changes)
+                cb(*status)
             return
         with self._pending_lock:
             p = self._pending.get(xid)

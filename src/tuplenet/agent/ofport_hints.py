@@ -10,8 +10,9 @@ authority.
 
 The two streams are not ordered with each other, so a hint must never outlive the interface it was for: an
 interface row deleted in OVSDB drops its name's hint and blocks the name (`forget`) until ovs-vswitchd shows
-it has caught up with the deletion; a hint goes once OVSDB has the number. Names that may be truncated on OpenFlow and reserved port numbers never
-get here (codec.parse_port_status). A new OpenFlow session forgets everything (what it missed is unknown).
+it has caught up with the deletion; a hint goes once OVSDB has the number. Names that may be truncated on
+OpenFlow and reserved port numbers never get here (codec.parse_port_status). The start and end of an
+OpenFlow session and a new OVSDB session forget everything (what was missed is unknown).
 """
 
 from __future__ import annotations
@@ -58,14 +59,14 @@ class OfportHints:
         """The interface row of that name is gone from OVSDB: its hint goes, and announcements of that name
         are ignored until ovs-vswitchd shows it has caught up (a DELETE of the name, an OVSDB number for it,
         a new session): a late ADD of the old port must not number a new row. True if there was a hint."""
-        self._blocked.pop(name, None)
+        self._blocked.pop(name, None)  # re-inserted as the newest
         self._blocked[name] = None
         while len(self._blocked) > self.BLOCKED_MAX:
             del self._blocked[next(iter(self._blocked))]
         return self._by_name.pop(name, None) is not None
 
     def reset(self) -> list[str]:
-        """A new OpenFlow session (or OVSDB one): forget everything; the names that had a hint."""
+        """Forget everything (a session began or ended); the names that had a hint."""
         names = list(self._by_name)
         self._by_name.clear()
         self._blocked.clear()

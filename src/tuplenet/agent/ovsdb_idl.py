@@ -182,10 +182,20 @@ class TrackingIdl(ovs.db.idl.Idl):
         return self.change_seqno, self.hint_gen
 
     def port_status(self, reason: int, port_no: int, name: str | None) -> None:
-        """An OpenFlow port-status message of the bridge (name None: an OpenFlow session began or ended, or
-        the OVSDB session was re-established, whose re-listing tells no deletions). An interface still
-        without an OVSDB ofport, or whose view took a hint, gets a new view."""
-        names = self.hints.reset() if name is None else [name] if self.hints.update(reason, port_no, name) else []
+        """An OpenFlow port-status message of the bridge (name None: an OpenFlow session began or ended)."""
+        if name is None:
+            self.reset_hints()
+        elif self.hints.update(reason, port_no, name):
+            self._rehint([name])
+
+    def reset_hints(self) -> None:
+        """Forget every hint: an OpenFlow session began or ended, or the OVSDB session was re-established
+        (its re-listing tells no deletions)."""
+        self._rehint(self.hints.reset())
+
+    def _rehint(self, names: list[str]) -> None:
+        """These names' hints changed: an interface still without an OVSDB ofport, or whose view took a hint,
+        gets a new view."""
         for n in names:
             key = self._iface_named.get(n)
             if key is None:  # not in a view yet: its first view reads the hint

@@ -203,7 +203,7 @@ class IdlThread:
         if changed and (now >= self._next_publish or connected != was_connected):
             if connected and not was_connected:
                 if ever_connected:  # deletions while away came without notify(): no hint may outlive them
-                    idl.port_status(0, 0, None)
+                    idl.reset_hints()
                 self.stats["reconnects"] += ever_connected
                 ever_connected = True
             t0 = time.thread_time()

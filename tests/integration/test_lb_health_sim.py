@@ -131,13 +131,16 @@ def test_restarted_agent_keeps_its_down_verdict(cluster: Cluster) -> None:
     c.vm("hv1", "LS-A", *VM1)
     c.put(decode_lb("ls_lb", ("LS-A", "web"), {"vip": "10.10.1.100", "port": "80", "backends": "10.10.1.2:80",
                                                 "check": "tcp", "interval": "1", "rise": "2", "fall": "2"}))
-    env = {"TUPLENET_LIVENESS_TTL": "5"}
+    # The verdict's lease must outlive the restart: with 5 s, a restart slowed by a loaded CI host let the
+    # verdict expire first, and the new agent rightly started the backend up (one verdict change).
+    env = {"TUPLENET_LIVENESS_TTL": "60"}
     c.host("hv1").start_agent(c.endpoint, c.prefix, env)
     g1 = Guest(c, "hv1", VM1, mode="closed")
     try:
         wait_for(lambda: _value(c, KEY1), timeout=15, interval=0.05, what="vm1 marked down")
         first_lease = c.store.get(KEY1).lease
         c.host("hv1").agent.stop()
+        assert c.store.get(KEY1).lease == first_lease  # still held for the new agent to adopt
         c.host("hv1").start_agent(c.endpoint, c.prefix, env)
 
         def new_lease() -> bool:

@@ -170,7 +170,8 @@ def _tail(path: str, lines: int = 15) -> str:
 
 
 def wait_agents(sb: NetnsSandbox, hosts: list[str], timeout: float = 30.0) -> None:
-    """Until every agent in `hosts` has registered its chassis; an agent that dies meanwhile fails at once."""
+    """Until every agent in `hosts` has registered its chassis and, if it is TupleNet's agent, finished its
+    start-up (its status file names its pid); an agent that dies meanwhile fails at once."""
     deadline = time.monotonic() + timeout
     missing = set(hosts)
     while True:
@@ -181,8 +182,24 @@ def wait_agents(sb: NetnsSandbox, hosts: list[str], timeout: float = 30.0) -> No
                                    + _tail(os.path.join(log, "agent.out")))
         with contextlib.suppress(OSError, ValueError):  # etcd restarting: try again
             missing = set(hosts) - set(registered_chassis(sb))
+            missing |= {h for h in hosts if not _status_written(sb, h)}
             if not missing:
                 return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"agents on {', '.join(sorted(missing))} did not register within {timeout:.0f}s")
+            raise TimeoutError(f"agents on {', '.join(sorted(missing))} did not register or finish starting within {timeout:.0f}s")
         time.sleep(0.1)
+
+
+def _status_written(sb: NetnsSandbox, host: str) -> bool:
+    """TupleNet's agent writes its status file last in its start-up, while its chassis registration goes out
+    in the background earlier: a VM added between the two found no status file, so add-vm took the agent for
+    one that never marks ports and did not wait for the mark. A stand-in agent (another command) writes none."""
+    from .netns import DEFAULT_AGENT_CMD
+
+    if list(sb.agent_cmd or sb.state["agent"].get("cmd") or DEFAULT_AGENT_CMD) != list(DEFAULT_AGENT_CMD):
+        return True
+    try:
+        with open(os.path.join(sb.host_dir(host), "tuplenet", "status.json")) as f:
+            return json.load(f).get("pid") == sb.state["hosts"][host].get("agent_pid")
+    except (OSError, ValueError, AttributeError):
+        return False

@@ -421,6 +421,26 @@ def test_thread_survives_an_error_while_publishing(host: OvsHost, lo: LocalOvs,
     _survives(host, lo, inject)
 
 
+def test_stop_during_a_turn_is_not_lost(host: OvsHost, lo: LocalOvs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stop() after the thread's loop checked the stop flag but before the turn drained its wake-up pipe: the
+    turn took stop()'s byte, and the thread then slept until the next OVSDB message (up to 5 s: one agent
+    shutdown in five in the test suite)."""
+    # Idle: connected, nothing to commit or retry, and no change of ours for ovs-vswitchd to answer.
+    wait_for(lambda: not lo._dirty and lo._txn is None, 5, 0.005, "the thread idle")
+    drain = lo._drain_requests
+
+    def stop_then_drain() -> None:
+        lo._stopping = True  # what stop() does, in its order
+        lo._wake()
+        drain()
+
+    monkeypatch.setattr(lo, "_drain_requests", stop_then_drain)
+    lo._wake()  # a turn begins
+    assert lo._thread is not None
+    lo._thread.join(2.0)
+    assert not lo._thread.is_alive()
+
+
 def test_readiness_marks_follow_the_wish(host: OvsHost, lo: LocalOvs) -> None:
     lo.ensure_bridge()
     for name in ("vm1", "vm2"):

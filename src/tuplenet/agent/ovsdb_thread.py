@@ -235,7 +235,8 @@ class IdlThread:
             poller.timer_wait(max(0, int((wake_at - time.monotonic()) * 1000)) + 1)
         if changed:  # a publish is due once the interval has passed
             poller.timer_wait(max(0, int((self._next_publish - time.monotonic()) * 1000)) + 1)
-        poller.block()
+        if not self._stopping:  # stop()'s wake-up may be the byte _drain_requests took at the top of this turn
+            poller.block()
         return last_seqno, was_connected, ever_connected
 
     def _reconcile(self, idl: ovsdb_idl.TrackingIdl) -> None:

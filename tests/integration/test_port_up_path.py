@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from agent_cluster import Cluster
+from tuplenet.agent.status import read_status
 from tuplenet.model import LS, LSP
 from tuplenet.sandbox.etcd import EtcdServer
 from tuplenet.sandbox.procs import wait_for
@@ -67,6 +69,29 @@ def test_local_flows_do_not_wait_for_the_claim_to_come_back(sim3, tmp_path, pref
         wait_for(lambda: any("dl_dst=" + X_MAC in f and hv1_ip in f for f in c.flows("hv2")),
                  timeout=10, what="hv2 reaches vmx through hv1")
         assert classify_flows(c, "hv1", ofport)
+    finally:
+        os.kill(etcd.proc.pid, signal.SIGCONT)
+        c.store.close()
+        for h in ("hv1", "hv2"):  # while their etcd is still there
+            c.host(h).stop_agents()
+        etcd.stop()
+
+
+def test_agent_stops_promptly_while_etcd_is_frozen(sim3, tmp_path, prefix: str) -> None:
+    """SIGTERM with etcd unreachable: the agent exits at once, cleanly; its liveness lease, which it could not
+    revoke, expires by itself (it waited out the store's whole retry budget per revoke before)."""
+    etcd = EtcdServer(str(tmp_path / "etcd")).start()
+    c = Cluster(sim3, etcd.endpoint, prefix)
+    try:
+        c.put(LS("ls1", 1))
+        agent = c.host("hv1").start_agent(c.endpoint, c.prefix)
+        rundir = os.path.join(c.host("hv1").dir, "tuplenet")
+        wait_for(lambda: read_status(rundir).get("pid") == agent.pid, timeout=20, what="hv1's agent started")
+        os.kill(etcd.proc.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        rc = agent.stop(timeout=10)
+        took = time.monotonic() - t0
+        assert rc == 0 and took < 3, (rc, took)
     finally:
         os.kill(etcd.proc.pid, signal.SIGCONT)
         c.store.close()

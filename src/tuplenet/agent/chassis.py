@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 
 ECHO_WAIT = 5.0  # s: how long a registration we wrote may take to come back through the watch
+REVOKE_TIMEOUT = 1.0  # s: a stopping agent gives up revoking its liveness lease (it expires with its TTL)
 
 
 def chassis_key(name: str) -> str:
@@ -111,6 +112,6 @@ class ChassisPresence:
         if self.lease is not None:
             try:
                 self.lease.stop()
-                self.lease.revoke()
+                self.lease.revoke(timeout=REVOKE_TIMEOUT)  # with etcd away, the lease expires by itself
             except StoreError:
                 pass

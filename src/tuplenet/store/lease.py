@@ -68,11 +68,12 @@ class Lease:
         with decoding("/v3/lease/timetolive"):
             return int(answer.get("TTL", -1))
 
-    def revoke(self) -> None:
-        """Stop the keepalive and delete the lease and its keys now; a lease already gone is not an error."""
+    def revoke(self, timeout: float | None = None) -> None:
+        """Stop the keepalive and delete the lease and its keys now; a lease already gone is not an error.
+        `timeout`: give up after that many seconds (StoreError), as a stopping process should."""
         self.stop()
         try:
-            self._transport.call("/v3/lease/revoke", {"ID": str(self.id)})
+            self._transport.call("/v3/lease/revoke", {"ID": str(self.id)}, timeout=timeout)
         except EtcdError as exc:
             if exc.code != GRPC_NOT_FOUND:
                 raise

@@ -95,4 +95,5 @@ def test_agent_stops_promptly_while_etcd_is_frozen(sim3, tmp_path, prefix: str) 
     finally:
         os.kill(etcd.proc.pid, signal.SIGCONT)
         c.store.close()
+        c.host("hv1").stop_agents()  # while its etcd is still there
         etcd.stop()

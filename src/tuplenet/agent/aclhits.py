@@ -20,6 +20,7 @@ from typing import Any
 
 from ..model import entity_key
 from ..store import StoreError
+from ..store.lease import STOP_WAIT
 from . import tables as T
 from .flow import COOKIE_TAG, COOKIE_TAG_MASK, COOKIE_TAG_SHIFT
 from .openflow import codec as c
@@ -102,7 +103,7 @@ class AclHits(threading.Thread):
     def stop(self) -> None:
         self._stop_ev.set()
         if self._lease is not None:
-            self._lease.stop()
+            self._lease.stop(wait=STOP_WAIT)
 
 
 __all__ = ["AclHits", "HITS_PREFIX", "read_counters", "rule_hits"]

@@ -13,12 +13,12 @@ import time
 
 from ..model import Chassis
 from ..store import Compare, Lease, Op, Store, StoreError
+from ..store.lease import STOP_WAIT
 
 log = logging.getLogger(__name__)
 
 
 ECHO_WAIT = 5.0  # s: how long a registration we wrote may take to come back through the watch
-REVOKE_TIMEOUT = 1.0  # s: a stopping agent gives up revoking its liveness lease (it expires with its TTL)
 
 
 def chassis_key(name: str) -> str:
@@ -111,7 +111,6 @@ class ChassisPresence:
         """Stop refreshing; the key expires by itself (a clean stop revokes it at once)."""
         if self.lease is not None:
             try:
-                self.lease.stop()
-                self.lease.revoke(timeout=REVOKE_TIMEOUT)  # with etcd away, the lease expires by itself
+                self.lease.revoke(timeout=STOP_WAIT)  # with etcd away, the lease expires by itself
             except StoreError:
                 pass

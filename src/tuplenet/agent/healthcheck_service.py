@@ -23,6 +23,7 @@ from typing import Any
 from ..model import ModelError
 from ..model.lb import HEALTH_PREFIX, HealthVerdict, decode_health_value, parse_health_key
 from ..store import Store, StoreError
+from ..store.lease import STOP_WAIT
 from . import tables as T
 from .flow import Output
 from .healthcheck import Checker, Target, TargetKey, health_key
@@ -78,9 +79,9 @@ class VerdictWriter:
     def stop(self) -> None:
         self._stop = True
         self._wake.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=STOP_WAIT)  # a write stuck on an unreachable etcd ends with the process
         if self.lease is not None:
-            self.lease.stop()  # not revoked: a restarted agent adopts the verdicts (module docstring)
+            self.lease.stop(wait=STOP_WAIT)  # not revoked: a restarted agent adopts the verdicts (module docstring)
 
     def _regrant(self, _lease_id: int) -> None:
         with self._lock:

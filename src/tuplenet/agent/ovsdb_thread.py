@@ -146,7 +146,8 @@ class IdlThread:
         poller = ovs.poller.Poller()
         poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
         poller.timer_wait(int(self._error_backoff * 1000))
-        poller.block()
+        if not self._stopping:  # as in _step: the failed turn may have drained stop()'s wake-up
+            poller.block()
 
     def _note_mirrors(self, problems: dict[str, str]) -> None:
         """Mirrors that cannot be applied: logged once per change, listed in status (`ovsdb.mirror_problems`)."""
@@ -235,7 +236,7 @@ class IdlThread:
             poller.timer_wait(max(0, int((wake_at - time.monotonic()) * 1000)) + 1)
         if changed:  # a publish is due once the interval has passed
             poller.timer_wait(max(0, int((self._next_publish - time.monotonic()) * 1000)) + 1)
-        if not self._stopping:  # stop()'s wake-up may be the byte _drain_requests took at the top of this turn
+        if not self._stopping:  # stop()'s wake-up may be the byte this turn's _drain_requests took
             poller.block()
         return last_seqno, was_connected, ever_connected
 

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 if agents:
                     t0 = time.monotonic()
                     sb.wait_agents(timeout=args.wait)
-                    print(f"agents     registered in etcd after {time.monotonic() - t0:.2f}s", flush=True)
+                    print(f"agents     registered and started after {time.monotonic() - t0:.2f}s", flush=True)
             except (SandboxError, TimeoutError, OSError) as exc:
                 print(f"error: {exc}\nthe sandbox may be partly built; `down` removes it: "
                       + _hint(args, "down"), file=sys.stderr)

@@ -186,20 +186,20 @@ def wait_agents(sb: NetnsSandbox, hosts: list[str], timeout: float = 30.0) -> No
             if not missing:
                 return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"agents on {', '.join(sorted(missing))} did not register or finish starting within {timeout:.0f}s")
+            raise TimeoutError(f"agents on {', '.join(sorted(missing))} did not register or finish starting "
+                               f"within {timeout:.0f}s")
         time.sleep(0.1)
 
 
 def _status_written(sb: NetnsSandbox, host: str) -> bool:
-    """TupleNet's agent writes its status file last in its start-up, while its chassis registration goes out
-    in the background earlier: a VM added between the two found no status file, so add-vm took the agent for
-    one that never marks ports and did not wait for the mark. A stand-in agent (another command) writes none."""
-    from .netns import DEFAULT_AGENT_CMD
+    """TupleNet's agent writes its status file last in its start-up; its chassis registration goes out
+    earlier, in the background. A stand-in agent (another command) writes none."""
+    from .netns_hosts import agent_status_path, runs_tuplenet_agent
 
-    if list(sb.agent_cmd or sb.state["agent"].get("cmd") or DEFAULT_AGENT_CMD) != list(DEFAULT_AGENT_CMD):
+    if not runs_tuplenet_agent(sb):
         return True
     try:
-        with open(os.path.join(sb.host_dir(host), "tuplenet", "status.json")) as f:
+        with open(agent_status_path(sb, host)) as f:
             return json.load(f).get("pid") == sb.state["hosts"][host].get("agent_pid")
     except (OSError, ValueError, AttributeError):
         return False

@@ -187,8 +187,6 @@ def teardown_host(sb: NetnsSandbox, name: str) -> None:
 def start_agent(sb: NetnsSandbox, host: str, env: Mapping[str, str] | None = None) -> int:
     """`<agent cmd> -a <relay> -p <prefix> -f <tunnel ip> -l <log dir>` inside the host namespace, with the
     0.3 environment pointing at this host's private OVS. Returns the agent's pid."""
-    from .netns import DEFAULT_AGENT_CMD
-
     h, a = sb.state["hosts"][host], sb.state["agent"]
     if not sb.state["etcd"].get("endpoint"):
         raise SandboxError("agents need etcd: up(etcd=True or an endpoint)")
@@ -198,11 +196,11 @@ def start_agent(sb: NetnsSandbox, host: str, env: Mapping[str, str] | None = Non
     os.makedirs(logdir, exist_ok=True)
     if env is not None:
         h["agent_env"] = dict(env)
-    argv = [*(sb.agent_cmd or a.get("cmd") or DEFAULT_AGENT_CMD), "-a", sb.agent_etcd_endpoint,
+    argv = [*agent_cmd(sb), "-a", sb.agent_etcd_endpoint,
             "-p", a.get("prefix", "/tuplenet/"), "-f", h["tunnel_ip"], "-l", logdir]
     full, penv = sb.command(host, argv)
     penv.update({"TUPLENET_RUNDIR": rundir, "TUPLENET_OVSDB_PATH": os.path.join(d, "db.sock"),
-                 "ONDEMAND": "0", **a.get("env", {}), **sb.agent_env, **h.get("agent_env", {})})
+                 "ONDEMAND": "0", **agent_env(sb, host)})
     with open(os.path.join(logdir, "agent.out"), "ab") as out:
         proc = subprocess.Popen(full, env=penv, cwd=d, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -210,6 +208,27 @@ def start_agent(sb: NetnsSandbox, host: str, env: Mapping[str, str] | None = Non
     sb._save()
     sb.log(f"agent      {host} pid {proc.pid}")
     return proc.pid
+
+
+def agent_cmd(sb: NetnsSandbox) -> list[str]:
+    from .netns import DEFAULT_AGENT_CMD
+
+    return list(sb.agent_cmd or sb.state["agent"].get("cmd") or DEFAULT_AGENT_CMD)
+
+
+def agent_env(sb: NetnsSandbox, host: str) -> dict[str, str]:
+    """The environment the sandbox adds for `host`'s agent (its own settings win over the defaults)."""
+    return {**sb.state["agent"].get("env", {}), **sb.agent_env, **sb.state["hosts"][host].get("agent_env", {})}
+
+
+def agent_status_path(sb: NetnsSandbox, host: str) -> str:
+    rundir = agent_env(sb, host).get("TUPLENET_RUNDIR") or os.path.join(sb.host_dir(host), "tuplenet")
+    return os.path.join(rundir, "status.json")
+
+
+def runs_tuplenet_agent(sb: NetnsSandbox) -> bool:
+    """The hosts run TupleNet's agent, which reports its status and marks ports ready (not a stand-in)."""
+    return "tuplenet.agent.main" in agent_cmd(sb)
 
 
 READY_WAIT = 10.0  # s: how long add-vm waits for the agent's readiness mark before letting the VM talk anyway
@@ -255,8 +274,9 @@ def add_vm(sb: NetnsSandbox, name: str, host: str, ip: str, mac: str | None, gat
         run(["ip", "-n", hns, "link", "set", port, "up"])
         sb.ovs(host, "add-port", "br-int", port, "--", "set", "Interface", port,
                f"external_ids:iface-id={iface_id}", f"external_ids:attached-mac={vm['mac']}")
-        if ready_wait is None:  # a running agent that reports status (not a stand-in) will mark the port
-            reports = os.path.exists(os.path.join(sb.host_dir(host), "tuplenet", "status.json"))
+        if ready_wait is None:  # a running agent that marks ports (not a stand-in) will mark this one, also
+            # when it is still starting (its status file not written yet)
+            reports = runs_tuplenet_agent(sb) or os.path.exists(agent_status_path(sb, host))
             ready_wait = READY_WAIT if reports and sb.agent_alive(host) else 0.0
         vm["ready"] = wait_port_ready(sb, host, port, ready_wait) if ready_wait > 0 else False
         # Only now may the VM send its first frame.

@@ -12,6 +12,8 @@ from .transport import GRPC_NOT_FOUND, EtcdError, Transport, one_line
 
 log = logging.getLogger("tuplenet.store")
 
+STOP_WAIT = 1.0  # s: what a stopping process gives etcd per lease (stop, revoke); an unrevoked lease expires
+
 
 def grant(transport: Transport, ttl: int) -> int:
     """A new lease id; a retried grant can at worst leak a lease that expires on its own, so it is retried."""
@@ -71,7 +73,7 @@ class Lease:
     def revoke(self, timeout: float | None = None) -> None:
         """Stop the keepalive and delete the lease and its keys now; a lease already gone is not an error.
         `timeout`: give up after that many seconds (StoreError), as a stopping process should."""
-        self.stop()
+        self.stop(wait=timeout)
         try:
             self._transport.call("/v3/lease/revoke", {"ID": str(self.id)}, timeout=timeout)
         except EtcdError as exc:
@@ -92,12 +94,14 @@ class Lease:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop refreshing (the lease then expires after its ttl unless revoked)."""
+    def stop(self, wait: float | None = None) -> None:
+        """Stop refreshing (the lease then expires after its ttl unless revoked). A refresh in flight is waited
+        for up to `wait` s (default: the transport's timeout); one that ends later only refreshes, never
+        re-grants (_keepalive), so a stopping process need not wait out an unreachable etcd."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self._transport.timeout + 1.0)
+            thread.join(timeout=wait if wait is not None else self._transport.timeout + 1.0)
         self._thread = None
 
     def _keepalive(self, period: float) -> None:
@@ -109,6 +113,8 @@ class Lease:
                 self.refreshes += 1
                 wait = period
             except LeaseExpired:
+                if self._stop.is_set():  # revoked while this refresh was in flight: nothing to keep alive
+                    return
                 wait = period if self._regrant() else retry
             except StoreError as exc:
                 self._failed(str(exc))

@@ -81,7 +81,7 @@ class VerdictWriter:
         self._wake.set()
         self._thread.join(timeout=STOP_WAIT)  # a write stuck on an unreachable etcd ends with the process
         if self.lease is not None:
-            self.lease.stop(wait=STOP_WAIT)  # not revoked: a restarted agent adopts the verdicts (module docstring)
+            self.lease.stop(wait=STOP_WAIT)  # not revoked: a restarted agent adopts the verdicts (docstring)
 
     def _regrant(self, _lease_id: int) -> None:
         with self._lock:

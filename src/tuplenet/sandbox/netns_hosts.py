@@ -218,7 +218,8 @@ def agent_cmd(sb: NetnsSandbox) -> list[str]:
 
 def agent_env(sb: NetnsSandbox, host: str) -> dict[str, str]:
     """The environment the sandbox adds for `host`'s agent (its own settings win over the defaults)."""
-    return {**sb.state["agent"].get("env", {}), **sb.agent_env, **sb.state["hosts"][host].get("agent_env", {})}
+    own = sb.state["hosts"][host].get("agent_env", {})
+    return {**sb.state["agent"].get("env", {}), **sb.agent_env, **own}
 
 
 def agent_status_path(sb: NetnsSandbox, host: str) -> str:

@@ -95,9 +95,9 @@ class Lease:
         return self
 
     def stop(self, wait: float | None = None) -> None:
-        """Stop refreshing (the lease then expires after its ttl unless revoked). A refresh in flight is waited
-        for up to `wait` s (default: the transport's timeout); one that ends later only refreshes, never
-        re-grants (_keepalive), so a stopping process need not wait out an unreachable etcd."""
+        """Stop refreshing (the lease then expires after its ttl unless revoked). A refresh in flight is
+        waited for up to `wait` s (default: the transport's timeout); one that ends later only refreshes,
+        never re-grants (_keepalive), so a stopping process need not wait out an unreachable etcd."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():

@@ -8,6 +8,7 @@ token never ran, so it is safe to fetch a new token and send it again.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from .errors import GRPC_PERMISSION_DENIED, GRPC_UNAUTHENTICATED, AuthFailed, StoreError
@@ -20,6 +21,9 @@ Authenticator = Callable[[str, str, "float | None"], str]
 def token_refused(message: str) -> bool:
     """etcd says the request's token is bad or missing (an error answer or a watch's cancel reason)."""
     return "invalid auth token" in message or "user name is empty" in message
+
+
+MIN_STEP = 0.05  # s: the least a step of send() gets once its caller's timeout is spent (then it fails fast)
 
 
 class Auth:
@@ -49,19 +53,25 @@ class Auth:
         """The token in hand, without fetching one (None without a user or before the first login)."""
         return self._token
 
-    def send(self, request: Callable[[str | None], dict], etcd_error: type[StoreError],
+    def send(self, request: Callable[[str | None, float | None], dict], etcd_error: type[StoreError],
              timeout: float | None) -> dict:
-        """request(token) with the current token; once more with a fresh one when etcd refuses it (the refused
-        request never ran, so resending is safe even for writes). Shared by both transports."""
-        token = self.token(timeout)
+        """request(token, timeout) with the current token; once more with a fresh one when etcd refuses it (the
+        refused request never ran, so resending is safe even for writes). Shared by both transports.
+        `timeout` bounds the whole: each step (login, request, login, resend) gets what is left of it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(deadline - time.monotonic(), MIN_STEP)
+
+        token = self.token(left())
         try:
-            return request(token)
+            return request(token, left())
         except etcd_error as exc:
             if not self.rejected(exc):
                 raise self.explain(exc) from None
-        token = self.token(timeout, stale=token)
+        token = self.token(left(), stale=token)
         try:
-            return request(token)
+            return request(token, left())
         except etcd_error as exc:
             raise self.explain(exc) from None
 

@@ -156,7 +156,7 @@ class GrpcTransport:
              timeout: float | None = None) -> dict[str, Any]:
         """The gateway's call(): `body` and the answer in the gateway's JSON shapes; one re-auth on a refused
         token."""
-        return self.auth.send(lambda token: self.request(path, body, idempotent, timeout, token), EtcdError, timeout)
+        return self.auth.send(lambda token, t: self.request(path, body, idempotent, t, token), EtcdError, timeout)
 
     def request(self, path: str, body: dict[str, Any], idempotent: bool = True, timeout: float | None = None,
                 token: str | None = None) -> dict[str, Any]:

@@ -270,7 +270,7 @@ class Transport:
         With a user configured the request carries a token, fetched on first use and again when etcd says it
         expired (the refused request did not run, so it is sent again even if not idempotent).
         """
-        return self.auth.send(lambda token: self.request(path, body, idempotent, timeout, token), EtcdError, timeout)
+        return self.auth.send(lambda token, t: self.request(path, body, idempotent, t, token), EtcdError, timeout)
 
     def request(self, path: str, body: dict[str, Any], idempotent: bool = True, timeout: float | None = None,
                 token: str | None = None) -> dict[str, Any]:

@@ -31,12 +31,18 @@ class HungKeepalive:
         return {}
 
 
-def test_revoke_does_not_wait_out_a_hung_refresh_and_nothing_is_regranted() -> None:
-    t = HungKeepalive()
+def refreshing(t: HungKeepalive) -> tuple[Lease, threading.Thread]:
+    """A lease whose keepalive thread is inside a refresh that hangs on `t`."""
     lease = Lease(t, 0x10, 3)  # type: ignore[arg-type]
     lease.start_keepalive(interval=0.01)
     thread = lease._thread
     assert thread is not None and t.entered.wait(5)
+    return lease, thread
+
+
+def test_revoke_does_not_wait_out_a_hung_refresh_and_nothing_is_regranted() -> None:
+    t = HungKeepalive()
+    lease, thread = refreshing(t)
     t0 = time.monotonic()
     lease.revoke(timeout=0.2)
     assert time.monotonic() - t0 < 1.0  # not the transport's 5 s + 1
@@ -49,10 +55,7 @@ def test_revoke_does_not_wait_out_a_hung_refresh_and_nothing_is_regranted() -> N
 
 def test_stop_without_wait_still_waits_for_the_refresh_in_flight() -> None:
     t = HungKeepalive()
-    lease = Lease(t, 0x10, 3)  # type: ignore[arg-type]
-    lease.start_keepalive(interval=0.01)
-    thread = lease._thread
-    assert thread is not None and t.entered.wait(5)
+    lease, thread = refreshing(t)
     threading.Timer(0.3, t.release.set).start()
     lease.stop()
     assert not thread.is_alive() and lease.regrants == 0

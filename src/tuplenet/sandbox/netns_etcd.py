@@ -194,12 +194,9 @@ def wait_agents(sb: NetnsSandbox, hosts: list[str], timeout: float = 30.0) -> No
 def _status_written(sb: NetnsSandbox, host: str) -> bool:
     """TupleNet's agent writes its status file last in its start-up; its chassis registration goes out
     earlier, in the background. A stand-in agent (another command) writes none."""
-    from .netns_hosts import agent_status_path, runs_tuplenet_agent
+    from ..agent.status import read_status
+    from .netns_hosts import agent_rundir, runs_tuplenet_agent
 
     if not runs_tuplenet_agent(sb):
         return True
-    try:
-        with open(agent_status_path(sb, host)) as f:
-            return json.load(f).get("pid") == sb.state["hosts"][host].get("agent_pid")
-    except (OSError, ValueError, AttributeError):
-        return False
+    return read_status(agent_rundir(sb, host)).get("pid") == sb.state["hosts"][host].get("agent_pid")

@@ -222,9 +222,9 @@ def agent_env(sb: NetnsSandbox, host: str) -> dict[str, str]:
     return {**sb.state["agent"].get("env", {}), **sb.agent_env, **own}
 
 
-def agent_status_path(sb: NetnsSandbox, host: str) -> str:
-    rundir = agent_env(sb, host).get("TUPLENET_RUNDIR") or os.path.join(sb.host_dir(host), "tuplenet")
-    return os.path.join(rundir, "status.json")
+def agent_rundir(sb: NetnsSandbox, host: str) -> str:
+    """Where `host`'s agent writes its status file (agent/status.py)."""
+    return agent_env(sb, host).get("TUPLENET_RUNDIR") or os.path.join(sb.host_dir(host), "tuplenet")
 
 
 def runs_tuplenet_agent(sb: NetnsSandbox) -> bool:
@@ -277,7 +277,7 @@ def add_vm(sb: NetnsSandbox, name: str, host: str, ip: str, mac: str | None, gat
                f"external_ids:iface-id={iface_id}", f"external_ids:attached-mac={vm['mac']}")
         if ready_wait is None:  # a running agent that marks ports (not a stand-in) will mark this one, also
             # when it is still starting (its status file not written yet)
-            reports = runs_tuplenet_agent(sb) or os.path.exists(agent_status_path(sb, host))
+            reports = runs_tuplenet_agent(sb) or os.path.exists(os.path.join(agent_rundir(sb, host), "status.json"))
             ready_wait = READY_WAIT if reports and sb.agent_alive(host) else 0.0
         vm["ready"] = wait_port_ready(sb, host, port, ready_wait) if ready_wait > 0 else False
         # Only now may the VM send its first frame.

@@ -376,9 +376,10 @@ class Transport:
                 return
         if mtype == c.OFPT_PORT_STATUS:
             cb = self.on_port_status
-            status = c.parse_port_status(body) if cb is not None else None
-            if cb is not None and status is not None and status[0] != c.OFPPR_MODIFY:  # (link state changes)
-                cb(*status)
+            if cb is not None:
+                status = c.parse_port_status(body)
+                if status is not None and status[0] != c.OFPPR_MODIFY:  # (link state changes)
+                    cb(*status)
             return
         with self._pending_lock:
             p = self._pending.get(xid)

@@ -11,7 +11,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Fast, single-host benchmarks first; the ones that build namespaces or many daemons last.
-ORDER = ["bench_watch_decode.py", "bench_engine.py", "bench_acl.py", "bench_openflow.py", "bench_tpctl.py", "bench_trace.py",
+ORDER = ["bench_watch_decode.py", "bench_engine.py", "bench_ovsdb_view.py", "bench_acl.py", "bench_openflow.py", "bench_tpctl.py", "bench_trace.py",
          "bench_start.py", "bench_latency.py", "bench_port_up.py", "bench_api.py", "bench_cni.py", "bench_e2e.py",
          "bench_lb.py", "bench_lb_health.py", "bench_nat.py", "bench_edge_failover.py", "bench_live_trace.py",
          "bench_ondemand.py"]

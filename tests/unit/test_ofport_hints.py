@@ -10,11 +10,11 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_ovsdb_idl_incremental import Replica, ref
 
 from fuzz_settings import FUZZ_EXAMPLES, fuzz
 from tuplenet.agent.ofport_hints import OfportHints
 from tuplenet.agent.openflow import codec as c
+from tuplenet.sandbox.idl_feed import Replica, ref
 
 ADD, DELETE, MODIFY = c.OFPPR_ADD, c.OFPPR_DELETE, c.OFPPR_MODIFY
 

@@ -131,7 +131,7 @@ class TrackingIdl(ovs.db.idl.Idl):
         # by the uuids' ints, which hash and compare at C speed (uuid.UUID's own methods are Python code)
         self._bridge_cache: dict[uuid.UUID, tuple[Any, BridgeView, tuple[uuid.UUID, ...], dict[int, int]]] = {}
         self._dirty_ports: dict[uuid.UUID, set[uuid.UUID]] = {}  # bridge -> ports whose interfaces changed
-        # bridges whose row changed -> whether more than its `ports` did (its own columns: a new BridgeView)
+        # bridges whose port list may have changed -> whether their own columns did too (then a new BridgeView)
         self._relist: dict[uuid.UUID, bool] = {}
         self.relisted = 0  # port lists updated in place (tests)
         self._port_of: dict[uuid.UUID, uuid.UUID] = {}  # interface -> the port that held it at the last view
@@ -161,9 +161,16 @@ class TrackingIdl(ovs.db.idl.Idl):
                     self._dirty_ports.setdefault(bridge, set()).add(key)
                 if event != ovs.db.idl.ROW_UPDATE:  # gone from its bridge, or maybe: the list is checked
                     self._relist.setdefault(bridge, False)
+                cols = _changed_columns(updates) if event == ovs.db.idl.ROW_UPDATE else None
+                if event != ovs.db.idl.ROW_DELETE and (cols is None or "name" in cols):  # renamed, maybe
+                    mirrors = self.tables.get("Mirror")
+                    if mirrors is not None and mirrors.rows:  # mirror views name their ports: rebuild, rare
+                        self._bridge_cache.clear()
         elif table == "Bridge":
             if event == ovs.db.idl.ROW_UPDATE:  # its ports or its own columns: relisted in place (_bridge)
-                self._relist[key] = self._relist.get(key, False) or _own_columns_changed(updates)
+                cols = _changed_columns(updates)
+                own = cols is None or bool(cols - {"ports"})
+                self._relist[key] = self._relist.get(key, False) or own
             else:
                 self._bridge_cache.pop(key, None)
         elif table != "Open_vSwitch":  # Mirror, IPFIX: part of a bridge's view, rare; rebuild every bridge
@@ -275,7 +282,8 @@ class TrackingIdl(ovs.db.idl.Idl):
                     for u in dirty:
                         ports[index[u.int]] = self._port(rows[u], br.uuid)
                 # A port added or deleted changes only `ports`: the bridge's other fields are the cached view's
-                # (reading them again through python-ovs's Row attributes was ~0.15 ms a port up or down).
+                # (reading them again through python-ovs's Row attributes cost ~0.08 ms a port up or down).
+                # Mirror views also name ports: notify() drops the cache when a port's name may change.
                 view = self._bridge_view(br, tuple(ports)) if own else replace(hit[1], ports=tuple(ports))
                 self._bridge_cache[br.uuid] = (br, view, uuids, index)
                 return view
@@ -373,13 +381,11 @@ class TrackingIdl(ovs.db.idl.Idl):
                     del m[k]
 
 
-def _own_columns_changed(updates: Any) -> bool:
-    """Whether a Bridge row's update touched more than its `ports`. python-ovs passes the changed columns' old
-    values as `updates` (update2/update3); without them (an update of the first protocol), assume it did."""
+def _changed_columns(updates: Any) -> frozenset[str] | None:
+    """The columns a ROW_UPDATE changed: python-ovs passes their old values as `updates` (every protocol).
+    None (assume any) if they come in another shape."""
     data = updates.__dict__.get("_data") if updates is not None else None
-    if not isinstance(data, dict):
-        return True
-    return any(column != "ports" for column in data)
+    return frozenset(data) if isinstance(data, dict) else None
 
 
 def _port_uuids(br: Any) -> list[uuid.UUID] | None:

@@ -1,6 +1,7 @@
-"""A TrackingIdl fed OVSDB updates without a server: python-ovs's own update parser gets update2 messages
-(monitor_cond_since's) built from a small model of two bridges, their ports and interfaces. The incremental-view
-tests compare its view with one built from empty caches; bench/bench_ovsdb_view.py times the view."""
+"""A TrackingIdl fed OVSDB updates without a server: python-ovs's own update parser gets row updates in update2's
+format (as monitor_cond and monitor_cond_since send them), built from a small model of two bridges, their ports
+and interfaces. The incremental-view tests compare its view with one built from empty caches;
+bench/bench_ovsdb_view.py times the view."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tuplenet.agent.ovsdb import LocalOvs, OvsdbError, OvsState
+from tuplenet.sandbox.idl_feed import cold_view
 from tuplenet.sandbox.procs import wait_for
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -471,20 +472,6 @@ def test_patch_port_never_touches_a_port_it_did_not_create(host: OvsHost, lo: Lo
     assert lo.stats["patch_ignored"] == 2 and lo.stats["foreign_ports"] == 1
 
 
-def _cold_view(idl: Any) -> Any:
-    """The view built from scratch (empty caches) from the same replica."""
-    names = ("_iface_cache", "_port_cache", "_bridge_cache", "_port_of", "_bridge_of", "_dirty_ports")
-    saved = {n: getattr(idl, n) for n in names} | {"_view": idl._view}
-    for n in names:
-        setattr(idl, n, {})
-    idl._view = None
-    try:
-        return idl.view()
-    finally:
-        for n, v in saved.items():
-            setattr(idl, n, v)
-
-
 def test_incremental_view_equals_a_view_built_from_scratch(host: OvsHost) -> None:
     """TrackingIdl rebuilds only what notify() says changed: at every update the replica goes through, its
     view must equal one built from nothing (ports, interfaces, ofports, ids, bridges, mirrors, IPFIX)."""
@@ -503,7 +490,7 @@ def test_incremental_view_equals_a_view_built_from_scratch(host: OvsHost) -> Non
             seq = idl.change_seqno
             idl.run()
             if idl.change_seqno != seq and idl.connected():
-                if idl.view() != _cold_view(idl):
+                if idl.view() != cold_view(idl):
                     wrong.append(what)
                 for br in idl.tables["Bridge"].rows.values():  # read from the datum as python-ovs reads it
                     if [r.uuid for r in idl._port_rows(br)] != [p.uuid for p in br.ports if p is not None]:

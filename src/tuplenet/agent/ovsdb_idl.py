@@ -161,10 +161,10 @@ class TrackingIdl(ovs.db.idl.Idl):
                     self._dirty_ports.setdefault(bridge, set()).add(key)
                 if event != ovs.db.idl.ROW_UPDATE:  # gone from its bridge, or maybe: the list is checked
                     self._relist.setdefault(bridge, False)
-                cols = _changed_columns(updates) if event == ovs.db.idl.ROW_UPDATE else None
-                if event != ovs.db.idl.ROW_DELETE and (cols is None or "name" in cols):  # renamed, maybe
-                    mirrors = self.tables.get("Mirror")
-                    if mirrors is not None and mirrors.rows:  # mirror views name their ports: rebuild, rare
+                mirrors = self.tables.get("Mirror")
+                if event != ovs.db.idl.ROW_DELETE and mirrors is not None and mirrors.rows:
+                    cols = _changed_columns(updates) if event == ovs.db.idl.ROW_UPDATE else None
+                    if cols is None or "name" in cols:  # renamed, maybe: mirror views name their ports (rare)
                         self._bridge_cache.clear()
         elif table == "Bridge":
             if event == ovs.db.idl.ROW_UPDATE:  # its ports or its own columns: relisted in place (_bridge)

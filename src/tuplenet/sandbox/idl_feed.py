@@ -101,14 +101,21 @@ class Replica:
 
     def cold(self) -> Any:
         """The view built from nothing, leaving the incremental caches as they were."""
-        idl = self.idl
-        saved = (idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._dirty_ports, idl._relist, idl._view,
-                 idl._iface_named, idl._hinted, idl._port_of, idl._bridge_of)
-        idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._dirty_ports, idl._relist, idl._view = \
-            {}, {}, {}, {}, {}, None
-        idl._iface_named, idl._hinted, idl._port_of, idl._bridge_of = {}, set(), {}, {}
-        try:
-            return idl.view()
-        finally:
-            (idl._iface_cache, idl._port_cache, idl._bridge_cache, idl._dirty_ports, idl._relist,
-             idl._view, idl._iface_named, idl._hinted, idl._port_of, idl._bridge_of) = saved
+        return cold_view(self.idl)
+
+
+_CACHES = {"_iface_cache": dict, "_port_cache": dict, "_bridge_cache": dict, "_dirty_ports": dict, "_relist": dict,
+           "_iface_named": dict, "_hinted": set, "_port_of": dict, "_bridge_of": dict}
+
+
+def cold_view(idl: TrackingIdl) -> Any:
+    """`idl`'s view built from empty caches (what the incremental view must equal), every cache restored after."""
+    saved = {n: getattr(idl, n) for n in _CACHES} | {"_view": idl._view}
+    for n, empty in _CACHES.items():
+        setattr(idl, n, empty())
+    idl._view = None
+    try:
+        return idl.view()
+    finally:
+        for n, v in saved.items():
+            setattr(idl, n, v)
